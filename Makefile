@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make demo` (full GSOCseq run on the demo region) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: env demo test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install -q 'uv>=0.9,<1'
+	@test -x $(PY) || uv venv -q -p python3.11 $(VENV) || python3 -m venv $(VENV)
+	VIRTUAL_ENV=$(VENV) uv pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+env: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/gsocseq run --region demo --out file://$(CURDIR)/demo-output
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check gsocseq flows tests benchmarks
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check gsocseq flows tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_rothc.py
+
+clean:
+	rm -rf $(VENV) demo-output

@@ -1,0 +1,33 @@
+"""The harmonised input cube's schema: variable names, dimensions, units and dtypes.
+
+The cube is a zarr v3 group on any fsspec store covering a whole number of tiles of the global grid
+(:mod:`gsocseq.cube.grid`); chunks = tiles, all months of a tile in one chunk, time last in memory.
+
+=============  =====================================  ==========  =========================================
+variable       dims                                   units       meaning
+=============  =====================================  ==========  =========================================
+soc            (latitude, longitude)                  t C/ha      SOC stock 0-30 cm (spin-up target)
+clay           (latitude, longitude)                  %           clay content 0-30 cm
+land_use       (latitude, longitude)                  1 (class)   FAO land-use class (reference §3.5), uint8
+tmp            (latitude, longitude, time)            degC        monthly mean air temperature
+prec           (latitude, longitude, time)            mm/month    monthly precipitation
+pet            (latitude, longitude, time)            mm/month    monthly potential evapotranspiration
+cover          (latitude, longitude, month)           1           monthly vegetated share 0-1 (climatology)
+reason         (latitude, longitude)                  1 (code)    :class:`gsocseq.model.codes.Reason`, uint8
+=============  =====================================  ==========  =========================================
+
+``time`` is monthly, January 1981 … December 2020 (480 months) by default; ``month`` is 1…12.
+Coordinates are cell centres (latitude descending). Global attributes record the grid (``tile_size``,
+``origin_row``, ``origin_col``), the region, the sources and their versions.
+"""
+
+from __future__ import annotations
+
+STATIC_VARS: dict[str, str] = {"soc": "t C/ha", "clay": "%", "land_use": "1", "reason": "1"}
+MONTHLY_VARS: dict[str, str] = {"tmp": "degC", "prec": "mm/month", "pet": "mm/month"}
+CLIMATOLOGY_VARS: dict[str, str] = {"cover": "1"}
+FIRST_YEAR: int = 1981
+LAST_YEAR: int = 2020
+SPINUP_YEARS: tuple[int, int] = (1981, 2000)
+WARMUP_YEARS: tuple[int, int] = (2001, 2020)
+FORWARD_YEARS: tuple[int, int] = (2021, 2040)
