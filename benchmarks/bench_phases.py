@@ -1,0 +1,80 @@
+"""Benchmark of the whole GSOCseq procedure (exact scheme) on one core.
+
+Spin-up + 20-year warm-up + 4 forward scenarios + the min/max bracket runs, on synthetic pixels.
+Run: ``NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/bench_phases.py [n_pixels ...]``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import tracemalloc
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from gsocseq.model.phases import PhaseConfig, run_phases  # noqa: E402
+
+
+def synthetic_inputs(n_pixels: int, seed: int = 0, dtype=np.float32) -> dict[str, np.ndarray]:
+    """Seasonal climate 1981-2020 with noise, SOC 20-90 t C/ha, clay 5-60 %, modelled classes.
+
+    Generated in chunks of pixels straight into ``dtype`` arrays, so 1e6 pixels need only the
+    5.8 GB of the float32 result.
+    """
+    rng = np.random.default_rng(seed)
+    n_months = 480
+    season = np.cos(2 * np.pi * (np.arange(n_months) % 12 - 6) / 12)[:, None]
+    tmp, prec, pet = (np.empty((n_months, n_pixels), dtype) for _ in range(3))
+    for i in range(0, n_pixels, 50_000):
+        j = min(n_pixels, i + 50_000)
+        k = j - i
+        t = rng.uniform(-2, 26, k) + rng.uniform(1, 14, k) * season
+        tmp[:, i:j] = t + rng.normal(0, 1, (n_months, k))
+        prec[:, i:j] = rng.uniform(0, 150, (n_months, k))
+        pet[:, i:j] = np.clip(20 + 4 * tmp[:, i:j], 0, None) * rng.uniform(0.8, 1.2, (n_months, k))
+    return {
+        "soc": rng.uniform(20, 90, n_pixels),
+        "clay": rng.uniform(5, 60, n_pixels),
+        "land_use": rng.choice(np.array([2, 3, 5, 12, 13], dtype=np.uint8), n_pixels),
+        "tmp": tmp, "prec": prec, "pet": pet,
+        "cover": rng.uniform(0, 1, (12, n_pixels)).astype(dtype),
+    }
+
+
+def bench_procedure(n_pixels: int, config: PhaseConfig = PhaseConfig()) -> dict[str, float]:
+    """Time ``run_phases`` on ``n_pixels`` synthetic pixels; return figures (s, pixels/s, MiB).
+
+    Wall and CPU seconds are both reported; on a shared machine the CPU time is the figure that
+    does not depend on other processes.
+    """
+    run_phases(**synthetic_inputs(64), config=config)  # compile / load the numba cache
+    inputs = synthetic_inputs(n_pixels)
+    input_mib = sum(a.nbytes for a in inputs.values()) / 2**20
+    tracemalloc.start()
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = run_phases(**inputs, config=config)
+    seconds = time.perf_counter() - t0
+    cpu = time.process_time() - c0  # CPU time: robust to other processes sharing the core
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {
+        "n_pixels": float(n_pixels),
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "pixels_per_cpu_s": n_pixels / cpu,
+        "cpu_seconds_per_1e6": 1e6 * cpu / n_pixels,
+        "modelled_share": float((res.reason == 0).mean()),
+        "peak_mib_above_inputs": peak / 2**20,
+        "input_mib": input_mib,
+    }
+
+
+if __name__ == "__main__":
+    sizes = [int(a) for a in sys.argv[1:]] or [10_000, 100_000]
+    for n in sizes:
+        for unc in (True, False):
+            r = bench_procedure(n, PhaseConfig(uncertainty=unc))
+            print(f"uncertainty={unc!s:5} " + "  ".join(f"{k}={v:.4g}" for k, v in r.items()))

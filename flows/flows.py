@@ -1,0 +1,306 @@
+"""Prefect 3 flows: the scheduled global rebuild and the on-demand country rerun.
+
+Orchestration only. Each task body is one call into :mod:`gsocseq.pipeline`; tasks exchange
+configurations, plans, tile ids and URLs, never arrays. A run goes:
+
+1. **plan** (in the flow's own process, before any cluster starts): ``plan_run`` resolves the region;
+   an unknown ISO3 raises ``InputValidationError`` and the run fails with its message;
+2. **runtime**: an existing dask cluster (parameter or Prefect variable ``gsocseq-dask-address``,
+   checked for workers) or a LocalCluster;
+3. **tiles** (a subflow whose task runner is prefect-dask's ``DaskTaskRunner`` on that runtime):
+   ``prepare_inputs`` and ``prepare_outputs`` per region, then one task per tile (``run_tile``;
+   retried on transient storage errors; the pipeline skips tiles already complete, so a retry or a
+   rerun resumes), then ``publish`` per region, one region after another (they share the STAC root
+   catalog), once all of its tiles succeeded: COGs first, the STAC catalog last;
+4. **report**: a markdown artifact with per-region totals and links to the COGs and STAC items.
+   A region with a failed tile is not published and the run ends Failed, naming it.
+
+Why a subflow: the task runner of a flow is fixed when it is called, and the cluster is known only at
+run time (a parameter), so the outer flow picks it and calls the tile flow ``with_options``.
+
+Prefect pickles task functions by value: the bodies here reference only the ``gsocseq.pipeline``
+module (pickled by reference, imported on the worker), so nothing relies on import side effects of
+this file on a remote worker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from distributed import worker_client
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture, as_completed
+from prefect.states import State
+
+from flows.cluster import DaskRuntime, resolve_runtime
+from flows.params import (
+    ALL_SCENARIOS,
+    ISO3,
+    DaskAddress,
+    MapVersion,
+    OutUrl,
+    Scenarios,
+    Scheme,
+    TileSize,
+    build_config,
+)
+from flows.report import RegionReport, render_markdown
+from gsocseq import pipeline
+from gsocseq.config import RunConfig
+from gsocseq.errors import PipelineError
+from gsocseq.pipeline import PublishResult, RunPlan, TileOutcome
+
+WORLD = "-180,-90,180,90"
+"""The default region of a global rebuild: every tile of the world that has modelled land."""
+
+# ---------------------------------------------------------------------------------------- retries
+
+_PERMANENT_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """Return whether ``exc`` (or an exception it was raised from) looks like a storage hiccup.
+
+    Connection resets, timeouts, throttling and other ``OSError`` s from object stores are worth a
+    retry; a missing key, a denied permission or any validation error is not.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ConnectionError | TimeoutError):
+            return True
+        if isinstance(exc, OSError) and not isinstance(exc, _PERMANENT_OS_ERRORS):
+            return True
+        name = type(exc).__name__
+        if name in {"EndpointConnectionError", "ReadTimeoutError", "ConnectTimeoutError",
+                    "ClientConnectionError", "ServerDisconnectedError", "SlowDown"}:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def retry_transient(task: Any, task_run: Any, state: State) -> bool:
+    """Prefect ``retry_condition_fn``: retry a failed task only for transient storage errors."""
+    try:
+        state.result()
+    except Exception as exc:  # the state's own exception, classified below
+        return is_transient(exc)
+    return False
+
+
+STORAGE_TASK_OPTIONS: dict[str, Any] = {  # tasks that read or write the object store
+    "retries": 3,
+    "retry_delay_seconds": [2, 10, 30],
+    "retry_condition_fn": retry_transient,
+    "cache_policy": NO_CACHE,  # the pipeline's completion markers decide what is done
+    "persist_result": False,
+}
+
+# ------------------------------------------------------------------------------------------ tasks
+
+
+@task(name="plan", task_run_name="plan-{config.region}", cache_policy=NO_CACHE,
+      persist_result=False)
+def plan_task(config: RunConfig) -> RunPlan:
+    """Resolve the region and list its tiles (raises ``InputValidationError`` if unknown)."""
+    return pipeline.plan_run(config)
+
+
+@task(name="prepare-inputs", task_run_name="inputs-{config.region}", **STORAGE_TASK_OPTIONS)
+def prepare_inputs_task(config: RunConfig, plan: RunPlan) -> str:
+    """Build the region's input cube (finished tiles kept) on this cluster; return its URL.
+
+    ``worker_client`` secedes this task from the worker's thread pool while the cube's tiles are
+    built, so it cannot deadlock a cluster with a single thread (prefect-dask's
+    ``get_dask_client`` opens a second client without seceding, and does).
+    """
+    with worker_client() as client:
+        return pipeline.prepare_inputs(config, plan, client)
+
+
+@task(name="prepare-outputs", task_run_name="outputs-{config.region}", **STORAGE_TASK_OPTIONS)
+def prepare_outputs_task(config: RunConfig, plan: RunPlan) -> str:
+    """Create the region's empty product cube unless it exists; return its URL."""
+    return pipeline.prepare_outputs(config, plan)
+
+
+@task(name="run-tile", task_run_name="tile-{config.region}-{tile_id}", **STORAGE_TASK_OPTIONS)
+def tile_task(config: RunConfig, plan: RunPlan, tile_id: str) -> TileOutcome:
+    """Run the RothC phases on one tile; skipped by the pipeline when already complete."""
+    return pipeline.run_tile(config, plan, tile_id, raise_errors=True)
+
+
+@task(name="publish", task_run_name="publish-{config.region}", **STORAGE_TASK_OPTIONS)
+def publish_task(config: RunConfig, plan: RunPlan) -> PublishResult:
+    """Write the region's COGs, then its STAC item and catalog (last)."""
+    return pipeline.publish(config, plan)
+
+
+# ---------------------------------------------------------------------------------- tile subflow
+
+
+@flow(name="gsocseq-tiles", validate_parameters=False)
+def compute_tiles(jobs: list[tuple[RunConfig, RunPlan]]) -> list[RegionReport]:
+    """Prepare inputs, run every tile, then publish each region whose tiles all finished.
+
+    Runs under the ``DaskTaskRunner`` its caller chose: tiles are independent tasks. Regions are
+    published one after another (they share the STAC root catalog), after all tiles.
+    """
+    logger = get_run_logger()
+    t0 = time.monotonic()
+    futures: dict[PrefectFuture[TileOutcome], tuple[int, str]] = {}
+    for i, (config, plan) in enumerate(jobs):
+        ready = [prepare_inputs_task.submit(config, plan),
+                 prepare_outputs_task.submit(config, plan)]
+        for key in plan.tiles:  # TileKey: the tile id names the task run, marker and COG window
+            futures[tile_task.submit(config, plan, key.id, wait_for=ready)] = (i, key.id)
+    n = len(futures)
+    logger.info("running %d tile(s) of %d region(s)", n, len(jobs))
+
+    outcomes: list[list[TileOutcome]] = [[] for _ in jobs]
+    for k, fut in enumerate(as_completed(list(futures)), start=1):
+        i, tile_id = futures[fut]
+        try:
+            outcome = fut.result()
+        except Exception as exc:  # recorded: the region is not published
+            outcome = TileOutcome(tile_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        outcomes[i].append(outcome)
+        log = logger.error if outcome.status == "failed" else logger.info
+        log("tile %d/%d %s %s: %s%s (%.0f s)", k, n, jobs[i][0].region, tile_id, outcome.status,
+            f" ({outcome.error})" if outcome.error else "", time.monotonic() - t0)
+
+    reports = []
+    for i, (config, plan) in enumerate(jobs):
+        failed = [o.tile_id for o in outcomes[i] if o.status == "failed"]
+        published: PublishResult | None = None
+        if failed:
+            logger.error("%s: %d tile(s) failed; not publishing", config.region, len(failed))
+        else:
+            published = publish_task.submit(config, plan).result()
+            logger.info("%s: %d COGs, STAC %s%s", config.region, len(published.cogs),
+                        published.stac_url, " (already up to date)" if published.skipped else "")
+        summary = pipeline.summarise(
+            outcomes[i], region=plan.region, config_hash=plan.config_hash,
+            scenarios=config.scenarios, wall_seconds=time.monotonic() - t0,
+            urls={"run": plan.run_url}, published=published is not None,
+        )
+        reports.append(RegionReport.from_pipeline(summary, published))
+    return reports
+
+
+# ------------------------------------------------------------------------------------ the flows
+
+
+def _run(
+    title: str,
+    artifact_key: str,
+    configs: Sequence[RunConfig],
+    cluster_address: str | None,
+    local_workers: int,
+    cluster_wait_s: float,
+) -> dict[str, Any]:
+    """Plan every region, pick the runtime, run the tiles, publish, report; return the report."""
+    logger = get_run_logger()
+    plans = [plan_task(config) for config in configs]  # an unknown region fails here, before compute
+    for config, plan in zip(configs, plans, strict=True):
+        logger.info("%s: %d tile(s) of %d cells", config.region, len(plan.tiles), config.tile_size)
+    runtime: DaskRuntime = resolve_runtime(
+        cluster_address, local_workers=local_workers, wait_s=cluster_wait_s
+    )
+    logger.info("computing on %s", runtime.description)
+    tiles_flow = compute_tiles.with_options(task_runner=runtime.task_runner())
+    reports = tiles_flow(list(zip(configs, plans, strict=True)))
+    create_markdown_artifact(markdown=render_markdown(title, runtime.description, reports),
+                             key=artifact_key, description=title)
+    failed = [r.region for r in reports if not r.published]
+    if failed:
+        raise PipelineError(f"tiles failed in {', '.join(failed)}, which were not published; "
+                            "rerun to resume from the finished tiles")
+    return {"runtime": runtime.description, "regions": [r.as_dict() for r in reports]}
+
+
+@flow(name="gsocseq-country-rerun", log_prints=True)
+def country_rerun(
+    iso3: ISO3,
+    out: OutUrl,
+    scenarios: Scenarios = ALL_SCENARIOS,
+    scheme: Scheme = "exact",
+    map_version: MapVersion = "v1.1",
+    cluster_address: DaskAddress | None = None,
+    sources: str | None = None,
+    tile_size: TileSize = 240,
+    uncertainty: bool = True,
+    local_workers: int = 2,
+    cluster_wait_s: float = 60.0,
+) -> dict[str, Any]:
+    """Rerun GSOCseq for one country and republish its COGs and STAC items.
+
+    Args:
+        iso3: Country to rerun: ISO 3166-1 alpha-3 code in upper case (e.g. KEN). An unknown code
+            fails the run before any computation.
+        out: Output URL prefix; products go to {out}/gsocseq/{map_version}/{scheme}/.
+        scenarios: Forward scenarios to model (bau, ssm_low, ssm_med, ssm_high).
+        scheme: Numerical scheme: exact (RothC-26.3) or fao (FAO R scripts' explicit Euler).
+        map_version: Product version used in output keys and the STAC collection (e.g. v1.1).
+        cluster_address: Dask scheduler address (tcp://host:8786). Empty: the Prefect variable
+            gsocseq-dask-address, else a LocalCluster on the flow's machine.
+        sources: URL of a sources.toml listing the input datasets. Empty: the shipped defaults.
+        tile_size: Tile edge in 30-arc-second cells (240 = 2 degrees); must divide 21600.
+        uncertainty: Also compute the uncertainty (min/max bracket) layers.
+        local_workers: Worker processes of the LocalCluster when no address is given.
+        cluster_wait_s: Seconds to wait for a worker at cluster_address before failing.
+    """
+    config = build_config(
+        iso3, out=out, scenarios=list(scenarios), scheme=scheme, map_version=map_version,
+        sources=sources, tile_size=tile_size, uncertainty=uncertainty,
+    )
+    return _run(f"GSOCseq {map_version} country rerun: {iso3}", f"gsocseq-country-{iso3.lower()}",
+                [config], cluster_address, local_workers, cluster_wait_s)
+
+
+@flow(name="gsocseq-global-rebuild", log_prints=True)
+def global_rebuild(
+    out: OutUrl,
+    countries: list[ISO3] | None = None,
+    world: str = WORLD,
+    scenarios: Scenarios = ALL_SCENARIOS,
+    scheme: Scheme = "exact",
+    map_version: MapVersion = "v1.1",
+    cluster_address: DaskAddress | None = None,
+    sources: str | None = None,
+    tile_size: TileSize = 240,
+    uncertainty: bool = True,
+    local_workers: int = 2,
+    cluster_wait_s: float = 60.0,
+) -> dict[str, Any]:
+    """Rebuild the GSOCseq map: every tile of the world, or of a list of countries.
+
+    Args:
+        out: Output URL prefix; products go to {out}/gsocseq/{map_version}/{scheme}/.
+        countries: ISO3 codes to rebuild, one product set each. Empty: the whole world (see world).
+        world: Region of a whole-world rebuild: a bbox "west,south,east,north" in degrees, or
+            "demo" for the demo world.
+        scenarios: Forward scenarios to model (bau, ssm_low, ssm_med, ssm_high).
+        scheme: Numerical scheme: exact (RothC-26.3) or fao (FAO R scripts' explicit Euler).
+        map_version: Product version used in output keys and the STAC collection (e.g. v1.1).
+        cluster_address: Dask scheduler address (tcp://host:8786). Empty: the Prefect variable
+            gsocseq-dask-address, else a LocalCluster on the flow's machine.
+        sources: URL of a sources.toml listing the input datasets. Empty: the shipped defaults.
+        tile_size: Tile edge in 30-arc-second cells (240 = 2 degrees); must divide 21600.
+        uncertainty: Also compute the uncertainty (min/max bracket) layers.
+        local_workers: Worker processes of the LocalCluster when no address is given.
+        cluster_wait_s: Seconds to wait for a worker at cluster_address before failing.
+    """
+    regions = list(dict.fromkeys(countries)) if countries else [world]
+    configs = [
+        build_config(region, out=out, scenarios=list(scenarios), scheme=scheme,
+                     map_version=map_version, sources=sources, tile_size=tile_size,
+                     uncertainty=uncertainty)
+        for region in regions
+    ]
+    return _run(f"GSOCseq {map_version} global rebuild", "gsocseq-global-rebuild", configs,
+                cluster_address, local_workers, cluster_wait_s)

@@ -1,0 +1,204 @@
+"""The run configuration: parsed once at the boundary (CLI, TOML, Prefect parameters), then frozen.
+
+:class:`RunConfig` validates the two strings that name places: the *region* (ISO3 code, a
+``"west,south,east,north"`` bbox in degrees, or ``demo``) and the *out* URL prefix (``file://``,
+``s3://``, ``memory://`` …; a bare path becomes an absolute ``file://`` URL). Path traversal (``..``
+segments, which could reach another bucket or directory) is rejected. Nothing below the entry points
+reads the environment or this model's runtime fields (``cluster``, ``storage_options``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gsocseq.model.codes import SCENARIOS
+
+#: URL schemes accepted for ``out`` and ``sources``.
+URL_SCHEMES: tuple[str, ...] = ("file", "s3", "memory", "gs", "gcs", "az", "abfs")
+
+_ISO3 = re.compile(r"^[A-Z]{3}$")
+_SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*)://(.*)$")
+
+#: Fields that change the numbers in the products; the rest (where, how) do not.
+SCIENCE_FIELDS: tuple[str, ...] = ("region", "scenarios", "scheme", "sources", "map_version",
+                                   "uncertainty")
+
+
+def normalise_url(value: str, *, what: str) -> str:
+    """Return ``value`` as a URL without trailing slash; reject ``..`` segments and odd schemes.
+
+    A bare path (no ``scheme://``) becomes an absolute ``file://`` URL.
+    """
+    value = value.strip()
+    if not value:
+        raise ValueError(f"{what} is empty; expected a URL such as s3://bucket/prefix")
+    m = _SCHEME.match(value)
+    if m is None:
+        if "://" in value or value.startswith(("\\", "~")):
+            raise ValueError(f"{what}={value!r} is not a URL or an absolute/relative path")
+        scheme, rest = "file", str(Path(value).absolute())
+    else:
+        scheme, rest = m.group(1), m.group(2)
+    if scheme not in URL_SCHEMES:
+        raise ValueError(f"{what}={value!r}: scheme {scheme!r} not supported; use one of {URL_SCHEMES}")
+    parts = rest.replace("\\", "/").split("/")
+    if any(p in ("..", ".") for p in parts):
+        raise ValueError(f"{what}={value!r} contains a '.' or '..' path segment (path traversal)")
+    if any(ord(ch) < 32 for ch in rest):
+        raise ValueError(f"{what}={value!r} contains control characters")
+    if scheme not in ("file", "memory") and (not parts[0] or "@" in parts[0]):
+        raise ValueError(f"{what}={value!r} has no valid bucket name")
+    if scheme == "file" and not rest.startswith("/"):
+        raise ValueError(f"{what}={value!r}: file URLs must be absolute (file:///path)")
+    return f"{scheme}://{rest.rstrip('/') or '/'}"
+
+
+def parse_region(spec: str) -> str:
+    """Return the canonical region string: ``demo``, an upper-case ISO3 code or a ``w,s,e,n`` bbox.
+
+    Raises ``ValueError`` naming the value for anything else (paths, URLs, empty strings).
+    """
+    spec = spec.strip()
+    if spec.lower() == "demo":
+        return "demo"
+    if _ISO3.match(spec.upper()) and spec.isalpha():
+        return spec.upper()
+    parts = spec.split(",")
+    if len(parts) == 4:
+        try:
+            w, s, e, n = (float(p) for p in parts)
+        except ValueError:
+            pass
+        else:
+            if not all(math.isfinite(v) for v in (w, s, e, n)):
+                raise ValueError(f"region bbox {spec!r} has non-finite numbers")
+            if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
+                raise ValueError(
+                    f"region bbox {spec!r} must satisfy -180 <= west < east <= 180 and "
+                    "-90 <= south < north <= 90 (degrees)"
+                )
+            return ",".join(f"{v:g}" for v in (w, s, e, n))
+    raise ValueError(
+        f"region {spec!r} is not an ISO3 code (e.g. ARG), a bbox 'west,south,east,north' in degrees, "
+        "or 'demo'"
+    )
+
+
+def region_slug(region: str) -> str:
+    """Return a path-safe name of a canonical region (``ARG``, ``demo``, ``bbox_-60p5_-40_-58_-38``)."""
+    if "," in region:
+        return "bbox_" + "_".join(v.replace(".", "p") for v in region.split(","))
+    return region
+
+
+class RunConfig(BaseModel):
+    """Everything a GSOCseq run needs, validated and frozen.
+
+    ``out`` is the URL prefix of the run; all outputs lie under
+    ``{out}/gsocseq/{map_version}/{scheme}/``. ``sources`` is the URL of a ``sources.toml``
+    (``None``: the shipped defaults, or the demo world under ``{out}/demo-inputs/`` for region
+    ``demo``). ``cluster`` is a scheduler address (``tcp://…``), ``"threads"``, ``"processes"``,
+    ``"synchronous"`` or ``None`` (a process LocalCluster sized to this machine).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    region: str
+    out: str
+    scenarios: tuple[str, ...] = SCENARIOS
+    scheme: Literal["exact", "fao"] = "exact"
+    cluster: str | None = None
+    sources: str | None = None
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+    map_version: str = "v1.1"
+    tile_size: int = 240
+    uncertainty: bool = True
+
+    @field_validator("region")
+    @classmethod
+    def _check_region(cls, v: str) -> str:
+        return parse_region(v)
+
+    @field_validator("out")
+    @classmethod
+    def _check_out(cls, v: str) -> str:
+        return normalise_url(v, what="out")
+
+    @field_validator("sources")
+    @classmethod
+    def _check_sources(cls, v: str | None) -> str | None:
+        return None if v is None else normalise_url(v, what="sources")
+
+    @field_validator("scenarios", mode="before")
+    @classmethod
+    def _check_scenarios(cls, v: Any) -> tuple[str, ...]:
+        if isinstance(v, str):
+            v = [s for s in re.split(r"[,\s]+", v) if s]
+        names = tuple(dict.fromkeys(str(s).strip().lower() for s in v))
+        bad = [s for s in names if s not in SCENARIOS]
+        if bad or not names:
+            raise ValueError(f"scenarios {list(v)!r}: each must be one of {SCENARIOS}")
+        return tuple(s for s in SCENARIOS if s in names)
+
+    @field_validator("map_version")
+    @classmethod
+    def _check_version(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}", v) or ".." in v:
+            raise ValueError(f"map_version {v!r} must be a short name like v1.1")
+        return v
+
+    @field_validator("tile_size")
+    @classmethod
+    def _check_tile_size(cls, v: int) -> int:
+        if v < 8 or 21600 % v or 43200 % v:
+            raise ValueError(f"tile_size {v} must be >= 8 cells and divide 21600 and 43200")
+        return v
+
+    @field_validator("cluster")
+    @classmethod
+    def _check_cluster(cls, v: str | None) -> str | None:
+        if v is None or v in ("threads", "processes", "synchronous"):
+            return v
+        if re.fullmatch(r"(tcp|tls|inproc|ucx|ws|wss)://[^\s]+", v):
+            return v
+        raise ValueError(
+            f"cluster {v!r}: expected a scheduler address (tcp://host:8786), 'threads', "
+            "'processes' or 'synchronous'"
+        )
+
+    @property
+    def config_hash(self) -> str:
+        """Return the SHA-256 (hex) of the science-relevant fields (see ``SCIENCE_FIELDS``)."""
+        doc = {k: getattr(self, k) for k in SCIENCE_FIELDS}
+        blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=list)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    @property
+    def region_slug(self) -> str:
+        """Return the path-safe region name used in output keys."""
+        return region_slug(self.region)
+
+    def public_dict(self) -> dict[str, Any]:
+        """Return the fields safe to record in products (``storage_options`` left out: secrets)."""
+        return self.model_dump(mode="json", exclude={"storage_options"})
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str], **overrides: Any) -> RunConfig:
+        """Load a config from a TOML file (keys = field names, optionally under ``[run]``).
+
+        ``overrides`` that are not ``None`` replace the file's values (CLI flags over the file).
+        """
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+        doc = dict(doc.get("run", doc))
+        doc.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**doc)

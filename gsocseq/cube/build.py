@@ -1,0 +1,207 @@
+"""Build the harmonised cube tile by tile from the sources.
+
+:func:`build_cube_tile` reads only the source windows one tile needs (tile bounds + a margin of
+native cells), regrids them onto the tile's 30″ cells, computes the reason codes, writes the tile's
+chunks (zarr region write) and then its completion marker. Memory is bounded by the tile size,
+not by the region. :func:`build_cube` creates the store from the template and loops over tiles,
+skipping those already finished.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from gsocseq.cube.grid import TileKey
+from gsocseq.cube.mask import reason_codes
+from gsocseq.cube.region import Region
+from gsocseq.cube.regrid import bilinear, mode, nearest
+from gsocseq.cube.schema import FIRST_YEAR, LAST_YEAR
+from gsocseq.cube.store import (
+    DIMS,
+    DTYPES,
+    check_schema,
+    create_cube,
+    cube_exists,
+    open_cube,
+    tile_status,
+    zarr_target,
+)
+from gsocseq.errors import GridMismatchError, InputValidationError
+from gsocseq.model.codes import MODELLED_LAND_USE, Reason
+from gsocseq.sources.adapters import read_source
+from gsocseq.sources.spec import SourcesConfig, SourceSpec
+
+log = logging.getLogger(__name__)
+
+#: SOC in t C/ha whose 95th percentile over ≥ :data:`SOC_CHECK_MIN_PIXELS` agricultural cells is
+#: below this is taken for kg/m² mislabelled as t C/ha (agricultural topsoils hold ≥ 20 t C/ha).
+SOC_KGM2_SUSPECT_P95: float = 12.0
+SOC_CHECK_MIN_PIXELS: int = 200
+
+
+def _regrid(
+    spec: SourceSpec, da: xr.DataArray, tile: TileKey, dtype: str = "float32"
+) -> np.ndarray:
+    lat, lon = tile.latitudes(), tile.longitudes()
+    src_lat, src_lon = da["latitude"].values, da["longitude"].values
+    if spec.resampling == "mode" and np.issubdtype(da.dtype, np.integer):
+        return mode(da.values, src_lat, src_lon, lat, lon, fill=0).astype(dtype)
+    if spec.resampling == "nearest" or np.issubdtype(da.dtype, np.integer):
+        fill = 0 if np.issubdtype(da.dtype, np.integer) else np.nan
+        return nearest(da.values, src_lat, src_lon, lat, lon, fill=fill).astype(dtype)
+    return bilinear(da.values, src_lat, src_lon, lat, lon, dtype=np.dtype(dtype).type)
+
+
+def _climate_months(spec: SourceSpec, ds: xr.Dataset) -> xr.Dataset:
+    years = ds["time"].dt.year.values
+    keep = (years >= FIRST_YEAR) & (years <= LAST_YEAR)
+    n = int(keep.sum())
+    if n != (LAST_YEAR - FIRST_YEAR + 1) * 12:
+        raise InputValidationError(
+            f"source {spec.name!r} at {spec.url}: period {spec.period} gives {n} months in "
+            f"{FIRST_YEAR}-{LAST_YEAR}; the cube needs all {(LAST_YEAR - FIRST_YEAR + 1) * 12}"
+        )
+    return ds.isel(time=np.flatnonzero(keep))
+
+
+def _check_soc_units(spec: SourceSpec, soc: np.ndarray, agri: np.ndarray, tile: TileKey) -> None:
+    values = soc[agri & np.isfinite(soc)]
+    if values.size >= SOC_CHECK_MIN_PIXELS:
+        p95 = float(np.percentile(values, 95))
+        if p95 < SOC_KGM2_SUSPECT_P95:
+            raise InputValidationError(
+                f"source 'soc' at {spec.url}, tile {tile.id}: 95th percentile of SOC on "
+                f"agricultural land is {p95:.3g} t C/ha — the file looks like kg/m2; "
+                "declare units = 'kg/m2' (converted ×10) or fix the file"
+            )
+
+
+def tile_arrays(region: Region, sources: SourcesConfig, tile: TileKey) -> dict[str, np.ndarray]:
+    """Read, regrid and mask one tile's inputs; returns the cube variables as numpy arrays."""
+    if not region.contains_tile(tile):
+        raise GridMismatchError(f"tile {tile.id} is not in region {region.name}'s cube rectangle")
+    bounds = tile.bounds
+    so = sources.storage_options
+    out: dict[str, np.ndarray] = {}
+    for name in ("soc", "clay"):
+        spec = sources[name]
+        out[name] = _regrid(spec, read_source(spec, bounds, so)[name], tile)
+    lc = sources["land_cover"]
+    out["land_use"] = _regrid(lc, read_source(lc, bounds, so)["land_use"], tile, "uint8")
+    clim_spec = sources["climate"]
+    clim = _climate_months(clim_spec, read_source(clim_spec, bounds, so))
+    for name in ("tmp", "prec", "pet"):
+        out[name] = _regrid(clim_spec, clim[name], tile)
+    cov = sources["cover"]
+    out["cover"] = _regrid(cov, read_source(cov, bounds, so)["cover"], tile)
+    inside = region.mask(tile)
+    agri = inside & np.isin(out["land_use"], np.fromiter(MODELLED_LAND_USE, dtype=np.int64))
+    _check_soc_units(sources["soc"], out["soc"], agri, tile)
+    fields = {k: out[k] for k in ("soc", "clay", "tmp", "prec", "pet", "cover")}
+    out["reason"] = reason_codes(inside, out["land_use"], fields)
+    out["land_use"][~inside] = 0
+    for name in fields:
+        out[name][~inside] = np.nan
+    return out
+
+
+def build_cube_tile(
+    region: Region,
+    sources: SourcesConfig,
+    url: str,
+    tile: TileKey,
+    storage_options: Mapping[str, Any] | None = None,
+) -> int:
+    """Build one tile of an existing cube (data chunks, then the completion marker).
+
+    Returns the number of modelled pixels (reason ``OK``) in the tile.
+    """
+    arrays = tile_arrays(region, sources, tile)
+    rows, cols = tile.to_slices(region.origin_row, region.origin_col)
+    ds = xr.Dataset(
+        {name: (DIMS[name], arrays[name].astype(DTYPES[name], copy=False)) for name in DIMS}
+    )
+    store, so = zarr_target(url, storage_options)
+    ds.to_zarr(
+        store,
+        region={"latitude": rows, "longitude": cols},
+        zarr_format=3,
+        consolidated=False,
+        storage_options=so,
+    )
+    n_ok = int((arrays["reason"] == Reason.OK).sum())
+    ts = region.tile_size
+    ti, tj = rows.start // ts, cols.start // ts
+    marker = xr.Dataset({"tile_status": (("tile_row", "tile_col"), np.array([[n_ok]], "int32"))})
+    marker.to_zarr(
+        store,
+        region={"tile_row": slice(ti, ti + 1), "tile_col": slice(tj, tj + 1)},
+        zarr_format=3,
+        consolidated=False,
+        storage_options=so,
+    )
+    log.info("cube %s: tile %s built, %d modelled pixels", url, tile.id, n_ok)
+    return n_ok
+
+
+def ensure_cube(
+    region: Region,
+    sources: SourcesConfig,
+    url: str,
+    storage_options: Mapping[str, Any] | None = None,
+) -> None:
+    """Create the cube from the template unless one for the same grid already exists at ``url``."""
+    if cube_exists(url, storage_options):
+        ds = open_cube(url, storage_options)
+        same = (
+            int(ds.attrs["tile_size"]) == region.tile_size
+            and int(ds.attrs["origin_row"]) == region.origin_row
+            and int(ds.attrs["origin_col"]) == region.origin_col
+            and (ds.sizes["latitude"], ds.sizes["longitude"]) == region.shape
+        )
+        if not same:
+            raise GridMismatchError(
+                f"cube at {url} exists for another grid (origin {ds.attrs['origin_row']}, "
+                f"{ds.attrs['origin_col']}, shape {ds.sizes['latitude']}×{ds.sizes['longitude']}, "
+                f"tile {ds.attrs['tile_size']}); region {region.name} needs origin "
+                f"{region.origin_row}, {region.origin_col}, shape {region.shape}"
+            )
+        return
+    create_cube(region, url, storage_options, {"sources": json.dumps(sources.versions())})
+
+
+def build_cube(
+    region: Region,
+    sources: SourcesConfig,
+    url: str,
+    storage_options: dict | None = None,
+    tiles: Sequence[TileKey] | None = None,
+) -> str:
+    """Build (or finish) the cube of ``region`` at ``url``; returns ``url``.
+
+    Tiles whose completion marker exists are skipped. When every region tile is built and none
+    has a modelled pixel, :class:`InputValidationError` is raised (nothing to run).
+    """
+    ensure_cube(region, sources, url, storage_options)
+    todo = list(region.tiles if tiles is None else tiles)
+    ds = open_cube(url, storage_options)
+    for tile in todo:
+        if tile_status(ds, tile) >= 0:
+            log.info("cube %s: tile %s already built, skipped", url, tile.id)
+            continue
+        build_cube_tile(region, sources, url, tile, storage_options)
+    ds = open_cube(url, storage_options)
+    check_schema(ds, url)
+    status = [tile_status(ds, t) for t in region.tiles]
+    if all(s >= 0 for s in status) and sum(status) == 0:
+        raise InputValidationError(
+            f"region {region.name} ({region.spec}) has no modelled pixels in cube {url}: every "
+            "cell is outside the region, not agricultural, missing input or out of range"
+        )
+    return url

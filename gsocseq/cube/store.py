@@ -1,0 +1,363 @@
+"""The cube on storage: template creation, schema-checked opening and tile reads (zarr v3).
+
+Layout (see :mod:`gsocseq.cube.schema`): one chunk per tile and variable, all months of a tile in
+one chunk, dims ``(latitude, longitude[, time|month])`` so time is last in memory. Chunks are zstd
+with checksums, so a corrupted chunk fails loudly. ``tile_status`` (tile_row, tile_col; one chunk
+per tile) is the per-tile completion marker: −1 = not built, otherwise the tile's number of modelled
+pixels; it is written after the tile's data, so a rebuild skips finished tiles.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import dask.array as dsa
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+import gsocseq
+from gsocseq.cube.grid import CRS, N_COLS, N_ROWS, TileKey, cell_latitudes, cell_longitudes
+from gsocseq.cube.region import Region
+from gsocseq.cube.schema import (
+    CLIMATOLOGY_VARS,
+    FIRST_YEAR,
+    LAST_YEAR,
+    MONTHLY_VARS,
+    STATIC_VARS,
+)
+from gsocseq.errors import GridMismatchError, SourceError
+from gsocseq.model.codes import Reason
+from gsocseq.sources.readers import url_to_fs
+
+SCHEMA_VERSION: str = "1"
+N_MONTHS: int = (LAST_YEAR - FIRST_YEAR + 1) * 12
+
+DTYPES: dict[str, str] = {
+    "soc": "float32",
+    "clay": "float32",
+    "land_use": "uint8",
+    "reason": "uint8",
+    "tmp": "float32",
+    "prec": "float32",
+    "pet": "float32",
+    "cover": "float32",
+}
+DIMS: dict[str, tuple[str, ...]] = {
+    **{v: ("latitude", "longitude") for v in STATIC_VARS},
+    **{v: ("latitude", "longitude", "time") for v in MONTHLY_VARS},
+    **{v: ("latitude", "longitude", "month") for v in CLIMATOLOGY_VARS},
+}
+UNITS: dict[str, str] = {**STATIC_VARS, **MONTHLY_VARS, **CLIMATOLOGY_VARS}
+CF_ATTRS: dict[str, dict[str, str]] = {
+    "soc": {
+        "long_name": "soil organic carbon stock 0-30 cm",
+        "standard_name": "soil_mass_content_of_carbon",
+    },
+    "clay": {"long_name": "clay content 0-30 cm", "standard_name": "mass_fraction_of_clay_in_soil"},
+    "land_use": {
+        "long_name": "FAO land-use class (GSOCseq reference 3.5)",
+        "flag_values": "0 1 2 3 4 5 6 7 8 9 10 11 12 13",
+    },
+    "reason": {
+        "long_name": "reason a pixel is not modelled (0 = modelled)",
+        "flag_values": " ".join(str(int(r)) for r in Reason),
+        "flag_meanings": " ".join(r.name.lower() for r in Reason),
+    },
+    "tmp": {"long_name": "monthly mean air temperature", "standard_name": "air_temperature"},
+    "prec": {"long_name": "monthly precipitation", "standard_name": "precipitation_amount"},
+    "pet": {
+        "long_name": "monthly potential evapotranspiration",
+        "standard_name": "water_potential_evaporation_amount",
+    },
+    "cover": {"long_name": "monthly vegetated share of the cell (climatology)"},
+}
+FILL: dict[str, Any] = {"land_use": 0, "reason": int(Reason.OUTSIDE_REGION)}
+CRS_WKT = (
+    'GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563]],'
+    'PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433],AUTHORITY["EPSG","4326"]]'
+)
+
+
+def _compressors() -> list[Any]:
+    return [zarr.codecs.ZstdCodec(level=3, checksum=True)]
+
+
+def months() -> np.ndarray:
+    """Monthly time coordinate, first day of each month, January 1981 … December 2020."""
+    return pd.date_range(f"{FIRST_YEAR}-01-01", periods=N_MONTHS, freq="MS").values
+
+
+def template(region: Region, attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
+    """Return the lazy (dask) template of the cube for ``region`` — nothing is computed."""
+    ts = region.tile_size
+    ny, nx = region.shape
+    lat = cell_latitudes(region.origin_row, region.origin_row + ny)
+    lon = cell_longitudes(region.origin_col, region.origin_col + nx)
+    lead = {"time": N_MONTHS, "month": 12}
+    data_vars: dict[str, Any] = {}
+    for name, dims in DIMS.items():
+        shape = (ny, nx, *[lead[d] for d in dims[2:]])
+        chunks = (ts, ts, *shape[2:])
+        arr = dsa.zeros(shape, chunks=chunks, dtype=DTYPES[name])
+        data_vars[name] = xr.DataArray(
+            arr,
+            dims=dims,
+            attrs={"units": UNITS[name], "grid_mapping": "crs", **CF_ATTRS[name]},
+        )
+    t_rows, t_cols = ny // ts, nx // ts
+    data_vars["tile_status"] = xr.DataArray(
+        dsa.zeros((t_rows, t_cols), chunks=1, dtype="int32"),
+        dims=("tile_row", "tile_col"),
+        attrs={
+            "long_name": "per-tile completion marker: -1 not built, else modelled pixels",
+            "units": "1",
+        },
+    )
+    data_vars["crs"] = xr.DataArray(
+        np.int32(0),
+        attrs={
+            "grid_mapping_name": "latitude_longitude",
+            "crs_wkt": CRS_WKT,
+            "spatial_ref": CRS_WKT,
+            "epsg_code": CRS,
+        },
+    )
+    coords = {
+        "latitude": (
+            "latitude",
+            lat,
+            {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"},
+        ),
+        "longitude": (
+            "longitude",
+            lon,
+            {"units": "degrees_east", "standard_name": "longitude", "axis": "X"},
+        ),
+        "time": ("time", months(), {"standard_name": "time", "axis": "T"}),
+        "month": ("month", np.arange(1, 13, dtype="int16"), {"long_name": "calendar month"}),
+        "tile_row": ("tile_row", np.arange(t_rows) + region.origin_row // ts),
+        "tile_col": ("tile_col", np.arange(t_cols) + region.origin_col // ts),
+    }
+    ds = xr.Dataset(data_vars, coords=coords)
+    ds.attrs = {
+        "Conventions": "CF-1.10",
+        "title": f"gsocseq harmonised input cube, region {region.name}",
+        "gsocseq_version": gsocseq.__version__,
+        "cube_schema_version": SCHEMA_VERSION,
+        "region": region.name,
+        "region_spec": region.spec,
+        "region_bbox": list(region.bbox),
+        "tile_size": ts,
+        "origin_row": region.origin_row,
+        "origin_col": region.origin_col,
+        "first_year": FIRST_YEAR,
+        "last_year": LAST_YEAR,
+        "crs": CRS,
+        **dict(attrs or {}),
+    }
+    return ds
+
+
+def encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
+    """Zarr encoding of the template: chunk = tile, zstd with checksum, fill values."""
+    ts = int(ds.attrs["tile_size"])
+    enc: dict[str, dict[str, Any]] = {}
+    for name, dims in DIMS.items():
+        chunks = (ts, ts, *[ds.sizes[d] for d in dims[2:]])
+        e: dict[str, Any] = {"chunks": chunks, "compressors": _compressors()}
+        if name in FILL:
+            e["fill_value"] = FILL[name]
+        else:
+            e["_FillValue"] = np.float32(np.nan)
+        enc[name] = e
+    enc["tile_status"] = {"chunks": (1, 1), "fill_value": -1, "compressors": _compressors()}
+    enc["time"] = {
+        "units": f"days since {FIRST_YEAR}-01-01",
+        "calendar": "proleptic_gregorian",
+        "dtype": "int32",
+    }
+    return enc
+
+
+def zarr_target(
+    url: str, storage_options: Mapping[str, Any] | None = None
+) -> tuple[str, dict[str, Any] | None]:
+    """Return ``(store, storage_options)`` for xarray: ``file://`` URLs become local paths."""
+    if url.startswith("file://"):
+        return url[len("file://") :], None
+    return url, dict(storage_options or {}) or None
+
+
+def cube_exists(url: str, storage_options: Mapping[str, Any] | None = None) -> bool:
+    """Whether a zarr v3 group exists at ``url``."""
+    fs, path = url_to_fs(url, storage_options)
+    return bool(fs.exists(path.rstrip("/") + "/zarr.json"))
+
+
+def create_cube(
+    region: Region,
+    url: str,
+    storage_options: Mapping[str, Any] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+) -> None:
+    """Write the template's metadata and coordinates (``to_zarr(compute=False)``)."""
+    ds = template(region, attrs)
+    store, so = zarr_target(url, storage_options)
+    ds.to_zarr(
+        store,
+        mode="w",
+        compute=False,
+        zarr_format=3,
+        consolidated=False,
+        storage_options=so,
+        encoding=encoding(ds),
+    )
+
+
+def open_cube(url: str, storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:
+    """Open a cube lazily (no dask; reads happen on indexing) and check it against the schema.
+
+    Raises :class:`SourceError` if nothing readable is at ``url`` and :class:`GridMismatchError`
+    if the store does not match the cube schema.
+    """
+    store, so = zarr_target(url, storage_options)
+    try:
+        ds = xr.open_zarr(store, storage_options=so, consolidated=False, zarr_format=3, chunks=None)
+    except (FileNotFoundError, KeyError, OSError, ValueError) as exc:
+        raise SourceError(f"cube at {url}: cannot open as zarr v3: {exc}") from exc
+    check_schema(ds, url)
+    ds.attrs["cube_url"] = url
+    return ds
+
+
+def check_schema(ds: xr.Dataset, url: str = "") -> None:
+    """Raise :class:`GridMismatchError` listing every way ``ds`` differs from the cube schema."""
+    problems: list[str] = []
+    for key in ("tile_size", "origin_row", "origin_col"):
+        if key not in ds.attrs:
+            problems.append(f"missing attribute {key!r}")
+    for name, dims in {**DIMS, "tile_status": ("tile_row", "tile_col")}.items():
+        if name not in ds.variables:
+            problems.append(f"missing variable {name!r}")
+            continue
+        v = ds[name]
+        if v.dims != dims:
+            problems.append(f"{name}: dims {v.dims}, expected {dims}")
+        if name in DTYPES and str(v.dtype) != DTYPES[name]:
+            problems.append(f"{name}: dtype {v.dtype}, expected {DTYPES[name]}")
+        if name in UNITS and v.attrs.get("units") != UNITS[name]:
+            problems.append(f"{name}: units {v.attrs.get('units')!r}, expected {UNITS[name]!r}")
+    if not problems:
+        ts, r0, c0 = (int(ds.attrs[k]) for k in ("tile_size", "origin_row", "origin_col"))
+        ny, nx = ds.sizes["latitude"], ds.sizes["longitude"]
+        if r0 % ts or c0 % ts or ny % ts or nx % ts:
+            problems.append(
+                f"origin ({r0}, {c0}) / shape ({ny}, {nx}) not aligned to tiles of {ts}"
+            )
+        if r0 < 0 or c0 < 0 or r0 + ny > N_ROWS or c0 + nx > N_COLS:
+            problems.append(f"extent rows {r0}+{ny}, cols {c0}+{nx} outside the global grid")
+        else:
+            if not np.allclose(ds["latitude"].values, cell_latitudes(r0, r0 + ny), atol=1e-9):
+                problems.append("latitude is not the 30 arc-second grid at origin_row")
+            if not np.allclose(ds["longitude"].values, cell_longitudes(c0, c0 + nx), atol=1e-9):
+                problems.append("longitude is not the 30 arc-second grid at origin_col")
+        if ds.sizes.get("time") != N_MONTHS:
+            problems.append(f"time has {ds.sizes.get('time')} months, expected {N_MONTHS}")
+        elif not np.array_equal(
+            ds["time"].values.astype("datetime64[M]"), months().astype("datetime64[M]")
+        ):
+            problems.append(f"time is not monthly {FIRST_YEAR}-01 … {LAST_YEAR}-12")
+        for name, dims in DIMS.items():
+            chunks = ds[name].encoding.get("chunks")
+            want = (ts, ts, *[ds.sizes[d] for d in dims[2:]])
+            if chunks is not None and tuple(chunks) != want:
+                problems.append(f"{name}: chunks {tuple(chunks)}, expected one tile {want}")
+    if problems:
+        raise GridMismatchError(
+            f"cube at {url or '<dataset>'} does not match the schema: " + "; ".join(problems)
+        )
+
+
+def _tile_index(ds: xr.Dataset, tile: TileKey) -> tuple[int, int]:
+    ts = int(ds.attrs["tile_size"])
+    r0, c0 = int(ds.attrs["origin_row"]), int(ds.attrs["origin_col"])
+    if tile.size != ts:
+        raise GridMismatchError(f"tile {tile.id}: size {tile.size}, cube tiles are {ts}")
+    i, j = (tile.row0 - r0) // ts, (tile.col0 - c0) // ts
+    if not (0 <= i < ds.sizes["latitude"] // ts and 0 <= j < ds.sizes["longitude"] // ts):
+        raise GridMismatchError(
+            f"tile {tile.id} is outside cube {ds.attrs.get('cube_url', '')} "
+            f"(origin ({r0}, {c0}), shape {ds.sizes['latitude']}×{ds.sizes['longitude']})"
+        )
+    return i, j
+
+
+def tile_status(ds: xr.Dataset, tile: TileKey) -> int:
+    """Return the tile's completion marker: −1 = not built, else its modelled pixel count."""
+    i, j = _tile_index(ds, tile)
+    return int(ds["tile_status"].values[i, j])
+
+
+def read_tile(ds: xr.Dataset, tile: TileKey) -> dict[str, np.ndarray]:
+    """Read one built tile as numpy arrays (only that tile's chunks are fetched).
+
+    Returns ``soc``, ``clay`` (ny, nx) float32 (t C/ha, %), ``land_use`` and ``reason`` (ny, nx)
+    uint8, ``tmp``/``prec``/``pet`` (ny, nx, 480) float32 (degC, mm/month), ``cover``
+    (ny, nx, 12) float32 (share). A tile without completion marker, with an unreadable chunk or
+    with a missing chunk (modelled pixels that read as nodata, or a reason count that disagrees
+    with the marker) raises :class:`SourceError` naming the cube URL, variable and chunk key.
+    """
+    url = ds.attrs.get("cube_url", "<dataset>")
+    i, j = _tile_index(ds, tile)
+    status = int(ds["tile_status"].values[i, j])
+    if status < 0:
+        raise SourceError(f"cube at {url}: tile {tile.id} was not built (no completion marker)")
+    ts = tile.size
+    rows, cols = slice(i * ts, (i + 1) * ts), slice(j * ts, (j + 1) * ts)
+    out: dict[str, np.ndarray] = {}
+    keys: dict[str, str] = {}
+    for name, dims in DIMS.items():
+        key = f"{name}/c/{i}/{j}" + ("/0" if len(dims) == 3 else "")
+        keys[name] = key
+        try:
+            out[name] = np.ascontiguousarray(ds[name].variable[rows, cols].values)
+        except Exception as exc:  # zarr/codec errors have no common base class
+            raise SourceError(
+                f"cube at {url}: cannot read variable {name!r} of tile {tile.id} "
+                f"(chunk key {key!r}): {type(exc).__name__}: {exc}"
+            ) from exc
+    _check_consistent(out, status, keys, url, tile)
+    return out
+
+
+def _check_consistent(
+    out: dict[str, np.ndarray], status: int, keys: dict[str, str], url: str, tile: TileKey
+) -> None:
+    """Catch missing or stale chunks: a missing chunk reads as fill values without error."""
+    ok = out["reason"] == Reason.OK
+    if int(ok.sum()) != status:
+        raise SourceError(
+            f"cube at {url}: tile {tile.id} has {int(ok.sum())} modelled pixels but its "
+            f"completion marker says {status} (chunk key {keys['reason']!r} missing or stale)"
+        )
+    for name, values in out.items():
+        if values.dtype.kind == "f" and ok.any() and not np.isfinite(values[ok]).all():
+            raise SourceError(
+                f"cube at {url}: variable {name!r} of tile {tile.id} has nodata on modelled "
+                f"pixels (chunk key {keys[name]!r} missing or stale)"
+            )
+
+
+def cube_summary(ds: xr.Dataset) -> dict[str, Any]:
+    """Return tiles built / pending and modelled pixel count from the completion markers."""
+    status = ds["tile_status"].values
+    return {
+        "tiles_built": int((status >= 0).sum()),
+        "tiles_total": int(status.size),
+        "modelled_pixels": int(status[status >= 0].sum()),
+        "sources": json.loads(ds.attrs.get("sources", "{}")),
+    }

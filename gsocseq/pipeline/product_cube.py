@@ -1,0 +1,145 @@
+"""The product cube: a zarr v3 group of the 29 float32 layers + ``reason`` (uint8) per region.
+
+Created once from a template (coordinates, metadata, empty arrays whose chunks are the tiles), then
+filled tile by tile: each tile writes exactly its own chunks, so tiles can be written concurrently from
+any process and a tile rewritten later produces the same bytes. Unwritten chunks read as the fill
+values (NaN, ``Reason.OUTSIDE_REGION``).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import xarray as xr
+import zarr
+from zarr.codecs import ZstdCodec
+
+from gsocseq.cube.grid import TileKey, cell_latitudes, cell_longitudes
+from gsocseq.errors import GridMismatchError
+from gsocseq.model.codes import LAYER_NAMES, LAYERS, Reason
+
+DIMS: tuple[str, str] = ("latitude", "longitude")
+WRITE_CONCURRENCY: int = 8
+"""Chunk writes in flight per tile (object stores have latency, not bandwidth, limits)."""
+REASON_VAR: str = "reason"
+_COMPRESSOR = ZstdCodec(level=3)
+
+
+def zarr_store(url: str, storage_options: dict[str, Any] | None = None, *, read_only: bool = False
+               ) -> zarr.abc.store.Store:
+    """Return a zarr store for a URL: a ``LocalStore`` for ``file://``, else an ``FsspecStore``."""
+    if url.startswith("file://"):
+        return zarr.storage.LocalStore(url.removeprefix("file://"), read_only=read_only)
+    return zarr.storage.FsspecStore.from_url(
+        url, storage_options=dict(storage_options or {}), read_only=read_only
+    )
+
+
+def create_product_cube(
+    url: str,
+    *,
+    origin_row: int,
+    origin_col: int,
+    n_rows: int,
+    n_cols: int,
+    tile_size: int,
+    attrs: dict[str, Any],
+    storage_options: dict[str, Any] | None = None,
+) -> bool:
+    """Create the empty product cube at ``url`` unless it exists; return whether it was created.
+
+    The cube covers global cells ``[origin_row, origin_row + n_rows)`` × ``[origin_col, …)`` with
+    chunks of ``tile_size`` cells. An existing cube must have the same grid, else
+    :class:`GridMismatchError` (the caller chose a fresh URL per configuration).
+    """
+    try:
+        existing = zarr.open_group(zarr_store(url, storage_options, read_only=True), mode="r",
+                                   zarr_format=3)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        existing = None
+    if existing is not None:
+        _check_grid(existing, origin_row, origin_col, n_rows, n_cols, tile_size, url)
+        return False
+    group = zarr.open_group(zarr_store(url, storage_options), mode="w", zarr_format=3)
+    group.attrs.update({
+        **attrs, "origin_row": origin_row, "origin_col": origin_col, "tile_size": tile_size,
+        "crs": "EPSG:4326",
+    })
+    lat = cell_latitudes(origin_row, origin_row + n_rows)
+    lon = cell_longitudes(origin_col, origin_col + n_cols)
+    for name, values in (("latitude", lat), ("longitude", lon)):
+        arr = group.create_array(
+            name, shape=values.shape, dtype="float64", chunks=values.shape,
+            dimension_names=(name,), compressors=_COMPRESSOR,
+            attributes={"units": f"degrees_{'north' if name == 'latitude' else 'east'}",
+                        "standard_name": name},
+        )
+        arr[:] = values
+    for name in LAYER_NAMES:
+        group.create_array(
+            name, shape=(n_rows, n_cols), dtype="float32", chunks=(tile_size, tile_size),
+            fill_value=np.float32("nan"), dimension_names=DIMS, compressors=_COMPRESSOR,
+            attributes={"units": LAYERS[name]},
+        )
+    group.create_array(
+        REASON_VAR, shape=(n_rows, n_cols), dtype="uint8", chunks=(tile_size, tile_size),
+        fill_value=int(Reason.OUTSIDE_REGION), dimension_names=DIMS, compressors=_COMPRESSOR,
+        attributes={"units": "1", "description": "gsocseq.model.codes.Reason, 0 = modelled"},
+    )
+    return True
+
+
+def _check_grid(
+    group: zarr.Group, origin_row: int, origin_col: int, n_rows: int, n_cols: int, tile_size: int,
+    url: str,
+) -> None:
+    """Raise :class:`GridMismatchError` unless ``group`` has this grid."""
+    got = (group.attrs.get("origin_row"), group.attrs.get("origin_col"),
+           group.attrs.get("tile_size"), tuple(group[REASON_VAR].shape))
+    want = (origin_row, origin_col, tile_size, (n_rows, n_cols))
+    if got != want:
+        raise GridMismatchError(
+            f"product cube {url} has (origin_row, origin_col, tile_size, shape) = {got}, "
+            f"expected {want}; remove it or choose another output URL"
+        )
+
+
+def write_product_tile(
+    url: str,
+    tile: TileKey,
+    layers: dict[str, np.ndarray],
+    reason: np.ndarray,
+    storage_options: dict[str, Any] | None = None,
+) -> None:
+    """Write one tile's layers (float32 ``(size, size)``, t C/ha, t C/ha/yr, %) and reason codes."""
+    group = zarr.open_group(zarr_store(url, storage_options), mode="r+", zarr_format=3)
+    rows, cols = tile.to_slices(int(group.attrs["origin_row"]), int(group.attrs["origin_col"]))
+    arrays = dict(group.arrays())  # all array metadata fetched concurrently
+    data = {name: np.asarray(layers[name], dtype=np.float32) for name in LAYER_NAMES}
+    data[REASON_VAR] = np.asarray(reason, dtype=np.uint8)
+
+    def put(name: str) -> None:
+        arrays[name][rows, cols] = data[name]
+
+    with ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY) as pool:  # one chunk per variable
+        list(pool.map(put, data))
+
+
+def read_product_tile(
+    url: str, tile: TileKey, storage_options: dict[str, Any] | None = None
+) -> dict[str, np.ndarray]:
+    """Return one tile's layers and ``reason`` as numpy arrays ``(size, size)``."""
+    group = zarr.open_group(zarr_store(url, storage_options, read_only=True), mode="r",
+                            zarr_format=3)
+    rows, cols = tile.to_slices(int(group.attrs["origin_row"]), int(group.attrs["origin_col"]))
+    return {name: group[name][rows, cols] for name in (*LAYER_NAMES, REASON_VAR)}
+
+
+def open_product_cube(url: str, storage_options: dict[str, Any] | None = None) -> xr.Dataset:
+    """Open the product cube lazily (dask, chunks = tiles) with coordinates and units."""
+    return xr.open_zarr(
+        zarr_store(url, storage_options, read_only=True), zarr_format=3, consolidated=False,
+        mask_and_scale=False,
+    )

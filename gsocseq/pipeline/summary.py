@@ -1,0 +1,161 @@
+"""Aggregate tile outcomes into the run summary: pixels, reasons, regional totals, timings, URLs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gsocseq.model.codes import REASON_DESCRIPTIONS, SCENARIOS, SSM_LABELS, Reason
+from gsocseq.pipeline.tile import TileOutcome
+
+#: Scenario name → FAO layer label.
+SCENARIO_LABELS: dict[str, str] = dict(zip(SCENARIOS, ("BAU", *SSM_LABELS), strict=True))
+
+
+@dataclass(frozen=True)
+class ScenarioTotals:
+    """Regional totals of one scenario (Σ value × cell area)."""
+
+    scenario: str
+    """Scenario name (``bau``, ``ssm_low``, ``ssm_med``, ``ssm_high``)."""
+    final_stock_mt: float
+    """SOC stock 0–30 cm in 2040, Mt C."""
+    change_mt: float
+    """Change 2020 → 2040 (AbsDiff), Mt C."""
+    rate_mt_per_yr: float
+    """Absolute sequestration rate (ASR), Mt C/yr."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did and produced."""
+
+    region: str
+    """Canonical region string."""
+    config_hash: str
+    """SHA-256 of the science-relevant configuration."""
+    tiles_total: int
+    """Tiles in the plan."""
+    tiles_done: tuple[str, ...]
+    """Tiles computed by this run."""
+    tiles_skipped: tuple[str, ...]
+    """Tiles found finished (completion marker) and skipped."""
+    tiles_failed: dict[str, str]
+    """Failed tile id → error message."""
+    pixels: int
+    """Cells in the finished tiles."""
+    modelled: int
+    """Cells with modelled values."""
+    masked: dict[int, int]
+    """Cells without a value per :class:`Reason` code (> 0)."""
+    t0_stock_mt: float
+    """SOC stock 0–30 cm in 2020 (T0), Mt C."""
+    scenarios: tuple[ScenarioTotals, ...]
+    """Totals per requested scenario."""
+    wall_seconds: float
+    """Wall time of the run, s."""
+    urls: dict[str, str] = field(default_factory=dict)
+    """Where the outputs are: cube, product_cube, products, stac, run."""
+    published: bool = False
+    """Whether COGs and STAC were written (or found up to date)."""
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time per stage (plan, inputs, tiles, publish), s."""
+
+    @property
+    def ok(self) -> bool:
+        """Return whether every tile finished."""
+        return not self.tiles_failed
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "region": self.region, "config_hash": self.config_hash,
+            "tiles": {"total": self.tiles_total, "done": len(self.tiles_done),
+                      "skipped": len(self.tiles_skipped), "failed": dict(self.tiles_failed)},
+            "pixels": {"total": self.pixels, "modelled": self.modelled,
+                       "masked": {Reason(k).name.lower(): v for k, v in self.masked.items()}},
+            "totals": {
+                "T0_MtC": self.t0_stock_mt,
+                **{s.scenario: {"final_stock_MtC": s.final_stock_mt, "change_MtC": s.change_mt,
+                                "rate_MtC_per_yr": s.rate_mt_per_yr} for s in self.scenarios},
+            },
+            "wall_seconds": self.wall_seconds, "stage_seconds": dict(self.stage_seconds),
+            "urls": dict(self.urls), "published": self.published,
+        }
+
+
+def summarise(
+    outcomes: Iterable[TileOutcome],
+    *,
+    region: str,
+    config_hash: str,
+    scenarios: tuple[str, ...],
+    wall_seconds: float,
+    urls: dict[str, str],
+    published: bool = False,
+    stage_seconds: dict[str, float] | None = None,
+) -> RunSummary:
+    """Combine tile outcomes (any order) into a :class:`RunSummary`; sums run in tile-id order."""
+    ordered = sorted(outcomes, key=lambda o: o.tile_id)
+    finished = [o for o in ordered if o.status != "failed"]
+    reasons: Counter[int] = Counter()
+    totals: Counter[str] = Counter()
+    for o in finished:
+        reasons.update(o.reasons)
+        for name, value in o.totals.items():
+            totals[name] += value
+    scen = tuple(
+        ScenarioTotals(
+            s, totals[f"finalSOC_{SCENARIO_LABELS[s]}"] / 1e6,
+            totals[f"AbsDiff_{SCENARIO_LABELS[s]}"] / 1e6, totals[f"ASR_{SCENARIO_LABELS[s]}"] / 1e6,
+        )
+        for s in scenarios
+    )
+    return RunSummary(
+        region=region, config_hash=config_hash, tiles_total=len(ordered),
+        tiles_done=tuple(o.tile_id for o in ordered if o.status == "done"),
+        tiles_skipped=tuple(o.tile_id for o in ordered if o.status == "skipped"),
+        tiles_failed={o.tile_id: o.error or "unknown error" for o in ordered
+                      if o.status == "failed"},
+        pixels=sum(o.pixels for o in finished), modelled=reasons.get(Reason.OK, 0),
+        masked={k: v for k, v in sorted(reasons.items()) if k != Reason.OK and v},
+        t0_stock_mt=totals["T0"] / 1e6, scenarios=scen, wall_seconds=wall_seconds,
+        urls=dict(urls), published=published, stage_seconds=dict(stage_seconds or {}),
+    )
+
+
+def region_totals(summary: RunSummary) -> dict[str, float]:
+    """Return the regional totals as flat ``name → value`` (units in the names: MtC, MtC_per_yr)."""
+    out = {"T0_MtC": summary.t0_stock_mt}
+    for s in summary.scenarios:
+        out[f"{s.scenario}_final_stock_MtC"] = s.final_stock_mt
+        out[f"{s.scenario}_change_MtC"] = s.change_mt
+        out[f"{s.scenario}_rate_MtC_per_yr"] = s.rate_mt_per_yr
+    return out
+
+
+def format_summary(summary: RunSummary) -> str:
+    """Return a human-readable multi-line report of a run."""
+    lines = [
+        f"region {summary.region}  config {summary.config_hash[:12]}",
+        f"tiles: {summary.tiles_total} total, {len(summary.tiles_done)} computed, "
+        f"{len(summary.tiles_skipped)} skipped (already done), {len(summary.tiles_failed)} failed",
+        f"pixels: {summary.pixels} in finished tiles, {summary.modelled} modelled",
+    ]
+    for code, count in summary.masked.items():
+        lines.append(f"  masked {count:>10d}  reason {code}: {REASON_DESCRIPTIONS[code]}")
+    lines.append(f"T0 (2020) stock: {summary.t0_stock_mt:.4f} Mt C")
+    for s in summary.scenarios:
+        lines.append(
+            f"  {s.scenario:<9s} 2040 stock {s.final_stock_mt:.4f} Mt C, change "
+            f"{s.change_mt:+.4f} Mt C, rate {s.rate_mt_per_yr:+.5f} Mt C/yr"
+        )
+    stages = ", ".join(f"{k} {v:.1f} s" for k, v in summary.stage_seconds.items())
+    lines.append(f"wall time: {summary.wall_seconds:.1f} s" + (f" ({stages})" if stages else ""))
+    for name, url in summary.urls.items():
+        lines.append(f"  {name:<13s} {url}")
+    for tile_id, error in summary.tiles_failed.items():
+        lines.append(f"FAILED tile {tile_id}: {error}")
+    return "\n".join(lines)

@@ -1,0 +1,192 @@
+"""One tile of a run: read the input cube, run the GSOCseq phases, write the product cube, mark done.
+
+:func:`run_tile` is the unit of work and retry. It takes URLs and a tile id (never arrays), so it can
+run on any dask worker or Prefect task. The completion marker ``_done/{tile_id}.json`` (counts, totals,
+checksums) is written last; a tile whose marker exists for the same configuration is skipped.
+Memory per call is bounded by the tile size: the inputs of one tile plus one batch of pixels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from gsocseq import __version__
+from gsocseq.config import RunConfig
+from gsocseq.cube.grid import TileKey, cell_area_ha
+from gsocseq.errors import PipelineError
+from gsocseq.model.codes import LAYER_NAMES, LAYERS, Reason
+from gsocseq.model.phases import PhaseConfig, run_phases
+from gsocseq.pipeline import store
+from gsocseq.pipeline.plan import RunPlan
+from gsocseq.pipeline.product_cube import REASON_VAR, write_product_tile
+
+PIXEL_BATCH: int = 16384
+"""Pixels passed to ``run_phases`` at once: bounds the (months × pixels) copies to ~190 MB."""
+
+#: Layers summed over area in the totals (stocks t C/ha → t C, rates t C/ha/yr → t C/yr).
+TOTAL_LAYERS: tuple[str, ...] = tuple(n for n, u in LAYERS.items() if u.startswith("t C/ha"))
+
+Status = Literal["done", "skipped", "failed"]
+
+
+@dataclass(frozen=True)
+class TileOutcome:
+    """Result of :func:`run_tile` for one tile."""
+
+    tile_id: str
+    """Tile id (:attr:`TileKey.id`)."""
+    status: Status
+    """``done`` (computed now), ``skipped`` (marker found) or ``failed``."""
+    pixels: int = 0
+    """Cells in the tile."""
+    modelled: int = 0
+    """Cells with a modelled value (reason 0)."""
+    reasons: dict[int, int] = field(default_factory=dict)
+    """Cell count per :class:`Reason` code (0 included)."""
+    totals: dict[str, float] = field(default_factory=dict)
+    """Σ value × cell area per stock / rate layer: t C (stocks) or t C/yr (rates)."""
+    seconds: float = 0.0
+    """Wall time of the computation (from the marker for skipped tiles), s."""
+    error: str | None = None
+    """Error message of a failed tile."""
+
+
+def phase_config(config: RunConfig) -> PhaseConfig:
+    """Return the model settings of a run configuration."""
+    return PhaseConfig(scheme=config.scheme, uncertainty=config.uncertainty)
+
+
+def compute_tile(
+    arrays: dict[str, np.ndarray], config: PhaseConfig, *, batch: int = PIXEL_BATCH
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Run the phases on one tile's input arrays (as from ``read_tile``); return layers and reasons.
+
+    Only pixels whose input ``reason`` is 0 are modelled; the others keep their input reason and NaN.
+    Returns float32 ``(ny, nx)`` layers (t C/ha, t C/ha/yr, %) and uint8 ``(ny, nx)`` reasons.
+    """
+    shape = arrays["soc"].shape
+    n = int(np.prod(shape))
+    reason = np.asarray(arrays[REASON_VAR], dtype=np.uint8).reshape(n).copy()
+    layers = {name: np.full(n, np.nan, dtype=np.float32) for name in LAYER_NAMES}
+    flat = {k: np.asarray(arrays[k]).reshape(n) for k in ("soc", "clay", "land_use")}
+    series = {k: np.asarray(arrays[k]).reshape(n, -1) for k in ("tmp", "prec", "pet", "cover")}
+    todo = np.flatnonzero(reason == Reason.OK)
+    for start in range(0, todo.size, batch):
+        idx = todo[start : start + batch]
+        result = run_phases(
+            soc=flat["soc"][idx], clay=flat["clay"][idx], land_use=flat["land_use"][idx],
+            **{k: np.ascontiguousarray(v[idx].T) for k, v in series.items()},
+            config=config,
+        )
+        reason[idx] = result.reason
+        for name in LAYER_NAMES:
+            layers[name][idx] = result.layers[name]
+    return {k: v.reshape(shape) for k, v in layers.items()}, reason.reshape(shape)
+
+
+def tile_statistics(
+    tile: TileKey, layers: dict[str, np.ndarray], reason: np.ndarray
+) -> dict[str, Any]:
+    """Return counts per reason, area totals (t C, t C/yr) and sha256 checksums of a tile's results."""
+    area = cell_area_ha(tile.latitudes())[:, None]
+    codes, counts = np.unique(reason, return_counts=True)
+    totals = {
+        name: float(np.nansum(layers[name].astype(np.float64) * area)) for name in TOTAL_LAYERS
+    }
+    checksums = {
+        name: hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
+        for name, arr in (*layers.items(), (REASON_VAR, reason))
+    }
+    return {
+        "pixels": int(reason.size),
+        "modelled": int(np.count_nonzero(reason == Reason.OK)),
+        "reasons": {str(int(c)): int(k) for c, k in zip(codes, counts, strict=True)},
+        "totals": totals,
+        "checksums": dict(sorted(checksums.items())),
+    }
+
+
+def run_tile(
+    config: RunConfig, plan: RunPlan, tile_id: str, *, raise_errors: bool = False
+) -> TileOutcome:
+    """Compute one tile into the product cube and write its completion marker last.
+
+    Skips the tile (status ``skipped``) when its marker exists for this configuration. Errors give
+    status ``failed`` with the message, or raise :class:`PipelineError` with ``raise_errors``.
+    """
+    so = config.storage_options
+    marker_url = plan.marker_url(tile_id)
+    try:
+        marker = store.read_json(marker_url, so)
+        if marker is not None and marker.get("config_hash") == plan.config_hash:
+            return outcome_from_marker(marker, "skipped")
+        t_start = time.perf_counter()
+        tile = TileKey.from_id(tile_id)
+        arrays = _read_inputs(plan.cube_url, so, tile)
+        layers, reason = compute_tile(arrays, phase_config(config))
+        del arrays
+        write_product_tile(plan.product_cube_url, tile, layers, reason, so)
+        doc = {
+            "tile": tile_id, "config_hash": plan.config_hash, "code_version": __version__,
+            "product_cube": plan.product_cube_url, "cube": plan.cube_url,
+            **tile_statistics(tile, layers, reason),
+            "seconds": round(time.perf_counter() - t_start, 3),
+        }
+        store.write_json(marker_url, doc, so)
+        return outcome_from_marker(doc, "done")
+    except Exception as exc:
+        if raise_errors:
+            raise PipelineError(f"tile {tile_id} failed: {type(exc).__name__}: {exc}") from exc
+        return TileOutcome(tile_id, "failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def outcome_from_marker(marker: dict[str, Any], status: Status) -> TileOutcome:
+    """Build a :class:`TileOutcome` from a completion marker document."""
+    return TileOutcome(
+        tile_id=marker["tile"], status=status, pixels=int(marker["pixels"]),
+        modelled=int(marker["modelled"]),
+        reasons={int(k): int(v) for k, v in marker["reasons"].items()},
+        totals={k: float(v) for k, v in marker["totals"].items()},
+        seconds=float(marker.get("seconds", 0.0)),
+    )
+
+
+def finished_tiles(config: RunConfig, plan: RunPlan) -> dict[str, TileOutcome]:
+    """Return the tiles whose completion marker exists for this configuration, as ``skipped``.
+
+    One listing of the marker folder, then the markers fetched together (concurrently on object
+    stores).
+    """
+    so = config.storage_options
+    wanted = {f"{t}.json": t for t in plan.tile_ids}
+    names = [n for n in store.list_names(plan.done_url, so) if n in wanted]
+    if not names:
+        return {}
+    fs, path = store.filesystem(plan.done_url, so)
+    blobs = fs.cat([f"{path}/{n}" for n in names], on_error="omit")
+    out = {}
+    for blob in blobs.values():
+        marker = json.loads(blob)
+        if marker.get("config_hash") == plan.config_hash:
+            out[marker["tile"]] = outcome_from_marker(marker, "skipped")
+    return out
+
+
+def outcome_to_dict(outcome: TileOutcome) -> dict[str, Any]:
+    """Return a JSON-ready dict of an outcome."""
+    doc = asdict(outcome)
+    doc["reasons"] = {str(k): v for k, v in outcome.reasons.items()}
+    return doc
+
+
+def _read_inputs(cube_url: str, so: dict[str, Any], tile: TileKey) -> dict[str, np.ndarray]:
+    """Read one tile of the input cube as numpy arrays (``read_tile`` layout)."""
+    from gsocseq.cube.store import open_cube, read_tile
+
+    return read_tile(open_cube(cube_url, so), tile)

@@ -1,0 +1,220 @@
+"""Inputs declared as data: a frozen :class:`SourceSpec` per dataset and :class:`SourcesConfig`.
+
+A spec says where a dataset lives (URL or URL template), which variable/band to read, its *native*
+units, nodata value, period and how to resample it onto the 30″ grid. Adapters
+(:mod:`gsocseq.sources.adapters`) read the spec and normalise; nothing here does I/O except
+:func:`load_sources`, which parses a ``sources.toml``.
+
+URL templates use ``str.format`` fields: ``{var}`` (climate variable), ``{year}``, ``{depth}``
+(soil layer), ``{month}`` (1…12), ``{month:02d}``, ``{first}``/``{last}`` (CRU decade files).
+Relative URLs in a TOML file are resolved against the directory of that file, so a
+``sources.toml`` travels with its data (``file://``, ``memory://`` or ``s3://``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from importlib import resources
+from typing import Any
+
+import fsspec
+
+from gsocseq.errors import InputValidationError, SourceError
+
+#: The datasets the cube needs, in build order.
+DATASETS: tuple[str, ...] = ("boundaries", "soc", "clay", "land_cover", "climate", "cover")
+
+#: Adapter kinds (keys of :data:`gsocseq.sources.adapters.ADAPTERS`).
+KINDS: tuple[str, ...] = (
+    "gsocmap",
+    "soilgrids",
+    "esa_cci",
+    "terraclimate",
+    "cru_ts",
+    "cover_monthly",
+    "natural_earth",
+)
+RESAMPLING: tuple[str, ...] = ("bilinear", "nearest", "mode")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One input dataset, declared as data."""
+
+    name: str
+    """Dataset role: one of :data:`DATASETS`."""
+    kind: str
+    """Adapter that reads it: one of :data:`KINDS`."""
+    url: str
+    """fsspec URL, or URL template (see module docstring)."""
+    variable: str = ""
+    """Variable / attribute to read (netCDF variable, vector attribute); empty for rasters."""
+    units: str = ""
+    """Native units of the file (converted by the adapter), e.g. ``t C/ha``, ``kg/m2``, ``g/kg``."""
+    nodata: float | None = None
+    """Nodata value when the file does not declare one."""
+    period: tuple[int, int] | None = None
+    """First and last year covered (climate); the year of the map for land cover."""
+    resampling: str = "bilinear"
+    """Onto the 30″ grid: ``bilinear`` (continuous), ``nearest`` (classes, as FAO) or ``mode``."""
+    layers: tuple[str, ...] = ()
+    """Sub-datasets: soil depth labels, climate variable names, …"""
+    crs: str = "EPSG:4326"
+    """Declared CRS; a file in another CRS is rejected."""
+    version: str = ""
+    """Dataset version (recorded in the cube attributes)."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise InputValidationError(
+                f"source {self.name!r}: unknown kind {self.kind!r}; expected one of {KINDS}"
+            )
+        if self.resampling not in RESAMPLING:
+            raise InputValidationError(
+                f"source {self.name!r}: unknown resampling {self.resampling!r}; "
+                f"expected one of {RESAMPLING}"
+            )
+        if not self.url:
+            raise InputValidationError(f"source {self.name!r}: empty url")
+
+    def format_url(self, **fields_: Any) -> str:
+        """Fill the URL template, e.g. ``spec.format_url(var="ppt", year=1990)``."""
+        try:
+            return self.url.format(**fields_)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise InputValidationError(
+                f"source {self.name!r}: cannot fill url template {self.url!r} with {fields_}: {exc}"
+            ) from exc
+
+
+@dataclass(frozen=True)
+class SourcesConfig:
+    """All input datasets of a run, plus named region aliases (e.g. ``demo`` → ``DEM``)."""
+
+    specs: tuple[SourceSpec, ...]
+    """One spec per dataset of :data:`DATASETS`."""
+    regions: tuple[tuple[str, str], ...] = ()
+    """Region aliases: (name, region spec string)."""
+    origin: str = ""
+    """URL of the TOML file the config came from (empty for built-in)."""
+    storage_options: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    """fsspec storage options used to read every source (credentials, endpoint)."""
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.specs]
+        missing = [d for d in DATASETS if d not in names]
+        if missing:
+            raise InputValidationError(
+                f"sources config {self.origin or '<built-in>'}: missing dataset(s) {missing}"
+            )
+
+    def __getitem__(self, name: str) -> SourceSpec:
+        """Return the spec of dataset ``name``."""
+        for spec in self.specs:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"no source named {name!r}; have {[s.name for s in self.specs]}")
+
+    def region_alias(self, name: str) -> str | None:
+        """Return the region spec string an alias stands for, or None."""
+        return dict(self.regions).get(name)
+
+    def versions(self) -> dict[str, str]:
+        """Return ``{dataset: "kind version url"}`` for provenance attributes."""
+        return {s.name: f"{s.kind} {s.version} {s.url}".strip() for s in self.specs}
+
+
+_SPEC_FIELDS = {f.name for f in fields(SourceSpec)}
+
+
+def _resolve(url: str, base: str) -> str:
+    if not base or "://" in url or url.startswith("/"):
+        return url
+    return base.rstrip("/") + "/" + url
+
+
+def _spec_from_table(name: str, table: Mapping[str, Any], base: str, origin: str) -> SourceSpec:
+    unknown = set(table) - _SPEC_FIELDS
+    if unknown:
+        raise InputValidationError(
+            f"sources config {origin}: dataset {name!r} has unknown key(s) {sorted(unknown)}"
+        )
+    kw = dict(table)
+    kw["name"] = name
+    if "url" in kw:
+        kw["url"] = _resolve(str(kw["url"]), base)
+    for key in ("period", "layers"):
+        if key in kw and kw[key] is not None:
+            kw[key] = tuple(kw[key])
+    try:
+        return SourceSpec(**kw)
+    except TypeError as exc:
+        raise InputValidationError(f"sources config {origin}: dataset {name!r}: {exc}") from exc
+
+
+def parse_sources(
+    text: str, origin: str = "", base: str = "", storage_options: Mapping[str, Any] | None = None
+) -> SourcesConfig:
+    """Parse ``sources.toml`` text into a :class:`SourcesConfig` (relative URLs from ``base``)."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputValidationError(f"sources config {origin}: invalid TOML: {exc}") from exc
+    regions = tuple((str(k), str(v)) for k, v in doc.pop("regions", {}).items())
+    specs = tuple(
+        _spec_from_table(name, table, base, origin)
+        for name, table in doc.get("sources", {}).items()
+    )
+    return SourcesConfig(specs, regions, origin, dict(storage_options or {}))
+
+
+def load_sources(
+    url_or_path: str | None = None,
+    overrides: Mapping[str, str | Mapping[str, Any]] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> SourcesConfig:
+    """Read a ``sources.toml`` (default: the shipped one with the real public datasets).
+
+    ``overrides`` maps a dataset name to a URL (``{"soc": "s3://b/soc.tif"}``) or to a table of
+    spec fields (``{"soc": {"url": …, "units": "kg/m2"}}``). ``storage_options`` are kept in the
+    config and used to read every source (and the TOML itself).
+    """
+    so = dict(storage_options or {})
+    if url_or_path is None:
+        text = resources.files("gsocseq.sources").joinpath("sources.toml").read_text()
+        origin, base = "gsocseq/sources/sources.toml", ""
+    else:
+        origin = str(url_or_path)
+        try:
+            with fsspec.open(origin, "rt", **so) as f:
+                text = f.read()
+        except (FileNotFoundError, OSError) as exc:
+            raise SourceError(f"sources config not found or unreadable: {origin}: {exc}") from exc
+        base = origin.rsplit("/", 1)[0] if "/" in origin else ""
+    config = parse_sources(text, origin, base, so)
+    return apply_overrides(config, overrides) if overrides else config
+
+
+def apply_overrides(
+    config: SourcesConfig, overrides: Mapping[str, str | Mapping[str, Any]]
+) -> SourcesConfig:
+    """Return a copy of ``config`` with some datasets replaced by URL or by spec fields."""
+    specs = {s.name: s for s in config.specs}
+    for name, value in overrides.items():
+        if name not in specs:
+            raise InputValidationError(
+                f"sources override: unknown dataset {name!r}; expected one of {list(specs)}"
+            )
+        table = {"url": value} if isinstance(value, str) else dict(value)
+        unknown = set(table) - _SPEC_FIELDS
+        if unknown:
+            raise InputValidationError(
+                f"sources override for {name!r}: unknown key(s) {sorted(unknown)}"
+            )
+        for key in ("period", "layers"):
+            if table.get(key) is not None:
+                table[key] = tuple(table[key])
+        specs[name] = replace(specs[name], **table)
+    return replace(config, specs=tuple(specs.values()))

@@ -1,0 +1,156 @@
+"""Size a global GSOCseq rebuild on the Kubernetes Dask cluster (infra/README.md, "Sizing").
+
+The arithmetic, from a land mask and one measured number:
+
+* tiles: the 30-arc-second global grid (43 200 × 21 600 cells) in 2° × 2° tiles of 240 × 240 cells
+  = 180 × 90 = 16 200 tiles; *land tiles* are those that intersect a land polygon (Natural Earth
+  1:110m countries, Antarctica left out: no agricultural land);
+* land cells: the 30″ cells inside land polygons, ``area in deg² × 120²`` summed over tiles;
+* modelled pixels ``N = s × land cells``, ``s`` the modelled (agricultural: cropland + grassland)
+  share of land, FAOSTAT ≈ 4.8 Gha of 13.0 Gha ice-free land ≈ 0.37 (an area share used as a cell
+  share; the exact count comes from the land-cover mask at run time);
+* ``X`` the measured whole-procedure throughput in pixels per second per core (spin-up, warm-up,
+  forward scenarios, uncertainty brackets and tile I/O; ``benchmarks/bench_*.py``);
+* one tile runs on one Dask thread (= one core), so a cluster of ``W`` worker pods × 2 threads works
+  in waves: ``wall = ceil(T / 2W) × (N / T) / X`` seconds (every tile given the mean pixel count);
+* cost: allocated vCPU-hours × price, ``2W × wall × p`` (plus the scheduler, negligible).
+
+Run ``python infra/sizing.py`` for the README's Markdown table, ``--x 1234`` to evaluate it at a
+measured throughput. Needs only shapely and pyogrio (its test data ship Natural Earth 1:110m).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import shapely
+from pyogrio.raw import read as read_raw
+
+TILE_DEG: int = 2
+"""Tile edge in degrees (240 cells of 30″)."""
+CELLS_PER_DEG: int = 120
+AGRICULTURAL_SHARE: float = 0.37
+"""Modelled share of land cells: FAOSTAT agricultural land ≈ 4.8 Gha / 13.0 Gha ice-free land."""
+THREADS_PER_WORKER: int = 2
+"""Dask threads (cores) per worker pod, as in infra/k8s/daskcluster.yaml."""
+PRICE_PER_VCPU_HOUR: float = 0.05
+"""Assumed on-demand price in USD per vCPU-hour with 3 GiB memory (general-purpose VMs)."""
+WORKER_COUNTS: tuple[int, ...] = (25, 50, 100, 200)
+X_PLACEHOLDER: str = "<<X_MEASURED>>"
+
+
+def naturalearth_path() -> Path:
+    """Return the Natural Earth 1:110m countries shapefile shipped with pyogrio's test data."""
+    return (Path(pyogrio.__file__).parent / "tests" / "fixtures" / "naturalearth_lowres"
+            / "naturalearth_lowres.shp")
+
+
+@dataclass(frozen=True)
+class LandTiles:
+    """Land tiles of the global 2° grid and the land cells they hold."""
+
+    n_tiles: int
+    """Tiles of the global grid (16 200)."""
+    n_land_tiles: int
+    """Tiles that intersect land (Antarctica excluded)."""
+    land_cells: float
+    """30″ cells inside land polygons."""
+
+
+def land_tiles(shapefile: Path | None = None) -> LandTiles:
+    """Count the 2° tiles that intersect land and the 30″ land cells in them."""
+    _meta, _fids, wkb, fields = read_raw(shapefile or naturalearth_path(),
+                                         columns=["continent"])
+    geoms = shapely.from_wkb(wkb)
+    land = shapely.union_all(geoms[np.asarray(fields[0]) != "Antarctica"])
+    west = np.arange(-180, 180, TILE_DEG)
+    south = np.arange(-90, 90, TILE_DEG)
+    ww, ss = np.meshgrid(west, south)
+    boxes = shapely.box(ww.ravel(), ss.ravel(), ww.ravel() + TILE_DEG, ss.ravel() + TILE_DEG)
+    shapely.prepare(land)
+    hit = shapely.intersects(land, boxes)
+    area_deg2 = shapely.area(shapely.intersection(boxes[hit], land))
+    return LandTiles(n_tiles=boxes.size, n_land_tiles=int(hit.sum()),
+                     land_cells=float(area_deg2.sum() * CELLS_PER_DEG**2))
+
+
+@dataclass(frozen=True)
+class SizingRow:
+    """One cluster size of the sizing table."""
+
+    workers: int
+    cores: int
+    waves: int
+    wall_s_times_x: float
+    """Wall time in seconds × X (divide by X in pixels/s/core to get seconds)."""
+    cost_usd_times_x: float
+    """Cost in USD × X."""
+
+
+def sizing_rows(tiles: LandTiles, share: float = AGRICULTURAL_SHARE,
+                worker_counts: Sequence[int] = WORKER_COUNTS) -> list[SizingRow]:
+    """Return the sizing table (wall time and cost as multiples of 1/X)."""
+    pixels = share * tiles.land_cells
+    per_tile = pixels / tiles.n_land_tiles
+    rows = []
+    for w in worker_counts:
+        cores = w * THREADS_PER_WORKER
+        waves = math.ceil(tiles.n_land_tiles / cores)
+        wall = waves * per_tile
+        rows.append(SizingRow(w, cores, waves, wall, cores * wall / 3600 * PRICE_PER_VCPU_HOUR))
+    return rows
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.3g} h" if seconds >= 3600 else f"{seconds / 60:.3g} min"
+
+
+def markdown(tiles: LandTiles, x: float | None = None, share: float = AGRICULTURAL_SHARE) -> str:
+    """Return the README's sizing section body, evaluated at ``x`` or with the placeholder."""
+    pixels = share * tiles.land_cells
+    per_tile = pixels / tiles.n_land_tiles
+    xs = X_PLACEHOLDER if x is None else f"{x:g}"
+    lines = [
+        f"- tiles: 43 200 × 21 600 cells / (240 × 240) = {tiles.n_tiles} tiles of 2° × 2°",
+        f"- land tiles T = {tiles.n_land_tiles} (tiles meeting Natural Earth 1:110m land, "
+        "Antarctica excluded)",
+        f"- land cells = Σ land area (deg²) × 120² = {tiles.land_cells:.4g}",
+        f"- modelled pixels N = s × land cells = {share} × {tiles.land_cells:.4g} = {pixels:.4g}",
+        f"- mean pixels per land tile N / T = {per_tile:.4g}",
+        f"- total work N / X = {pixels:.4g} / X core-seconds = {pixels / 3600:.4g} / X core-hours",
+        f"- X = **{xs}** pixels/s/core (measured, whole procedure)",
+        "",
+        "| worker pods W | cores 2W | waves ⌈T / 2W⌉ | wall = waves × (N/T) / X | "
+        f"wall at X = {xs} | cost = 2W × wall × ${PRICE_PER_VCPU_HOUR}/vCPU-h | "
+        f"cost at X = {xs} |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in sizing_rows(tiles, share):
+        wall = _hours(r.wall_s_times_x / x) if x else xs
+        cost = f"${r.cost_usd_times_x / x:.3g}" if x else xs
+        lines.append(
+            f"| {r.workers} | {r.cores} | {r.waves} | {r.wall_s_times_x / 3600:.4g} / X h | "
+            f"{wall} | ${r.cost_usd_times_x:.4g} / X | {cost} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Print the sizing section (Markdown)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--x", type=float, default=None,
+                        help="measured throughput, pixels per second per core")
+    parser.add_argument("--share", type=float, default=AGRICULTURAL_SHARE,
+                        help="modelled (agricultural) share of land cells")
+    args = parser.parse_args(argv)
+    print(markdown(land_tiles(), args.x, args.share), end="")
+
+
+if __name__ == "__main__":
+    main()

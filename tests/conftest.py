@@ -1,0 +1,191 @@
+"""Root fixtures shared by every test suite: a real local S3 server and the demo world on it.
+
+Fixtures
+--------
+``s3_server`` (session)
+    Starts ``moto_server -H 127.0.0.1 -p <free port>`` as a **separate process** (an in-process
+    moto server deadlocks when GDAL writes to /vsis3/, and ``mock_aws`` does not work with s3fs),
+    polls ``GET /`` until it answers, and stops it at the end of the session. It also sets
+    ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (dummy) and ``AWS_DEFAULT_REGION`` for the
+    session. Yields an :class:`S3Server` with
+
+    - ``endpoint_url`` (``http://127.0.0.1:PORT``) and ``host_port`` (``127.0.0.1:PORT``);
+    - ``storage_options``: a dict for s3fs / fsspec / xarray
+      (``{"key", "secret", "client_kwargs": {"endpoint_url": …}}``);
+    - ``fs()``: a fresh :class:`s3fs.S3FileSystem` on the server (listing cache cleared);
+    - ``gdal_env()``: the GDAL config for /vsis3/ (``AWS_S3_ENDPOINT`` host:port, ``AWS_HTTPS=NO``,
+      ``AWS_VIRTUAL_HOSTING=FALSE``, ``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR``,
+      ``CPL_VSIL_USE_TEMP_FILE_FOR_RANDOM_WRITE=YES``, credentials); ``with s3.gdal():`` wraps it
+      in a :class:`rasterio.Env`.
+``s3_bucket`` (function)
+    A fresh, uniquely named bucket on ``s3_server``; yields ``"s3://<name>"`` and deletes it after.
+``demo_world_s3`` (session)
+    A tiny demo world (2 × 3 tiles of 60 cells, seed 0; :func:`gsocseq.demo.write_demo_world`)
+    uploaded once to ``s3://gsocseq-demo-world/world``. Yields a :class:`DemoWorld` with ``url``,
+    ``sources_url`` (its ``sources.toml``), ``storage_options`` and ``tile_size``.
+    Treat it as read-only.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def free_port() -> int:
+    """Return a free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A running moto S3 server (see the module docstring)."""
+
+    endpoint_url: str
+    storage_options: dict[str, Any] = field(hash=False)
+
+    @property
+    def host_port(self) -> str:
+        """``127.0.0.1:PORT`` (GDAL's ``AWS_S3_ENDPOINT`` takes no scheme)."""
+        return self.endpoint_url.split("://", 1)[1]
+
+    def fs(self) -> Any:
+        """Return an s3fs filesystem on this server with a clean listing cache."""
+        import s3fs
+
+        fs = s3fs.S3FileSystem(**self.storage_options)
+        fs.invalidate_cache()
+        return fs
+
+    def gdal_env(self) -> dict[str, str]:
+        """GDAL configuration options that point /vsis3/ at this server."""
+        return {
+            "AWS_S3_ENDPOINT": self.host_port,
+            "AWS_HTTPS": "NO",
+            "AWS_VIRTUAL_HOSTING": "FALSE",
+            "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+            "CPL_VSIL_USE_TEMP_FILE_FOR_RANDOM_WRITE": "YES",
+            "AWS_ACCESS_KEY_ID": AWS_ENV["AWS_ACCESS_KEY_ID"],
+            "AWS_SECRET_ACCESS_KEY": AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+            "AWS_REGION": AWS_ENV["AWS_DEFAULT_REGION"],
+        }
+
+    @contextmanager
+    def gdal(self) -> Iterator[None]:
+        """Context in which rasterio/GDAL reach this server through /vsis3/ (``s3://`` paths)."""
+        import rasterio
+
+        with rasterio.Env(**self.gdal_env()):
+            yield
+
+
+def _wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"moto_server exited with {proc.returncode}: {log.read_text()[-2000:]}"
+            )
+        try:
+            with urllib.request.urlopen(url + "/", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.1)
+    raise RuntimeError(f"moto_server did not answer at {url} within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """Run a local moto S3 server process for the whole session."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    exe = Path(sys.executable).with_name("moto_server")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "moto.server"]
+    log = Path(tempfile.mkdtemp(prefix="moto-")) / "moto.log"
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in AWS_ENV.items():
+            mp.setenv(key, value)
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [*cmd, "-H", "127.0.0.1", "-p", str(port)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **AWS_ENV},
+                start_new_session=True,
+            )
+        try:
+            _wait_until_up(url, proc, log, timeout=60.0)
+            so = {
+                "key": AWS_ENV["AWS_ACCESS_KEY_ID"],
+                "secret": AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+                "client_kwargs": {"endpoint_url": url},
+            }
+            yield S3Server(endpoint_url=url, storage_options=so)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> Iterator[str]:
+    """Create a fresh bucket; yield ``s3://<name>``; delete it afterwards."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    fs = s3_server.fs()
+    fs.mkdir(name)
+    yield f"s3://{name}"
+    fs = s3_server.fs()
+    fs.rm(name, recursive=True)
+
+
+@dataclass(frozen=True)
+class DemoWorld:
+    """A demo world on some store (see the module docstring)."""
+
+    url: str
+    sources_url: str
+    storage_options: dict[str, Any] = field(hash=False)
+    tile_size: int = 60
+
+
+DEMO_BUCKET = "gsocseq-demo-world"
+
+
+@pytest.fixture(scope="session")
+def demo_world_s3(s3_server: S3Server) -> DemoWorld:
+    """Upload a tiny demo world (2 × 3 tiles of 60 cells) to the local S3 once per session."""
+    from gsocseq.demo import write_demo_world
+
+    fs = s3_server.fs()
+    if not fs.exists(DEMO_BUCKET):
+        fs.mkdir(DEMO_BUCKET)
+    url = f"s3://{DEMO_BUCKET}/world"
+    so = dict(s3_server.storage_options)
+    sources_url = write_demo_world(url, so, tiles_y=2, tiles_x=3, tile_size=60, seed=0)
+    return DemoWorld(url=url, sources_url=sources_url, storage_options=so, tile_size=60)

@@ -1,0 +1,114 @@
+"""Regridding onto 30″ cell centres: bilinear exact for linear fields, nodata, extent, nearest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gsocseq.cube import regrid
+from gsocseq.cube.grid import TileKey
+from gsocseq.cube.regrid import bilinear, nearest
+
+TILE = TileKey(248, 232, 60)
+
+
+def _src(res: float, pad: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    w, s, e, n = TILE.bounds
+    lat = np.arange(n + pad * res - res / 2, s - pad * res, -res)
+    lon = np.arange(w - pad * res + res / 2, e + pad * res, res)
+    return lat, lon
+
+
+def test_bilinear_is_exact_for_linear_fields() -> None:
+    lat, lon = _src(1 / 24)
+    field = 3.0 * lat[:, None] - 2.0 * lon[None, :] + 7.0
+    out = bilinear(field, lat, lon, TILE.latitudes(), TILE.longitudes(), dtype=np.float64)
+    want = 3.0 * TILE.latitudes()[:, None] - 2.0 * TILE.longitudes()[None, :] + 7.0
+    np.testing.assert_allclose(out, want, rtol=0, atol=1e-9)
+
+
+def test_bilinear_on_identical_grid_is_identity() -> None:
+    lat, lon = TILE.latitudes(), TILE.longitudes()
+    field = np.random.default_rng(0).normal(size=(60, 60))
+    np.testing.assert_allclose(bilinear(field, lat, lon, lat, lon, np.float64), field, atol=1e-12)
+
+
+def test_leading_axis_moves_last_and_blocks_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    lat, lon = _src(1 / 24)
+    rng = np.random.default_rng(1)
+    stack = rng.normal(size=(50, lat.size, lon.size))
+    full = bilinear(stack, lat, lon, TILE.latitudes(), TILE.longitudes(), np.float64)
+    assert full.shape == (60, 60, 50)
+    monkeypatch.setattr(regrid, "BLOCK", 7)
+    blocked = bilinear(stack, lat, lon, TILE.latitudes(), TILE.longitudes(), np.float64)
+    np.testing.assert_array_equal(full, blocked)
+    single = bilinear(stack[13], lat, lon, TILE.latitudes(), TILE.longitudes(), np.float64)
+    np.testing.assert_allclose(full[:, :, 13], single)
+
+
+def test_nodata_neighbours_are_dropped_and_weights_renormalised() -> None:
+    lat, lon = _src(1 / 24)
+    field = np.full((lat.size, lon.size), 10.0)
+    field[5, 5] = np.nan
+    out = bilinear(field, lat, lon, TILE.latitudes(), TILE.longitudes(), np.float64)
+    # only the target sitting exactly on the nodata cell's centre has no weight left
+    at_centre = np.isclose(TILE.latitudes()[:, None], lat[5]) & np.isclose(
+        TILE.longitudes()[None, :], lon[5]
+    )
+    assert at_centre.sum() == 1
+    np.testing.assert_array_equal(np.isnan(out), at_centre)
+    np.testing.assert_allclose(out[~at_centre], 10.0)
+    field[:] = np.nan
+    assert np.isnan(bilinear(field, lat, lon, TILE.latitudes(), TILE.longitudes())).all()
+
+
+def test_targets_outside_the_source_are_nan() -> None:
+    lat, lon = _src(1 / 24, pad=0)
+    lon = lon[lon < TILE.bounds[0] + 0.25]  # source covers only the western half
+    field = np.ones((lat.size, lon.size))
+    out = bilinear(field, lat, lon, TILE.latitudes(), TILE.longitudes())
+    inside = TILE.longitudes() <= lon[-1] + (1 / 48)
+    assert np.isfinite(out[:, inside]).all()
+    assert np.isnan(out[:, ~inside]).all()
+
+
+def test_empty_source_window_gives_all_missing() -> None:
+    out = bilinear(
+        np.empty((12, 0, 0)), np.empty(0), np.empty(0), TILE.latitudes(), TILE.longitudes()
+    )
+    assert out.shape == (60, 60, 12) and np.isnan(out).all()
+    classes = nearest(
+        np.empty((0, 0), np.uint8),
+        np.empty(0),
+        np.empty(0),
+        TILE.latitudes(),
+        TILE.longitudes(),
+        fill=0,
+    )
+    assert classes.dtype == np.uint8 and (classes == 0).all()
+
+
+def test_nearest_keeps_classes_and_picks_the_closest_cell() -> None:
+    lat, lon = _src(1 / 360, pad=2)  # 300 m source, finer than the target
+    codes = (np.arange(lat.size)[:, None] % 7 + np.arange(lon.size)[None, :] % 5).astype(np.uint8)
+    out = nearest(codes, lat, lon, TILE.latitudes(), TILE.longitudes(), fill=0)
+    assert out.dtype == np.uint8
+    iy = np.abs(lat[:, None] - TILE.latitudes()[None, :]).argmin(axis=0)
+    ix = np.abs(lon[:, None] - TILE.longitudes()[None, :]).argmin(axis=0)
+    np.testing.assert_array_equal(out, codes[np.ix_(iy, ix)])
+
+
+def test_mode_takes_the_majority_of_finer_cells() -> None:
+    from gsocseq.cube.regrid import mode
+
+    res = 1 / 360  # 3 × 3 source cells per target cell
+    w, s, e, n = TILE.bounds
+    lat = n - (np.arange(180) + 0.5) * res
+    lon = w + (np.arange(180) + 0.5) * res
+    codes = np.full((180, 180), 10, np.uint8)
+    codes[0:3, 0:3] = [[130, 130, 10], [130, 0, 0], [0, 0, 0]]  # no data does not vote
+    codes[3:6, 0:3] = [[130, 130, 20], [20, 20, 130], [10, 10, 10]]  # 3-3-3 tie → smallest
+    out = mode(codes, lat, lon, TILE.latitudes(), TILE.longitudes())
+    assert out.dtype == np.uint8
+    assert out[0, 0] == 130 and out[1, 0] == 10 and out[0, 1] == 10
+    assert (out[2:, :] == 10).all()
