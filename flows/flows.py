@@ -53,38 +53,21 @@ from gsocseq import pipeline
 from gsocseq.config import RunConfig
 from gsocseq.errors import PipelineError
 from gsocseq.pipeline import PublishResult, RunPlan, TileOutcome
+from gsocseq.pipeline.retry import is_transient
 
 WORLD = "-180,-90,180,90"
 """The default region of a global rebuild: every tile of the world that has modelled land."""
 
 # ---------------------------------------------------------------------------------------- retries
 
-_PERMANENT_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
-
-
-def is_transient(exc: BaseException | None) -> bool:
-    """Return whether ``exc`` (or an exception it was raised from) looks like a storage hiccup.
-
-    Connection resets, timeouts, throttling and other ``OSError`` s from object stores are worth a
-    retry; a missing key, a denied permission or any validation error is not.
-    """
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, ConnectionError | TimeoutError):
-            return True
-        if isinstance(exc, OSError) and not isinstance(exc, _PERMANENT_OS_ERRORS):
-            return True
-        name = type(exc).__name__
-        if name in {"EndpointConnectionError", "ReadTimeoutError", "ConnectTimeoutError",
-                    "ClientConnectionError", "ServerDisconnectedError", "SlowDown"}:
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
-
 
 def retry_transient(task: Any, task_run: Any, state: State) -> bool:
-    """Prefect ``retry_condition_fn``: retry a failed task only for transient storage errors."""
+    """Prefect ``retry_condition_fn``: retry a failed task only for transient storage errors.
+
+    Uses the pipeline's own classification (:func:`gsocseq.pipeline.retry.is_transient`: dropped
+    connections, timeouts, 5xx, anywhere in the exception chain; not missing keys, denied access
+    or bad data), so a task is retried for exactly the faults the pipeline itself retries.
+    """
     try:
         state.result()
     except Exception as exc:  # the state's own exception, classified below
@@ -93,8 +76,10 @@ def retry_transient(task: Any, task_run: Any, state: State) -> bool:
 
 
 STORAGE_TASK_OPTIONS: dict[str, Any] = {  # tasks that read or write the object store
-    "retries": 3,
-    "retry_delay_seconds": [2, 10, 30],
+    # on top of botocore's per-request retries and the pipeline's per-tile retry: a task retry
+    # rides out a longer outage (store or worker), after a pause
+    "retries": 2,
+    "retry_delay_seconds": [10, 60],
     "retry_condition_fn": retry_transient,
     "cache_policy": NO_CACHE,  # the pipeline's completion markers decide what is done
     "persist_result": False,

@@ -18,7 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gsocseq.model.codes import SCENARIOS
 
@@ -118,7 +118,8 @@ class RunConfig(BaseModel):
     scheme: Literal["exact", "fao"] = "exact"
     cluster: str | None = None
     sources: str | None = None
-    storage_options: dict[str, Any] = Field(default_factory=dict)
+    storage_options: dict[str, Any] = Field(default_factory=dict, repr=False)
+    """fsspec options (endpoint, credentials): never in ``repr``, logs, manifests or products."""
     map_version: str = "v1.1"
     tile_size: int = 240
     uncertainty: bool = True
@@ -174,6 +175,25 @@ class RunConfig(BaseModel):
             f"cluster {v!r}: expected a scheduler address (tcp://host:8786), 'threads', "
             "'processes' or 'synchronous'"
         )
+
+    @model_validator(mode="after")
+    def _add_storage_retries(self) -> RunConfig:
+        """Give S3 runs bounded request retries with backoff (:mod:`gsocseq.pipeline.retry`)."""
+        from gsocseq.pipeline.retry import with_s3_retries
+
+        so = with_s3_retries(self.storage_options, self.out, self.sources)
+        if so is not self.storage_options:
+            object.__setattr__(self, "storage_options", so)
+        return self
+
+    def check(self) -> RunConfig:
+        """Re-run every validator (a ``model_copy(update=…)`` skips them); return ``self``.
+
+        Entry points below the CLI (the pipeline, the flows) call this so that a configuration
+        changed after construction cannot write outside its ``out`` prefix.
+        """
+        type(self).model_validate(self.model_dump())
+        return self
 
     @property
     def config_hash(self) -> str:

@@ -175,8 +175,10 @@ def product_region_name(config: RunConfig, region: Any) -> str:
 def plan_run(config: RunConfig) -> RunPlan:
     """Resolve the region into tiles and lay out the run's URLs; write the demo world if needed.
 
-    Also writes the manifest ``run.json`` (only when its content changed).
+    Also writes the manifest ``run.json`` (only when its content changed). The configuration is
+    validated again first (:meth:`RunConfig.check`): no output outside ``config.out``.
     """
+    config.check()
     ensure_demo_world(config)
     _, region = resolve(config)
     tiles = sorted(region.tiles)

@@ -19,6 +19,7 @@ from zarr.codecs import ZstdCodec
 from gsocseq.cube.grid import TileKey, cell_latitudes, cell_longitudes
 from gsocseq.errors import GridMismatchError
 from gsocseq.model.codes import LAYER_NAMES, LAYERS, Reason
+from gsocseq.pipeline.retry import StorageError
 
 DIMS: tuple[str, str] = ("latitude", "longitude")
 WRITE_CONCURRENCY: int = 8
@@ -120,8 +121,16 @@ def write_product_tile(
     data = {name: np.asarray(layers[name], dtype=np.float32) for name in LAYER_NAMES}
     data[REASON_VAR] = np.asarray(reason, dtype=np.uint8)
 
+    i, j = rows.start // tile.size, cols.start // tile.size
+
     def put(name: str) -> None:
-        arrays[name][rows, cols] = data[name]
+        try:
+            arrays[name][rows, cols] = data[name]
+        except Exception as exc:  # name the object that could not be written
+            raise StorageError(
+                f"product cube {url}: cannot write chunk {name}/c/{i}/{j} of tile {tile.id}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
 
     with ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY) as pool:  # one chunk per variable
         list(pool.map(put, data))

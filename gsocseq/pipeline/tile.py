@@ -25,6 +25,7 @@ from gsocseq.model.phases import PhaseConfig, run_phases
 from gsocseq.pipeline import store
 from gsocseq.pipeline.plan import RunPlan
 from gsocseq.pipeline.product_cube import REASON_VAR, write_product_tile
+from gsocseq.pipeline.retry import TILE_ATTEMPTS, call_with_retries
 
 PIXEL_BATCH: int = 16384
 """Pixels passed to ``run_phases`` at once: bounds the (months × pixels) copies to ~190 MB."""
@@ -113,37 +114,46 @@ def tile_statistics(
 
 
 def run_tile(
-    config: RunConfig, plan: RunPlan, tile_id: str, *, raise_errors: bool = False
+    config: RunConfig, plan: RunPlan, tile_id: str, *, raise_errors: bool = False,
+    attempts: int = TILE_ATTEMPTS,
 ) -> TileOutcome:
     """Compute one tile into the product cube and write its completion marker last.
 
-    Skips the tile (status ``skipped``) when its marker exists for this configuration. Errors give
-    status ``failed`` with the message, or raise :class:`PipelineError` with ``raise_errors``.
+    Skips the tile (status ``skipped``) when its marker exists for this configuration. A transient
+    storage error retries the whole tile (up to ``attempts`` times, :mod:`gsocseq.pipeline.retry`).
+    Errors give status ``failed`` with the message, or raise :class:`PipelineError` with
+    ``raise_errors``.
     """
-    so = config.storage_options
-    marker_url = plan.marker_url(tile_id)
     try:
-        marker = store.read_json(marker_url, so)
-        if marker is not None and marker.get("config_hash") == plan.config_hash:
-            return outcome_from_marker(marker, "skipped")
-        t_start = time.perf_counter()
-        tile = TileKey.from_id(tile_id)
-        arrays = _read_inputs(plan.cube_url, so, tile)
-        layers, reason = compute_tile(arrays, phase_config(config))
-        del arrays
-        write_product_tile(plan.product_cube_url, tile, layers, reason, so)
-        doc = {
-            "tile": tile_id, "config_hash": plan.config_hash, "code_version": __version__,
-            "product_cube": plan.product_cube_url, "cube": plan.cube_url,
-            **tile_statistics(tile, layers, reason),
-            "seconds": round(time.perf_counter() - t_start, 3),
-        }
-        store.write_json(marker_url, doc, so)
-        return outcome_from_marker(doc, "done")
+        return call_with_retries(lambda: _run_tile_once(config, plan, tile_id),
+                                 what=f"tile {tile_id}", attempts=attempts)
     except Exception as exc:
         if raise_errors:
             raise PipelineError(f"tile {tile_id} failed: {type(exc).__name__}: {exc}") from exc
         return TileOutcome(tile_id, "failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def _run_tile_once(config: RunConfig, plan: RunPlan, tile_id: str) -> TileOutcome:
+    """One attempt of :func:`run_tile` (raises on any error)."""
+    so = config.storage_options
+    marker_url = plan.marker_url(tile_id)
+    marker = store.read_json(marker_url, so)
+    if marker is not None and marker.get("config_hash") == plan.config_hash:
+        return outcome_from_marker(marker, "skipped")
+    t_start = time.perf_counter()
+    tile = TileKey.from_id(tile_id)
+    arrays = _read_inputs(plan.cube_url, so, tile)
+    layers, reason = compute_tile(arrays, phase_config(config))
+    del arrays
+    write_product_tile(plan.product_cube_url, tile, layers, reason, so)
+    doc = {
+        "tile": tile_id, "config_hash": plan.config_hash, "code_version": __version__,
+        "product_cube": plan.product_cube_url, "cube": plan.cube_url,
+        **tile_statistics(tile, layers, reason),
+        "seconds": round(time.perf_counter() - t_start, 3),
+    }
+    store.write_json(marker_url, doc, so)
+    return outcome_from_marker(doc, "done")
 
 
 def outcome_from_marker(marker: dict[str, Any], status: Status) -> TileOutcome:

@@ -178,7 +178,7 @@ def test_retry_condition_reads_the_failed_state() -> None:
 
 def test_storage_tasks_retry_transient_errors_only(harness: None) -> None:
     """The retry policy of the tile/publish tasks, run by Prefect's real task engine."""
-    assert tile_task.retries == publish_task.retries == 3
+    assert tile_task.retries == publish_task.retries == 2
     assert tile_task.retry_condition_fn is retry_transient
     calls: list[str] = []
     errors = {"reset": ConnectionResetError("connection reset by peer"),
