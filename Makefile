@@ -17,14 +17,14 @@ demo: $(STAMP)
 	$(VENV)/bin/gsocseq run --region demo --out file://$(CURDIR)/demo-output
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check gsocseq flows tests benchmarks
+	$(VENV)/bin/ruff check gsocseq flows tests benchmarks infra
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check gsocseq flows tests benchmarks
+	$(VENV)/bin/ruff check gsocseq flows tests benchmarks infra
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_rothc.py

@@ -14,24 +14,18 @@ import argparse
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
+
+from _local_s3 import free_port, wait_until_up
 
 AWS = {
     "AWS_ACCESS_KEY_ID": "bench",
     "AWS_SECRET_ACCESS_KEY": "bench",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _so(endpoint: str) -> dict:
@@ -82,7 +76,7 @@ def main() -> None:
     from gsocseq.demo import NORTH, WEST, write_demo_world
 
     ts = args.tile_size
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     exe = Path(sys.executable).with_name("moto_server")
     proc = subprocess.Popen(
@@ -93,12 +87,7 @@ def main() -> None:
         start_new_session=True,
     )
     try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(endpoint + "/", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_until_up(endpoint)
         fs = fsspec.filesystem("s3", **_so(endpoint))
         fs.mkdir("bench")
         t0 = time.perf_counter()

@@ -22,26 +22,19 @@ import argparse
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from _local_s3 import free_port, wait_until_up
 
 
 def start_moto() -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """Start a moto S3 server process; return it and fsspec storage options."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
            "AWS_DEFAULT_REGION": "us-east-1"}
@@ -50,12 +43,7 @@ def start_moto() -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     exe = Path(sys.executable).with_name("moto_server")
     proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(url + "/", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_until_up(url)
     so = {"key": "bench", "secret": "bench", "client_kwargs": {"endpoint_url": url}}
     return proc, so
 

@@ -59,23 +59,24 @@ def build_deployments(
     if scenarios:
         common["scenarios"] = list(scenarios)
     rebuild_params = dict(common, **({"world": world} if world else {}))
+    shared: dict[str, Any] = {
+        "tags": TAGS,
+        "enforce_parameter_schema": True,
+        "entrypoint_type": EntrypointType.MODULE_PATH,
+    }
     return [
         global_rebuild.to_deployment(
             name=GLOBAL_DEPLOYMENT,
             cron=cron,
             parameters=rebuild_params,
             description="Monthly rebuild of every tile of the world (or of a list of countries).",
-            tags=TAGS,
-            enforce_parameter_schema=True,
-            entrypoint_type=EntrypointType.MODULE_PATH,
+            **shared,
         ),
         country_rerun.to_deployment(
             name=COUNTRY_DEPLOYMENT,
             parameters=common,
             description="Rerun one country (ISO3) and republish its COGs and STAC items.",
-            tags=TAGS,
-            enforce_parameter_schema=True,
-            entrypoint_type=EntrypointType.MODULE_PATH,
+            **shared,
         ),
     ]
 

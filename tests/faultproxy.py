@@ -3,8 +3,9 @@
 :class:`FaultProxy` listens on 127.0.0.1 and forwards every request to the upstream endpoint
 (``moto_server``), except that it
 
-* answers ``503 SlowDown`` to a share ``error_rate`` of requests (decided before forwarding, from a
-  seeded generator, so the request never reaches storage);
+* answers ``error_status`` (default ``500 InternalError``; ``503 SlowDown`` is a throttling answer
+  that also slows the client's adaptive rate limiter down) to a share ``error_rate`` of requests
+  (decided before forwarding, from a seeded generator, so the request never reaches storage);
 * closes the client connection without any answer for a share ``drop_rate`` of requests;
 * answers ``500 InternalError`` to *every* request whose path contains one of ``fail_paths``
   (a persistent fault on chosen keys);
@@ -37,11 +38,13 @@ class FaultProxy:
     """Forward HTTP to ``upstream`` (``http://host:port``) with injected faults (module docstring)."""
 
     def __init__(self, upstream: str, *, error_rate: float = 0.0, drop_rate: float = 0.0,
-                 fail_paths: tuple[str, ...] = (), seed: int = 0) -> None:
+                 fail_paths: tuple[str, ...] = (), seed: int = 0,
+                 error_status: tuple[int, str] = (500, "InternalError")) -> None:
         self.upstream = upstream.split("://", 1)[1].rstrip("/")
         self.error_rate = error_rate
         self.drop_rate = drop_rate
         self.fail_paths = fail_paths
+        self.error_status = error_status
         self.counts: Counter[str] = Counter()
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -122,8 +125,8 @@ class FaultProxy:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 if action in ("error", "fail"):
-                    code, status = (("SlowDown", 503) if action == "error"
-                                    else ("InternalError", 500))
+                    status, code = (proxy.error_status if action == "error"
+                                    else (500, "InternalError"))
                     err = _error_body(code, "injected fault")
                     self._reply(status, err, [("Content-Type", "application/xml"),
                                               ("Content-Length", str(len(err)))])

@@ -36,7 +36,7 @@ from gsocseq.errors import InputValidationError
 from gsocseq.model import fao, landuse
 from gsocseq.model.codes import LAYERS, SSM_LABELS, Reason
 from gsocseq.model.npp import annual_npp, miami_npp_carbon
-from gsocseq.model.phases import PhaseConfig, PhaseResult, classify_pixels
+from gsocseq.model.phases import PhaseConfig, PhaseResult, _climatology, _f8, classify_pixels
 from gsocseq.model.uncertainty import (
     CLAY_FACTORS,
     PRECIPITATION_FACTORS,
@@ -113,10 +113,6 @@ class _Bracket:
 _CENTRAL = _Bracket(1.0, 1.0, 1.0, 1.0)
 _MIN = _Bracket(TEMPERATURE_FACTORS[0], PRECIPITATION_FACTORS[0], CLAY_FACTORS[0], SOC_FACTORS[0])
 _MAX = _Bracket(TEMPERATURE_FACTORS[1], PRECIPITATION_FACTORS[1], CLAY_FACTORS[1], SOC_FACTORS[1])
-
-
-def _f8(value: object) -> np.ndarray:
-    return np.asarray(value, dtype=np.float64)
 
 
 def _any_nan(*arrays: np.ndarray) -> np.ndarray:
@@ -406,11 +402,6 @@ def npp_reference(tmp: np.ndarray, prec: np.ndarray, land_use: np.ndarray) -> np
     """
     coef = np.nan_to_num(landuse.npp_coefficient(land_use), nan=0.0)
     return annual_npp(tmp, prec).mean(axis=0) * coef
-
-
-def _climatology(monthly: np.ndarray) -> np.ndarray:
-    """Return the 12 calendar-month means of a ``(12·years, n)`` series."""
-    return monthly.reshape(-1, 12, monthly.shape[-1]).mean(axis=0)
 
 
 def run_fao_phases(

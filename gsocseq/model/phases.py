@@ -29,7 +29,7 @@ its own mean NPP in the warm-up ratio); :mod:`gsocseq.model.fao_phases` reproduc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from numba import njit
@@ -51,6 +51,9 @@ from gsocseq.model.uncertainty import (
 CLAY_RANGE: tuple[float, float] = (0.0, 100.0)  # %
 COVER_RANGE: tuple[float, float] = (0.0, 1.0)  # vegetated share
 TMP_RANGE: tuple[float, float] = (-90.0, 60.0)  # °C
+PREC_RANGE: tuple[float, float] = (0.0, 10000.0)  # mm/month (record monthly rainfall ≈ 9300 mm)
+PET_RANGE: tuple[float, float] = (0.0, 1000.0)  # mm/month
+SOC_RANGE: tuple[float, float] = (0.0, 1000.0)  # t C/ha, 0-30 cm (organic soils stay well below)
 BLOCK_SIZE: int = 4096
 """Pixels processed together; bounds the (months × pixels) temporaries to a few hundred MB."""
 
@@ -95,6 +98,25 @@ class PhaseResult:
     diagnostics: dict[str, np.ndarray] = field(default_factory=dict)
     """float64 ``(n,)``: ``cin_eq``, ``cin_bau`` (t C/ha/yr), ``iom``, ``t0`` (t C/ha); with uncertainty
     also ``{cin_eq,iom,cin_bau,t0,bau,ssm_med}_{min,max}`` of the bracket runs (stocks t C/ha)."""
+
+
+class _Inputs(NamedTuple):
+    """The per-pixel arguments of :func:`run_phases` (same names, layout and units)."""
+
+    soc: np.ndarray
+    clay: np.ndarray
+    land_use: np.ndarray
+    tmp: np.ndarray
+    prec: np.ndarray
+    pet: np.ndarray
+    cover: np.ndarray
+
+    def block(self, idx: np.ndarray) -> _Inputs:
+        """Return pixels ``idx`` (sorted, unique), the monthly arrays as C-contiguous float64."""
+        return _Inputs(
+            self.soc[idx], self.clay[idx], self.land_use[idx],
+            *(_columns(a, idx) for a in (self.tmp, self.prec, self.pet, self.cover)),
+        )
 
 
 @dataclass(frozen=True)
@@ -148,10 +170,10 @@ def run_phases(
     PhaseResult
         Stocks in t C/ha, rates in t C/ha/yr, uncertainties in %. Pixels not modelled have NaN in
         every layer and diagnostic and a reason code: ``NOT_AGRICULTURAL`` (class not 2, 3, 5, 12,
-        13), ``MISSING_INPUT`` (NaN/inf in any input month), ``INPUT_OUT_OF_RANGE`` (SOC < 0, clay
-        outside 0–100 %, cover outside 0–1, negative precipitation or PET, temperature outside
-        −90…60 °C), ``SPINUP_FAILED`` (no positive equilibrium input in the central or a bracket
-        run), ``NON_FINITE_RESULT``. Masked pixels never affect the others.
+        13), ``MISSING_INPUT`` (NaN/inf in any input month), ``INPUT_OUT_OF_RANGE`` (SOC outside
+        0–1000 t C/ha, clay outside 0–100 %, cover outside 0–1, precipitation outside 0–10 000 or
+        PET outside 0–1000 mm/month, temperature outside −90…60 °C), ``SPINUP_FAILED`` (no
+        positive equilibrium input in the central or a bracket run), ``NON_FINITE_RESULT``. Masked pixels never affect the others.
 
     Raises
     ------
@@ -167,22 +189,15 @@ def run_phases(
         )
     if config.scheme != "exact":
         raise InputValidationError(f"config.scheme must be 'exact' or 'fao', got {config.scheme!r}")
-    soc, clay, land_use, tmp, prec, pet, cover = _validate(
-        soc, clay, land_use, tmp, prec, pet, cover, config
-    )
-    n = soc.shape[0]
-    reason = classify_pixels(
-        soc=soc, clay=clay, land_use=land_use, tmp=tmp, prec=prec, pet=pet, cover=cover
-    )
+    inputs = _validate(_Inputs(soc, clay, land_use, tmp, prec, pet, cover), config)
+    n = inputs.soc.shape[0]
+    reason = classify_pixels(**inputs._asdict())
     values = {name: np.full(n, np.nan) for name in LAYERS}
     diagnostics = {name: np.full(n, np.nan) for name in _diagnostic_names(config)}
     todo = np.flatnonzero(reason == Reason.OK)
     for start in range(0, todo.size, BLOCK_SIZE):
         idx = todo[start : start + BLOCK_SIZE]
-        block_reason, block_values, block_diag = _run_block(
-            soc[idx], clay[idx], land_use[idx], *(_columns(a, idx) for a in (tmp, prec, pet, cover)),
-            config,
-        )
+        block_reason, block_values, block_diag = _run_block(inputs.block(idx), config)
         reason[idx] = block_reason
         for name, arr in block_values.items():
             values[name][idx] = arr
@@ -211,8 +226,9 @@ def classify_pixels(
     """
     finite = np.isfinite(soc) & np.isfinite(clay)
     with np.errstate(invalid="ignore"):
-        in_range = (soc >= 0) & (clay >= CLAY_RANGE[0]) & (clay <= CLAY_RANGE[1])
-    for arr, (lo, hi) in ((tmp, TMP_RANGE), (prec, (0.0, np.inf)), (pet, (0.0, np.inf)),
+        in_range = ((soc >= SOC_RANGE[0]) & (soc <= SOC_RANGE[1])
+                    & (clay >= CLAY_RANGE[0]) & (clay <= CLAY_RANGE[1]))
+    for arr, (lo, hi) in ((tmp, TMP_RANGE), (prec, PREC_RANGE), (pet, PET_RANGE),
                           (cover, COVER_RANGE)):
         _monthly_flags(arr, lo, hi, finite, in_range)
     reason = np.full(soc.shape, Reason.OK, dtype=np.uint8)
@@ -309,16 +325,10 @@ class _Climate:
 
 
 def _run_block(
-    soc: np.ndarray,
-    clay: np.ndarray,
-    land_use: np.ndarray,
-    tmp: np.ndarray,
-    prec: np.ndarray,
-    pet: np.ndarray,
-    cover: np.ndarray,
-    config: PhaseConfig,
+    inputs: _Inputs, config: PhaseConfig
 ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Run all brackets on a block of valid pixels; return reasons, layer values, diagnostics."""
+    soc, clay, land_use, tmp, prec, pet, cover = inputs
     f_low, f_med, f_high = config.ssm_factors
     runs: dict[str, tuple[_Perturbation, tuple[float, ...]]] = {
         "": (_Perturbation(), (1.0, f_low, f_med, f_high)),
@@ -530,17 +540,9 @@ def _climatology(monthly: np.ndarray) -> np.ndarray:
     return monthly.reshape(-1, 12, monthly.shape[-1]).mean(axis=0)
 
 
-def _validate(
-    soc: np.ndarray,
-    clay: np.ndarray,
-    land_use: np.ndarray,
-    tmp: np.ndarray,
-    prec: np.ndarray,
-    pet: np.ndarray,
-    cover: np.ndarray,
-    config: PhaseConfig,
-) -> tuple[np.ndarray, ...]:
+def _validate(inputs: _Inputs, config: PhaseConfig) -> _Inputs:
     """Check shapes and dtypes of the whole arrays; return them (soc and clay as float64)."""
+    soc, clay, land_use, tmp, prec, pet, cover = inputs
     for name, value in (
         ("spinup_years", config.spinup_years), ("warmup_years", config.warmup_years),
         ("forward_years", config.forward_years),
@@ -585,7 +587,7 @@ def _validate(
     for name, arr in {**out, "soc": arrays["soc"], "clay": arrays["clay"]}.items():
         if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
             raise InputValidationError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-    return (
+    return _Inputs(
         _f8(arrays["soc"]), _f8(arrays["clay"]), arrays["land_use"],
         out["tmp"], out["prec"], out["pet"], out["cover"],
     )

@@ -171,6 +171,27 @@ def _per_pixel(name: str, value: object, n: int, validate: bool, default: float 
     return arr
 
 
+def _n_pixels(name: str, value: object) -> int:
+    """Return the length of the 1-D per-pixel argument ``value`` or raise."""
+    if np.ndim(value) != 1:
+        raise InputValidationError(f"{name}: shape {np.shape(value)} given, (n_pixels,) expected")
+    return np.shape(value)[0]
+
+
+def _pools(value: object, note: str = "") -> np.ndarray:
+    """Return start pools ``(n_pixels, 5)`` as a C-contiguous float64 array or raise."""
+    p = np.asarray(value)
+    if p.ndim != 2 or p.shape[1] != 5:
+        raise InputValidationError(f"pools: shape {p.shape} given, (n_pixels, 5) expected{note}")
+    return _array("pools", p, p.shape)
+
+
+def _n_years(n_years: int) -> int:
+    if int(n_years) != n_years or n_years < 0:
+        raise InputValidationError(f"n_years = {n_years!r} must be an integer ≥ 0")
+    return int(n_years)
+
+
 def _dpm_rpm(value: object, n_months: int, n: int, validate: bool) -> tuple[np.ndarray, bool]:
     arr = np.asarray(value, dtype=np.float64)
     if arr.ndim == 1:
@@ -275,13 +296,8 @@ def simulate(
     co2 : np.ndarray
         Only with ``return_co2``: t C/ha released.
     """
-    p0 = np.asarray(pools)
-    if p0.ndim != 2 or p0.shape[1] != 5:
-        raise InputValidationError(
-            f"pools: shape {p0.shape} given, (n_pixels, 5) expected (DPM, RPM, BIO, HUM, IOM)"
-        )
-    n = p0.shape[0]
-    out_pools = _array("pools", p0, (n, 5)).copy()
+    out_pools = _pools(pools, " (DPM, RPM, BIO, HUM, IOM)").copy()
+    n = out_pools.shape[0]
     out_smd = _array("smd", smd, (n,)).copy()
     if validate:
         _check_values("pools", out_pools)
@@ -350,19 +366,15 @@ def simulate_years_affine(
         End-of-year pools (t C/ha). Exact (to rounding) only if the deficit cycle of the map is
         periodic, i.e. the map was built with ``periodic=True`` or ``smd_end == smd_start``.
     """
-    p = np.asarray(pools)
-    if p.ndim != 2 or p.shape[1] != 5:
-        raise InputValidationError(f"pools: shape {p.shape} given, (n_pixels, 5) expected")
-    n = p.shape[0]
-    out = _array("pools", p, (n, 5)).copy()
+    out = _pools(pools).copy()
+    n = out.shape[0]
     a_arr = _array("a", a, (n, 4, 4))
     b_arr = _array("b", b, (n, 4))
-    if int(n_years) != n_years or n_years < 0:
-        raise InputValidationError(f"n_years = {n_years!r} must be an integer ≥ 0")
-    years = np.empty((int(n_years), n, 5)) if yearly else np.empty((0, 0, 5))
+    n_years = _n_years(n_years)
+    years = np.empty((n_years, n, 5)) if yearly else np.empty((0, 0, 5))
     if yearly:
         years[:, :, 4] = out[:, 4]
-    _k.years_affine(out, a_arr, b_arr, int(n_years), yearly, years)
+    _k.years_affine(out, a_arr, b_arr, n_years, yearly, years)
     return years if yearly else out
 
 
@@ -457,10 +469,7 @@ def annual_affine_map(
         ``a`` (n, 4, 4); ``b_unit`` (n, 4) t C/ha per t C/ha/yr; ``b_fixed`` (n, 4) t C/ha;
         ``smd_start``, ``smd_end`` (n,) mm.
     """
-    iom_like = np.asarray(clay)
-    if iom_like.ndim != 1:
-        raise InputValidationError(f"clay: shape {iom_like.shape} given, (n_pixels,) expected")
-    n = iom_like.shape[0]
+    n = _n_pixels("clay", clay)
     mon, dr, drm, clay_a, depth_a, rmod, ef = _year_inputs(
         n, validate, tmp=tmp, rain=rain, evap=evap, cover=cover, c_inp=c_inp, fym=fym,
         dpm_rpm=dpm_rpm, clay=clay, depth=depth, evap_factor=evap_factor,
@@ -505,9 +514,7 @@ def steady_smd(
     ``rain``, ``evap`` in mm/month and ``cover`` are (12, n_pixels); ``clay`` (%), ``depth`` (cm)
     (n_pixels,).
     """
-    n = np.asarray(clay).shape[0] if np.ndim(clay) == 1 else -1
-    if n < 0:
-        raise InputValidationError(f"clay: shape {np.shape(clay)} given, (n_pixels,) expected")
+    n = _n_pixels("clay", clay)
     zeros = np.zeros((12, n))
     m = annual_affine_map(
         tmp=zeros, rain=rain, evap=evap, cover=cover, dpm_rpm=np.ones(n), clay=clay, depth=depth,
@@ -565,11 +572,8 @@ def repeat_year(
     smd : np.ndarray
         (n_pixels,) deficit (mm) at the end (the same for every input).
     """
-    p0 = np.asarray(pools)
-    if p0.ndim != 2 or p0.shape[1] != 5:
-        raise InputValidationError(f"pools: shape {p0.shape} given, (n_pixels, 5) expected")
+    p0 = _pools(pools)
     n = p0.shape[0]
-    p0 = _array("pools", p0, (n, 5))
     cin_a = np.asarray(cin, dtype=np.float64)
     one = cin_a.ndim == 1
     cin_a = _array("cin", cin_a[None] if one else cin_a, (cin_a.shape[0] if not one else 1, n))
@@ -583,10 +587,8 @@ def repeat_year(
         _check_values("pools", p0)
         _check_values("c_inp", cin_a)
         _check_deficit("smd", s, clay_a, depth_a)
-    if int(n_years) != n_years or n_years < 0:
-        raise InputValidationError(f"n_years = {n_years!r} must be an integer ≥ 0")
+    left = _n_years(n_years)
     out = np.repeat(p0[None], cin_a.shape[0], axis=0)
-    left = int(n_years)
     while left > 0:
         m = _annual(mon, dr, drm, clay_a, depth_a, rmod, ef, s, False, parallel)
         periodic = np.array_equal(m.smd_end, m.smd_start, equal_nan=True)
@@ -668,9 +670,7 @@ def equilibrium(
     smd : np.ndarray
         (n_pixels,) steady end-of-December deficit (mm).
     """
-    n = np.shape(iom)[0] if np.ndim(iom) == 1 else -1
-    if n < 0:
-        raise InputValidationError(f"iom: shape {np.shape(iom)} given, (n_pixels,) expected")
+    n = _n_pixels("iom", iom)
     iom_a = _per_pixel("iom", iom, n, validate)
     parts = equilibrium_parts(
         tmp=tmp, rain=rain, evap=evap, cover=cover, dpm_rpm=dpm_rpm, clay=clay, depth=depth,
@@ -739,9 +739,7 @@ def equilibrium_input(
         (n_pixels,) t C/ha/yr. May be ≤ 0 where manure alone exceeds the target, and is NaN
         where no steady state exists: callers flag those pixels.
     """
-    n = np.shape(soc)[0] if np.ndim(soc) == 1 else -1
-    if n < 0:
-        raise InputValidationError(f"soc: shape {np.shape(soc)} given, (n_pixels,) expected")
+    n = _n_pixels("soc", soc)
     soc_a = _per_pixel("soc", soc, n, validate)
     iom_a = falloon_iom(soc_a) if iom is None else _per_pixel("iom", iom, n, validate)
     parts = equilibrium_parts(

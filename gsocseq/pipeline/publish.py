@@ -3,7 +3,7 @@
 Publication is content-addressed: its digest is a hash of every tile's checksums and the layer list.
 ``published.json`` (written last) records the digest, so a rerun with the same results writes nothing.
 ``publishing.json`` records the digest being published, so an interrupted publication resumes
-keeping the COGs it already wrote.
+keeping the COGs it already wrote (temporary objects left by a killed writer are removed).
 """
 
 from __future__ import annotations
@@ -104,6 +104,8 @@ def publish(config: RunConfig, plan: RunPlan) -> PublishResult:
                              digest, skipped=True)
     resuming = (store.read_json(f"{plan.run_url}/publishing.json", so) or {}).get("digest")
     store.write_json_if_changed(f"{plan.run_url}/publishing.json", {"digest": digest}, so)
+    for folder in (plan.done_url, f"{plan.products_url}/{plan.region_name}"):
+        store.remove_temporaries(folder, so)  # left by killed writers; publication is the only one
     layers = product_layers(config.scenarios, config.uncertainty)
     ds = open_product_cube(plan.product_cube_url, so)[list(layers)]
     assets = write_region_cogs(ds, plan.region_name, plan.products_url, so,

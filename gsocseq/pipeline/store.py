@@ -74,3 +74,16 @@ def list_names(url: str, storage_options: dict[str, Any] | None = None) -> list[
     except FileNotFoundError:
         return []
     return sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
+
+
+def remove_temporaries(url: str, storage_options: dict[str, Any] | None = None) -> list[str]:
+    """Delete the temporary objects (``*.tmp-*``) directly under ``url``; return their names.
+
+    A writer killed between its upload and its move leaves one behind. Call this only where no
+    other writer is active (e.g. at publication, when every tile is finished).
+    """
+    fs, path = filesystem(url, storage_options)
+    names = [n for n in list_names(url, storage_options) if ".tmp-" in n]
+    for name in names:
+        fs.rm_file(f"{path}/{name}")
+    return names

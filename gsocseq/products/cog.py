@@ -451,6 +451,7 @@ def _existing_asset(
 ) -> CogAsset | None:
     """Describe the COG already at ``url`` if it is valid and on ``data``'s grid, else ``None``."""
     fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    fs.invalidate_cache(path)  # the key may have been removed since this process listed it
     if not fs.exists(path):
         return None
     data = _normalised(data)

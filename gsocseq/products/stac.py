@@ -315,8 +315,13 @@ class FsspecStacIO(pystac.StacIO):
         write_bytes_atomic(str(dest), txt.encode("utf-8"), self.storage_options)
 
     def exists(self, href: str) -> bool:
-        """Return whether ``href`` exists on its store."""
+        """Return whether ``href`` exists on its store (now, not per a cached listing).
+
+        fsspec shares one filesystem instance per storage options in a process, and s3fs caches
+        directory listings: another process (or a clean-up) may have removed the key since.
+        """
         fs, path = self._fs(href)
+        fs.invalidate_cache(path)
         return bool(fs.exists(path))
 
 

@@ -60,6 +60,23 @@ def _ds(name: str, da: xr.DataArray, spec: SourceSpec, units: str, **attrs: Any)
     return xr.Dataset({name: out})
 
 
+def _read_converted(
+    spec: SourceSpec,
+    url: str,
+    bounds: Bounds,
+    storage_options: Mapping[str, Any] | None,
+    default_units: str,
+    to_units: str,
+) -> tuple[xr.DataArray, str, np.ndarray, str]:
+    """Read the raster window at ``url``; return it, its native units, values in ``to_units``, where."""
+    where = _where(spec, url)
+    da = read_raster_window(
+        url, bounds, storage_options, source=spec.name, crs=spec.crs, nodata=spec.nodata
+    )
+    units = native_units(spec.units, da.attrs.get("units"), where) or default_units
+    return da, units, convert(da.values, units, to_units, where), where
+
+
 class GsocmapAdapter:
     """SOC stock 0-30 cm (GSOCmap or a national map) → ``soc`` in t C/ha."""
 
@@ -67,12 +84,9 @@ class GsocmapAdapter:
         self, spec: SourceSpec, bounds: Bounds, storage_options: Mapping[str, Any] | None = None
     ) -> xr.Dataset:
         """Read SOC; kg/m2 (declared or tagged in the file) is converted ×10 to t C/ha."""
-        da = read_raster_window(
-            spec.url, bounds, storage_options, source=spec.name, crs=spec.crs, nodata=spec.nodata
+        da, units, values, _ = _read_converted(
+            spec, spec.url, bounds, storage_options, "t C/ha", "t C/ha"
         )
-        where = _where(spec, spec.url)
-        units = native_units(spec.units, da.attrs.get("units"), where) or "t C/ha"
-        values = convert(da.values, units, "t C/ha", where)
         return _ds("soc", da.copy(data=values), spec, "t C/ha", native_units=units)
 
 
@@ -112,13 +126,9 @@ class SoilGridsAdapter:
         first: xr.DataArray | None = None
         units = ""
         for layer, w in zip(layers, weights, strict=True):
-            url = spec.format_url(depth=layer)
-            where = _where(spec, url)
-            da = read_raster_window(
-                url, bounds, storage_options, source=spec.name, crs=spec.crs, nodata=spec.nodata
+            da, units, pct, where = _read_converted(
+                spec, spec.format_url(depth=layer), bounds, storage_options, "%", "%"
             )
-            units = native_units(spec.units, da.attrs.get("units"), where) or "%"
-            pct = convert(da.values, units, "%", where)
             _check_clay(pct, units, where)
             if first is None:
                 first, total = da, w * pct
@@ -350,13 +360,9 @@ class CoverMonthlyAdapter:
         first: xr.DataArray | None = None
         units = ""
         for month in range(1, 13):
-            url = spec.format_url(month=month)
-            where = _where(spec, url)
-            da = read_raster_window(
-                url, bounds, storage_options, source=spec.name, crs=spec.crs, nodata=spec.nodata
+            da, units, share, where = _read_converted(
+                spec, spec.format_url(month=month), bounds, storage_options, "1", "1"
             )
-            units = native_units(spec.units, da.attrs.get("units"), where) or "1"
-            share = convert(da.values, units, "1", where)
             finite = share[np.isfinite(share)]
             if finite.size and (finite.min() < 0.0 or finite.max() > 1.0):
                 raise InputValidationError(

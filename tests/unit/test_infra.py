@@ -543,9 +543,26 @@ def _dockerfile_instructions() -> list[tuple[str, str]]:
     return logical
 
 
+def _shell_blocks(markdown: str) -> list[str]:
+    """Return the fenced code blocks tagged bash/sh/shell/console (fences paired line by line)."""
+    blocks, current, lang = [], None, ""
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            if current is None:
+                current, lang = [], line[3:].strip()
+            else:
+                if lang in ("bash", "sh", "shell", "console"):
+                    blocks.append("\n".join(current))
+                current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
 def _uv_install_commands(shell: str) -> list[list[str]]:
     """Return the `uv pip install` commands of a shell snippet, options and env prefixes dropped."""
     found = []
+    shell = shell.replace("\\\n", " ")  # join backslash continuations
     for part in re.split(r"&&|;|\n|\|\|", shell):
         words = shlex.split(part, comments=True)
         while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0]):
@@ -587,7 +604,7 @@ def test_dockerfile_installs_like_the_readme() -> None:
     package_install = docker_installs[-1]
     assert package_install == ["."]
     readme = (REPO / "README.md").read_text()
-    blocks = re.findall(r"```(?:bash|sh|shell|console)?\n(.*?)```", readme, re.S)
+    blocks = _shell_blocks(readme)
     readme_installs = [c for b in blocks for c in _uv_install_commands(b.replace("$ ", ""))]
     assert package_install in readme_installs, readme_installs
     infra_readme = (INFRA / "README.md").read_text()

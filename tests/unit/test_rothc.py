@@ -357,6 +357,21 @@ def test_repeat_equals_tiled_months():
     np.testing.assert_array_equal(smd_rep, smd_til)
 
 
+def _nan_at_pixel_2(arr: np.ndarray, month: int) -> np.ndarray:
+    """Return a copy of ``arr`` with pixel 2 NaN (in ``month`` for a monthly input)."""
+    arr = arr.copy()
+    if arr.ndim == 2:
+        arr[month, 2] = np.nan
+    else:
+        arr[2] = np.nan
+    return arr
+
+
+def _assert_only_pixel_2_nan(out: np.ndarray, clean: np.ndarray) -> None:
+    assert np.isnan(out[2, :4]).all()
+    np.testing.assert_array_equal(np.delete(out, 2, axis=0), np.delete(clean, 2, axis=0))
+
+
 @pytest.mark.parametrize(
     "name", ["tmp", "rain", "evap", "cover", "c_inp", "fym", "dpm_rpm", "clay", "depth",
              "rate_modifier"]
@@ -366,15 +381,9 @@ def test_nan_in_nan_out_without_touching_other_pixels(name):
     inp = _random_inputs(rng, 12, 4)
     pools0 = rng.uniform(1, 40, (4, 5))
     clean, _ = rothc.simulate(pools0, np.zeros(4), **inp)
-    arr = inp[name].copy()
-    if arr.ndim == 2:
-        arr[5, 2] = np.nan
-    else:
-        arr[2] = np.nan
-    inp[name] = arr
+    inp[name] = _nan_at_pixel_2(inp[name], 5)
     out, _ = rothc.simulate(pools0, np.zeros(4), **inp, validate=False)
-    assert np.isnan(out[2, :4]).all()
-    np.testing.assert_array_equal(np.delete(out, 2, axis=0), np.delete(clean, 2, axis=0))
+    _assert_only_pixel_2_nan(out, clean)
 
 
 # --------------------------------------------------------------------------------------------
@@ -482,16 +491,10 @@ def test_start_deficit_below_smd_max_is_rejected():
 @pytest.mark.parametrize("name", ["tmp", "rain", "evap", "cover", "clay", "depth", "dpm_rpm"])
 def test_equilibrium_nan_pixel_gives_nan_quickly(name):
     site = _sites()
-    arr = site[name].copy()
-    if arr.ndim == 2:
-        arr[3, 2] = np.nan
-    else:
-        arr[2] = np.nan
-    site[name] = arr
+    site[name] = _nan_at_pixel_2(site[name], 3)
     eq, _ = rothc.equilibrium(iom=np.full(5, 2.5), **site, validate=False)
     clean, _ = rothc.equilibrium(iom=np.full(5, 2.5), **_sites())
-    assert np.isnan(eq[2, :4]).all()
-    np.testing.assert_array_equal(np.delete(eq, 2, axis=0), np.delete(clean, 2, axis=0))
+    _assert_only_pixel_2_nan(eq, clean)
     cin = rothc.equilibrium_input(np.full(5, 40.0), fym=site["fym"],
                                   **{k: v for k, v in site.items() if k not in ("c_inp", "fym")},
                                   validate=False)

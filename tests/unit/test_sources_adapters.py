@@ -187,53 +187,31 @@ def test_esa_codes_become_fao_classes() -> None:
     assert set(np.unique(lu)) == {2, 11}
 
 
-def _terraclimate(root: str, years: range, tmax: float = 25.0, tmin: float = 15.0) -> SourceSpec:
-    for year in years:
-        shape = (12, 12, 12)
-        put_nc(
-            f"{root}/TerraClimate_tmax_{year}.nc",
-            "tmax",
-            np.full(shape, tmax),
-            year,
-            units="degC",
-            scale=0.1,
-            fill=-32768,
-        )
-        put_nc(
-            f"{root}/TerraClimate_tmin_{year}.nc",
-            "tmin",
-            np.full(shape, tmin),
-            year,
-            units="degC",
-            scale=0.1,
-            fill=-32768,
-        )
-        ppt = np.full(shape, 80.0)
-        ppt[:, 0, 0] = np.nan
-        put_nc(
-            f"{root}/TerraClimate_ppt_{year}.nc",
-            "ppt",
-            ppt,
-            year,
-            units="mm",
-            scale=0.1,
-            fill=-32768,
-        )
-        put_nc(
-            f"{root}/TerraClimate_pet_{year}.nc",
-            "pet",
-            np.full(shape, 100.0),
-            year,
-            units="mm",
-            scale=0.1,
-            fill=-32768,
-        )
+def _terraclimate_spec(root: str, first: int, last: int) -> SourceSpec:
     return SourceSpec(
         name="climate",
         kind="terraclimate",
         url=f"{root}/TerraClimate_{{var}}_{{year}}.nc",
-        period=(years[0], years[-1]),
+        period=(first, last),
     )
+
+
+def _terraclimate(root: str, years: range, tmax: float = 25.0, tmin: float = 15.0) -> SourceSpec:
+    for year in years:
+        shape = (12, 12, 12)
+        ppt = np.full(shape, 80.0)
+        ppt[:, 0, 0] = np.nan
+        for var, values, units in (
+            ("tmax", np.full(shape, tmax), "degC"),
+            ("tmin", np.full(shape, tmin), "degC"),
+            ("ppt", ppt, "mm"),
+            ("pet", np.full(shape, 100.0), "mm"),
+        ):
+            put_nc(
+                f"{root}/TerraClimate_{var}_{year}.nc", var, values, year, units=units, scale=0.1,
+                fill=-32768,
+            )
+    return _terraclimate_spec(root, years[0], years[-1])
 
 
 def test_terraclimate_mean_temperature_scale_and_fill() -> None:
@@ -258,12 +236,7 @@ def test_missing_climate_year_names_the_file() -> None:
 def test_missing_netcdf_variable_is_named() -> None:
     root = _root()
     put_nc(f"{root}/TerraClimate_tmax_1990.nc", "tasmax", np.zeros((12, 4, 4)), 1990, units="degC")
-    spec = SourceSpec(
-        name="climate",
-        kind="terraclimate",
-        url=f"{root}/TerraClimate_{{var}}_{{year}}.nc",
-        period=(1990, 1990),
-    )
+    spec = _terraclimate_spec(root, 1990, 1990)
     with pytest.raises(SourceError, match=r"no variable 'tmax' \(has \['tasmax'\]\)"):
         read_source(spec, BOUNDS)
 
@@ -278,12 +251,7 @@ def test_projected_netcdf_coordinates_are_rejected() -> None:
         units="degC",
         lat_units="m",
     )
-    spec = SourceSpec(
-        name="climate",
-        kind="terraclimate",
-        url=f"{root}/TerraClimate_{{var}}_{{year}}.nc",
-        period=(1990, 1990),
-    )
+    spec = _terraclimate_spec(root, 1990, 1990)
     with pytest.raises(GridMismatchError, match="coordinate 'lat' has units 'm'"):
         read_source(spec, BOUNDS)
 
@@ -392,11 +360,6 @@ def test_climate_file_with_dates_of_another_year_is_rejected() -> None:
             1990,
             units="mm" if var in ("ppt", "pet") else "degC",
         )
-    spec = SourceSpec(
-        name="climate",
-        kind="terraclimate",
-        url=f"{root}/TerraClimate_{{var}}_{{year}}.nc",
-        period=(1991, 1991),
-    )
+    spec = _terraclimate_spec(root, 1991, 1991)
     with pytest.raises(SourceError, match=r"tmax_1991.nc: file for 1991 holds dates of \[1990\]"):
         read_source(spec, BOUNDS)

@@ -1,0 +1,107 @@
+"""Writes stay under the configured prefix, and credentials stay out of every printed form of the
+configuration, at each entry point below the CLI: ``RunConfig``, TOML files, and the pipeline itself
+(``plan_run`` / ``run`` re-validate a configuration changed with ``model_copy``, which skips the
+validators). In-memory fsspec store (nothing else is needed: every case is rejected before I/O).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from gsocseq.config import RunConfig
+from gsocseq.pipeline import plan_run, run
+from gsocseq.pipeline.retry import S3_MAX_ATTEMPTS, is_transient, with_s3_retries
+
+SECRET = "sEcReT-3c1f0b6e-unique"
+BAD_OUT = ["s3://bucket/runs/../../other-bucket", "s3://bucket/./x", "s3://other@bucket/x",
+           "file://relative/path", "memory://x/../../y", "s3:///no-bucket", "ftp://host/x",
+           "/tmp/a/../b", "s3://b/x\n/y"]
+
+
+@pytest.mark.parametrize("out", BAD_OUT)
+def test_run_config_rejects_out_urls_that_leave_the_prefix(out: str) -> None:
+    with pytest.raises(ValidationError, match="out"):
+        RunConfig(region="demo", out=out)
+
+
+@pytest.mark.parametrize(("field", "value"), [("map_version", "../v1"), ("map_version", "a/b"),
+                                              ("sources", "s3://b/../x/sources.toml"),
+                                              ("region", "../../ARG"), ("region", "AR/G")])
+def test_run_config_rejects_other_fields_that_name_places(field: str, value: str) -> None:
+    with pytest.raises(ValidationError, match=field):
+        RunConfig(**{"region": "demo", "out": "memory://ok", field: value})
+
+
+def test_toml_config_is_validated_like_flags(tmp_path: Path) -> None:
+    toml = tmp_path / "run.toml"
+    toml.write_text('[run]\nregion = "demo"\nout = "memory://ok"\nmap_version = "../../x"\n')
+    with pytest.raises(ValidationError, match="map_version"):
+        RunConfig.from_toml(toml)
+
+
+@pytest.mark.parametrize("update", [{"out": "memory://ok/../../escape"},
+                                    {"map_version": "../other"}, {"region": "../ARG"},
+                                    {"sources": "memory://ok/../x.toml"}])
+def test_pipeline_revalidates_a_config_changed_after_construction(update: dict[str, str]) -> None:
+    config = RunConfig(region="demo", out="memory://ok", tile_size=60)
+    changed = config.model_copy(update=update)  # model_copy does not run the validators
+    with pytest.raises(ValidationError, match=next(iter(update))):
+        plan_run(changed)
+    with pytest.raises(ValidationError):
+        run(changed, progress=False)
+
+
+def test_credentials_are_not_in_repr_public_dict_or_validation_errors() -> None:
+    so = {"key": "AKIAUNIQUE", "secret": SECRET, "client_kwargs": {"endpoint_url": "http://x"}}
+    config = RunConfig(region="demo", out="s3://bucket/x", storage_options=so)
+    assert config.storage_options["secret"] == SECRET
+    for text in (repr(config), str(config), str(config.public_dict())):
+        assert SECRET not in text and "AKIAUNIQUE" not in text
+    with pytest.raises(ValidationError) as info:
+        RunConfig(region="demo", out="s3://bucket/../x", storage_options=so)
+    assert SECRET not in str(info.value)
+
+
+def test_s3_runs_get_bounded_request_retries_unless_set() -> None:
+    config = RunConfig(region="demo", out="s3://bucket/x", storage_options={"key": "k"})
+    retries = config.storage_options["config_kwargs"]["retries"]
+    assert retries == {"max_attempts": S3_MAX_ATTEMPTS, "mode": "adaptive"}
+    mine = {"config_kwargs": {"retries": {"max_attempts": 2}}}
+    assert with_s3_retries(mine, "s3://b/x") is mine
+    assert with_s3_retries({}, "file:///x", None) == {}
+    assert RunConfig(region="demo", out="memory://x").storage_options == {}
+
+
+@pytest.mark.parametrize(("exc", "transient"), [
+    (OSError(5, "InternalError"), True), (TimeoutError(), True), (ConnectionResetError(), True),
+    (FileNotFoundError("k"), False), (PermissionError("denied"), False), (ValueError("bad"), False),
+])
+def test_only_transient_errors_are_retried(exc: Exception, transient: bool) -> None:
+    wrapped = RuntimeError("tile failed")
+    wrapped.__cause__ = exc
+    assert is_transient(wrapped) is transient
+
+
+def test_no_unseeded_randomness_in_the_package() -> None:
+    """Random draws exist only in the demo world, from a generator seeded by the caller; uuid4 only
+    names temporary objects and dask task keys (never part of an output)."""
+    import re
+
+    import gsocseq
+
+    root = Path(gsocseq.__file__).parent
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        rel = path.relative_to(root).as_posix()
+        assert "import random" not in text, rel
+        assert not re.search(r"np\.random\.(?!default_rng|Generator)", text), rel
+        if rel != "demo.py":
+            assert "default_rng" not in text, rel
+        for line in text.splitlines():
+            if "uuid4()" in line:
+                assert re.search(r"tmp|token|key", line), f"{rel}: {line.strip()}"
+    demo = (root / "demo.py").read_text()
+    assert re.findall(r"default_rng\((\w*)", demo) and "default_rng()" not in demo
