@@ -173,7 +173,8 @@ def run_phases(
         13), ``MISSING_INPUT`` (NaN/inf in any input month), ``INPUT_OUT_OF_RANGE`` (SOC outside
         0–1000 t C/ha, clay outside 0–100 %, cover outside 0–1, precipitation outside 0–10 000 or
         PET outside 0–1000 mm/month, temperature outside −90…60 °C), ``SPINUP_FAILED`` (no
-        positive equilibrium input in the central or a bracket run), ``NON_FINITE_RESULT``. Masked pixels never affect the others.
+        positive equilibrium input in the central or a bracket run), ``NON_FINITE_RESULT``.
+        Masked pixels never affect the others.
 
     Raises
     ------
