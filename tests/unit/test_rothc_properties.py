@@ -143,6 +143,7 @@ def test_equilibrium_is_affine_in_the_input(run, cin):
     year.pop("c_inp")
     parts = rothc.equilibrium_parts(**year)
     eq, _ = rothc.equilibrium(iom=np.zeros(n), c_inp=np.full((12, n), cin / 12.0), **year)
-    np.testing.assert_allclose(eq[:, :4], parts.p_fixed + cin * parts.p_unit, rtol=1e-9)
+    # atol: a denormal DPM/RPM ratio (5e-324) leaves ~1e-322 t C/ha of DPM on one side only
+    np.testing.assert_allclose(eq[:, :4], parts.p_fixed + cin * parts.p_unit, rtol=1e-9, atol=1e-12)
     assert np.all(parts.p_unit >= 0)
     assert np.all(parts.p_unit.sum(axis=1) > 0)
