@@ -10,6 +10,15 @@ from typing import Any
 from gsocseq.model.codes import REASON_DESCRIPTIONS, SCENARIOS, SSM_LABELS, Reason
 from gsocseq.pipeline.tile import TileOutcome
 
+#: How the exact scheme differs on pixels the fao scheme masks as Euler-unstable (reason 7).
+EULER_NOTE = (
+    "the fao scheme's explicit Euler step (h = 1/12 yr) leaves [-1, 1] for DPM when the combined rate "
+    "factor exceeds 2.4 (warm, moist, little cover), so those pixels are masked, never written as "
+    "numbers; the exact scheme decays each pool exactly (exp(-a*b*c*k/12)) and models them "
+    "(--scheme exact); PhaseConfig(fao_euler_criterion='cycle') masks only pixels whose yearly "
+    "cycle amplifies"
+)
+
 #: Scenario name → FAO layer label.
 SCENARIO_LABELS: dict[str, str] = dict(zip(SCENARIOS, ("BAU", *SSM_LABELS), strict=True))
 
@@ -146,6 +155,8 @@ def format_summary(summary: RunSummary) -> str:
     ]
     for code, count in summary.masked.items():
         lines.append(f"  masked {count:>10d}  reason {code}: {REASON_DESCRIPTIONS[code]}")
+    if summary.masked.get(Reason.FAO_EULER_UNSTABLE):
+        lines.append(f"  note: {EULER_NOTE}")
     lines.append(f"T0 (2020) stock: {summary.t0_stock_mt:.4f} Mt C")
     for s in summary.scenarios:
         lines.append(

@@ -160,3 +160,24 @@ def test_run_plan_round_trips_through_json() -> None:
     assert RunPlan.from_dict(plan.to_dict()) == plan
     assert plan.to_dict()["tiles"] == [t.id for t in TILES]
     assert plan.marker_url(TILES[0].id) == f"s3://b/r/_done/{TILES[0].id}.json"
+
+
+def test_summary_counts_euler_unstable_pixels_and_says_how_exact_differs() -> None:
+    from gsocseq.pipeline import format_summary
+
+    tile = TileKey(100, 200, 4)
+    layers = {name: np.full((4, 4), np.nan, np.float32) for name in LAYER_NAMES}
+    layers["T0"][:1] = 40.0
+    reason = np.full((4, 4), Reason.FAO_EULER_UNSTABLE, np.uint8)
+    reason[:1] = Reason.OK
+    marker = {"tile": tile.id, **tile_statistics(tile, layers, reason)}
+    s = summarise([outcome_from_marker(marker, "done")], region="ARG", config_hash="y" * 64,
+                  scenarios=("bau",), wall_seconds=1.0, urls={})
+    assert s.masked == {int(Reason.FAO_EULER_UNSTABLE): 12} and s.modelled == 4
+    text = format_summary(s)
+    assert "masked         12  reason 7" in text
+    assert "exact scheme" in text and "2.4" in text
+    clean = summarise([outcome_from_marker({"tile": tile.id, **tile_statistics(
+        tile, layers, np.where(reason == Reason.OK, reason, Reason.NOT_AGRICULTURAL))}, "done")],
+        region="ARG", config_hash="y" * 64, scenarios=("bau",), wall_seconds=1.0, urls={})
+    assert "exact scheme" not in format_summary(clean)
