@@ -115,3 +115,12 @@ def assert_nothing_partial(config: RunConfig, storage_options: dict[str, Any]) -
                     parts.append(p)
             assert fs.exists("/".join(parts)), f"{key} links to missing {href}"
     return finished
+
+
+def assert_complete_as_reference(
+    config: RunConfig, storage_options: dict[str, Any], reference: dict[str, str]
+) -> None:
+    """Assert a finished run equals the uninterrupted reference byte for byte, then remove it."""
+    assert run_digest(config, storage_options) == reference
+    assert assert_nothing_partial(config, storage_options) == 6
+    remove_run(config, storage_options)

@@ -18,7 +18,14 @@ from typing import Any
 import pytest
 from distributed import Client, LocalCluster
 from faultproxy import FaultProxy
-from reliability import assert_nothing_partial, ensure_bucket, make_config, remove_run, run_digest
+from reliability import (
+    assert_complete_as_reference,
+    assert_nothing_partial,
+    ensure_bucket,
+    make_config,
+    remove_run,
+    run_digest,
+)
 
 from gsocseq.pipeline import plan_run, prepare_inputs, publish, run, run_tile
 from gsocseq.pipeline.store import read_json
@@ -74,9 +81,7 @@ def test_sigkill_of_a_busy_dask_worker_is_rescheduled_and_changes_no_byte(
         summary = run(config, client=client, progress=False, on_tile=kill_a_busy_worker)
     assert killed, "no worker was busy after the first tile: nothing was killed"
     assert summary.ok and summary.published and len(summary.tiles_done) == 6
-    assert run_digest(config, so) == reference
-    assert assert_nothing_partial(config, so) == 6
-    remove_run(config, so)
+    assert_complete_as_reference(config, so, reference)
 
 
 def test_flaky_and_restarting_endpoint_is_retried_and_changes_no_byte(
