@@ -17,14 +17,15 @@ demo: $(STAMP)
 	$(VENV)/bin/gsocseq run --region demo --out file://$(CURDIR)/demo-output
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check gsocseq flows tests benchmarks infra
+	$(VENV)/bin/ruff check gsocseq flows tests benchmarks infra scripts
+	bash scripts/ensure-browser.sh $(PY)
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check gsocseq flows tests benchmarks infra
+	$(VENV)/bin/ruff check gsocseq flows tests benchmarks infra scripts
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_rothc.py

@@ -2,7 +2,8 @@
 
 Usage (``PREFECT_API_URL`` points at the server, e.g. ``http://127.0.0.1:4200/api``)::
 
-    python -m flows.serve --out s3://my-bucket/gsocseq-runs [--sources s3://…/sources.toml]
+    python flows/serve.py --out s3://my-bucket/gsocseq-runs [--sources s3://…/sources.toml]
+    python -m flows.serve --out s3://my-bucket/gsocseq-runs      # the same, as a module
 
 Deployments (``<flow name>/<deployment name>``):
 
@@ -12,20 +13,25 @@ Deployments (``<flow name>/<deployment name>``):
 
 ``--out``, ``--sources`` and the other options become the deployments' default parameters (editable
 per run in the UI). Flow runs execute in subprocesses of this process, which loads the flows by module
-path (``flows.flows:…``), so the ``gsocseq`` package must be installed where this runs. Storage
+path (``flows.gsocseq_flows:…``), so the ``gsocseq`` package must be installed where this runs. Storage
 credentials and endpoints come from the environment (``AWS_*`` variables), never from parameters.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from prefect import serve
-from prefect.deployments.runner import EntrypointType, RunnerDeployment
+if __package__ in (None, ""):  # run as a file (`python flows/serve.py`): make the checkout importable
+    sys.path[:1] = [str(Path(__file__).resolve().parents[1])]
 
-from flows.flows import country_rerun, global_rebuild
+from prefect import serve  # noqa: E402
+from prefect.deployments.runner import EntrypointType, RunnerDeployment  # noqa: E402
+
+from flows.gsocseq_flows import country_rerun, global_rebuild  # noqa: E402
 
 GLOBAL_CRON = "0 2 1 * *"
 """Schedule of the global rebuild: 02:00 UTC on the first day of each month."""

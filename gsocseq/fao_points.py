@@ -1,7 +1,7 @@
 """Backend of ``gsocseq fao-points``: FAO's per-point tables in, FAO's spin-up/warm-up/forward out.
 
 Reads the tables FAO's stack scripts extract at the target points (reference §1.1–1.3; layout of
-``shared/fao-sample/ARG_PE/points/``, ``.csv`` or ``.csv.xz``) and runs the three RothC scripts
+``tests/data/fao-sample/ARG_PE/points/``, ``.csv`` or ``.csv.xz``) and runs the three RothC scripts
 with :mod:`gsocseq.model.fao_phases`, vectorised over all points. Writes ``spinup.csv``,
 ``warmup.csv`` and ``forward.csv`` with ``FID, x, y`` and FAO's column names; ``NA`` marks a missing
 value. A point the scripts skip keeps ``SOC_FAO = 0`` (spin-up, warm-up) / ``SOC_t0 = 0``

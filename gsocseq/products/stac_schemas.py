@@ -3,9 +3,9 @@
 The core STAC 1.1.0 and GeoJSON schemas ship inside pystac. The extension schemas (projection,
 raster, file, …) come from a folder laid out by URL — ``<dir>/stac-extensions.github.io/raster/
 v1.1.0/schema.json`` is ``https://stac-extensions.github.io/raster/v1.1.0/schema.json`` — found, in
-order, from an explicit argument, the ``GSOCSEQ_STAC_SCHEMAS`` environment variable, or
-``<repository>/../shared/stac-schemas``, then the copies packaged in ``products/schemas``
-(the three extensions gsocseq writes). The PROJJSON schema that projection v2 references is the
+order, from an explicit argument, the ``GSOCSEQ_STAC_SCHEMAS`` environment variable, or the
+copies packaged in ``products/schemas`` (the three extensions gsocseq writes). Nothing outside the
+package is read. The PROJJSON schema that projection v2 references is the
 one bundled with pyproj.
 
 :func:`offline_validator` returns a pystac ``JsonSchemaSTACValidator`` whose cache holds all of
@@ -40,18 +40,16 @@ _PROJJSON_URL = "https://proj.org/schemas/v0.7/projjson.schema.json"
 
 
 def locate_schemas_dir(schemas_dir: str | Path | None = None) -> Path:
-    """Return the folder of extension schemas (argument, ``$GSOCSEQ_STAC_SCHEMAS``, or shared/).
+    """Return the folder of extension schemas (argument, ``$GSOCSEQ_STAC_SCHEMAS``, or packaged).
 
     Raises
     ------
     FileNotFoundError
         None of the candidates is a folder; the message lists the paths tried.
     """
-    repo = Path(__file__).resolve().parents[2]
     candidates = [
         Path(schemas_dir) if schemas_dir is not None else None,
         Path(os.environ[ENV_VAR]) if os.environ.get(ENV_VAR) else None,
-        repo / ".." / "shared" / "stac-schemas",
         Path(__file__).resolve().parent / "schemas",  # packaged copies of the schemas we write
     ]
     tried = []

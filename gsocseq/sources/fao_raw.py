@@ -1,6 +1,6 @@
 """FAO raw-input folders (the layout FAO's GSOCseq v1.2 scripts read) → a normal gsocseq input cube.
 
-A folder such as ``shared/fao-sample/ARG_PE/raw`` holds::
+A folder such as ``tests/data/fao-sample/ARG_PE/raw`` holds::
 
     AOI_POLYGON/{AOI}.shp                       area of interest, EPSG:4326 ({AOI} = e.g. ARG_PE)
     SOC_MAP/*.tif                               SOC 0-30 cm, t C/ha

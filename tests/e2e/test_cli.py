@@ -159,7 +159,7 @@ def test_bad_arguments_exit_2(args: list[str], message: str) -> None:
     assert message in res.output
 
 
-POINTS = Path(__file__).resolve().parents[2] / ".." / "shared" / "fao-sample" / "ARG_PE" / "points"
+POINTS = Path(__file__).resolve().parents[2] / "tests" / "data" / "fao-sample" / "ARG_PE" / "points"
 
 
 def test_fao_points_writes_the_three_tables(s3_server: Any, tmp_path: Path) -> None:

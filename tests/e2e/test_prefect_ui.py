@@ -22,8 +22,9 @@ pytestmark = [pytest.mark.timeout(600), pytest.mark.slow, pytest.mark.prefect,
               pytest.mark.browser, pytest.mark.s3]
 
 ARTIFACTS = Path(os.environ.get("PYTEST_ARTIFACTS", REPO / "tests" / "artifacts"))
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# flags measured in shared/docs/stack-notes.md ("Headless browser")
+# Debian's chromium when installed, else Playwright's managed browser (`make test` provisions one of them)
+CHROMIUM = os.environ.get("GSOCSEQ_CHROMIUM") or shutil.which("chromium")
+# flags measured on the project's machines (headless, no network side channels)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]

@@ -21,7 +21,7 @@ from gsocseq.pipeline.publish import product_layers
 from gsocseq.products.validate import validate_products
 from gsocseq.sources.fao_raw import run_fao_inputs
 
-SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "fao-sample" / "ARG_PE"
+SAMPLE = Path(__file__).resolve().parents[2] / "tests" / "data" / "fao-sample" / "ARG_PE"
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from gsocseq.products.validate import validate_products
 
 pytestmark = pytest.mark.s3
 
-SCHEMAS = Path(__file__).resolve().parents[2] / ".." / "shared" / "stac-schemas"
+SCHEMAS = Path(__file__).resolve().parents[2] / "tests" / "data" / "stac-schemas"
 PROV = Provenance("0.1.0", "exact", "feed42", {"soc": "s3://inputs/soc/v1"})
 LAYER_SUBSET = [
     "T0",

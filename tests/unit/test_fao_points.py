@@ -13,7 +13,7 @@ from gsocseq.errors import InputValidationError
 from gsocseq.fao_points import STACK_COLUMNS, fao_points_command, run_fao_points
 from gsocseq.model import fao_phases
 
-POINTS = Path(__file__).resolve().parents[2] / ".." / "shared" / "fao-sample" / "ARG_PE" / "points"
+POINTS = Path(__file__).resolve().parents[2] / "tests" / "data" / "fao-sample" / "ARG_PE" / "points"
 SPIN = POINTS / "points_spinup_inputs.csv.xz"
 WARM = POINTS / "points_warmup_inputs.csv.xz"
 FWD = POINTS / "points_forward_inputs.csv.xz"

@@ -33,7 +33,7 @@ from flows.cluster import (
     resolve_address,
     resolve_runtime,
 )
-from flows.flows import (
+from flows.gsocseq_flows import (
     STORAGE_TASK_OPTIONS,
     country_rerun,
     global_rebuild,
@@ -139,8 +139,8 @@ def test_deployments_schedule_and_defaults() -> None:
     assert rebuild.name == GLOBAL_DEPLOYMENT and country.name == COUNTRY_DEPLOYMENT
     assert [s.schedule.cron for s in rebuild.schedules] == [GLOBAL_CRON] == ["0 2 1 * *"]
     assert country.schedules == [] or country.schedules is None
-    assert rebuild.entrypoint == "flows.flows.global_rebuild"
-    assert country.entrypoint == "flows.flows.country_rerun"
+    assert rebuild.entrypoint == "flows.gsocseq_flows.global_rebuild"
+    assert country.entrypoint == "flows.gsocseq_flows.country_rerun"
     assert country.enforce_parameter_schema and rebuild.enforce_parameter_schema
     assert country.parameters["out"] == "s3://bucket/runs"
     assert country.parameters["tile_size"] == 120 and "world" not in country.parameters
@@ -345,3 +345,16 @@ def test_global_rebuild_of_two_countries(
     artifact = Artifact.get("gsocseq-global-rebuild")
     assert artifact is not None
     assert "| DEM | bau |" in str(artifact.data) and "| DMX | bau |" in str(artifact.data)
+
+
+@pytest.mark.parametrize("argv", [["flows/serve.py"], ["-m", "flows.serve"]], ids=["file", "module"])
+def test_serve_runs_as_a_file_and_as_a_module(argv: list[str], tmp_path: Path) -> None:
+    """Prefect users run deployment scripts as files: `python flows/serve.py` must import `flows`."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, *argv, "--help"], cwd=repo, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PREFECT_HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert "--out" in proc.stdout and "--sources" in proc.stdout

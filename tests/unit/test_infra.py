@@ -31,7 +31,7 @@ from packaging.version import Version
 from prefect.utilities.templating import apply_values
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO / ".." / "shared"
+SHARED = REPO / "tests" / "data"
 INFRA = REPO / "infra"
 K8S = INFRA / "k8s"
 HELM = INFRA / "helm"
@@ -455,7 +455,7 @@ def test_base_job_template_variables_are_a_valid_schema_with_valid_defaults() ->
 
 
 def _flow_functions() -> dict[str, ast.FunctionDef]:
-    tree = ast.parse((REPO / "flows" / "flows.py").read_text())
+    tree = ast.parse((REPO / "flows" / "gsocseq_flows.py").read_text())
     return {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)
             and any(isinstance(d, ast.Call) and getattr(d.func, "id", "") == "flow"
                     for d in n.decorator_list)}
@@ -621,7 +621,7 @@ def test_dockerignore_keeps_the_package_and_drops_the_rest() -> None:
         return any(fnmatch.fnmatch(path, p) or fnmatch.fnmatch(path, p.removeprefix("**/"))
                    or path.startswith(p.rstrip("/") + "/") for p in patterns)
 
-    for needed in ("pyproject.toml", "README.md", "gsocseq/__init__.py", "flows/flows.py",
+    for needed in ("pyproject.toml", "README.md", "gsocseq/__init__.py", "flows/gsocseq_flows.py",
                    "gsocseq/sources/sources.toml"):
         assert not ignored(needed), needed
     for dropped in (".git/config", ".venv/bin/python", "tests/unit/test_infra.py",

@@ -26,7 +26,7 @@ from gsocseq.products.stac import (
 )
 from gsocseq.products.stac_schemas import offline_validator, schema_problems
 
-SCHEMAS = Path(__file__).resolve().parents[2] / ".." / "shared" / "stac-schemas"
+SCHEMAS = Path(__file__).resolve().parents[2] / "tests" / "data" / "stac-schemas"
 PROV = Provenance(
     code_version="0.1.0",
     scheme="exact",

@@ -13,7 +13,7 @@ from gsocseq.products.stac_schemas import (
     schema_problems,
 )
 
-SCHEMAS = Path(__file__).resolve().parents[2] / ".." / "shared" / "stac-schemas"
+SCHEMAS = Path(__file__).resolve().parents[2] / "tests" / "data" / "stac-schemas"
 RASTER = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
 
 

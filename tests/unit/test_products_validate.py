@@ -15,7 +15,7 @@ from gsocseq.products.cog import write_region_cogs
 from gsocseq.products.stac import Provenance, build_item, read_catalog, write_catalog
 from gsocseq.products.validate import resolve_href, validate_products, validate_stac
 
-SCHEMAS = Path(__file__).resolve().parents[2] / ".." / "shared" / "stac-schemas"
+SCHEMAS = Path(__file__).resolve().parents[2] / "tests" / "data" / "stac-schemas"
 PROV = Provenance("0.1.0", "fao", "cafe01", {"soc": "file:///inputs/soc.zarr"})
 ITEM = Path("gsocseq-v1.1-fao") / "KEN" / "KEN.json"
 

@@ -11,7 +11,7 @@ import pytest
 from gsocseq.errors import InputValidationError
 from gsocseq.model import reference, rothc
 
-EXAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "rothc-example"
+EXAMPLE = Path(__file__).resolve().parents[2] / "tests" / "data" / "rothc-example"
 # Printed with 4 decimals (±5e-5); the shipped Fortran uses single-precision literal constants,
 # which moves its unrounded values by up to ~1e-5 from a float64 run.
 PRINT_TOL = 5e-5 + 1e-5
