@@ -53,7 +53,7 @@ from gsocseq import pipeline
 from gsocseq.config import RunConfig
 from gsocseq.errors import PipelineError
 from gsocseq.pipeline import PublishResult, RunPlan, TileOutcome
-from gsocseq.pipeline.retry import is_transient
+from gsocseq.storage import is_transient
 
 WORLD = "-180,-90,180,90"
 """The default region of a global rebuild: every tile of the world that has modelled land."""
@@ -64,7 +64,7 @@ WORLD = "-180,-90,180,90"
 def retry_transient(task: Any, task_run: Any, state: State) -> bool:
     """Prefect ``retry_condition_fn``: retry a failed task only for transient storage errors.
 
-    Uses the pipeline's own classification (:func:`gsocseq.pipeline.retry.is_transient`: dropped
+    Uses the pipeline's own classification (:func:`gsocseq.storage.is_transient`: dropped
     connections, timeouts, 5xx, anywhere in the exception chain; not missing keys, denied access
     or bad data), so a task is retried for exactly the faults the pipeline itself retries.
     """

@@ -31,7 +31,7 @@ from gsocseq.cube.schema import (
 )
 from gsocseq.errors import GridMismatchError, SourceError
 from gsocseq.model.codes import Reason
-from gsocseq.sources.readers import url_to_fs
+from gsocseq.storage import filesystem
 
 SCHEMA_VERSION: str = "1"
 N_MONTHS: int = (LAST_YEAR - FIRST_YEAR + 1) * 12
@@ -194,7 +194,7 @@ def zarr_target(
 
 def cube_exists(url: str, storage_options: Mapping[str, Any] | None = None) -> bool:
     """Whether a zarr v3 group exists at ``url``."""
-    fs, path = url_to_fs(url, storage_options)
+    fs, path = filesystem(url, storage_options)
     return bool(fs.exists(path.rstrip("/") + "/zarr.json"))
 
 

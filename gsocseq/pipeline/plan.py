@@ -27,11 +27,10 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
-from gsocseq import __version__
+from gsocseq import __version__, storage
 from gsocseq.config import RunConfig
 from gsocseq.cube.grid import TileKey
 from gsocseq.errors import PipelineError
-from gsocseq.pipeline import store
 
 #: Name of the folder (under ``out``) where ``--region demo`` writes the demo world.
 DEMO_INPUTS: str = "demo-inputs"
@@ -143,7 +142,7 @@ def ensure_demo_world(config: RunConfig) -> str | None:
         return None
     url = sources_url(config)
     assert url is not None
-    if not store.exists(url, config.storage_options):
+    if not storage.exists(url, config.storage_options):
         from gsocseq.demo import write_demo_world
 
         write_demo_world(demo_inputs_url(config), config.storage_options,
@@ -208,7 +207,7 @@ def plan_run(config: RunConfig) -> RunPlan:
     )
     manifest = {"manifest_version": MANIFEST_VERSION, "plan": plan.to_dict(),
                 "config": {k: v for k, v in config.public_dict().items() if k != "cluster"}}
-    store.write_json_if_changed(plan.manifest_url, manifest, config.storage_options)
+    storage.write_json_if_changed(plan.manifest_url, manifest, config.storage_options)
     return plan
 
 

@@ -17,9 +17,8 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from gsocseq.cube.grid import TileKey, cell_latitudes, cell_longitudes
-from gsocseq.errors import GridMismatchError
+from gsocseq.errors import GridMismatchError, StorageError
 from gsocseq.model.codes import LAYER_NAMES, LAYERS, Reason
-from gsocseq.pipeline.retry import StorageError
 
 DIMS: tuple[str, str] = ("latitude", "longitude")
 WRITE_CONCURRENCY: int = 8

@@ -19,8 +19,8 @@ from gsocseq.pipeline.product_cube import (
     write_product_tile,
 )
 from gsocseq.pipeline.publish import product_layers
-from gsocseq.pipeline.store import list_names, read_json, write_json, write_json_if_changed
 from gsocseq.pipeline.tile import TileOutcome, outcome_from_marker, tile_statistics
+from gsocseq.storage import list_names, read_json, write_json, write_json_if_changed
 
 SIZE = 30
 TILES = [TileKey(100, 200, SIZE), TileKey(100, 201, SIZE), TileKey(101, 201, SIZE)]

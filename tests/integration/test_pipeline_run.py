@@ -22,8 +22,8 @@ from gsocseq.model.codes import LAYER_NAMES, Reason
 from gsocseq.model.phases import PhaseConfig, run_phases
 from gsocseq.pipeline import RunSummary, plan_run, prepare_inputs, run, run_tile
 from gsocseq.pipeline.product_cube import open_product_cube, read_product_tile
-from gsocseq.pipeline.store import read_json
 from gsocseq.products.validate import validate_products
+from gsocseq.storage import read_json
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 
