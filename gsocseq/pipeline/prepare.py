@@ -11,8 +11,8 @@ import uuid
 from typing import Any
 
 from gsocseq.config import RunConfig
+from gsocseq.cube.product_cube import create_product_cube
 from gsocseq.pipeline.plan import RunPlan, resolve
-from gsocseq.pipeline.product_cube import create_product_cube
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ import numpy as np
 from gsocseq import __version__, storage
 from gsocseq.config import RunConfig
 from gsocseq.cube.grid import TileKey, cell_area_ha
+from gsocseq.cube.product_cube import REASON_VAR, write_product_tile
 from gsocseq.errors import PipelineError
 from gsocseq.model.codes import LAYER_NAMES, LAYERS, Reason
 from gsocseq.model.phases import PhaseConfig, run_phases
 from gsocseq.pipeline.plan import RunPlan
-from gsocseq.pipeline.product_cube import REASON_VAR, write_product_tile
 from gsocseq.storage import TILE_ATTEMPTS, call_with_retries
 
 PIXEL_BATCH: int = 16384
