@@ -18,6 +18,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check gsocseq flows tests benchmarks infra scripts
+	$(VENV)/bin/lint-imports
 	bash scripts/ensure-browser.sh $(PY)
 	$(PY) -m pytest -q
 
@@ -26,6 +27,7 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check gsocseq flows tests benchmarks infra scripts
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_rothc.py

@@ -1,4 +1,4 @@
-"""The ``gsocseq`` command line: ``run``, ``validate``, ``demo-data`` and ``fao-points``.
+"""The ``gsocseq`` command line: ``run``, ``validate``, ``demo-data``, ``fao-points``, ``compare-schemes``.
 
 Flags are parsed once into a :class:`~gsocseq.config.RunConfig`; the commands are thin calls into
 :mod:`gsocseq.pipeline`. Exit status: 0 success, 1 failed tiles or invalid products (named on
@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from pydantic import ValidationError
@@ -116,22 +116,17 @@ def run_command(
 
 def _fao_inputs_fields(folder: str, fields: dict[str, Any]) -> dict[str, Any]:
     """Convert an FAO raw-input folder once; return the run fields it implies (region, scheme, sources)."""
-    from gsocseq.config import normalise_url
-    from gsocseq.sources.fao_raw import FAO_INPUTS, find_fao_raw, write_fao_inputs
+    from gsocseq.pipeline import fao_inputs_fields
 
     for key, allowed in (("region", None), ("sources", None), ("scheme", "fao")):
         if key in fields and fields[key] != allowed:
             raise click.UsageError(f"--fao-inputs sets --{key} itself; got --{key} {fields[key]!r}")
     if "out" not in fields:
         raise click.UsageError("--out is required")
-    so = fields.get("storage_options") or {}
     try:
-        out = normalise_url(fields["out"], what="out")
-        raw = find_fao_raw(folder, so)
-        toml = write_fao_inputs(raw, f"{out}/{FAO_INPUTS}/{raw.name}", so)
+        return fao_inputs_fields(folder, fields["out"], fields.get("storage_options") or {})
     except GsocseqError as exc:
         _fail(exc)
-    return {"region": raw.iso3, "scheme": "fao", "sources": toml}
 
 
 @main.command("validate")
@@ -220,17 +215,51 @@ def fao_points_command(spinup: str, warmup: str, forward: str, out_dir: str,
         click.echo(f"{name}: {path}")
 
 
-def _register_optional_commands() -> None:
-    """Add the commands that live beside their modules (scheme comparison)."""
-    from gsocseq.compare import compare_schemes_command
+@main.command("compare-schemes")
+@click.option("--region", default="demo", show_default=True,
+              help="ISO3 code, bbox 'west,south,east,north' or 'demo'.")
+@click.option("--out", default=None, help="URL prefix for the demo world and the input cube.")
+@click.option("--cube", "cube_url", default=None, help="Use this built input cube instead.")
+@click.option("--sources", default=None, help="URL of a sources.toml (default: demo world).")
+@click.option("--tile-size", type=int, default=60, show_default=True)
+@click.option("--max-tiles", type=int, default=None, help="Compare only the first N tiles.")
+@click.option("--no-uncertainty", is_flag=True, help="Skip the bracket runs.")
+@click.option("--euler-criterion", type=click.Choice(["month", "cycle"]), default="month",
+              show_default=True, help="How the fao scheme masks unstable Euler steps.")
+@click.option("--csv", "csv_path", default=None, help="Also write the layer table as CSV here.")
+@STORAGE_OPTION
+def compare_schemes_command(
+    region: str, out: str | None, cube_url: str | None, sources: str | None, tile_size: int,
+    max_tiles: int | None, no_uncertainty: bool, euler_criterion: str, csv_path: str | None,
+    storage_options: str | None,
+) -> None:
+    """Compare the exact and fao schemes on a region's pixels; print markdown tables."""
+    from gsocseq.compare import build_comparison_cube, compare_cube, format_comparison
+    from gsocseq.model.phases import PhaseConfig
 
-    main.add_command(compare_schemes_command, "compare-schemes")
+    so = _storage_options(storage_options)
+    if cube_url is None and out is None:
+        raise click.UsageError("give --out (to build the input cube) or --cube")
+    config = PhaseConfig(uncertainty=not no_uncertainty, fao_euler_criterion=euler_criterion)
+    try:
+        tiles = None
+        if cube_url is None:
+            assert out is not None
+            cube_url, tiles = build_comparison_cube(
+                region, out, sources=sources, tile_size=tile_size, max_tiles=max_tiles,
+                storage_options=so,
+            )
+        comparison = compare_cube(cube_url, tiles=tiles, config=config, storage_options=so)
+    except ValidationError as exc:
+        raise click.UsageError(_validation_message(exc)) from exc
+    except GsocseqError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(format_comparison(comparison))
+    if csv_path:
+        comparison.layers.to_csv(csv_path)
 
 
-_register_optional_commands()
-
-
-def _fail(exc: Exception) -> None:
+def _fail(exc: Exception) -> NoReturn:
     """Report an error on stderr (traceback with -v) and exit with status 1."""
     if logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger("gsocseq").exception("run failed")

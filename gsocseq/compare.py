@@ -5,22 +5,19 @@ on identical inputs; :func:`compare_results` tabulates, per product layer over t
 schemes modelled, the mean of each scheme, the mean / median / max absolute difference
 ``|fao − exact|`` (layer units: t C/ha, t C/ha/yr or %) and the relative difference
 ``100 · mean|fao − exact| / mean|exact|`` (%), plus the share of pixels per reason code in each
-scheme. :func:`compare_cube` does it on tiles of a built input cube; ``compare_schemes_command``
-is the ``gsocseq compare-schemes`` CLI command.
+scheme. :func:`compare_cube` does it on tiles of a built input cube (``gsocseq compare-schemes``).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import click
 import numpy as np
 import pandas as pd
 
-from gsocseq.errors import GsocseqError, InputValidationError
+from gsocseq.errors import InputValidationError
 from gsocseq.model.codes import LAYER_NAMES, Reason
 from gsocseq.model.phases import PhaseConfig, PhaseResult, run_phases
 
@@ -174,64 +171,20 @@ def build_comparison_cube(
     max_tiles: int | None = None,
     storage_options: Mapping[str, Any] | None = None,
 ) -> tuple[str, list[Any]]:
-    """Build the input cube of ``region`` under ``out`` (demo world written there if needed).
+    """Build the input cube of ``region`` under ``out`` as a run would (its inputs, its cube URL).
 
+    The demo world is written under ``{out}/demo-inputs`` for a demo region without ``sources``.
     Returns ``(cube URL, tiles built)``; ``max_tiles`` keeps the first tiles only.
     """
-    from gsocseq.cube import build_cube, resolve_region
-    from gsocseq.sources import load_sources
+    from gsocseq.config import RunConfig
+    from gsocseq.cube import build_cube
+    from gsocseq.pipeline.plan import cube_url, resolve
+    from gsocseq.pipeline.prepare import ensure_demo_world
 
-    so = dict(storage_options or {})
-    out = out.rstrip("/")
-    if sources is None and region == "demo":
-        from gsocseq.demo import write_demo_world
-
-        sources = write_demo_world(f"{out}/demo-inputs", so, tile_size=tile_size)
-    config = load_sources(sources, storage_options=so)
-    resolved = resolve_region(region, config, tile_size=tile_size)
+    config = RunConfig(region=region, out=out, sources=sources, tile_size=tile_size,
+                       storage_options=dict(storage_options or {}))
+    ensure_demo_world(config)
+    spec, resolved = resolve(config)
     tiles = list(resolved.tiles[:max_tiles] if max_tiles else resolved.tiles)
-    url = f"{out}/compare-{resolved.name}-t{tile_size}.zarr"
-    build_cube(resolved, config, url, so, tiles=tiles)
+    url = build_cube(resolved, spec, cube_url(config), config.storage_options, tiles=tiles)
     return url, tiles
-
-
-@click.command("compare-schemes")
-@click.option("--region", default="demo", show_default=True,
-              help="ISO3 code, bbox 'west,south,east,north', 'demo' or an alias of --sources.")
-@click.option("--out", default=None, help="URL prefix for the demo world and the input cube.")
-@click.option("--cube", "cube_url", default=None, help="Use this built input cube instead.")
-@click.option("--sources", default=None, help="URL of a sources.toml (default: demo world).")
-@click.option("--tile-size", type=int, default=60, show_default=True)
-@click.option("--max-tiles", type=int, default=None, help="Compare only the first N tiles.")
-@click.option("--no-uncertainty", is_flag=True, help="Skip the bracket runs.")
-@click.option("--euler-criterion", type=click.Choice(["month", "cycle"]), default="month",
-              show_default=True, help="How the fao scheme masks unstable Euler steps.")
-@click.option("--csv", "csv_path", default=None, help="Also write the layer table as CSV here.")
-@click.option("--storage-options", default=None, help="fsspec options as a JSON object.")
-def compare_schemes_command(
-    region: str, out: str | None, cube_url: str | None, sources: str | None, tile_size: int,
-    max_tiles: int | None, no_uncertainty: bool, euler_criterion: str, csv_path: str | None,
-    storage_options: str | None,
-) -> None:
-    """Compare the exact and fao schemes on a region's pixels; print markdown tables."""
-    try:
-        so = json.loads(storage_options) if storage_options else {}
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON: {exc}", param_hint="--storage-options") from exc
-    if cube_url is None and out is None:
-        raise click.UsageError("give --out (to build the input cube) or --cube")
-    config = PhaseConfig(uncertainty=not no_uncertainty, fao_euler_criterion=euler_criterion)
-    try:
-        tiles = None
-        if cube_url is None:
-            assert out is not None
-            cube_url, tiles = build_comparison_cube(
-                region, out, sources=sources, tile_size=tile_size, max_tiles=max_tiles,
-                storage_options=so,
-            )
-        comparison = compare_cube(cube_url, tiles=tiles, config=config, storage_options=so)
-    except GsocseqError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(format_comparison(comparison))
-    if csv_path:
-        comparison.layers.to_csv(csv_path)

@@ -13,7 +13,12 @@ Each public function is one step a CLI command or a Prefect task calls with plai
 """
 
 from gsocseq.pipeline.plan import RunPlan, plan_run
-from gsocseq.pipeline.prepare import ensure_demo_world, prepare_inputs, prepare_outputs
+from gsocseq.pipeline.prepare import (
+    ensure_demo_world,
+    fao_inputs_fields,
+    prepare_inputs,
+    prepare_outputs,
+)
 from gsocseq.pipeline.publish import PublishResult, publish
 from gsocseq.pipeline.run import (
     ClusterUnavailableError,
@@ -21,6 +26,7 @@ from gsocseq.pipeline.run import (
     finish_region,
     open_client,
     run,
+    run_fao_inputs,
     run_tiles,
     start_region,
 )
@@ -37,6 +43,7 @@ __all__ = [
     "compute_tile",
     "connect",
     "ensure_demo_world",
+    "fao_inputs_fields",
     "finish_region",
     "format_summary",
     "open_client",
@@ -45,6 +52,7 @@ __all__ = [
     "prepare_outputs",
     "publish",
     "run",
+    "run_fao_inputs",
     "run_tile",
     "run_tiles",
     "start_region",

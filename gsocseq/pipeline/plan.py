@@ -133,6 +133,13 @@ def sources_url(config: RunConfig) -> str | None:
     return None
 
 
+def cube_url(config: RunConfig) -> str:
+    """Return the input cube URL of a run: ``{out}/gsocseq/cube/{region}-t{tile}-{inputs_hash}.zarr``."""
+    inputs_hash = _short_hash({"region": config.region, "sources": sources_url(config),
+                               "tile_size": config.tile_size})
+    return f"{config.out}/gsocseq/cube/{config.region_slug}-t{config.tile_size}-{inputs_hash}.zarr"
+
+
 def resolve(config: RunConfig) -> tuple[Any, Any]:
     """Return ``(sources, region)`` of a run: the loaded ``SourcesConfig`` and resolved ``Region``."""
     return _resolve(config.model_dump_json())
@@ -168,7 +175,6 @@ def plan_run(config: RunConfig) -> RunPlan:
         raise PipelineError(f"region {config.region!r} covers no tile")
     size = config.tile_size
     src = sources_url(config)
-    inputs_hash = _short_hash({"region": config.region, "sources": src, "tile_size": size})
     base = base_url(config)
     slug = f"{config.region_slug}-t{size}"
     plan = RunPlan(
@@ -183,7 +189,7 @@ def plan_run(config: RunConfig) -> RunPlan:
         n_cols=region.n_cols,
         base_url=base,
         sources_url=src,
-        cube_url=f"{config.out}/gsocseq/cube/{slug}-{inputs_hash}.zarr",
+        cube_url=cube_url(config),
         run_url=f"{base}/runs/{slug}-{config.config_hash[:12]}",
         products_url=f"{base}/products",
         stac_url=f"{base}/stac",

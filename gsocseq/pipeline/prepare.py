@@ -35,6 +35,24 @@ def ensure_demo_world(config: RunConfig) -> str | None:
     return url
 
 
+def fao_inputs_fields(
+    folder: str, out: str, storage_options: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """Convert an FAO raw-input folder under ``{out}/fao-inputs/{AOI}/``; return the run fields it sets.
+
+    The fields are ``region`` (ISO3 of the AOI), ``scheme`` (``fao``) and ``sources`` (the converted
+    inputs' ``sources.toml``).
+    """
+    from gsocseq.config import normalise_url
+    from gsocseq.sources.fao_raw import FAO_INPUTS, find_fao_raw, write_fao_inputs
+
+    so = dict(storage_options or {})
+    out = normalise_url(out, what="out")
+    raw = find_fao_raw(folder, so)
+    toml = write_fao_inputs(raw, f"{out}/{FAO_INPUTS}/{raw.name}", so)
+    return {"region": raw.iso3, "scheme": "fao", "sources": toml}
+
+
 def _bundle(*parts: Any) -> tuple[Any, ...]:
     """Dask task: hold values many tasks share on a worker (sent once, recomputed if lost)."""
     return parts

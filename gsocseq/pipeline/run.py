@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from gsocseq.config import RunConfig
-from gsocseq.errors import PipelineError
+from gsocseq.errors import InputValidationError, PipelineError
 from gsocseq.pipeline.plan import RunPlan, plan_run
-from gsocseq.pipeline.prepare import ensure_demo_world, prepare_inputs
+from gsocseq.pipeline.prepare import ensure_demo_world, fao_inputs_fields, prepare_inputs
 from gsocseq.pipeline.publish import PublishResult, publish
 from gsocseq.pipeline.summary import RunSummary, summarise
 from gsocseq.pipeline.tile import TileOutcome, finished_tiles, run_tile
@@ -57,6 +57,22 @@ def share_run(client: Any, config: RunConfig, plan: RunPlan, token: str) -> Any:
     recomputes it instead of failing every tile that depends on it.
     """
     return client.submit(_run_context, config, plan, key=f"gsocseq-run-{token}", pure=False)
+
+
+def submit_tiles(
+    client: Any, config: RunConfig, plan: RunPlan, tile_ids: list[str], *, retries: int = 1
+) -> tuple[Any, dict[Any, str]]:
+    """Submit one task per tile id; return the shared run future and ``{future: tile id}``.
+
+    The plan and configuration go once (:func:`share_run`); each task holds that reference and its
+    tile id. Keep the returned run future until the tile futures are done.
+    """
+    token = uuid.uuid4().hex[:8]  # task keys readable on the dashboard, unique per call
+    context = share_run(client, config, plan, token)
+    keys = [f"gsocseq-tile-{tile_id}-{token}" for tile_id in tile_ids]
+    futures = client.map(_tile_task, [context] * len(tile_ids), tile_ids, key=keys,
+                         retries=retries, pure=False)  # one message to the scheduler
+    return context, dict(zip(futures, tile_ids, strict=True))
 
 
 def start_region(config: RunConfig) -> RunPlan:
@@ -153,13 +169,7 @@ def run_tiles(
         return outcomes
     from distributed import as_completed
 
-    token = uuid.uuid4().hex[:8]  # task keys readable on the dashboard, unique per call
-    context = share_run(client, config, plan, token)
-    futures = {
-        client.submit(_tile_task, context, tile_id, key=f"gsocseq-tile-{tile_id}-{token}",
-                      retries=retries, pure=False): tile_id
-        for tile_id in todo
-    }
+    context, futures = submit_tiles(client, config, plan, todo, retries=retries)
     for future in as_completed(futures):
         tile_id = futures[future]
         if future.status == "finished":
@@ -232,6 +242,37 @@ def run(
             outcomes = run_tiles(config, plan, c, on_tile=cb)
     summary, _ = finish_region(config, plan, outcomes, started=t_start, stage_seconds=stages)
     return summary
+
+
+def run_fao_inputs(
+    folder: str,
+    out: str,
+    *,
+    storage_options: dict[str, Any] | None = None,
+    progress: bool = False,
+    **run_kwargs: Any,
+) -> RunSummary:
+    """Run GSOCseq (scheme ``fao``) on an FAO raw-input folder; returns the ``RunSummary``.
+
+    The converted inputs go to ``{out}/fao-inputs/{AOI}/``; products are
+    ``{out}/gsocseq/{map_version}/fao/products/{ISO3}/{ISO3}_GSOCseq_*.tif`` plus STAC, as for any
+    run. ``run_kwargs`` are further :class:`~gsocseq.config.RunConfig` fields (``tile_size``,
+    ``uncertainty``, ``cluster``, ``scenarios`` …); ``region``, ``scheme`` and ``sources`` are set
+    here.
+    """
+    from gsocseq.config import normalise_url
+
+    fixed = sorted({"region", "scheme", "sources"} & set(run_kwargs))
+    if fixed:
+        raise InputValidationError(
+            f"run_fao_inputs: {fixed} cannot be given; an FAO raw folder sets region = ISO3 of the "
+            "AOI, scheme = 'fao' and sources = the converted inputs"
+        )
+    so = dict(storage_options or {})
+    out = normalise_url(out, what="out")
+    config = RunConfig(out=out, storage_options=so, **fao_inputs_fields(folder, out, so),
+                       **run_kwargs)
+    return run(config, progress=progress)
 
 
 @contextlib.contextmanager

@@ -58,7 +58,7 @@ CLIMATE_FILES: dict[str, tuple[str, str, float]] = {
 }
 #: The land-cover year the FAO v1.2 stack scripts sample for the spin-up and forward land use.
 LAND_USE_YEAR: int = 2020
-#: Folder under a run's ``out`` where :func:`run_fao_inputs` writes the converted inputs.
+#: Folder under a run's ``out`` where :func:`gsocseq.pipeline.run_fao_inputs` writes the converted inputs.
 FAO_INPUTS: str = "fao-inputs"
 
 _YEARS = re.compile(r"(\d{4})\D+(\d{4})")
@@ -450,38 +450,3 @@ def fao_raw_sources(
     raw = find_fao_raw(folder, storage_options)
     url = write_fao_inputs(raw, dest, storage_options)
     return load_sources(url, storage_options=storage_options), raw.iso3
-
-
-def run_fao_inputs(
-    folder: str,
-    out: str,
-    *,
-    storage_options: Mapping[str, Any] | None = None,
-    progress: bool = False,
-    **run_kwargs: Any,
-) -> Any:
-    """Run GSOCseq (scheme ``fao``) on an FAO raw-input folder; returns the ``RunSummary``.
-
-    The converted inputs go to ``{out}/fao-inputs/{AOI}/``; products are
-    ``{out}/gsocseq/{map_version}/fao/products/{ISO3}/{ISO3}_GSOCseq_*.tif`` plus STAC, as for any
-    run. ``run_kwargs`` are further :class:`~gsocseq.config.RunConfig` fields (``tile_size``,
-    ``uncertainty``, ``cluster``, ``scenarios`` …); ``region``, ``scheme`` and ``sources`` are set
-    here.
-    """
-    from gsocseq.config import RunConfig, normalise_url
-    from gsocseq.pipeline import run
-
-    fixed = sorted({"region", "scheme", "sources"} & set(run_kwargs))
-    if fixed:
-        raise InputValidationError(
-            f"run_fao_inputs: {fixed} cannot be given; an FAO raw folder sets region = ISO3 of the "
-            "AOI, scheme = 'fao' and sources = the converted inputs"
-        )
-    so = dict(storage_options or {})
-    out = normalise_url(out, what="out")
-    raw = find_fao_raw(folder, so)
-    toml = write_fao_inputs(raw, f"{out}/{FAO_INPUTS}/{raw.name}", so)
-    config = RunConfig(
-        region=raw.iso3, out=out, scheme="fao", sources=toml, storage_options=so, **run_kwargs
-    )
-    return run(config, progress=progress)

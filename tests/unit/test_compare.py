@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from gsocseq.cli import compare_schemes_command
 from gsocseq.compare import (
     compare_results,
     compare_schemes,
-    compare_schemes_command,
     format_comparison,
     layer_differences,
     masked_shares,
@@ -140,7 +140,7 @@ def test_command_on_one_demo_tile(tmp_path: Path) -> None:
         "--csv", str(csv),
     ])
     assert result.exit_code == 0, result.output
-    cube = open_cube(str(next(tmp_path.glob("compare-*.zarr"))))
+    cube = open_cube(str(next(tmp_path.glob("gsocseq/cube/demo-t60-*.zarr"))))
     size = int(cube.attrs["tile_size"])
     tile = TileKey(int(cube.attrs["origin_row"]) // size, int(cube.attrs["origin_col"]) // size, size)
     n_ok = int((read_tile(cube, tile)["reason"] == Reason.OK).sum())

@@ -17,6 +17,7 @@ from pyogrio.raw import write as ogr_write
 
 from gsocseq.cube.region import resolve_region
 from gsocseq.errors import GridMismatchError, InputValidationError, SourceError
+from gsocseq.pipeline import run_fao_inputs
 from gsocseq.sources.adapters import read_source
 from gsocseq.sources.fao_raw import (
     LAND_USE_YEAR,
@@ -27,7 +28,6 @@ from gsocseq.sources.fao_raw import (
     find_fao_raw,
     land_use_band,
     prepare_fao_inputs,
-    run_fao_inputs,
 )
 
 RES = 1 / 120  # 30″

@@ -1,0 +1,255 @@
+"""Scheduler memory per queued tile task for a world plan (16 200 tiles of 240 cells), CLI and Prefect.
+
+A real dask scheduler process and one worker process, the worker paused so nothing is computed: the
+tasks stay queued on the scheduler, as behind a busy cluster. For each way of submitting, the
+scheduler's resident memory (after ``gc``) is read before and after the tasks are queued:
+
+Each measurement follows a warm-up (a few tasks, released): one-time costs are not counted per task.
+
+* ``cli``: ``gsocseq.pipeline.run.submit_tiles`` (what ``gsocseq run`` does: plan and configuration
+  sent once as a dask future, a reference and a tile id per task);
+* ``cli-baseline``: the former submission, the configuration and the whole plan in every task;
+* ``prefect``: the tasks of ``flows.gsocseq_flows`` submitted through prefect-dask's
+  ``DaskTaskRunner`` from a flow whose parameters are the configurations (as ``compute_tiles``);
+* ``prefect-baseline``: the former Prefect submission, the plan in the tile flow's parameters and in
+  every task's parameters (Prefect sends the flow-run context, parameters included, with each task).
+
+Goal: ≤ 20 kB per queued task. Usage::
+
+    python benchmarks/bench_scheduler.py [--tasks 2000] [--baseline-tasks 100] [--no-prefect]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from distributed import Client
+
+from gsocseq.config import RunConfig
+from gsocseq.cube.grid import N_COLS, N_ROWS, tiles_of_rectangle
+from gsocseq.pipeline.plan import RunPlan
+from gsocseq.pipeline.run import submit_tiles
+
+TILE = 240
+GOAL_KB = 20.0
+
+
+def world_plan(out: str) -> tuple[RunConfig, RunPlan]:
+    """Return a world configuration and its plan (16 200 tiles), built without reading any source."""
+    config = RunConfig(region="-180,-90,180,90", out=out, tile_size=TILE)
+    tiles = tuple(tiles_of_rectangle(0, 0, N_ROWS, N_COLS, TILE))
+    base = f"{out}/gsocseq/v1.1/exact"
+    plan = RunPlan(
+        region=config.region, region_name=config.region_slug, config_hash=config.config_hash,
+        tile_size=TILE, tiles=tiles, origin_row=0, origin_col=0, n_rows=N_ROWS, n_cols=N_COLS,
+        base_url=base, sources_url=None, cube_url=f"{out}/gsocseq/cube/world.zarr",
+        run_url=f"{base}/runs/world-{config.config_hash[:12]}", products_url=f"{base}/products",
+        stac_url=f"{base}/stac",
+    )
+    return config, plan
+
+
+def _scheduler_rss(dask_scheduler: Any = None) -> int:
+    import ctypes
+
+    import psutil
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+    return int(psutil.Process().memory_info().rss)
+
+
+def _n_tasks(dask_scheduler: Any) -> int:
+    return len(dask_scheduler.tasks)
+
+
+def _wait_paused(client: Client, timeout: float = 60.0) -> None:
+    t = time.monotonic()
+    while True:
+        status = [w["status"] for w in client.scheduler_info(n_workers=-1)["workers"].values()]
+        if status == ["paused"]:
+            print("worker: paused")
+            return
+        if time.monotonic() - t > timeout:
+            raise TimeoutError(f"worker status {status}, expected paused")
+        time.sleep(0.5)
+
+
+def _states(dask_scheduler: Any) -> dict[str, int]:
+    from collections import Counter
+
+    return dict(Counter(ts.state for ts in dask_scheduler.tasks.values()))
+
+
+def _old_tile_task(config: RunConfig, plan: RunPlan, tile_id: str) -> None:  # former submission
+    raise AssertionError("never runs: the worker is paused")
+
+
+def _wait_tasks(client: Client, n: int, timeout: float = 600.0) -> None:
+    t = time.monotonic()
+    while client.run_on_scheduler(_n_tasks) < n:
+        if time.monotonic() - t > timeout:
+            raise TimeoutError(f"scheduler holds {client.run_on_scheduler(_n_tasks)} < {n} tasks")
+        time.sleep(0.2)
+
+
+def measure(client: Client, n: int, submit: Any) -> dict[str, float]:
+    """Queue ``n`` tasks with ``submit(n)`` (returns what keeps them alive); scheduler bytes per task.
+
+    A warm-up of a few tasks first, released before measuring: the scheduler's one-time costs
+    (modules imported to unpickle the plan, first buffers) are not counted per task.
+    """
+    base_tasks = client.run_on_scheduler(_n_tasks)
+    warm = submit(min(n, 5))
+    _wait_tasks(client, base_tasks + min(n, 5))
+    del warm
+    _wait_released(client, base_tasks)
+    before = client.run_on_scheduler(_scheduler_rss)
+    t0 = time.perf_counter()
+    keep = submit(n)
+    _wait_tasks(client, base_tasks + n)
+    seconds = time.perf_counter() - t0
+    time.sleep(1.0)
+    after = client.run_on_scheduler(_scheduler_rss)
+    states = client.run_on_scheduler(_states)
+    if set(states) - {"queued", "waiting", "released", "no-worker", "processing"}:
+        raise AssertionError(f"tasks ran although the worker is paused: {states}")
+    del keep
+    _wait_released(client, base_tasks)
+    return {"tasks": n, "scheduler_mib_before": before / 2**20, "scheduler_mib_after": after / 2**20,
+            "kb_per_task": (after - before) / n / 1000.0, "submit_s": seconds}
+
+
+def _wait_released(client: Client, n: int, timeout: float = 120.0) -> None:
+    t = time.monotonic()
+    while client.run_on_scheduler(_n_tasks) > n and time.monotonic() - t < timeout:
+        gc.collect()
+        time.sleep(0.2)
+
+
+def cli_submit(client: Client, config: RunConfig, plan: RunPlan) -> Any:
+    def submit(n: int) -> Any:
+        return submit_tiles(client, config, plan, list(plan.tile_ids[:n]))
+    return submit
+
+
+def cli_baseline_submit(client: Client, config: RunConfig, plan: RunPlan) -> Any:
+    def submit(n: int) -> Any:
+        return [client.submit(_old_tile_task, config, plan, t, key=f"old-{t}", pure=False)
+                for t in plan.tile_ids[:n]]
+    return submit
+
+
+def prefect_measures(address: str, config: RunConfig, plan: RunPlan, n: int, n_old: int,
+                     client: Client) -> dict[str, dict[str, float]]:
+    """Measure the Prefect submission (and the former one) inside a real flow run."""
+    from prefect import flow, task
+    from prefect.cache_policies import NO_CACHE
+    from prefect.testing.utilities import prefect_test_harness
+    from prefect_dask import DaskTaskRunner
+
+    from flows.gsocseq_flows import share_task, tile_task
+
+    @task(name="run-tile", cache_policy=NO_CACHE, persist_result=False)
+    def old_tile_task(config: RunConfig, plan: RunPlan, tile_id: str) -> None:  # former task
+        raise AssertionError("never runs: the worker is paused")
+
+    results: dict[str, dict[str, float]] = {}
+
+    @flow(name="bench-tiles", validate_parameters=False,
+          task_runner=DaskTaskRunner(address=address))
+    def new_flow(configs: list[RunConfig]) -> None:
+        def submit(k: int) -> Any:
+            run = share_task.submit(configs[0], plan)
+            return [run] + [tile_task.submit(run, t, configs[0].region) for t in plan.tile_ids[:k]]
+        results["prefect"] = measure(client, n, submit)
+
+    @flow(name="bench-tiles-old", validate_parameters=False,
+          task_runner=DaskTaskRunner(address=address))
+    def old_flow(jobs: list[tuple[RunConfig, RunPlan]]) -> None:
+        def submit(k: int) -> Any:
+            return [old_tile_task.submit(jobs[0][0], jobs[0][1], t) for t in plan.tile_ids[:k]]
+        results["prefect-baseline"] = measure(client, n_old, submit)
+
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["PREFECT_HOME"] = home
+        os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+        with prefect_test_harness(server_startup_timeout=180):
+            new_flow([config])
+            old_flow([(config, plan)])
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--baseline-tasks", type=int, default=100)
+    parser.add_argument("--no-prefect", action="store_true")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    bindir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory() as tmp:
+        sched_file = f"{tmp}/scheduler.json"
+        procs = [subprocess.Popen([str(bindir / "dask"), "scheduler", "--host", "127.0.0.1",
+                                   "--port", "0", "--no-dashboard", "--scheduler-file", sched_file],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        try:
+            while not Path(sched_file).exists():
+                time.sleep(0.2)
+            # a worker whose memory limit is below its own footprint stays paused (never killed):
+            # tasks reach the scheduler and wait there, nothing is computed
+            env = {**os.environ, "DASK_DISTRIBUTED__WORKER__MEMORY__TERMINATE": "False",
+                   "DASK_DISTRIBUTED__WORKER__MEMORY__SPILL": "False"}
+            procs.append(subprocess.Popen(
+                [str(bindir / "dask"), "worker", "--nworkers", "1", "--nthreads", "1",
+                 "--memory-limit", "64MB", "--no-dashboard", "--scheduler-file", sched_file],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+            with Client(scheduler_file=sched_file) as client:
+                client.wait_for_workers(1, timeout=120)
+                _wait_paused(client)
+                config, plan = world_plan(f"file://{tmp}/out")
+                print(f"plan: {len(plan.tiles)} tiles of {TILE} cells")
+                results = {
+                    "cli": measure(client, args.tasks, cli_submit(client, config, plan)),
+                    "cli-baseline": measure(client, args.baseline_tasks,
+                                            cli_baseline_submit(client, config, plan)),
+                }
+                if not args.no_prefect:
+                    address = client.scheduler.address
+                    results.update(prefect_measures(address, config, plan, args.tasks,
+                                                    max(args.baseline_tasks // 5, 10), client))
+        finally:
+            for p in reversed(procs):
+                p.terminate()
+                p.wait(timeout=30)
+    for name, r in results.items():
+        print(f"{name:17s} {r['tasks']:6d} queued tasks: scheduler {r['scheduler_mib_before']:8.1f} → "
+              f"{r['scheduler_mib_after']:8.1f} MiB, {r['kb_per_task']:9.1f} kB/task "
+              f"(submitted in {r['submit_s']:.1f} s)")
+    for new, old in (("cli", "cli-baseline"), ("prefect", "prefect-baseline")):
+        if new in results and old in results:
+            ratio = results[old]["kb_per_task"] / max(results[new]["kb_per_task"], 1e-3)
+            ok = "meets" if results[new]["kb_per_task"] <= GOAL_KB else "MISSES"
+            print(f"{new}: {ratio:.0f}× less scheduler memory per task than before; {ok} the goal "
+                  f"of {GOAL_KB:g} kB/task")
+    world = max(results[k]["kb_per_task"] for k in ("cli", "prefect") if k in results)
+    print(f"scheduler memory for all {len(plan.tiles)} tiles queued at once: "
+          f"{world * len(plan.tiles) / 1e6:.2f} GB (worst path)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
