@@ -1,4 +1,4 @@
-"""Root fixtures shared by every test suite: a real local S3 server and the demo world on it.
+"""Root fixtures shared by every test suite: local S3, the demo world, a Prefect server, free ports.
 
 Fixtures
 --------
@@ -19,17 +19,22 @@ Fixtures
       in a :class:`rasterio.Env`.
 ``s3_bucket`` (function)
     A fresh, uniquely named bucket on ``s3_server``; yields ``"s3://<name>"`` and deletes it after.
-``demo_world_s3`` (session)
-    A tiny demo world (2 × 3 tiles of 60 cells, seed 0; :func:`gsocseq.demo.write_demo_world`)
-    uploaded once to ``s3://gsocseq-demo-world/world``. Yields a :class:`DemoWorld` with ``url``,
-    ``sources_url`` (its ``sources.toml``), ``storage_options`` and ``tile_size``.
-    Treat it as read-only.
+``demo_world`` (session)
+    ``demo_world(store, tiles_y=2, tiles_x=3, tile_size=60)``: a tiny demo world (seed 0;
+    :func:`gsocseq.demo.write_demo_world`) on ``file``, ``memory`` or ``s3``, written once per
+    session. A :class:`DemoWorld` with ``url``, ``sources_url`` (its ``sources.toml``),
+    ``storage_options`` and ``tile_size``. Treat it as read-only. ``demo_world_s3`` is
+    ``demo_world("s3")`` (``s3://gsocseq-demo-world/world``).
+``prefect_server`` (session)
+    A real ``prefect server start`` process (:func:`servers.prefect_server_process`), a
+    :class:`servers.PrefectServer` with the REST calls the UI makes.
+``free_port()``
+    A free loopback TCP port (``tests/servers.py``, with the process helpers).
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,7 +42,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +50,7 @@ from typing import Any
 
 import pytest
 from hypothesis import settings
+from servers import PrefectServer, free_port, prefect_server_process
 
 # CI replays a fixed set of examples (derandomized) so a submission is judged on the examples that
 # were run before it; locally hypothesis explores new ones (`HYPOTHESIS_PROFILE=explore` forces it).
@@ -57,13 +63,6 @@ AWS_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-
-
-def free_port() -> int:
-    """Return a free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -185,14 +184,55 @@ DEMO_BUCKET = "gsocseq-demo-world"
 
 
 @pytest.fixture(scope="session")
-def demo_world_s3(s3_server: S3Server) -> DemoWorld:
-    """Upload a tiny demo world (2 × 3 tiles of 60 cells) to the local S3 once per session."""
+def demo_world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., DemoWorld]:
+    """Return ``make(store, tiles_y=2, tiles_x=3, tile_size=60)``: a demo world written once per session.
+
+    ``store`` is ``file`` (a temporary folder), ``memory`` (fsspec's in-process store) or ``s3``
+    (the local moto server, bucket ``gsocseq-demo-world``). Seed 0. Treat it as read-only.
+    """
     from gsocseq.demo import write_demo_world
 
-    fs = s3_server.fs()
-    if not fs.exists(DEMO_BUCKET):
-        fs.mkdir(DEMO_BUCKET)
-    url = f"s3://{DEMO_BUCKET}/world"
-    so = dict(s3_server.storage_options)
-    sources_url = write_demo_world(url, so, tiles_y=2, tiles_x=3, tile_size=60, seed=0)
-    return DemoWorld(url=url, sources_url=sources_url, storage_options=so, tile_size=60)
+    made: dict[tuple[str, int, int, int], DemoWorld] = {}
+
+    def make(store: str, *, tiles_y: int = 2, tiles_x: int = 3, tile_size: int = 60) -> DemoWorld:
+        key = (store, tiles_y, tiles_x, tile_size)
+        if key in made:
+            return made[key]
+        name = f"world-{tiles_y}x{tiles_x}-t{tile_size}"
+        so: dict[str, Any] = {}
+        if store == "s3":
+            s3 = request.getfixturevalue("s3_server")
+            fs = s3.fs()
+            if not fs.exists(DEMO_BUCKET):
+                fs.mkdir(DEMO_BUCKET)
+            so = dict(s3.storage_options)
+            url = f"s3://{DEMO_BUCKET}/{'world' if key[1:] == (2, 3, 60) else name}"
+        elif store == "file":
+            url = f"file://{tmp_path_factory.mktemp(name)}"
+        elif store == "memory":
+            url = f"memory://demo-{uuid.uuid4().hex[:8]}/{name}"
+        else:
+            raise ValueError(f"unknown store {store!r}: file, memory or s3")
+        sources_url = write_demo_world(url, so, tiles_y=tiles_y, tiles_x=tiles_x,
+                                       tile_size=tile_size, seed=0)
+        made[key] = DemoWorld(url=url, sources_url=sources_url, storage_options=so,
+                              tile_size=tile_size)
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def demo_world_s3(demo_world: Callable[..., DemoWorld]) -> DemoWorld:
+    """The default demo world (2 × 3 tiles of 60 cells) on the local S3: ``demo_world("s3")``."""
+    return demo_world("s3")
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[PrefectServer]:
+    """A real ``prefect server start`` on a free loopback port (temporary home, SQLite, UI on)."""
+    home = Path(tempfile.mkdtemp(prefix="gsocseq-prefect-home-"))
+    with prefect_server_process(home) as server:
+        yield server

@@ -1,72 +1,22 @@
-"""Fixtures for the Prefect end-to-end tests: a real Prefect server and a real serve process.
+"""Fixtures for the Prefect end-to-end tests: a real serve process on the root ``prefect_server``.
 
-Both are separate OS processes on loopback ports, started once per session (only when a test asks
-for them) and stopped by their finalizers (SIGTERM to the process group, SIGKILL after 15 s). The
-serve process reaches the moto S3 server of the root conftest through the standard AWS/GDAL
-environment variables, as a deployment reaches a real object store.
+A separate OS process, started once per session (only when a test asks for it) and stopped by its
+finalizer (SIGTERM to the process group, SIGKILL after 15 s). It reaches the moto S3 server of the
+root conftest through the standard AWS/GDAL environment variables, as a deployment reaches a real
+object store.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from prefect_procs import (
-    COUNTRY,
-    GLOBAL,
-    PrefectServer,
-    ServeProcess,
-    free_port,
-    s3_env,
-    start_process,
-    stop_process,
-    tail,
-)
-
-
-@pytest.fixture(scope="session")
-def prefect_server() -> Iterator[PrefectServer]:
-    """Start ``prefect server start`` on a free loopback port with a temporary home and SQLite."""
-    home = Path(tempfile.mkdtemp(prefix="gsocseq-prefect-home-"))
-    port = free_port()
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
-        # the UI calls the API at this URL (default: port 4200, not the one bound here)
-        "PREFECT_SERVER_UI_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
-    }
-    env.pop("PREFECT_API_URL", None)
-    log = home / "server.log"
-    prefect = str(Path(sys.executable).parent / "prefect")
-    proc = start_process([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                         env, log)
-    server = PrefectServer(url=f"http://127.0.0.1:{port}", home=home, log=log)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"prefect server exited ({proc.returncode}):\n{tail(log)}")
-            try:
-                if httpx.get(f"{server.api_url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"prefect server not healthy after 120 s:\n{tail(log)}")
-            time.sleep(0.5)
-        yield server
-    finally:
-        stop_process(proc)
+from prefect_procs import COUNTRY, GLOBAL, ServeProcess, s3_env
+from servers import PrefectServer, start_process, stop_process, tail
 
 
 @pytest.fixture(scope="session")

@@ -1,65 +1,24 @@
-"""Helpers of the Prefect end-to-end tests: process control and a small REST client of the server.
+"""Helpers of the Prefect end-to-end tests: deployment names, the serve process, the S3 environment.
 
-Imported by ``conftest.py`` (fixtures) and the tests (types, constants). The REST calls are the
-ones the Prefect UI makes.
+The Prefect server, its REST client and process control live in ``tests/servers.py`` (re-exported
+here for the tests of this folder).
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+from servers import REPO, PrefectServer, free_port, start_process, stop_process, tail
 
-REPO = Path(__file__).resolve().parents[2]
 COUNTRY = ("gsocseq-country-rerun", "country-rerun")
 """(flow name, deployment name) of the on-demand country rerun."""
 GLOBAL = ("gsocseq-global-rebuild", "global-rebuild")
 """(flow name, deployment name) of the scheduled global rebuild."""
-TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
-
-def free_port() -> int:
-    """Return a free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def tail(path: Path, n: int = 4000) -> str:
-    """Return the last ``n`` characters of a log file ('' if unreadable)."""
-    try:
-        return path.read_text(errors="replace")[-n:]
-    except OSError:
-        return ""
-
-
-def start_process(cmd: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """Start ``cmd`` in its own session (process group) with output to ``log``."""
-    with open(log, "wb") as fh:
-        return subprocess.Popen(cmd, env=dict(env), stdout=fh, stderr=subprocess.STDOUT,
-                                cwd=REPO, start_new_session=True)
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a process group we started: SIGTERM, wait 15 s, then SIGKILL."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    except ProcessLookupError:
-        pass
+__all__ = ["COUNTRY", "GLOBAL", "REPO", "PrefectServer", "ServeProcess", "free_port", "s3_env",
+           "start_process", "stop_process", "tail"]
 
 
 def s3_env(s3_server: Any) -> dict[str, str]:
@@ -69,83 +28,6 @@ def s3_env(s3_server: Any) -> dict[str, str]:
         "AWS_ENDPOINT_URL": s3_server.endpoint_url,
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-
-
-@dataclass(frozen=True)
-class PrefectServer:
-    """A running ``prefect server start`` process."""
-
-    url: str
-    """Base URL of the server (the UI is served at ``/``)."""
-    home: Path
-    """Temporary ``PREFECT_HOME`` (SQLite database, logs)."""
-    log: Path
-
-    @property
-    def api_url(self) -> str:
-        return f"{self.url}/api"
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.api_url, timeout=30)
-
-    def deployment(self, flow_name: str, deployment_name: str) -> dict[str, Any]:
-        with self.client() as c:
-            r = c.get(f"/deployments/name/{flow_name}/{deployment_name}")
-            r.raise_for_status()
-            return dict(r.json())
-
-    def deployment_id(self, flow_name: str, deployment_name: str) -> str:
-        return str(self.deployment(flow_name, deployment_name)["id"])
-
-    def create_flow_run(self, deployment_id: str, parameters: dict[str, Any]) -> httpx.Response:
-        """POST the request the UI's Run button sends."""
-        with self.client() as c:
-            return c.post(f"/deployments/{deployment_id}/create_flow_run",
-                          json={"parameters": parameters})
-
-    def flow_run(self, flow_run_id: str) -> dict[str, Any]:
-        with self.client() as c:
-            r = c.get(f"/flow_runs/{flow_run_id}")
-            r.raise_for_status()
-            return dict(r.json())
-
-    def flow_runs(self, **flow_run_filter: Any) -> list[dict[str, Any]]:
-        with self.client() as c:
-            r = c.post("/flow_runs/filter", json={"flow_runs": flow_run_filter,
-                                                 "sort": "EXPECTED_START_TIME_DESC"})
-            r.raise_for_status()
-            return list(r.json())
-
-    def task_runs(self, flow_run_id: str) -> list[dict[str, Any]]:
-        with self.client() as c:
-            r = c.post("/task_runs/filter", json={"flow_runs": {"id": {"any_": [flow_run_id]}}})
-            r.raise_for_status()
-            return list(r.json())
-
-    def wait_for_terminal(self, flow_run_id: str, timeout: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            run = self.flow_run(flow_run_id)
-            if run["state_type"] in TERMINAL:
-                return run
-            if time.monotonic() > deadline:
-                raise AssertionError(f"flow run {flow_run_id} still {run['state_type']} after "
-                                     f"{timeout:.0f} s; logs: {self.logs(flow_run_id)[-10:]}")
-            time.sleep(1.0)
-
-    def logs(self, flow_run_id: str) -> list[str]:
-        with self.client() as c:
-            r = c.post("/logs/filter", json={"logs": {"flow_run_id": {"any_": [flow_run_id]}},
-                                            "sort": "TIMESTAMP_ASC", "limit": 200})
-            r.raise_for_status()
-            return [str(entry["message"]) for entry in r.json()]
-
-    def artifacts(self, flow_run_id: str) -> list[dict[str, Any]]:
-        with self.client() as c:
-            r = c.post("/artifacts/filter",
-                       json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}})
-            r.raise_for_status()
-            return list(r.json())
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ import xarray as xr
 from gsocseq.cube import build_cube, open_cube, read_tile, resolve_region, tile_status
 from gsocseq.cube.build import tile_arrays
 from gsocseq.cube.region import Region
-from gsocseq.demo import write_demo_world
 from gsocseq.errors import GridMismatchError, InputValidationError, SourceError
 from gsocseq.model.codes import Reason
 from gsocseq.sources import SourcesConfig, load_sources
@@ -41,27 +40,18 @@ class Built:
     built: tuple[Any, ...]
 
 
-@pytest.fixture(scope="module")
-def file_world(tmp_path_factory) -> tuple[str, str]:
-    """A 1 × 2-tile demo world on the local disk: (root URL, sources.toml URL)."""
-    base = f"file://{tmp_path_factory.mktemp('world')}"
-    return base, write_demo_world(f"{base}/world", tiles_y=1, tiles_x=2, tile_size=TILE)
-
-
 @pytest.fixture(scope="module", params=["file", "memory", "s3"])
-def built(request) -> Built:
+def built(request, demo_world, tmp_path_factory) -> Built:
     store = request.param
-    so: dict[str, Any] = {}
     if store == "s3":
-        world = request.getfixturevalue("demo_world_s3")
-        so = dict(world.storage_options)
-        sources_url = world.sources_url
+        world = demo_world("s3")
         root = f"s3://{world.sources_url.split('/')[2]}/cubes-{uuid.uuid4().hex[:6]}"
-    elif store == "file":
-        root, sources_url = request.getfixturevalue("file_world")
     else:
-        root = f"memory://cube-it-{uuid.uuid4().hex[:6]}"
-        sources_url = write_demo_world(f"{root}/world", tiles_y=1, tiles_x=2, tile_size=TILE)
+        world = demo_world(store, tiles_y=1, tiles_x=2, tile_size=TILE)
+        root = (f"file://{tmp_path_factory.mktemp('cubes')}" if store == "file"
+                else f"memory://cube-it-{uuid.uuid4().hex[:6]}")
+    so = dict(world.storage_options)
+    sources_url = world.sources_url
     sources = load_sources(sources_url, storage_options=so)
     region = resolve_region("demo", sources, tile_size=TILE)
     tiles = region.tiles[:2]
@@ -165,8 +155,8 @@ def test_open_rejects_missing_and_foreign_stores(built: Built) -> None:
         open_cube(foreign, built.so)
 
 
-def test_all_nodata_tile_is_masked_and_empty_region_is_an_error(file_world, tmp_path) -> None:
-    sources = load_sources(file_world[1])
+def test_all_nodata_tile_is_masked_and_empty_region_is_an_error(demo_world, tmp_path) -> None:
+    sources = load_sources(demo_world("file", tiles_y=1, tiles_x=2, tile_size=TILE).sources_url)
     region = resolve_region("-62.7,-34.45,-62.6,-34.1", sources, tile_size=TILE)  # east of the data
     url = f"file://{tmp_path}/empty.zarr"
     with pytest.raises(InputValidationError, match=r"region BBOX .* has no modelled pixels"):
@@ -177,10 +167,10 @@ def test_all_nodata_tile_is_masked_and_empty_region_is_an_error(file_world, tmp_
     assert (arrays["reason"][inside] == Reason.MISSING_INPUT).all()
 
 
-def test_unlabelled_soc_in_kg_m2_is_detected(file_world, tmp_path) -> None:
+def test_unlabelled_soc_in_kg_m2_is_detected(demo_world, tmp_path) -> None:
     import rasterio
 
-    sources = load_sources(file_world[1])
+    sources = load_sources(demo_world("file", tiles_y=1, tiles_x=2, tile_size=TILE).sources_url)
     region = resolve_region("demo", sources, tile_size=TILE)
     tile = region.tiles[0]
     with rasterio.open(sources["soc"].url.removeprefix("file://")) as src:

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from servers import prefect_server_process
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
@@ -33,49 +31,18 @@ ADDRESS = "tcp://gsocseq-scheduler.gsocseq.svc.cluster.local:8786"
 pytestmark = [pytest.mark.slow, pytest.mark.prefect, pytest.mark.timeout(240)]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Start ``prefect server start`` (SQLite, temporary home); yield the CLI environment."""
     home = tmp_path_factory.mktemp("infra-prefect-home")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(home), PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
-               PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_CLI_PROMPT="false",
-               PREFECT_SERVER_UI_ENABLED="false")
     # Services this test does not need (the scheduler would create runs of the cron deployment).
-    for service in ("SCHEDULER", "LATE_RUNS", "FOREMAN", "CANCELLATION_CLEANUP", "DB_VACUUM",
-                    "PAUSE_EXPIRATIONS", "REPOSSESSOR", "TRIGGERS", "EVENT_LOGGER"):
-        env[f"PREFECT_SERVER_SERVICES_{service}_ENABLED"] = "false"
-    log = (home / "server.log").open("w")
-    proc = subprocess.Popen([str(PREFECT), "server", "start", "--host", "127.0.0.1",
-                             "--port", str(port)], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (home / "server.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"{env['PREFECT_API_URL']}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "prefect server did not become healthy"
-            time.sleep(0.5)
+    services = ("SCHEDULER", "LATE_RUNS", "FOREMAN", "CANCELLATION_CLEANUP", "DB_VACUUM",
+                "PAUSE_EXPIRATIONS", "REPOSSESSOR", "TRIGGERS", "EVENT_LOGGER")
+    with prefect_server_process(home, ui=False, disabled_services=services) as prefect:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env.update(PREFECT_HOME=str(home), PREFECT_API_URL=prefect.api_url,
+                   PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_CLI_PROMPT="false")
         yield env
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server and the processes it started
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
 
 
 def _prefect(env: dict[str, str], *args: str) -> str:

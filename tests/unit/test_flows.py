@@ -79,12 +79,9 @@ def cluster() -> Iterator[LocalCluster]:
 
 
 @pytest.fixture(scope="module")
-def demo_sources(tmp_path_factory: pytest.TempPathFactory) -> str:
+def demo_sources(demo_world: Any) -> str:
     """The demo world (2 × 3 tiles of 60 cells) on a local file:// store; its sources.toml URL."""
-    from gsocseq.demo import write_demo_world
-
-    root = tmp_path_factory.mktemp("demo-world")
-    return write_demo_world(f"file://{root}", tiles_y=2, tiles_x=3, tile_size=TILE, seed=0)
+    return demo_world("file", tile_size=TILE).sources_url
 
 
 # ------------------------------------------------------------------------- parameters and form
