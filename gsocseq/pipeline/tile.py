@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -185,13 +185,6 @@ def finished_tiles(config: RunConfig, plan: RunPlan) -> dict[str, TileOutcome]:
         if marker.get("config_hash") == plan.config_hash:
             out[marker["tile"]] = outcome_from_marker(marker, "skipped")
     return out
-
-
-def outcome_to_dict(outcome: TileOutcome) -> dict[str, Any]:
-    """Return a JSON-ready dict of an outcome."""
-    doc = asdict(outcome)
-    doc["reasons"] = {str(k): v for k, v in outcome.reasons.items()}
-    return doc
 
 
 def _read_inputs(cube_url: str, so: dict[str, Any], tile: TileKey) -> dict[str, np.ndarray]:
