@@ -22,7 +22,6 @@ Goal: ≤ 20 kB per queued task. Usage::
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import subprocess
@@ -32,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _scheduler_memory import measure, prefect_measures, wait_paused  # sys.path: benchmarks/
 from distributed import Client
 
 from gsocseq.config import RunConfig
@@ -58,85 +58,8 @@ def world_plan(out: str) -> tuple[RunConfig, RunPlan]:
     return config, plan
 
 
-def _scheduler_rss(dask_scheduler: Any = None) -> int:
-    import ctypes
-
-    import psutil
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except OSError:
-        pass
-    return int(psutil.Process().memory_info().rss)
-
-
-def _n_tasks(dask_scheduler: Any) -> int:
-    return len(dask_scheduler.tasks)
-
-
-def _wait_paused(client: Client, timeout: float = 60.0) -> None:
-    t = time.monotonic()
-    while True:
-        status = [w["status"] for w in client.scheduler_info(n_workers=-1)["workers"].values()]
-        if status == ["paused"]:
-            print("worker: paused")
-            return
-        if time.monotonic() - t > timeout:
-            raise TimeoutError(f"worker status {status}, expected paused")
-        time.sleep(0.5)
-
-
-def _states(dask_scheduler: Any) -> dict[str, int]:
-    from collections import Counter
-
-    return dict(Counter(ts.state for ts in dask_scheduler.tasks.values()))
-
-
 def _old_tile_task(config: RunConfig, plan: RunPlan, tile_id: str) -> None:  # former submission
     raise AssertionError("never runs: the worker is paused")
-
-
-def _wait_tasks(client: Client, n: int, timeout: float = 600.0) -> None:
-    t = time.monotonic()
-    while client.run_on_scheduler(_n_tasks) < n:
-        if time.monotonic() - t > timeout:
-            raise TimeoutError(f"scheduler holds {client.run_on_scheduler(_n_tasks)} < {n} tasks")
-        time.sleep(0.2)
-
-
-def measure(client: Client, n: int, submit: Any) -> dict[str, float]:
-    """Queue ``n`` tasks with ``submit(n)`` (returns what keeps them alive); scheduler bytes per task.
-
-    A warm-up of a few tasks first, released before measuring: the scheduler's one-time costs
-    (modules imported to unpickle the plan, first buffers) are not counted per task.
-    """
-    base_tasks = client.run_on_scheduler(_n_tasks)
-    warm = submit(min(n, 5))
-    _wait_tasks(client, base_tasks + min(n, 5))
-    del warm
-    _wait_released(client, base_tasks)
-    before = client.run_on_scheduler(_scheduler_rss)
-    t0 = time.perf_counter()
-    keep = submit(n)
-    _wait_tasks(client, base_tasks + n)
-    seconds = time.perf_counter() - t0
-    time.sleep(1.0)
-    after = client.run_on_scheduler(_scheduler_rss)
-    states = client.run_on_scheduler(_states)
-    if set(states) - {"queued", "waiting", "released", "no-worker", "processing"}:
-        raise AssertionError(f"tasks ran although the worker is paused: {states}")
-    del keep
-    _wait_released(client, base_tasks)
-    return {"tasks": n, "scheduler_mib_before": before / 2**20, "scheduler_mib_after": after / 2**20,
-            "kb_per_task": (after - before) / n / 1000.0, "submit_s": seconds}
-
-
-def _wait_released(client: Client, n: int, timeout: float = 120.0) -> None:
-    t = time.monotonic()
-    while client.run_on_scheduler(_n_tasks) > n and time.monotonic() - t < timeout:
-        gc.collect()
-        time.sleep(0.2)
 
 
 def cli_submit(client: Client, config: RunConfig, plan: RunPlan) -> Any:
@@ -152,46 +75,6 @@ def cli_baseline_submit(client: Client, config: RunConfig, plan: RunPlan) -> Any
     return submit
 
 
-def prefect_measures(address: str, config: RunConfig, plan: RunPlan, n: int, n_old: int,
-                     client: Client) -> dict[str, dict[str, float]]:
-    """Measure the Prefect submission (and the former one) inside a real flow run."""
-    from prefect import flow, task
-    from prefect.cache_policies import NO_CACHE
-    from prefect.testing.utilities import prefect_test_harness
-    from prefect_dask import DaskTaskRunner
-
-    from flows.gsocseq_flows import share_task, tile_task
-
-    @task(name="run-tile", cache_policy=NO_CACHE, persist_result=False)
-    def old_tile_task(config: RunConfig, plan: RunPlan, tile_id: str) -> None:  # former task
-        raise AssertionError("never runs: the worker is paused")
-
-    results: dict[str, dict[str, float]] = {}
-
-    @flow(name="bench-tiles", validate_parameters=False,
-          task_runner=DaskTaskRunner(address=address))
-    def new_flow(configs: list[RunConfig]) -> None:
-        def submit(k: int) -> Any:
-            run = share_task.submit(configs[0], plan)
-            return [run] + [tile_task.submit(run, t, configs[0].region) for t in plan.tile_ids[:k]]
-        results["prefect"] = measure(client, n, submit)
-
-    @flow(name="bench-tiles-old", validate_parameters=False,
-          task_runner=DaskTaskRunner(address=address))
-    def old_flow(jobs: list[tuple[RunConfig, RunPlan]]) -> None:
-        def submit(k: int) -> Any:
-            return [old_tile_task.submit(jobs[0][0], jobs[0][1], t) for t in plan.tile_ids[:k]]
-        results["prefect-baseline"] = measure(client, n_old, submit)
-
-    with tempfile.TemporaryDirectory() as home:
-        os.environ["PREFECT_HOME"] = home
-        os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-        with prefect_test_harness(server_startup_timeout=180):
-            new_flow([config])
-            old_flow([(config, plan)])
-    return results
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=2000)
@@ -202,15 +85,21 @@ def main() -> None:
     bindir = Path(sys.executable).parent
     with tempfile.TemporaryDirectory() as tmp:
         sched_file = f"{tmp}/scheduler.json"
+        # the scheduler unpickles the tasks: it imports what they reference (benchmarks/ for the
+        # Prefect flows measured here)
+        here = str(Path(__file__).resolve().parent)
+        base_env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (here, os.environ.get("PYTHONPATH", "")) if p)}
         procs = [subprocess.Popen([str(bindir / "dask"), "scheduler", "--host", "127.0.0.1",
                                    "--port", "0", "--no-dashboard", "--scheduler-file", sched_file],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  env=base_env)]
         try:
             while not Path(sched_file).exists():
                 time.sleep(0.2)
             # a worker whose memory limit is below its own footprint stays paused (never killed):
             # tasks reach the scheduler and wait there, nothing is computed
-            env = {**os.environ, "DASK_DISTRIBUTED__WORKER__MEMORY__TERMINATE": "False",
+            env = {**base_env, "DASK_DISTRIBUTED__WORKER__MEMORY__TERMINATE": "False",
                    "DASK_DISTRIBUTED__WORKER__MEMORY__SPILL": "False"}
             procs.append(subprocess.Popen(
                 [str(bindir / "dask"), "worker", "--nworkers", "1", "--nthreads", "1",
@@ -218,7 +107,7 @@ def main() -> None:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
             with Client(scheduler_file=sched_file) as client:
                 client.wait_for_workers(1, timeout=120)
-                _wait_paused(client)
+                wait_paused(client)
                 config, plan = world_plan(f"file://{tmp}/out")
                 print(f"plan: {len(plan.tiles)} tiles of {TILE} cells")
                 results = {
