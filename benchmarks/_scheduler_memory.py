@@ -115,18 +115,28 @@ def _submit_new(configs: list[RunConfig]) -> Any:
     return submit
 
 
+def _measure_new(configs: list[RunConfig]) -> None:
+    STATE["results"]["prefect"] = measure(STATE["client"], STATE["n"], _submit_new(configs))
+
+
+def _measure_old(jobs: list[tuple[RunConfig, RunPlan]]) -> None:
+    def submit(k: int) -> Any:
+        return [old_tile_task.submit(jobs[0][0], jobs[0][1], t) for t in jobs[0][1].tile_ids[:k]]
+    STATE["results"]["prefect-baseline"] = measure(STATE["client"], STATE["n_old"], submit)
+
+
+# The flow bodies are pickled by value (with each task's context): they reference only module
+# functions (pickled by reference), never STATE and its client.
 @flow(name="bench-tiles", validate_parameters=False)
 def new_flow(configs: list[RunConfig]) -> None:
     """As ``compute_tiles``: configurations as parameters, the run shared once, tile ids per task."""
-    STATE["results"]["prefect"] = measure(STATE["client"], STATE["n"], _submit_new(configs))
+    _measure_new(configs)
 
 
 @flow(name="bench-tiles-old", validate_parameters=False)
 def old_flow(jobs: list[tuple[RunConfig, RunPlan]]) -> None:
     """The former tile flow: (configuration, plan) pairs as parameters, the plan in every task."""
-    def submit(k: int) -> Any:
-        return [old_tile_task.submit(jobs[0][0], jobs[0][1], t) for t in jobs[0][1].tile_ids[:k]]
-    STATE["results"]["prefect-baseline"] = measure(STATE["client"], STATE["n_old"], submit)
+    _measure_old(jobs)
 
 
 def prefect_measures(address: str, config: RunConfig, plan: RunPlan, n: int, n_old: int,
