@@ -18,12 +18,12 @@ from distributed import Client, LocalCluster
 
 from gsocseq.config import RunConfig
 from gsocseq.cube.store import open_cube, read_tile
-from gsocseq.model.codes import LAYER_NAMES, Reason
 from gsocseq.model.phases import PhaseConfig, run_phases
 from gsocseq.pipeline import RunSummary, plan_run, prepare_inputs, run, run_tile
 from gsocseq.pipeline.product_cube import open_product_cube, read_product_tile
 from gsocseq.pipeline.store import read_json
 from gsocseq.products.validate import validate_products
+from gsocseq.vocabulary import LAYER_NAMES, Reason
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 

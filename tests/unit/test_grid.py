@@ -13,7 +13,7 @@ from gsocseq.cube.grid import (
     cell_longitudes,
     tiles_for_bbox,
 )
-from gsocseq.model.codes import LAYER_NAMES, fao_file_name
+from gsocseq.vocabulary import LAYER_NAMES, fao_file_name
 
 
 def test_tile_id_round_trip_and_ordering():
