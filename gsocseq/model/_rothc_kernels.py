@@ -147,13 +147,18 @@ def temperature_factor(tmp: float) -> float:
 def _run_block(
     i0, i1, out_pools, out_smd, tmp, prec, pet, cover, c_inp, fym, dpm_rpm, dr_monthly,
     clay, depth, evap_factor, rmod, repeat, monthly, mon_pools, mon_smd, co2_tot, mon_co2,
+    check, lo, hi,
 ):
     """Advance pixels ``i0:i1`` through ``repeat`` × ``n_months`` months, in place.
 
     Each month runs as short loops over the block (temperature factor; deficit and rate; decay
-    factor; pool update) so the branch-free ones vectorise.
+    factor; pool update) so the branch-free ones vectorise. With ``check`` the month's six inputs
+    (tmp, prec, pet, cover, c_inp, fym), just read and still in L1, are also tested against
+    ``[lo[k], hi[k]]`` and finiteness: returns the number of bad values (0 without ``check``).
     """
+    bad = 0
     nb = i1 - i0
+    fym_monthly = fym.shape[0] > 1  # (1, n): no manure (one row of zeros)
     f_co2 = np.empty(nb)
     f_bio = np.empty(nb)
     f_hum = np.empty(nb)
@@ -181,11 +186,27 @@ def _run_block(
         smd[j] = out_smd[i]
         co2s[j] = co2_tot[i]
     n_months = tmp.shape[0]
-    for _ in range(repeat):
+    for rep in range(repeat):
         for m in range(n_months):
             md = m if dr_monthly else 0
+            mf = m if fym_monthly else 0
             for j in range(nb):
                 rate[j] = temperature_factor(tmp[m, i0 + j])
+            if check and rep == 0:
+                for j in range(nb):
+                    i = i0 + j
+                    v0 = tmp[m, i]
+                    v1 = prec[m, i]
+                    v2 = pet[m, i]
+                    v3 = cover[m, i]
+                    v4 = c_inp[m, i]
+                    v5 = fym[mf, i]
+                    bad += (((v0 < lo[0]) | (v0 > hi[0]) | (v0 - v0 != 0.0))
+                            + ((v1 < lo[1]) | (v1 > hi[1]) | (v1 - v1 != 0.0))
+                            + ((v2 < lo[2]) | (v2 > hi[2]) | (v2 - v2 != 0.0))
+                            + ((v3 < lo[3]) | (v3 > hi[3]) | (v3 - v3 != 0.0))
+                            + ((v4 < lo[4]) | (v4 > hi[4]) | (v4 - v4 != 0.0))
+                            + ((v5 < lo[5]) | (v5 > hi[5]) | (v5 - v5 != 0.0)))
             for j in range(nb):
                 i = i0 + j
                 cov = cover[m, i]
@@ -214,7 +235,7 @@ def _run_block(
                 tot = (p1 - dpm1) + (p2 - rpm1) + (p3 - bio1) + (p4 - hum1)
                 cin = c_inp[m, i]
                 dr = dpm_rpm[md, i]
-                fy = fym[m, i]
+                fy = fym[mf, i]
                 dpm[j] = dpm1 + dr / (1.0 + dr) * cin + FYM_DPM * fy
                 rpm[j] = rpm1 + 1.0 / (1.0 + dr) * cin + FYM_RPM * fy
                 bio[j] = bio1 + tot * f_bio[j]
@@ -238,22 +259,29 @@ def _run_block(
         out_pools[i, 3] = hum[j]
         out_smd[i] = smd[j]
         co2_tot[i] = co2s[j]
+    return bad
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def run(
     out_pools, out_smd, tmp, prec, pet, cover, c_inp, fym, dpm_rpm, dr_monthly, clay, depth,
-    evap_factor, rmod, repeat, monthly, mon_pools, mon_smd, co2_tot, mon_co2,
+    evap_factor, rmod, repeat, monthly, mon_pools, mon_smd, co2_tot, mon_co2, check, lo, hi,
 ):
-    """Run the forward model over all pixels, one block after the other (in place)."""
+    """Run the forward model over all pixels, one block after the other (in place).
+
+    Returns the number of monthly input values outside their range or not finite, counted in the
+    same pass when ``check`` (see :func:`_run_block`); the caller raises if it is not 0.
+    """
     n = out_pools.shape[0]
     n_blocks = (n + BLOCK - 1) // BLOCK
+    bad = 0
     for b in range(n_blocks):
-        _run_block(
+        bad += _run_block(
             b * BLOCK, min(n, (b + 1) * BLOCK), out_pools, out_smd, tmp, prec, pet, cover,
             c_inp, fym, dpm_rpm, dr_monthly, clay, depth, evap_factor, rmod, repeat, monthly,
-            mon_pools, mon_smd, co2_tot, mon_co2,
+            mon_pools, mon_smd, co2_tot, mon_co2, check, lo, hi,
         )
+    return bad
 
 
 # --------------------------------------------------------------------------------------------

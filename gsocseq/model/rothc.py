@@ -29,7 +29,7 @@ the first year(s) depends on the starting deficit; :func:`steady_smd` gives the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -114,7 +114,10 @@ class Site:
     evap_factor: float
     """0.75 for open-pan evaporation, 1.0 for potential evapotranspiration."""
     validated: bool
-    """Values were checked (else NaN pixels are allowed and propagate)."""
+    """Values are checked (else NaN pixels are allowed and propagate)."""
+    pending: list[bool] = field(default_factory=lambda: [False], repr=False, compare=False)
+    """``[True]`` while the monthly values still await their check: the first run that reads them
+    checks them in the same pass (:func:`simulate`) or before it starts."""
 
     @property
     def n_months(self) -> int:
@@ -134,7 +137,7 @@ class Site:
         return Site(
             cols(self.tmp), cols(self.prec), cols(self.pet), cols(self.cover), cols(self.dpm_rpm),
             cols(self.clay), cols(self.depth), cols(self.rate_modifier), self.evap_factor,
-            self.validated,
+            self.validated, [self.pending[0]],
         )
 
     def scaled(self, tmp: float = 1.0, prec: float = 1.0) -> Site:
@@ -282,14 +285,29 @@ def site(
     ef = float(evap_factor)
     if not (np.isfinite(ef) and 0.0 <= ef <= 10.0):
         raise InputValidationError(f"evap_factor = {evap_factor!r} must be a finite number in [0, 10]")
-    if validate:
-        _check({**monthly, "dpm_rpm": dr, "clay": clay_a, "depth": depth_a,
-                "rate_modifier": rmod})
+    if validate:  # the monthly values are checked by the first run, in its own pass
+        _check({"dpm_rpm": dr, "clay": clay_a, "depth": depth_a, "rate_modifier": rmod})
         if (depth_a <= 0).any():
             i = int(np.argmax(depth_a <= 0))
             raise InputValidationError(f"depth[{i}] = {float(depth_a[i])!r} must be > 0 (cm)")
     return Site(monthly["tmp"], monthly["prec"], monthly["pet"], monthly["cover"], dr, clay_a,
-                depth_a, rmod, ef, validate)
+                depth_a, rmod, ef, validate, [validate])
+
+
+def _monthly_of(s: Site) -> dict[str, np.ndarray]:
+    return {"tmp": s.tmp, "prec": s.prec, "pet": s.pet, "cover": s.cover}
+
+
+def _ensure_checked(s: Site) -> None:
+    """Check the monthly values of ``s`` now if no run has checked them yet."""
+    if s.pending[0]:
+        _check(_monthly_of(s))
+        s.pending[0] = False
+
+
+_FUSED = ("tmp", "prec", "pet", "cover", "c_inp", "fym")
+_FUSED_LO = np.array([DOMAINS[k][0] for k in _FUSED])
+_FUSED_HI = np.array([DOMAINS[k][1] for k in _FUSED])
 
 
 def _monthly(name: str, value: object, s: Site, default_zero: bool = False) -> np.ndarray:
@@ -303,6 +321,7 @@ def _one_year(s: Site) -> None:
         raise InputValidationError(
             f"tmp: {s.n_months} months given; one repeating year of 12 months is needed here"
         )
+    _ensure_checked(s)
 
 
 def _start_deficit(name: str, smd: object, s: Site, validate: bool) -> np.ndarray:
@@ -385,10 +404,15 @@ def simulate(
     out_pools = _pools(pools, n).copy()
     out_smd = _array("smd", smd, (n,)).copy()
     c = _monthly("c_inp", c_inp, site)
-    f = _monthly("fym", fym, site, default_zero=True)
+    f = np.zeros((1, n)) if fym is None else _monthly("fym", fym, site)
+    fused = validate and site.pending[0]  # site and inputs checked inside the kernel's pass
     if validate:
-        _check({"pools": out_pools, "smd": out_smd, "c_inp": c, "fym": f})
+        _check({"pools": out_pools, "smd": out_smd})
         _check_deficit("smd", out_smd, site)
+        if not fused:
+            _check({"c_inp": c, "fym": f})
+    else:
+        _ensure_checked(site)
     if int(repeat) != repeat or repeat < 1:
         raise InputValidationError(f"repeat = {repeat!r} must be an integer ≥ 1")
     if monthly and repeat > 1:
@@ -403,11 +427,16 @@ def simulate(
         mon_smd = np.empty((0, 0))
         mon_co2 = np.empty((0, 0))
     co2 = np.zeros(n)
-    _k.run(
+    bad = _k.run(
         out_pools, out_smd, site.tmp, site.prec, site.pet, site.cover, c, f, site.dpm_rpm,
         site.dpm_rpm.shape[0] > 1, site.clay, site.depth, site.evap_factor, site.rate_modifier,
-        int(repeat), monthly, mon_pools, mon_smd, co2, mon_co2,
+        int(repeat), monthly, mon_pools, mon_smd, co2, mon_co2, fused, _FUSED_LO, _FUSED_HI,
     )
+    if fused:
+        if bad:  # find and name the first bad value (the results are discarded)
+            _check({**_monthly_of(site), "c_inp": c, "fym": f})
+            raise InputValidationError(f"{bad} monthly input values are not finite or out of range")
+        site.pending[0] = False
     if monthly:
         result: tuple[np.ndarray, ...] = (mon_pools, mon_smd)
         return (*result, mon_co2) if return_co2 else result
