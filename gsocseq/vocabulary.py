@@ -191,14 +191,31 @@ LAYER_NAMES: tuple[str, ...] = tuple(LAYERS)
 assert len(LAYER_NAMES) == 29
 
 
+#: Quality layers beside the 29, by the scheme that publishes them (``uint8``, nodata
+#: :data:`QUALITY_NODATA` where the scheme did not run the pixel).
+QUALITY_LAYERS: dict[str, Layer] = {
+    "EulerUnstableMonths": Layer(
+        "EulerUnstableMonths", "months/yr",
+        "fao scheme: most months in one year of its explicit Euler runs whose DPM step factor "
+        "1 - 10*xi/12 leaves [-1, 1] (combined rate factor xi > 2.4); 0: FAO's numbers do not "
+        "oscillate there",
+        "uint8",
+    ),
+}
+QUALITY_NODATA: int = 255
+SCHEME_QUALITY_LAYERS: dict[str, tuple[str, ...]] = {"exact": (), "fao": ("EulerUnstableMonths",)}
+
+
 def fao_file_name(region: str, layer: str) -> str:
     """FAO product file name: ``{ISO3}_GSOCseq_{Product}_Map030.tif``.
 
     Uncertainty layers are named ``..._{Product}_UncertaintyMap030.tif`` as in the FAO specification
-    (reference §4.1), e.g. ``ARG_GSOCseq_T0_UncertaintyMap030.tif``.
+    (reference §4.1), e.g. ``ARG_GSOCseq_T0_UncertaintyMap030.tif``; quality layers
+    (:data:`QUALITY_LAYERS`) like the others, e.g. ``ARG_GSOCseq_EulerUnstableMonths_Map030.tif``.
     """
-    if layer not in LAYERS:
-        raise KeyError(f"unknown product layer {layer!r}; expected one of {LAYER_NAMES}")
+    if layer not in LAYERS and layer not in QUALITY_LAYERS:
+        raise KeyError(f"unknown product layer {layer!r}; expected one of "
+                       f"{LAYER_NAMES + tuple(QUALITY_LAYERS)}")
     if layer.endswith("_Uncertainty"):
         return f"{region}_GSOCseq_{layer}Map030.tif"
     return f"{region}_GSOCseq_{layer}_Map030.tif"

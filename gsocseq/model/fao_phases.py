@@ -96,6 +96,10 @@ class FaoTable:
     """bool ``(n,)``: an Euler run of the phase met a month with rate factor > 2.4."""
     filtered: np.ndarray
     """bool ``(n,)``: the in-model filter removed a value (forward only)."""
+    unstable_months: np.ndarray | None = None
+    """uint8 ``(n,)``: most months in a year of the central Euler run whose DPM step factor leaves
+    [−1, 1] (:func:`gsocseq.model.fao.euler_unstable_months`); None when the phase has no Euler
+    run (analytical spin-up)."""
 
 
 _CENTRAL = CENTRAL
@@ -171,6 +175,7 @@ def spin_up(
     iom = fao.falloon_iom(soc)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     unstable = np.zeros(n, dtype=bool)
+    months = None
     runs = (("", _CENTRAL), ("min", _MIN), ("max", _MAX)) if brackets else (("", _CENTRAL),)
     for name, br in runs:
         soc_b, clay_b = soc * br.soc, clay * br.clay
@@ -182,6 +187,8 @@ def spin_up(
         else:
             xi = _modifiers(tmp, prec, pet, clay, cover_factor, lu, br, depth_cm, evap_factor)
             unstable |= fao.euler_unstable(xi, equilibrium_years, criterion=euler_criterion)
+            if name == "":
+                months = fao.euler_unstable_months(xi, equilibrium_years)
             active = fao.euler_run(np.zeros((4, n)), np.ones(n), dr, clay_b, xi,
                                    years_per_call=equilibrium_years)
             iom_b = fao.falloon_iom(soc_b)
@@ -205,7 +212,7 @@ def spin_up(
             cols[f"CIneq_{prefix}"] = np.where(has_pools, ceq, 0.0)
     _apply_skip(cols, skipped, "SOC_FAO")
     unstable &= ~skipped
-    return FaoTable(cols, skipped, unstable, np.zeros(n, dtype=bool))
+    return FaoTable(cols, skipped, unstable, np.zeros(n, dtype=bool), months)
 
 
 def _apply_skip(cols: dict[str, np.ndarray], skipped: np.ndarray, key: str) -> None:
@@ -257,6 +264,7 @@ def warm_up(
     p_year = prec.reshape(years, 12, n).sum(axis=1)
     cols = _empty(WARMUP_COLUMNS, n)
     unstable = np.zeros(n, dtype=bool)
+    months = np.zeros(n, dtype=np.uint8)
     means = {name: np.full(n, np.nan) for name in ("", "min", "max")}
     runs = (
         ("", _CENTRAL, "Cinput_EQ", tuple(f"{p}_pedotransfer" for p in _POOLS)),
@@ -273,6 +281,8 @@ def warm_up(
         xi = fao.rate_modifiers(tmp * br.tmp, prec * br.prec, pet, clay * br.clay, cover_factor,
                                 rate, depth_cm=depth_cm, evap_factor=evap_factor)
         unstable |= fao.euler_unstable(xi, 1, criterion=euler_criterion)
+        if name == "":
+            months = fao.euler_unstable_months(xi, 1)
         start = np.stack([f8(spin[k]) for k in pool_keys[:4]])
         active = fao.euler_run(start, cin, dr, clay * br.clay, xi, years_per_call=1)
         pools = np.vstack([active, f8(spin[pool_keys[4]])[None]])
@@ -295,7 +305,7 @@ def warm_up(
         arr[no_mean] = np.nan
     _apply_skip(cols, skipped, "SOC_FAO")
     unstable &= ~skipped
-    return FaoTable(cols, skipped, unstable, np.zeros(n, dtype=bool))
+    return FaoTable(cols, skipped, unstable, np.zeros(n, dtype=bool), months)
 
 
 def forward(
@@ -334,12 +344,15 @@ def forward(
     rate = landuse.rate_factor(lu)
     f_low, f_med, f_high = ssm_factors
     unstable = np.zeros(n, dtype=bool)
+    months = np.zeros(n, dtype=np.uint8)
 
     def run(br: Bracket, suffix: str, c_input: np.ndarray) -> np.ndarray:
         xi = fao.rate_modifiers(f8(tmp) * br.tmp, f8(prec) * br.prec, pet, clay * br.clay,
                                 cover_factor, rate, depth_cm=depth_cm, evap_factor=evap_factor)
-        nonlocal unstable
+        nonlocal unstable, months
         unstable |= fao.euler_unstable(xi, years, criterion=euler_criterion)
+        if br is _CENTRAL:
+            months = fao.euler_unstable_months(xi, years)
         start = np.stack([f8(warm[f"{p}_{suffix}"]) for p in _POOLS[:4]])
         active = fao.euler_run(start, c_input, dr, clay * br.clay, xi, years_per_call=years)
         return np.vstack([active, f8(warm[f"IOM_{suffix}"])[None]])
@@ -380,7 +393,7 @@ def forward(
         cols["UNC_SSM"] = (cols["Med_Scen_max"] - cols["Med_Scen_min"]) / (
             2 * cols["Med_Scenario"]) * 100
     _apply_skip(cols, skipped, "SOC_t0")
-    return FaoTable(cols, skipped, unstable & ~skipped, filtered & ~skipped)
+    return FaoTable(cols, skipped, unstable & ~skipped, filtered & ~skipped, months)
 
 
 def npp_reference(tmp: np.ndarray, prec: np.ndarray, land_use: np.ndarray) -> np.ndarray:
@@ -468,4 +481,6 @@ def run(px: Pixels, config: PhaseConfig) -> SchemeOutput:
         "cin_eq_min": s["CIneq_min"], "iom_min": s["IOM_min"], "cin_bau_min": w["Cin_min"],
         "cin_eq_max": s["CIneq_max"], "iom_max": s["IOM_max"], "cin_bau_max": w["Cin_max"],
     }
-    return SchemeOutput(stocks, reason, diag)
+    months = np.max([t.unstable_months for t in (spin, warm, fwd) if t.unstable_months is not None],
+                    axis=0).astype(np.uint8)
+    return SchemeOutput(stocks, reason, diag, {"EulerUnstableMonths": months})

@@ -66,3 +66,5 @@ class SchemeOutput(NamedTuple):
     ``NON_FINITE_RESULT``, which the procedure sets from the layers."""
     diagnostics: dict[str, np.ndarray]
     """float64 ``(n,)`` per name of the scheme's ``diagnostic_names(config)``."""
+    quality: dict[str, np.ndarray] = {}
+    """uint8 ``(n,)`` per quality layer of the scheme (``vocabulary.SCHEME_QUALITY_LAYERS``)."""

@@ -17,7 +17,7 @@ import numpy as np
 from gsocseq.model import exact, fao_phases
 from gsocseq.model.inputs import PhaseConfig, Pixels, classify_pixels
 from gsocseq.model.layers import product_layers
-from gsocseq.vocabulary import LAYERS, Reason
+from gsocseq.vocabulary import LAYERS, QUALITY_NODATA, SCHEME_QUALITY_LAYERS, Reason
 
 __all__ = ["BLOCK_SIZE", "SCHEMES", "PhaseConfig", "PhaseResult", "classify_pixels", "run_phases"]
 
@@ -39,6 +39,9 @@ class PhaseResult:
     """``uint8 (n,)`` :class:`~gsocseq.vocabulary.Reason` per pixel, 0 = modelled."""
     diagnostics: dict[str, np.ndarray] = field(default_factory=dict)
     """float64 ``(n,)`` per name of the scheme's ``diagnostic_names`` (NaN where not modelled)."""
+    quality: dict[str, np.ndarray] = field(default_factory=dict)
+    """``uint8 (n,)`` per quality layer of the scheme (``vocabulary.SCHEME_QUALITY_LAYERS``), kept
+    on pixels the scheme masked (they explain why), ``QUALITY_NODATA`` where it did not run."""
 
 
 def run_phases(
@@ -90,6 +93,8 @@ def run_phases(
                              prec=px.prec, pet=px.pet, cover=px.cover)
     values = {name: np.full(n, np.nan) for name in LAYERS}
     diagnostics = {name: np.full(n, np.nan) for name in scheme.diagnostic_names(config)}
+    quality = {name: np.full(n, QUALITY_NODATA, dtype=np.uint8)
+               for name in SCHEME_QUALITY_LAYERS[config.scheme]}
     needed = [name for name in LAYERS if config.uncertainty or not name.endswith("_Uncertainty")]
     todo = np.flatnonzero(reason == Reason.OK)
     for start in range(0, todo.size, BLOCK_SIZE):
@@ -104,11 +109,13 @@ def run_phases(
             values[name][idx] = arr
         for name, arr in out.diagnostics.items():
             diagnostics[name][idx] = arr
+        for name, arr in out.quality.items():
+            quality[name][idx] = arr
     masked = reason != Reason.OK
     keep = getattr(scheme, "DIAGNOSE_MASKED", False)  # fao: diagnostics explain its masks
     for arr in (*values.values(), *(() if keep else diagnostics.values())):
         arr[masked] = np.nan
     return PhaseResult(
         layers={name: values[name].astype(np.float32) for name in LAYERS}, reason=reason,
-        diagnostics=diagnostics,
+        diagnostics=diagnostics, quality=quality,
     )

@@ -10,7 +10,7 @@ import pytest
 
 from gsocseq.model import fao, fao_phases, rothc
 from gsocseq.model.phases import PhaseConfig, run_phases
-from gsocseq.vocabulary import LAYERS, Reason
+from gsocseq.vocabulary import LAYERS, QUALITY_NODATA, Reason
 
 WET = {"prec": 200.0, "pet": 50.0}  # P > PET every month: moisture factor 1
 
@@ -397,6 +397,21 @@ def test_warm_summer_month_above_2_4_masked_by_month_rule_kept_by_cycle_rule():
     # one default for the maps and the per-point tables (``gsocseq fao-points``)
     assert PhaseConfig().fao_euler_criterion == "cycle"
     assert inspect.signature(fao_phases.forward).parameters["euler_criterion"].default == "cycle"
+
+
+def test_fao_quality_layer_counts_unstable_months_and_is_kept_where_masked():
+    inp = _map_inputs(3)
+    inp["tmp"][0::12, 0] = 25.0  # January warm and bare: xi ≈ 3.9 in one month a year
+    inp["cover"][0, 0] = 0.0
+    inp["soc"][2] = np.nan  # never run: nodata
+    month = run_phases(config=PhaseConfig(scheme="fao", fao_euler_criterion="month"), **inp)
+    cycle = run_phases(config=PhaseConfig(scheme="fao"), **inp)
+    for res in (month, cycle):
+        q = res.quality["EulerUnstableMonths"]
+        assert q.dtype == np.uint8
+        np.testing.assert_array_equal(q, [1, 0, QUALITY_NODATA])
+    assert month.reason[0] == Reason.FAO_EULER_UNSTABLE and cycle.reason[0] == Reason.OK
+    assert run_phases(config=PhaseConfig(scheme="exact"), **inp).quality == {}
 
 
 def test_fao_and_exact_schemes_agree_on_rates_for_a_constant_climate():
