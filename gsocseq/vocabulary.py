@@ -83,6 +83,9 @@ BRACKETS: dict[str, str] = {
 
 #: SSM land-use groups of FAO's forward script (``*_Crops``, ``*_Grass``, ``*_PaddyFields``).
 LAND_USE_GROUPS: tuple[str, ...] = ("crops", "grass", "paddy")
+#: Default SSM input increases over BAU per land-use group: fractions [low, medium, high].
+DEFAULT_SSM_INCREASE: dict[str, tuple[float, float, float]] = dict.fromkeys(
+    LAND_USE_GROUPS, (0.05, 0.10, 0.20))
 
 # ---------------------------------------------------------------------------------------------
 # modelling periods

@@ -321,7 +321,8 @@ def forward(
     cover_factor: np.ndarray,
     dpm_ratio: np.ndarray,
     land_use: np.ndarray,
-    ssm_factors: tuple[float, float, float] = (1.05, 1.10, 1.20),
+    ssm_factors: tuple[float | np.ndarray, float | np.ndarray, float | np.ndarray] = (
+        1.05, 1.10, 1.20),
     years: int = 20,
     depth_cm: float = 30.0,
     evap_factor: float = 1.0,
@@ -332,7 +333,8 @@ def forward(
 
     ``warm`` is the warm-up table (:data:`WARMUP_COLUMNS`); ``clay`` (%), ``dpm_ratio``,
     ``land_use`` ``(n,)``; ``tmp`` (°C), ``prec``, ``pet`` (mm/month), ``cover_factor`` ``(12, n)``,
-    the 2001–2020 monthly means; ``ssm_factors`` the low/medium/high input factors (every group).
+    the 2001–2020 monthly means; ``ssm_factors`` the low/medium/high input factors (scalars for
+    every group, or ``(n,)`` per point from its land-use group).
     ``brackets=False`` skips the min/max runs (their columns and the uncertainties stay NaN).
     """
     clay, dr = f8(clay), f8(dpm_ratio)
@@ -452,7 +454,7 @@ def run(px: Pixels, config: PhaseConfig) -> SchemeOutput:
     f_tmp = climatology(w_tmp)
     fwd = forward(warm=warm.columns, clay=clay, tmp=f_tmp, prec=climatology(w_prec),
                   pet=climatology(w_pet), cover_factor=cov_f, dpm_ratio=dr, land_use=lu,
-                  ssm_factors=config.ssm_factors, years=config.forward_years,
+                  ssm_factors=tuple(config.ssm_factors(lu)), years=config.forward_years,
                   brackets=config.uncertainty, **common)
     c = fwd.columns
     finals = {k: c[SCENARIO_TABLE[k].fao_column] for k in SCENARIOS}

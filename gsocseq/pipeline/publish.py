@@ -114,6 +114,7 @@ def publish(config: RunConfig, plan: RunPlan) -> PublishResult:
         code_version=__version__, scheme=config.scheme, config_hash=plan.config_hash,
         inputs={"cube": plan.cube_url, "sources": plan.sources_url or "gsocseq:sources.toml"},
         map_version=config.map_version,
+        ssm_increase={k: list(v) for k, v in config.ssm_increase.items()},
     )
     _, region = resolve(config)
     item = build_item(plan.region_name, assets, bbox=tuple(region.bbox), provenance=provenance)

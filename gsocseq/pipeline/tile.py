@@ -25,7 +25,7 @@ from gsocseq.pipeline import store
 from gsocseq.pipeline.plan import RunPlan
 from gsocseq.pipeline.product_cube import REASON_VAR, write_product_tile
 from gsocseq.pipeline.retry import TILE_ATTEMPTS, call_with_retries
-from gsocseq.vocabulary import LAYER_NAMES, LAYERS, Reason
+from gsocseq.vocabulary import LAND_USE_GROUPS, LAYER_NAMES, LAYERS, Reason
 
 PIXEL_BATCH: int = 16384
 """Pixels passed to ``run_phases`` at once: bounds the (months × pixels) copies to ~190 MB."""
@@ -60,7 +60,10 @@ class TileOutcome:
 
 def phase_config(config: RunConfig) -> PhaseConfig:
     """Return the model settings of a run configuration."""
-    return PhaseConfig(scheme=config.scheme, uncertainty=config.uncertainty)
+    return PhaseConfig(
+        scheme=config.scheme, uncertainty=config.uncertainty,
+        ssm_increase=tuple(tuple(config.ssm_increase[g]) for g in LAND_USE_GROUPS),
+    )
 
 
 def compute_tile(

@@ -88,6 +88,8 @@ class Provenance:
     """Input dataset name → URL with version (e.g. ``"soc": "s3://…/gsocmap/v1.6.1"``)."""
     map_version: str = "v1.1"
     """GSOCseq map version; with the scheme it names the collection."""
+    ssm_increase: dict[str, list[float]] | None = field(default=None, hash=False)
+    """SSM input increases [low, medium, high] per land-use group of the run (fractions)."""
 
     def __post_init__(self) -> None:
         for name in ("code_version", "scheme", "config_hash", "map_version"):
@@ -109,6 +111,8 @@ class Provenance:
             "gsocseq:scheme": self.scheme,
             "gsocseq:config_hash": self.config_hash,
             "gsocseq:inputs": dict(sorted(self.inputs.items())),
+            **({"gsocseq:ssm_increase": {k: list(v) for k, v in self.ssm_increase.items()}}
+               if self.ssm_increase is not None else {}),
         }
 
 
