@@ -63,3 +63,14 @@ def test_stac_provenance_records_the_increases() -> None:
                    ssm_increase={"crops": [0.05, 0.1, 0.2]})
     assert p.properties()["gsocseq:ssm_increase"] == {"crops": [0.05, 0.1, 0.2]}
     assert "gsocseq:ssm_increase" not in Provenance("1", "exact", "abc").properties()
+
+
+def test_prefect_form_has_the_increases() -> None:
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.gsocseq_flows import country_rerun, global_rebuild
+
+    for flow in (country_rerun, global_rebuild):
+        schema = parameter_schema(flow.fn)
+        assert "ssm_increase" in schema.properties
+        assert "ssm_increase" not in (schema.required or [])
