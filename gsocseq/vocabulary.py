@@ -207,6 +207,13 @@ QUALITY_LAYERS: dict[str, Layer] = {
 }
 QUALITY_NODATA: int = 255
 SCHEME_QUALITY_LAYERS: dict[str, tuple[str, ...]] = {"exact": (), "fao": ("EulerUnstableMonths",)}
+#: Every layer a product set can hold: the 29 (float32, nodata NaN), then the quality layers.
+PUBLISHED_LAYERS: dict[str, Layer] = {**LAYER_TABLE, **QUALITY_LAYERS}
+
+
+def layer_nodata(layer: str) -> float:
+    """Return the nodata value of a published layer: NaN (float32) or :data:`QUALITY_NODATA`."""
+    return float("nan") if PUBLISHED_LAYERS[layer].dtype == "float32" else float(QUALITY_NODATA)
 
 
 def fao_file_name(region: str, layer: str) -> str:
