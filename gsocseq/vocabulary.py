@@ -72,8 +72,6 @@ SCENARIOS: tuple[str, ...] = tuple(SCENARIO_TABLE)
 SSM_SCENARIOS: tuple[str, ...] = SCENARIOS[1:]
 SSM_LABELS: tuple[str, ...] = tuple(SCENARIO_TABLE[k].product for k in SSM_SCENARIOS)
 """Product labels of the SSM scenarios (``SSM1``, ``SSM2``, ``SSM3``)."""
-SSM_LEVELS: tuple[str, ...] = ("low", "med", "high")
-"""Level of each SSM scenario, the index into per-group SSM increases."""
 
 BRACKETS: dict[str, str] = {
     "min": "FAO's min bracket run (T x1.02, P x0.95, clay x0.9, SOC x0.8)",
