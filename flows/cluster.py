@@ -16,6 +16,8 @@ from distributed import Client
 from prefect.variables import Variable
 from prefect_dask import DaskTaskRunner
 
+from gsocseq.pipeline.versions import check_versions
+
 ADDRESS_VARIABLE = "gsocseq-dask-address"
 """Name of the Prefect variable holding a default scheduler address (``tcp://host:8786``)."""
 
@@ -91,6 +93,7 @@ def check_cluster(address: str, *, wait_s: float = 30.0, connect_s: float = 10.0
                 f"dask scheduler {address} has no workers after {wait_s:g} s; start workers or "
                 "leave cluster_address empty to use a LocalCluster"
             ) from exc
+        check_versions(client)
         return len(client.scheduler_info(n_workers=-1)["workers"])
     finally:
         client.close()

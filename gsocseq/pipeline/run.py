@@ -23,6 +23,7 @@ from gsocseq.pipeline.prepare import prepare_inputs
 from gsocseq.pipeline.publish import publish
 from gsocseq.pipeline.summary import RunSummary, summarise
 from gsocseq.pipeline.tile import TileOutcome, finished_tiles, run_tile
+from gsocseq.pipeline.versions import check_versions
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def open_client(config: RunConfig, client: Any = None) -> Iterator[Any]:
                 raise PipelineError(
                     f"scheduler {config.cluster} has no worker after {WORKER_WAIT_S:.0f} s"
                 ) from exc
+            check_versions(c)
             yield c
         return
     n = os.cpu_count() or 1
