@@ -150,15 +150,14 @@ def compare_cube(
     storage_options: Mapping[str, Any] | None = None,
 ) -> SchemeComparison:
     """Compare the schemes on the modelled pixels of built ``tiles`` of the cube (default: all)."""
-    from gsocseq.cube.grid import TileKey
+    from gsocseq.cube.grid import tiles_of_rectangle
     from gsocseq.cube.store import open_cube, read_tile, tile_status
 
     ds = open_cube(cube_url, dict(storage_options or {}))
     if tiles is None:
-        size = int(ds.attrs["tile_size"])
-        r0, c0 = int(ds.attrs["origin_row"]) // size, int(ds.attrs["origin_col"]) // size
-        ny, nx = ds.sizes["latitude"] // size, ds.sizes["longitude"] // size
-        tiles = [TileKey(r0 + i, c0 + j, size) for i in range(ny) for j in range(nx)]
+        tiles = tiles_of_rectangle(int(ds.attrs["origin_row"]), int(ds.attrs["origin_col"]),
+                                   ds.sizes["latitude"], ds.sizes["longitude"],
+                                   int(ds.attrs["tile_size"]))
     parts = [tile_pixels(read_tile(ds, t)) for t in tiles if tile_status(ds, t) > 0]
     if not parts:
         raise InputValidationError(f"cube at {cube_url}: no built tile with modelled pixels")

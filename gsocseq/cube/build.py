@@ -136,8 +136,7 @@ def build_cube_tile(
         storage_options=so,
     )
     n_ok = int((arrays["reason"] == Reason.OK).sum())
-    ts = region.tile_size
-    ti, tj = rows.start // ts, cols.start // ts
+    ti, tj = tile.chunk_index(region.origin_row, region.origin_col)
     marker = xr.Dataset({"tile_status": (("tile_row", "tile_col"), np.array([[n_ok]], "int32"))})
     marker.to_zarr(
         store,

@@ -25,13 +25,11 @@ import logging
 import math
 import re
 import tempfile
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import numpy as np
 import rasterio
 import rasterio.shutil
@@ -44,12 +42,12 @@ from gsocseq.cube.grid import CRS, N_COLS, N_ROWS, RES_DEG
 from gsocseq.errors import GridMismatchError, InputValidationError, ProductValidationError
 from gsocseq.model.codes import LAYER_NAMES, LAYERS, fao_file_name
 from gsocseq.products.profiles import CogProfile, get_profile
+from gsocseq.storage import filesystem, put_file
 
 __all__ = [
     "CogAsset",
     "check_cog",
     "cog_url",
-    "ensure_parent",
     "file_digest",
     "grid_transform",
     "layer_description",
@@ -65,7 +63,6 @@ NODATA: float = math.nan
 STRIP_ROWS: int = 2048
 """Rows computed and written at a time while streaming a layer (bounds memory per file)."""
 _ALIGN_TOL_CELLS = 1e-6
-_FLAT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}
 _REGION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
@@ -285,7 +282,7 @@ def write_cog(
                 + "\n- ".join(problems)
             )
         size, checksum = file_digest(cog_path)
-        _upload_atomic(cog_path, url, storage_options)
+        put_file(cog_path, url, storage_options)
     log.info("wrote %s (%d bytes)", url, size)
     return CogAsset(
         layer=layer,
@@ -424,33 +421,11 @@ def file_digest(path: Path) -> tuple[int, str]:
     return size, multihash_sha256(h.digest())
 
 
-def _upload_atomic(local: Path, url: str, storage_options: dict[str, Any] | None) -> None:
-    """Upload ``local`` to ``<url>.tmp-<random>`` then move it onto ``url``."""
-    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
-    ensure_parent(fs, path)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    fs.put_file(str(local), tmp)
-    try:
-        fs.mv(tmp, path)
-    except BaseException:
-        if fs.exists(tmp):
-            fs.rm(tmp)
-        raise
-
-
-def ensure_parent(fs: Any, path: str) -> None:
-    """Create the parent folder of ``path`` on stores that have folders (not on object stores)."""
-    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
-    parent = fs._parent(path)
-    if parent and not protocols & _FLAT_STORES:
-        fs.makedirs(parent, exist_ok=True)
-
-
 def _existing_asset(
     url: str, storage_options: dict[str, Any] | None, data: xr.DataArray, prof: CogProfile
 ) -> CogAsset | None:
     """Describe the COG already at ``url`` if it is valid and on ``data``'s grid, else ``None``."""
-    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    fs, path = filesystem(url, storage_options)
     fs.invalidate_cache(path)  # the key may have been removed since this process listed it
     if not fs.exists(path):
         return None

@@ -136,9 +136,9 @@ def test_catalog_is_valid_merged_on_rerun_and_written_last(products, validator, 
     root, ds, assets = products
     out = str(root / "stac")
     order = []
-    original = stac.write_bytes_atomic
+    original = stac.put_bytes
     monkeypatch.setattr(
-        stac, "write_bytes_atomic", lambda url, *a: (order.append(url), original(url, *a))
+        stac, "put_bytes", lambda url, *a: (order.append(url), original(url, *a))
     )
     items = [build_item("ARG", assets["ARG"], bbox=bbox_of(ds["ARG"]), provenance=PROV)]
     url = write_catalog(items, out, provenance=PROV, schemas_dir=SCHEMAS)
