@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from gsocseq import __version__
 from gsocseq.errors import GsocseqError
-from gsocseq.model.codes import SCENARIOS
+from gsocseq.vocabulary import SCENARIOS
 
 
 def _storage_options(value: str | None) -> dict[str, Any]:

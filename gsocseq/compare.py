@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from gsocseq.errors import GsocseqError, InputValidationError
-from gsocseq.model.codes import LAYER_NAMES, Reason
+from gsocseq.model.inputs import EULER_CRITERION
 from gsocseq.model.phases import PhaseConfig, PhaseResult, run_phases
+from gsocseq.vocabulary import LAYER_NAMES, Reason
 
 #: Columns of :attr:`SchemeComparison.layers`.
 LAYER_COLUMNS: tuple[str, ...] = (
@@ -204,7 +205,7 @@ def build_comparison_cube(
 @click.option("--tile-size", type=int, default=60, show_default=True)
 @click.option("--max-tiles", type=int, default=None, help="Compare only the first N tiles.")
 @click.option("--no-uncertainty", is_flag=True, help="Skip the bracket runs.")
-@click.option("--euler-criterion", type=click.Choice(["month", "cycle"]), default="month",
+@click.option("--euler-criterion", type=click.Choice(["month", "cycle"]), default=EULER_CRITERION,
               show_default=True, help="How the fao scheme masks unstable Euler steps.")
 @click.option("--csv", "csv_path", default=None, help="Also write the layer table as CSV here.")
 @click.option("--storage-options", default=None, help="fsspec options as a JSON object.")

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gsocseq.model.codes import SCENARIOS
+from gsocseq.vocabulary import SCENARIOS
 
 #: URL schemes accepted for ``out`` and ``sources``.
 URL_SCHEMES: tuple[str, ...] = ("file", "s3", "memory", "gs", "gcs", "az", "abfs")

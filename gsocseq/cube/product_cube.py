@@ -18,7 +18,7 @@ from zarr.codecs import ZstdCodec
 
 from gsocseq.cube.grid import TileKey, cell_latitudes, cell_longitudes
 from gsocseq.errors import GridMismatchError, StorageError
-from gsocseq.model.codes import LAYER_NAMES, LAYERS, Reason
+from gsocseq.vocabulary import LAYER_NAMES, LAYERS, Reason
 
 DIMS: tuple[str, str] = ("latitude", "longitude")
 WRITE_CONCURRENCY: int = 8
@@ -86,7 +86,7 @@ def create_product_cube(
     group.create_array(
         REASON_VAR, shape=(n_rows, n_cols), dtype="uint8", chunks=(tile_size, tile_size),
         fill_value=int(Reason.OUTSIDE_REGION), dimension_names=DIMS, compressors=_COMPRESSOR,
-        attributes={"units": "1", "description": "gsocseq.model.codes.Reason, 0 = modelled"},
+        attributes={"units": "1", "description": "gsocseq.vocabulary.Reason, 0 = modelled"},
     )
     return True
 

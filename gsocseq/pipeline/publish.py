@@ -17,10 +17,10 @@ from gsocseq import __version__, storage
 from gsocseq.config import RunConfig
 from gsocseq.cube.product_cube import open_product_cube
 from gsocseq.errors import PipelineError
-from gsocseq.model.codes import LAYER_NAMES
 from gsocseq.pipeline.plan import RunPlan, resolve
 from gsocseq.pipeline.summary import SCENARIO_LABELS, region_totals, summarise
 from gsocseq.pipeline.tile import outcome_from_marker
+from gsocseq.vocabulary import LAYER_NAMES
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from gsocseq.config import RunConfig
 from gsocseq.cube.grid import TileKey, cell_area_ha
 from gsocseq.cube.product_cube import REASON_VAR, write_product_tile
 from gsocseq.errors import PipelineError
-from gsocseq.model.codes import LAYER_NAMES, LAYERS, Reason
 from gsocseq.model.phases import PhaseConfig, run_phases
 from gsocseq.pipeline.plan import RunPlan
 from gsocseq.storage import TILE_ATTEMPTS, call_with_retries
+from gsocseq.vocabulary import LAYER_NAMES, LAYERS, Reason
 
 PIXEL_BATCH: int = 16384
 """Pixels passed to ``run_phases`` at once: bounds the (months × pixels) copies to ~190 MB."""

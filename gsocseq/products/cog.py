@@ -40,9 +40,9 @@ from rio_cogeo.cogeo import cog_validate
 
 from gsocseq.cube.grid import CRS, N_COLS, N_ROWS, RES_DEG
 from gsocseq.errors import GridMismatchError, InputValidationError, ProductValidationError
-from gsocseq.model.codes import LAYER_NAMES, LAYERS, fao_file_name
 from gsocseq.products.profiles import CogProfile, get_profile
 from gsocseq.storage import filesystem, put_file
+from gsocseq.vocabulary import LAYER_NAMES, LAYERS, fao_file_name
 
 __all__ = [
     "CogAsset",
@@ -71,7 +71,7 @@ class CogAsset:
     """One written COG: what the STAC item needs to describe it."""
 
     layer: str
-    """Product layer name (a key of :data:`gsocseq.model.codes.LAYERS`)."""
+    """Product layer name (a key of :data:`gsocseq.vocabulary.LAYERS`)."""
     href: str
     """URL of the file as written (``s3://…``, ``file://…``, ``memory://…`` or a path)."""
     size: int
@@ -247,7 +247,7 @@ def write_cog(
     data
         Layer on the global grid: dims (``latitude``, ``longitude``) with cell-centre coordinates,
         float values in the layer's units (``data.name`` a product layer; units from
-        ``attrs["units"]`` or :data:`~gsocseq.model.codes.LAYERS`). NaN marks nodata. Dask-backed
+        ``attrs["units"]`` or :data:`~gsocseq.vocabulary.LAYERS`). NaN marks nodata. Dask-backed
         arrays are computed a strip of rows at a time.
     url
         Destination on any fsspec store (``s3://``, ``file://``, ``memory://`` or a local path).
@@ -308,7 +308,7 @@ def write_region_cogs(
 ) -> list[CogAsset]:
     """Write every product layer of ``layers`` as ``{out_prefix}/{region}/{FAO file name}``.
 
-    Variables that are product layers (:data:`~gsocseq.model.codes.LAYERS`) are written in FAO
+    Variables that are product layers (:data:`~gsocseq.vocabulary.LAYERS`) are written in FAO
     order; other variables (e.g. reason codes) are skipped and logged. With ``skip_existing``, a
     final file that already exists, passes :func:`check_cog` and has the layer's grid is described
     from the store and not rewritten (a rerun rewrites nothing). Its values are not compared:

@@ -40,10 +40,10 @@ from pystac.utils import make_relative_href
 
 from gsocseq.cube.grid import RES_DEG, TileKey
 from gsocseq.errors import InputValidationError, ProductValidationError
-from gsocseq.model.codes import LAYERS
 from gsocseq.products.cog import CogAsset, layer_description
 from gsocseq.products.stac_schemas import offline_validator, schema_problems
 from gsocseq.storage import exists, filesystem, put_bytes
+from gsocseq.vocabulary import LAYERS
 
 __all__ = [
     "END_DATETIME",

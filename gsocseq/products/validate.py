@@ -28,10 +28,10 @@ from typing import Any
 import pystac
 
 from gsocseq.errors import ProductValidationError
-from gsocseq.model.codes import LAYERS
 from gsocseq.products.cog import check_cog, file_digest
 from gsocseq.products.stac_schemas import OfflineSTACValidator, offline_validator, schema_problems
 from gsocseq.storage import TMP_MARK, filesystem, read_json
+from gsocseq.vocabulary import LAYERS
 
 __all__ = [
     "ValidationReport",
