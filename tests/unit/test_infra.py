@@ -1203,3 +1203,20 @@ def test_operator_scales_through_the_scheduler_http_api(routes: str,
             worker_group_name="gsocseq-default", namespace=NAMESPACE,
             logger=logging.getLogger("operator")))
         assert len(retired) == 1 and set(retired) <= names
+
+
+def test_release_script_and_ci_workflow_build_scan_push_and_pin() -> None:
+    import subprocess
+
+    script = INFRA / "scripts" / "release-image.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True, timeout=30).returncode == 0
+    text = "\n".join(line for line in script.read_text().splitlines()
+                     if not line.lstrip().startswith("#"))
+    steps = [text.index(s) for s in ("docker buildx build", "trivy image --exit-code 1",
+                                     "docker push", "infra/image.py set")]
+    assert steps == sorted(steps)  # scanned before pushed, pinned only after the push
+    assert "-f infra/docker/Dockerfile" in text and "set -euo pipefail" in text
+    workflow = yaml.safe_load((INFRA / "ci" / "release-image.github-actions.yml").read_text())
+    runs = [s.get("run", "") for job in workflow["jobs"].values() for s in job["steps"]]
+    assert any(r.strip().startswith("infra/scripts/release-image.sh") for r in runs)
+    assert "infra/scripts/release-image.sh" in README and "infra/image.py" in README
