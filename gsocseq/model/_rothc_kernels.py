@@ -15,7 +15,7 @@ Equations, constants and order of updates follow Rothamsted's RothC code (``Roth
 Speed (measured, see ``benchmarks/bench_rothc.py``): the four decay factors come from one
 exponential, exp(-r·k) = exp(-r·0.02)^(k/0.02) with integer powers 500/15/33/1 (~1e-14 relative
 from four ``exp`` calls), and that exponential is a polynomial for the usual small arguments, so
-the per-month loops over a block vectorise; only the temperature factor calls libm. Compiled with
+the per-month loops over a block vectorise (the temperature factor too: exp(x/64)^64). Compiled with
 ``error_model="numpy"`` (a division by zero gives inf/NaN, never an exception) and FMA
 contraction only (no fast-math that would drop NaN semantics).
 """
