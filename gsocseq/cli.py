@@ -19,7 +19,8 @@ from pydantic import ValidationError
 
 from gsocseq import __version__
 from gsocseq.errors import GsocseqError
-from gsocseq.model.codes import SCENARIOS
+from gsocseq.model.inputs import EULER_CRITERION
+from gsocseq.vocabulary import SCENARIOS
 
 
 def _storage_options(value: str | None) -> dict[str, Any]:
@@ -157,7 +158,8 @@ def validate_command(url: str, storage_options: str | None) -> None:
         plan = RunPlan.from_dict(doc["plan"])
         if not run_problems:
             layers = product_layers(tuple(doc["config"]["scenarios"]),
-                                    bool(doc["config"]["uncertainty"]))
+                                    bool(doc["config"]["uncertainty"]),
+                                    str(doc["config"].get("scheme", "exact")))
             report = validate_products(plan.stac_url, so, expected_layers=layers,
                                        regions=[plan.region_name])
             run_problems += list(report.problems)
@@ -224,7 +226,7 @@ def fao_points_command(spinup: str, warmup: str, forward: str, out_dir: str,
 @click.option("--tile-size", type=int, default=60, show_default=True)
 @click.option("--max-tiles", type=int, default=None, help="Compare only the first N tiles.")
 @click.option("--no-uncertainty", is_flag=True, help="Skip the bracket runs.")
-@click.option("--euler-criterion", type=click.Choice(["month", "cycle"]), default="month",
+@click.option("--euler-criterion", type=click.Choice(["month", "cycle"]), default=EULER_CRITERION,
               show_default=True, help="How the fao scheme masks unstable Euler steps.")
 @click.option("--csv", "csv_path", default=None, help="Also write the layer table as CSV here.")
 @STORAGE_OPTION

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from gsocseq.errors import InputValidationError
-from gsocseq.model.codes import LAYER_NAMES, Reason
 from gsocseq.model.phases import PhaseConfig, PhaseResult, run_phases
+from gsocseq.vocabulary import LAYER_NAMES, Reason
 
 #: Columns of :attr:`SchemeComparison.layers`.
 LAYER_COLUMNS: tuple[str, ...] = (

@@ -19,9 +19,9 @@ import s3fs
 from gsocseq.config import RunConfig
 from gsocseq.cube.grid import TileKey
 from gsocseq.cube.product_cube import read_product_tile
-from gsocseq.model.codes import LAYER_NAMES
 from gsocseq.pipeline import plan_run
 from gsocseq.storage import read_json
+from gsocseq.vocabulary import LAYER_NAMES
 
 BUCKET = "gsocseq-pipeline-shared"
 OUT = f"s3://{BUCKET}/runs"

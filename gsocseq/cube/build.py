@@ -33,9 +33,9 @@ from gsocseq.cube.store import (
     zarr_target,
 )
 from gsocseq.errors import GridMismatchError, InputValidationError
-from gsocseq.model.codes import MODELLED_LAND_USE, Reason
 from gsocseq.sources.adapters import read_source
 from gsocseq.sources.spec import SourcesConfig, SourceSpec
+from gsocseq.vocabulary import MODELLED_LAND_USE, Reason
 
 log = logging.getLogger(__name__)
 

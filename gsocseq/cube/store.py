@@ -30,8 +30,8 @@ from gsocseq.cube.schema import (
     STATIC_VARS,
 )
 from gsocseq.errors import GridMismatchError, SourceError
-from gsocseq.model.codes import Reason
 from gsocseq.storage import filesystem
+from gsocseq.vocabulary import Reason
 
 SCHEMA_VERSION: str = "1"
 N_MONTHS: int = (LAST_YEAR - FIRST_YEAR + 1) * 12

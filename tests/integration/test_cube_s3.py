@@ -20,9 +20,9 @@ from gsocseq.cube import build_cube, open_cube, read_tile, resolve_region, tile_
 from gsocseq.cube.build import tile_arrays
 from gsocseq.cube.region import Region
 from gsocseq.errors import GridMismatchError, InputValidationError, SourceError
-from gsocseq.model.codes import Reason
 from gsocseq.sources import SourcesConfig, load_sources
 from gsocseq.sources.spec import apply_overrides
+from gsocseq.vocabulary import Reason
 
 pytestmark = [pytest.mark.s3]
 

@@ -15,12 +15,12 @@ from gsocseq.cube.product_cube import (
     write_product_tile,
 )
 from gsocseq.errors import GridMismatchError
-from gsocseq.model.codes import LAYER_NAMES, Reason
 from gsocseq.model.phases import PhaseConfig, run_phases
 from gsocseq.pipeline import RunPlan, compute_tile, summarise
 from gsocseq.pipeline.publish import product_layers
 from gsocseq.pipeline.tile import TileOutcome, outcome_from_marker, tile_statistics
 from gsocseq.storage import list_names, read_json, write_json, write_json_if_changed
+from gsocseq.vocabulary import LAYER_NAMES, Reason
 
 SIZE = 30
 TILES = [TileKey(100, 200, SIZE), TileKey(100, 201, SIZE), TileKey(101, 201, SIZE)]

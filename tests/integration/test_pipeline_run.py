@@ -20,11 +20,11 @@ from gsocseq.config import RunConfig
 from gsocseq.cube.product_cube import open_product_cube, read_product_tile
 from gsocseq.cube.store import open_cube, read_tile
 from gsocseq.errors import SourceError
-from gsocseq.model.codes import LAYER_NAMES, Reason
 from gsocseq.model.phases import PhaseConfig, run_phases
 from gsocseq.pipeline import RunSummary, plan_run, prepare_inputs, run, run_tile, start_region
 from gsocseq.products.validate import validate_products
 from gsocseq.storage import read_json
+from gsocseq.vocabulary import LAYER_NAMES, Reason
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 

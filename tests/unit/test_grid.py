@@ -14,7 +14,7 @@ from gsocseq.cube.grid import (
     tiles_for_bbox,
     tiles_of_rectangle,
 )
-from gsocseq.model.codes import LAYER_NAMES, fao_file_name
+from gsocseq.vocabulary import LAYER_NAMES, fao_file_name
 
 
 def test_tile_id_round_trip_and_ordering():

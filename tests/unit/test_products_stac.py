@@ -12,7 +12,6 @@ from odc.geo.geobox import GeoBox
 
 from gsocseq.cube.grid import RES_DEG, TileKey, cell_latitudes, cell_longitudes
 from gsocseq.errors import InputValidationError, ProductValidationError
-from gsocseq.model.codes import LAYERS
 from gsocseq.products import stac
 from gsocseq.products.cog import write_region_cogs
 from gsocseq.products.stac import (
@@ -25,6 +24,7 @@ from gsocseq.products.stac import (
     write_catalog,
 )
 from gsocseq.products.stac_schemas import offline_validator, schema_problems
+from gsocseq.vocabulary import LAYERS
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "tests" / "data" / "stac-schemas"
 PROV = Provenance(
