@@ -89,6 +89,7 @@ def measure(client: Client, n: int, submit: Any) -> dict[str, float]:
         raise AssertionError(f"tasks ran although the worker is paused: {states}")
     del keep
     _wait_released(client, base_tasks)
+    print(f"  measured {n} queued tasks: {(after - before) / n / 1000.0:.1f} kB/task", flush=True)
     return {"tasks": n, "scheduler_mib_before": before / 2**20, "scheduler_mib_after": after / 2**20,
             "kb_per_task": (after - before) / n / 1000.0, "submit_s": seconds}
 

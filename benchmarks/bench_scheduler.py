@@ -79,6 +79,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--baseline-tasks", type=int, default=100)
+    parser.add_argument("--prefect-tasks", type=int, default=None,
+                        help="queued tasks for the Prefect path (default: --tasks; ~0.3 s each)")
     parser.add_argument("--no-prefect", action="store_true")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -117,8 +119,8 @@ def main() -> None:
                 }
                 if not args.no_prefect:
                     address = client.scheduler.address
-                    results.update(prefect_measures(address, config, plan, args.tasks,
-                                                    max(args.baseline_tasks // 5, 10), client))
+                    results.update(prefect_measures(address, config, plan, args.prefect_tasks or args.tasks,
+                                                    max(args.baseline_tasks // 10, 5), client))
         finally:
             for p in reversed(procs):
                 p.terminate()
