@@ -131,11 +131,16 @@ def main() -> None:
               f"(submitted in {r['submit_s']:.1f} s)")
     for new, old in (("cli", "cli-baseline"), ("prefect", "prefect-baseline")):
         if new in results and old in results:
-            ratio = results[old]["kb_per_task"] / max(results[new]["kb_per_task"], 1e-3)
-            ok = "meets" if results[new]["kb_per_task"] <= GOAL_KB else "MISSES"
-            print(f"{new}: {ratio:.0f}× less scheduler memory per task than before; {ok} the goal "
-                  f"of {GOAL_KB:g} kB/task")
-    world = max(results[k]["kb_per_task"] for k in ("cli", "prefect") if k in results)
+            kb = results[new]["kb_per_task"]
+            ok = "meets" if kb <= GOAL_KB else "MISSES"
+            if kb < 1.0:  # RSS moves by a few MB on its own: below what this count can resolve
+                print(f"{new}: growth below the resolution of {results[new]['tasks']} tasks "
+                      f"({kb:.1f} kB/task) vs {results[old]['kb_per_task']:.0f} kB/task before; "
+                      f"{ok} the goal of {GOAL_KB:g} kB/task")
+            else:
+                print(f"{new}: {results[old]['kb_per_task'] / kb:.0f}× less scheduler memory per task "
+                      f"than before; {ok} the goal of {GOAL_KB:g} kB/task")
+    world = max(max(results[k]["kb_per_task"], 0.0) for k in ("cli", "prefect") if k in results)
     print(f"scheduler memory for all {len(plan.tiles)} tiles queued at once: "
           f"{world * len(plan.tiles) / 1e6:.2f} GB (worst path)")
     if args.json:
