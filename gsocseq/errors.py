@@ -30,5 +30,9 @@ class PipelineError(GsocseqError):
     """A run failed; the message names the tiles concerned."""
 
 
+class LeaseError(GsocseqError):
+    """A lease on a store is held by another process (and waiting was not allowed) or was lost."""
+
+
 class GsocseqWarning(UserWarning):
     """Base warning class of gsocseq (filterable)."""

@@ -18,6 +18,8 @@ from typing import Any
 
 from gsocseq.config import RunConfig
 from gsocseq.errors import PipelineError
+from gsocseq.lease import held
+from gsocseq.pipeline.exclusive import ensure_demo_world_once, product_set_lease
 from gsocseq.pipeline.plan import RunPlan, plan_run
 from gsocseq.pipeline.prepare import prepare_inputs
 from gsocseq.pipeline.publish import publish
@@ -129,25 +131,33 @@ def run(
 ) -> RunSummary:
     """Run GSOCseq for ``config.region`` end to end and return the summary.
 
-    Publishes COGs and STAC only when every tile finished; check ``summary.ok``.
+    Publishes COGs and STAC only when every tile finished; check ``summary.ok``. Holds the lease of
+    the region's product set from the first tile to publication: while another run holds it, this
+    one waits (stage ``wait`` of the summary), then skips the tiles that run finished.
     """
     t_start = time.perf_counter()
     stages: dict[str, float] = {}
     with _stage(stages, "plan"):
+        ensure_demo_world_once(config)
         plan = plan_run(config)
+    lease = product_set_lease(config, plan)
+    with held(lease):  # another run of these products: wait for it, then skip what it finished
+        if lease.waited_for is not None:
+            stages["wait"] = round(lease.waited_s, 3)
         all_done = len(finished_tiles(config, plan)) == len(plan.tiles)
-    if all_done and client is None:  # nothing to compute: no cluster needed
-        config = config.model_copy(update={"cluster": "synchronous"})
-    with open_client(config, client) as c:
-        with _stage(stages, "inputs"):
-            prepare_inputs(config, plan, c)
-        with _stage(stages, "tiles"), _progress(progress, len(plan.tiles), on_tile) as cb:
-            outcomes = run_tiles(config, plan, c, on_tile=cb)
-    failed = [o for o in outcomes if o.status == "failed"]
-    published = None
-    if not failed:
-        with _stage(stages, "publish"):
-            published = publish(config, plan)
+        if all_done and client is None:  # nothing to compute: no cluster needed
+            config = config.model_copy(update={"cluster": "synchronous"})
+        with open_client(config, client) as c:
+            with _stage(stages, "inputs"):
+                prepare_inputs(config, plan, c)
+            with _stage(stages, "tiles"), _progress(progress, len(plan.tiles), on_tile) as cb:
+                outcomes = run_tiles(config, plan, c, on_tile=cb)
+        failed = [o for o in outcomes if o.status == "failed"]
+        published = None
+        if not failed:
+            lease.check()  # never publish after losing the lease to another run
+            with _stage(stages, "publish"):
+                published = publish(config, plan)
     urls = {"cube": plan.cube_url, "product_cube": plan.product_cube_url, "run": plan.run_url,
             "products": f"{plan.products_url}/{plan.region_name}", "stac": plan.stac_url}
     if published is not None:
