@@ -54,7 +54,8 @@ def create_exclusive(url: str, data: bytes, storage_options: Mapping[str, Any] |
     Atomic on a local (or NFS) file system (written to a temporary file, then hard-linked to the
     final name, which fails if it exists), on S3 (``PutObject`` with ``If-None-Match: *``; a
     412 answer means it exists) and on ``memory://``. A reader never sees a partial object.
-    Other stores raise :class:`NotImplementedError` naming the protocol.
+    Other stores get a check then a put: two creators within one request's latency may both
+    succeed (a lease catches that by reading its document back, :meth:`Lease.acquire`).
     """
     fs, path = url_to_fs(url, **dict(storage_options or {}))
     if isinstance(fs, LocalFileSystem):
@@ -66,13 +67,12 @@ def create_exclusive(url: str, data: bytes, storage_options: Mapping[str, Any] |
         except FileExistsError:
             return False
         return True
-    if "memory" in protocols:
-        with _memory_lock:
-            if fs.exists(path):
-                return False
-            fs.pipe_file(path, data)
-            return True
-    raise NotImplementedError(f"{url}: no exclusive create for protocol {fs.protocol!r}")
+    with _memory_lock:  # memory:// (in this process): atomic; other stores: check, then put
+        fs.invalidate_cache(path)
+        if fs.exists(path):
+            return False
+        fs.pipe_file(path, data)
+        return True
 
 
 def _create_local(path: str, data: bytes) -> bool:

@@ -258,3 +258,32 @@ def test_a_stalled_holder_learns_it_lost_the_lease(base: tuple[str, dict[str, An
         assert not Lease(lease_url, so).current().released  # type: ignore[union-attr]
     finally:
         newer.release()
+
+
+def test_concurrent_catalog_updates_lose_no_region(base: tuple[str, dict[str, Any]]) -> None:
+    """Four regions publish into one new catalog at once: one catalog, one collection, 4 items."""
+    from gsocseq.cube.grid import RES_DEG
+    from gsocseq.products.cog import CogAsset
+    from gsocseq.products.stac import Provenance, build_item, read_catalog, write_catalog
+
+    url, so = base
+    prefix = f"{url}/stac"
+    prov = Provenance(code_version="0.1.0", scheme="exact", config_hash="3f2a9c",
+                      inputs={"soc": "s3://inputs/gsocmap"})
+    regions = ["AAA", "BBB", "CCC", "DDD"]
+
+    def item(i: int) -> Any:
+        west = -60.0 + i
+        asset = CogAsset(layer="T0", href=f"{url}/products/{regions[i]}/T0.tif", size=1000,
+                         checksum="1220" + "ab" * 32, shape=(120, 120),
+                         transform=(RES_DEG, 0.0, west, 0.0, -RES_DEG, -30.0), nodata=float("nan"),
+                         units="t C/ha", description="SOC stock at T0")
+        return build_item(regions[i], [asset], bbox=asset.bbox, provenance=prov)
+
+    items = [item(i) for i in range(4)]
+    _race(4, lambda i: write_catalog([items[i]], prefix, so, provenance=prov))
+    catalog = read_catalog(f"{prefix}/catalog.json", so)
+    (collection,) = list(catalog.get_children())
+    assert sorted(it.id for it in collection.get_items()) == regions
+    assert collection.summaries.get_list("gsocseq:region") == regions
+    assert collection.extent.spatial.bboxes[0][0] == -60.0
