@@ -30,6 +30,10 @@ class PipelineError(GsocseqError):
     """A run failed; the message names the tiles concerned."""
 
 
+class StorageError(PipelineError):
+    """An object could not be read or written; the message names its key."""
+
+
 class LeaseError(GsocseqError):
     """A lease on a store is held by another process (and waiting was not allowed) or was lost."""
 

@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 from gsocseq.config import RunConfig
 from gsocseq.lease import Holder, Lease, held
-from gsocseq.pipeline.plan import RunPlan, demo_inputs_url, ensure_demo_world
+from gsocseq.pipeline.plan import RunPlan, demo_inputs_url
+from gsocseq.pipeline.prepare import ensure_demo_world
 
 log = logging.getLogger(__name__)
 

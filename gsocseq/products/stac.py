@@ -18,7 +18,7 @@ functions of the region, tile and provenance only, so a rerun writes identical J
 
 Every file is written to a temporary key and moved; new items first, then the collection, then the
 root catalog, so a reader following links from ``catalog.json`` never meets a missing document.
-Writers take turns under a lease (``_lease/`` beside ``catalog.json``; :mod:`gsocseq.lease`).
+Writers take turns under a lease (the folder ``{out_prefix}.lease/``; :mod:`gsocseq.lease`).
 Objects are validated against the offline JSON schemas before anything is written.
 """
 
@@ -27,14 +27,12 @@ from __future__ import annotations
 import logging
 import posixpath
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import pystac
 from pystac.extensions.file import FileExtension
 from pystac.extensions.projection import ProjectionExtension
@@ -44,9 +42,10 @@ from pystac.utils import make_relative_href
 from gsocseq.cube.grid import RES_DEG, TileKey
 from gsocseq.errors import InputValidationError, ProductValidationError
 from gsocseq.lease import Lease, held
-from gsocseq.model.codes import LAYERS
-from gsocseq.products.cog import CogAsset, ensure_parent, layer_description
+from gsocseq.products.cog import CogAsset, layer_description
 from gsocseq.products.stac_schemas import offline_validator, schema_problems
+from gsocseq.storage import exists, filesystem, put_bytes
+from gsocseq.vocabulary import LAYERS
 
 __all__ = [
     "END_DATETIME",
@@ -71,8 +70,8 @@ END_DATETIME = datetime(2040, 12, 31, 23, 59, 59, tzinfo=UTC)
 LICENSE = "CC-BY-4.0"
 """SPDX licence of the products written by gsocseq."""
 ROOT_ID = "gsocseq"
-CATALOG_LEASE = "_lease"
-"""Folder (under the catalog prefix) of the lease that serialises catalog updates."""
+CATALOG_LEASE_SUFFIX = ".lease"
+"""The lease that serialises catalog updates is the folder ``{prefix}.lease`` beside the catalog."""
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _PIXEL_M = 2 * 3.141592653589793 * 6371007.2 * RES_DEG / 360.0
 """30″ at the equator, metres (raster:bands spatial_resolution)."""
@@ -307,7 +306,7 @@ class FsspecStacIO(pystac.StacIO):
         self.storage_options = dict(storage_options or {})
 
     def _fs(self, href: str) -> tuple[Any, str]:
-        return fsspec.core.url_to_fs(str(href), **self.storage_options)
+        return filesystem(str(href), self.storage_options)
 
     def read_text(self, source: Any, *args: Any, **kwargs: Any) -> str:
         """Read a UTF-8 document from ``source`` (URL or path)."""
@@ -316,7 +315,7 @@ class FsspecStacIO(pystac.StacIO):
 
     def write_text(self, dest: Any, txt: str, *args: Any, **kwargs: Any) -> None:
         """Write ``txt`` to ``dest`` via ``<dest>.tmp-<random>`` and a move."""
-        write_bytes_atomic(str(dest), txt.encode("utf-8"), self.storage_options)
+        put_bytes(str(dest), txt.encode("utf-8"), self.storage_options)
 
     def exists(self, href: str) -> bool:
         """Return whether ``href`` exists on its store (now, not per a cached listing).
@@ -324,23 +323,7 @@ class FsspecStacIO(pystac.StacIO):
         fsspec shares one filesystem instance per storage options in a process, and s3fs caches
         directory listings: another process (or a clean-up) may have removed the key since.
         """
-        fs, path = self._fs(href)
-        fs.invalidate_cache(path)
-        return bool(fs.exists(path))
-
-
-def write_bytes_atomic(url: str, data: bytes, storage_options: dict[str, Any] | None) -> None:
-    """Write ``data`` to ``url`` on any fsspec store via a temporary key and a move."""
-    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
-    ensure_parent(fs, path)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    fs.pipe_file(tmp, data)
-    try:
-        fs.mv(tmp, path)
-    except BaseException:
-        if fs.exists(tmp):
-            fs.rm(tmp)
-        raise
+        return exists(href, self.storage_options)
 
 
 def read_catalog(url: str, storage_options: dict[str, Any] | None = None) -> pystac.Catalog:
@@ -369,12 +352,12 @@ def write_catalog(
     :class:`~gsocseq.errors.ProductValidationError` before anything is written.
 
     The merge is a read-modify-write of ``collection.json`` and ``catalog.json``, done under a
-    lease on the prefix (:class:`gsocseq.lease.Lease` at ``{prefix}/_lease/``): concurrent writers
+    lease beside the prefix (:class:`gsocseq.lease.Lease` at ``{prefix}.lease/``): concurrent writers
     of any region wait for each other (seconds), so no update is lost and a catalog created by
     two writers at once ends as one catalog holding both items.
     """
     prefix = out_prefix.rstrip("/")
-    lease = Lease(f"{prefix}/{CATALOG_LEASE}", storage_options,
+    lease = Lease(f"{prefix}{CATALOG_LEASE_SUFFIX}", storage_options,
                   purpose=f"STAC update of {', '.join(it.id for it in items)}")
     with held(lease):  # the merge is a read-modify-write of collection.json and catalog.json
         return _write_catalog(items, prefix, storage_options, provenance=provenance,

@@ -30,7 +30,7 @@ import pytest
 from gsocseq.config import RunConfig
 from gsocseq.cube.store import open_cube
 from gsocseq.pipeline import plan_run
-from gsocseq.pipeline.store import list_names
+from gsocseq.storage import list_names
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -25,9 +25,9 @@ import pytest
 import xarray as xr
 import zarr
 
+from gsocseq.cube.product_cube import create_product_cube, open_product_cube
 from gsocseq.errors import LeaseError
 from gsocseq.lease import Holder, Lease, commit_store, create_exclusive, held, read_or_none
-from gsocseq.pipeline.product_cube import create_product_cube, open_product_cube
 
 
 @pytest.fixture(params=["file", "memory", "s3"])
