@@ -143,11 +143,11 @@ def run(
             prepare_inputs(config, plan, c)
         with _stage(stages, "tiles"), _progress(progress, len(plan.tiles), on_tile) as cb:
             outcomes = run_tiles(config, plan, c, on_tile=cb)
-    failed = [o for o in outcomes if o.status == "failed"]
-    published = None
-    if not failed:
-        with _stage(stages, "publish"):
-            published = publish(config, plan)
+        failed = [o for o in outcomes if o.status == "failed"]
+        published = None
+        if not failed:
+            with _stage(stages, "publish"):  # COG tasks on the cluster (one per layer / country)
+                published = publish(config, plan, c)
     urls = {"cube": plan.cube_url, "product_cube": plan.product_cube_url, "run": plan.run_url,
             "products": f"{plan.products_url}/{plan.region_name}", "stac": plan.stac_url}
     if published is not None:
@@ -156,6 +156,7 @@ def run(
         outcomes, region=plan.region, config_hash=plan.config_hash, scenarios=config.scenarios,
         wall_seconds=time.perf_counter() - t_start, urls=urls, published=published is not None,
         stage_seconds=stages,
+        country_totals=published.country_totals if published is not None else None,
     )
 
 
