@@ -223,8 +223,10 @@ def fao_points_command(spinup: str, warmup: str, forward: str, out_dir: str,
 def _register_optional_commands() -> None:
     """Add the commands that live beside their modules (scheme comparison)."""
     from gsocseq.compare import compare_schemes_command
+    from gsocseq.pipeline.costing import plan_command
 
     main.add_command(compare_schemes_command, "compare-schemes")
+    main.add_command(plan_command(), "plan")
 
 
 _register_optional_commands()
