@@ -55,8 +55,8 @@ from gsocseq.errors import PipelineError
 from gsocseq.pipeline import PublishResult, RunPlan, TileOutcome
 from gsocseq.pipeline.retry import is_transient
 
-WORLD = "-180,-90,180,90"
-"""The default region of a global rebuild: every tile of the world that has modelled land."""
+WORLD = "world"
+"""The default region of a global rebuild: every country of the boundaries source (land tiles only)."""
 
 # ---------------------------------------------------------------------------------------- retries
 
@@ -121,8 +121,15 @@ def tile_task(config: RunConfig, plan: RunPlan, tile_id: str) -> TileOutcome:
 
 @task(name="publish", task_run_name="publish-{config.region}", **STORAGE_TASK_OPTIONS)
 def publish_task(config: RunConfig, plan: RunPlan) -> PublishResult:
-    """Write the region's COGs, then its STAC item and catalog (last)."""
-    return pipeline.publish(config, plan)
+    """Write the region's COGs (as dask tasks when on a worker), then its STAC items and catalog."""
+    from distributed import get_worker, worker_client
+
+    try:
+        get_worker()
+    except ValueError:  # not running on a dask worker: publish in this process
+        return pipeline.publish(config, plan)
+    with worker_client() as client:  # one COG task per layer / country on the same cluster
+        return pipeline.publish(config, plan, client)
 
 
 # ---------------------------------------------------------------------------------- tile subflow
@@ -267,8 +274,9 @@ def global_rebuild(
     Args:
         out: Output URL prefix; products go to {out}/gsocseq/{map_version}/{scheme}/.
         countries: ISO3 codes to rebuild, one product set each. Empty: the whole world (see world).
-        world: Region of a whole-world rebuild: a bbox "west,south,east,north" in degrees, or
-            "demo" for the demo world.
+        world: Region of a whole-world rebuild: "world" (every country of the boundaries
+            source, with one product set per country), a bbox "west,south,east,north" in
+            degrees, or "demo" for the demo world.
         scenarios: Forward scenarios to model (bau, ssm_low, ssm_med, ssm_high).
         scheme: Numerical scheme: exact (RothC-26.3) or fao (FAO R scripts' explicit Euler).
         map_version: Product version used in output keys and the STAC collection (e.g. v1.1).

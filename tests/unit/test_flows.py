@@ -130,7 +130,7 @@ def test_form_schema_accepts_and_rejects(params: dict[str, Any], ok: bool) -> No
 def test_global_rebuild_schema_lists_countries() -> None:
     props = global_rebuild.parameters.model_dump()["properties"]
     assert props["countries"]["anyOf"][0]["items"]["pattern"] == "^[A-Z]{3}$"
-    assert props["world"]["default"] == "-180,-90,180,90"
+    assert props["world"]["default"] == "world"
 
 
 def test_deployments_schedule_and_defaults() -> None:
