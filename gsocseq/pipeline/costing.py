@@ -138,7 +138,7 @@ def eligible_share(region: Any, sources: Any) -> float:
         scale = max(1.0, math.sqrt(window.width * window.height / LC_MAX_CELLS))
         shape = (max(1, int(window.height / scale)), max(1, int(window.width / scale)))
         codes = src.read(1, window=window, out_shape=shape)
-        transform = src.window_transform(window) * Affine.scale(window.width / shape[1],
+        transform = src.window_transform(window) @ Affine.scale(window.width / shape[1],
                                                                  window.height / shape[0])
     inside = np.ones(shape, dtype=bool)
     if region.geometry is not None:
