@@ -8,7 +8,9 @@
    country) — repeated on fresh clusters of 1 and 2 workers: wall time, speed-up, and each worker's
    peak resident memory (``VmHWM``) above its idle level after warm-up: the memory of its tasks,
    bounded by strips of whole tile rows (``gsocseq.products.blocks.STRIP_BYTES``).
-3. A simulated world plan: ``gsocseq.pipeline.costing.cost_plan("world")`` on a real admin-0
+3. One synthetic wide layer (default 2400 × 43 200 cells: ten rows of 2° tiles around the globe)
+   written as a COG in a fresh process with world strips (240 rows) and in one piece: peak memory.
+4. A simulated world plan: ``gsocseq.pipeline.costing.cost_plan("world")`` on a real admin-0
    boundaries file (default: the Natural Earth 1:110m countries shipped in pyogrio's test
    fixtures, ``--boundaries`` for another) at 2° tiles — tile count, land fraction — with the rates
    of step 1: extrapolated core-hours, wall time for ``--world-workers`` workers, bytes stored.
@@ -115,7 +117,7 @@ def world_run(root: Path, tile_size: int, tiles_y: int, tiles_x: int, workers: i
 
 def publish_scaling(config: Any, plan: Any, root: Path, workers: list[int]) -> list[dict[str, Any]]:
     """Publish (global + national COGs, STAC) on fresh clusters of each worker count."""
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster, get_task_stream
 
     from gsocseq.pipeline import publish
 
@@ -127,9 +129,12 @@ def publish_scaling(config: Any, plan: Any, root: Path, workers: list[int]) -> l
             client.run(_warm_up)
             idle = client.run(_peak_mib)
             t = time.perf_counter()
-            result = publish(config, plan, client)
+            with get_task_stream(client) as stream:
+                result = publish(config, plan, client)
             seconds = time.perf_counter() - t
             peaks = client.run(_peak_mib)
+        durations = [sum(ss["stop"] - ss["start"] for ss in rec["startstops"]
+                         if ss["action"] == "compute") for rec in stream.data]
         assert not result.skipped and len(result.country_totals) == 2
         rows.append({
             "workers": n, "publish_s": round(seconds, 2),
@@ -137,11 +142,62 @@ def publish_scaling(config: Any, plan: Any, root: Path, workers: list[int]) -> l
             "worker_peak_mib": sorted(round(v, 1) for v in peaks.values()),
             "worker_idle_mib": sorted(round(v, 1) for v in idle.values()),
             "task_peak_above_idle_mib": round(max(peaks[k] - idle[k] for k in peaks), 1),
+            "tasks": len(durations), "task_seconds_sum": round(sum(durations), 2),
+            "longest_task_s": round(max(durations), 2),
+            "ideal_wall_s": round(max(sum(durations) / n, max(durations)), 2),
         })
     base = rows[0]["publish_s"]
     for row in rows:
         row["speedup_vs_1"] = round(base / row["publish_s"], 2)
     return rows
+
+
+def _write_wide(rows: int, cols: int, strip_rows: int, out: str, queue: Any) -> None:
+    """Child process: write one synthetic (rows × cols) layer as a COG; report its peak MiB."""
+    import dask
+    import dask.array as da
+    import numpy as np
+    import xarray as xr
+
+    from gsocseq.cube.grid import cell_latitudes, cell_longitudes
+    from gsocseq.products.cog import write_cog
+
+    base = _peak_mib()
+
+    def block(block_info: Any = None) -> np.ndarray:
+        (r0, r1), (c0, c1) = block_info[None]["array-location"]
+        y, x = np.mgrid[r0:r1, c0:c1].astype(np.float32)
+        return (50 + 20 * np.sin(y / 700.0) * np.cos(x / 900.0)).astype(np.float32)
+
+    data = xr.DataArray(da.map_blocks(block, dtype=np.float32, chunks=((240,) * (rows // 240),
+                                                                       (240,) * (cols // 240))),
+                        dims=("latitude", "longitude"), name="T0",
+                        coords={"latitude": cell_latitudes(0, rows),
+                                "longitude": cell_longitudes(0, cols)})
+    t = time.perf_counter()
+    with dask.config.set(scheduler="synchronous"):
+        asset = write_cog(data, out, strip_rows=strip_rows)
+    queue.put({"strip_rows": strip_rows, "peak_above_start_mib": round(_peak_mib() - base, 1),
+               "seconds": round(time.perf_counter() - t, 1), "cog_bytes": asset.size})
+
+
+def wide_layer_memory(root: Path, rows: int, cols: int) -> list[dict[str, Any]]:
+    """Peak memory of writing one wide layer with world-like strips vs the whole layer at once."""
+    import multiprocessing as mp
+
+    from gsocseq.products.blocks import strip_rows_for
+
+    ctx = mp.get_context("spawn")
+    out = []
+    for strip in (strip_rows_for(cols, 240), rows):
+        q = ctx.Queue()
+        p = ctx.Process(target=_write_wide, args=(rows, cols, strip, str(root / f"w{strip}.tif"), q))
+        p.start()
+        res = q.get(timeout=1800)
+        p.join()
+        res["layer_mib"] = round(rows * cols * 4 / 2**20, 1)
+        out.append(res)
+    return out
 
 
 def _natural_earth_lowres() -> Path | None:
@@ -200,6 +256,11 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="worker counts for publishing")
     parser.add_argument("--world-workers", type=int, default=500)
     parser.add_argument("--boundaries", default=None, help="admin-0 vector file for the world plan")
+    parser.add_argument("--wide", default="2400x43200",
+                        help="ROWSxCOLS of a synthetic layer written with strips vs whole ('' skips)")
+    parser.add_argument("--eligible-share", type=float, default=0.37,
+                        help="modelled share of land for the world plan (FAOSTAT agricultural "
+                             "land ≈ 4.8 of 13.0 Gha; the demo world's share is not the globe's)")
     parser.add_argument("--json", default=None, help="also write the report to this file")
     parser.add_argument("--rates-out", default=None, help="write the measured rates (JSON) here")
     args = parser.parse_args()
@@ -211,8 +272,10 @@ def main() -> None:
         w = world_run(root, args.tile_size, ty, tx, max(counts))
         t_run = time.perf_counter() - t
         scaling = publish_scaling(w["config"], w["plan"], root, counts)
+        wide = wide_layer_memory(root, *(int(v) for v in args.wide.split("x"))) if args.wide else []
         boundaries = Path(args.boundaries) if args.boundaries else _natural_earth_lowres()
-        world = (simulated_world_plan(boundaries, root, w["rates"], args.world_workers)
+        world_rates = {**w["rates"], "eligible_fraction": args.eligible_share}
+        world = (simulated_world_plan(boundaries, root, world_rates, args.world_workers)
                  if boundaries else {"skipped": "no boundaries file"})
     s = w["summary"]
     report = {
@@ -221,14 +284,15 @@ def main() -> None:
                            "modelled_pixels": s.modelled, "layers": w["layers"],
                            "stages_s": s.stage_seconds, "wall_s": round(t_run, 1),
                            "stored_bytes": w["stored_bytes"], "countries": s.country_totals},
-        "rates": w["rates"], "publish_vs_workers": scaling, "world_plan": world,
+        "rates": w["rates"], "publish_vs_workers": scaling, "wide_layer_memory": wide,
+        "world_plan": world,
     }
     text = json.dumps(report, indent=2, default=str)
     print(text)
     if args.json:
         Path(args.json).write_text(text + "\n")
-    if args.rates_out:
-        Path(args.rates_out).write_text(json.dumps(w["rates"], indent=2) + "\n")
+    if args.rates_out:  # the shipped rates plan any region: the land share defaults to the globe's
+        Path(args.rates_out).write_text(json.dumps(world_rates, indent=2) + "\n")
 
 
 if __name__ == "__main__":
