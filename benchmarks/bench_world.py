@@ -82,8 +82,8 @@ def world_run(root: Path, tile_size: int, tiles_y: int, tiles_x: int, workers: i
 
     from gsocseq.config import RunConfig
     from gsocseq.demo import write_demo_world
-    from gsocseq.model.codes import Reason
     from gsocseq.pipeline import plan_run, run
+    from gsocseq.vocabulary import Reason
 
     sources = write_demo_world(f"file://{root}/inputs", tiles_y=tiles_y, tiles_x=tiles_x,
                                tile_size=tile_size)

@@ -20,7 +20,7 @@ import numpy as np
 import shapely
 from affine import Affine
 
-from gsocseq.model.codes import LAYER_NAMES
+from gsocseq.vocabulary import LAYER_NAMES
 
 RATES_FILE: str = "rates.json"
 """Rates shipped beside this module (``gsocseq/pipeline/rates.json``)."""
@@ -125,7 +125,7 @@ def eligible_share(region: Any, sources: Any) -> float:
 
     from gsocseq.model.landuse import is_modelled
     from gsocseq.sources.landcover import esa_to_fao
-    from gsocseq.sources.readers import url_to_fs
+    from gsocseq.storage import filesystem as url_to_fs
 
     spec = sources["land_cover"]
     year = spec.period[0] if spec.period else 2015
@@ -192,7 +192,7 @@ def source_reads(region: Any, sources: Any) -> tuple[SourceRead, ...]:
     the file's extent over the extent's area; boundaries are read whole. Unreachable files give
     ``bytes=None`` with the error as note.
     """
-    from gsocseq.sources.readers import url_to_fs
+    from gsocseq.storage import filesystem as url_to_fs
 
     pad = region.tile_size / 120.0 / 10.0
     tiles = shapely.union_all(shapely.box(*np.array(

@@ -16,14 +16,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from gsocseq import __version__
+from gsocseq import __version__, storage
 from gsocseq.config import RunConfig
 from gsocseq.errors import PipelineError
-from gsocseq.model.codes import LAYER_NAMES
-from gsocseq.pipeline import store
 from gsocseq.pipeline.plan import RunPlan, resolve
 from gsocseq.pipeline.summary import SCENARIO_LABELS, region_totals, summarise
 from gsocseq.pipeline.tile import outcome_from_marker
+from gsocseq.vocabulary import LAYER_NAMES
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ def read_markers(config: RunConfig, plan: RunPlan) -> list[dict[str, Any]]:
     so = config.storage_options
     markers, missing = [], []
     for tile_id in plan.tile_ids:
-        marker = store.read_json(plan.marker_url(tile_id), so)
+        marker = storage.read_json(plan.marker_url(tile_id), so)
         if marker is None or marker.get("config_hash") != plan.config_hash:
             missing.append(tile_id)
         else:
@@ -106,17 +105,17 @@ def publish(config: RunConfig, plan: RunPlan, client: Any = None) -> PublishResu
         [outcome_from_marker(m, "done") for m in markers], region=plan.region,
         config_hash=plan.config_hash, scenarios=config.scenarios, wall_seconds=0.0, urls={},
     ))
-    done = store.read_json(plan.published_url, so)
+    done = storage.read_json(plan.published_url, so)
     if done is not None and done.get("digest") == digest:
         return PublishResult(dict(done["cogs"]), done["catalog"], tuple(done["items"]), totals,
                              digest, skipped=True, country_totals=dict(done.get("countries", {})))
-    resuming = (store.read_json(f"{plan.run_url}/publishing.json", so) or {}).get("digest")
-    store.write_json_if_changed(f"{plan.run_url}/publishing.json", {"digest": digest}, so)
+    resuming = (storage.read_json(f"{plan.run_url}/publishing.json", so) or {}).get("digest")
+    storage.write_json_if_changed(f"{plan.run_url}/publishing.json", {"digest": digest}, so)
     _, region = resolve(config)
     countries = tuple(region.countries) if tasks.is_world(plan) else ()
     for folder in (plan.done_url, *(f"{plan.products_url}/{n}" for n in (plan.region_name,
                                                                           *countries))):
-        store.remove_temporaries(folder, so)  # left by killed writers; publication is the only one
+        storage.remove_temporaries(folder, so)  # left by killed writers; publication is the only one
     layers = product_layers(config.scenarios, config.uncertainty)
     assets = tasks.write_layer_cogs(config, plan, layers, client, skip_existing=resuming == digest)
     national = tasks.write_country_cogs(config, plan, countries, layers, client,
@@ -136,8 +135,8 @@ def publish(config: RunConfig, plan: RunPlan, client: Any = None) -> PublishResu
     cogs = {a.layer: a.href for a in assets}
     items = tuple(it.get_self_href() or "" for it in stac_items)
     country_totals = {iso3: national[iso3][1] for iso3 in countries}
-    store.write_json(plan.published_url, {"digest": digest, "cogs": cogs, "catalog": catalog,
-                                          "items": list(items), "totals": totals,
-                                          "countries": country_totals}, so)
+    storage.write_json(plan.published_url, {"digest": digest, "cogs": cogs, "catalog": catalog,
+                                            "items": list(items), "totals": totals,
+                                            "countries": country_totals}, so)
     return PublishResult(cogs, catalog, items, totals, digest, skipped=False,
                          country_totals=country_totals)

@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 import dask
 
 from gsocseq.config import RunConfig
+from gsocseq.cube.product_cube import open_product_cube
 from gsocseq.cube.region import WORLD
 from gsocseq.pipeline.plan import RunPlan, product_region_name, resolve
-from gsocseq.pipeline.product_cube import open_product_cube
 from gsocseq.pipeline.summary import SCENARIO_LABELS
 from gsocseq.products.blocks import area_total, cut_window, mask_to_region, strip_rows_for
 from gsocseq.products.cog import CogAsset, write_region_cogs
