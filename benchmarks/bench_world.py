@@ -160,6 +160,7 @@ def _write_wide(rows: int, cols: int, strip_rows: int, out: str, queue: Any) -> 
     import xarray as xr
 
     from gsocseq.cube.grid import cell_latitudes, cell_longitudes
+    from gsocseq.products.blocks import task_env
     from gsocseq.products.cog import write_cog
 
     base = _peak_mib()
@@ -175,7 +176,7 @@ def _write_wide(rows: int, cols: int, strip_rows: int, out: str, queue: Any) -> 
                         coords={"latitude": cell_latitudes(0, rows),
                                 "longitude": cell_longitudes(0, cols)})
     t = time.perf_counter()
-    with dask.config.set(scheduler="synchronous"):
+    with dask.config.set(scheduler="synchronous"), task_env():  # as a publishing task
         asset = write_cog(data, out, strip_rows=strip_rows)
     queue.put({"strip_rows": strip_rows, "peak_above_start_mib": round(_peak_mib() - base, 1),
                "seconds": round(time.perf_counter() - t, 1), "cog_bytes": asset.size})

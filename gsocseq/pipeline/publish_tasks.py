@@ -24,7 +24,13 @@ from gsocseq.cube.product_cube import open_product_cube
 from gsocseq.cube.region import WORLD
 from gsocseq.pipeline.plan import RunPlan, product_region_name, resolve
 from gsocseq.pipeline.summary import SCENARIO_LABELS
-from gsocseq.products.blocks import area_total, cut_window, mask_to_region, strip_rows_for
+from gsocseq.products.blocks import (
+    area_total,
+    cut_window,
+    mask_to_region,
+    strip_rows_for,
+    task_env,
+)
 from gsocseq.products.cog import CogAsset, write_region_cogs
 
 T = TypeVar("T")
@@ -42,7 +48,7 @@ def layer_cog_task(
     so = config.storage_options
     ds = open_product_cube(plan.product_cube_url, so)[[layer]]
     rows = strip_rows_for(plan.n_cols, plan.tile_size)
-    with dask.config.set(scheduler="synchronous"):  # bounded: one strip in memory, no nested pool
+    with dask.config.set(scheduler="synchronous"), task_env():  # one strip in memory, no nested pool
         (asset,) = write_region_cogs(ds, plan.region_name, plan.products_url, so,
                                      skip_existing=skip_existing, strip_rows=rows)
     return asset
@@ -71,7 +77,7 @@ def country_cogs_task(
                         n_rows=region.n_rows, n_cols=region.n_cols)
     masked = mask_to_region(window, region)
     rows = strip_rows_for(region.n_cols, region.tile_size)
-    with dask.config.set(scheduler="synchronous"):
+    with dask.config.set(scheduler="synchronous"), task_env():
         assets = write_region_cogs(masked, name, plan.products_url, so,
                                    skip_existing=skip_existing, strip_rows=rows)
     sums = {layer: area_total(masked[layer]) / 1e6 for layer in _total_layers(config, layers)}

@@ -12,12 +12,23 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
+import rasterio
 import xarray as xr
 
 from gsocseq.cube.grid import TileKey, cell_area_ha
 
 STRIP_BYTES: int = 64 * 2**20
 """Bytes of one layer a publishing task computes at a time (float32 strips of whole tile rows)."""
+GDAL_CACHE_BYTES: int = 64 * 2**20
+"""GDAL block cache of a publishing task (GDAL's default is 5 % of the machine's memory)."""
+
+
+def task_env() -> rasterio.Env:
+    """Return the GDAL environment of a publishing task (block cache ≤ :data:`GDAL_CACHE_BYTES`).
+
+    So a task's memory grows neither with the layer nor with the machine's memory.
+    """
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
 
 
 def strip_rows_for(n_cols: int, tile_size: int, budget: int = STRIP_BYTES) -> int:
