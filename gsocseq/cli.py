@@ -55,7 +55,8 @@ def main(verbose: int) -> None:
 
 
 @main.command("run")
-@click.option("--region", default=None, help="(required) ISO3 code, bbox 'west,south,east,north' or 'demo'.")
+@click.option("--region", default=None,
+              help="(required) ISO3 code, bbox 'west,south,east,north', 'demo' or 'world'.")
 @click.option("--out", default=None, help="(required) Output URL prefix (s3://bucket/prefix, file:///path).")
 @click.option("--scenarios", default=None,
               help="Comma-separated subset of " + ", ".join(SCENARIOS) + " (default: all).")
