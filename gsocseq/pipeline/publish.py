@@ -22,7 +22,7 @@ from gsocseq.errors import PipelineError
 from gsocseq.pipeline.plan import RunPlan, resolve
 from gsocseq.pipeline.summary import SCENARIO_LABELS, region_totals, summarise
 from gsocseq.pipeline.tile import outcome_from_marker
-from gsocseq.vocabulary import LAYER_NAMES
+from gsocseq.vocabulary import LAYER_NAMES, SCHEME_QUALITY_LAYERS
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,12 @@ class PublishResult:
     """World runs: ISO3 → the country's totals (same keys as ``totals``)."""
 
 
-def product_layers(scenarios: tuple[str, ...], uncertainty: bool) -> tuple[str, ...]:
-    """Return the product layers of the requested scenarios, FAO order (T0 always)."""
+def product_layers(scenarios: tuple[str, ...], uncertainty: bool, scheme: str = "exact"
+                   ) -> tuple[str, ...]:
+    """Return the product layers of the requested scenarios and the scheme's quality layers.
+
+    FAO order (T0 always), then ``vocabulary.SCHEME_QUALITY_LAYERS[scheme]``.
+    """
     labels = {SCENARIO_LABELS[s] for s in scenarios}
     wanted = {"T0"}
     for label in labels:
@@ -59,7 +63,7 @@ def product_layers(scenarios: tuple[str, ...], uncertainty: bool) -> tuple[str, 
         unc |= {"BAU_Uncertainty"} if "BAU" in labels else set()
         unc |= {"SSM_Uncertainty"} if labels - {"BAU"} else set()
         wanted |= unc
-    return tuple(n for n in LAYER_NAMES if n in wanted)
+    return (*(n for n in LAYER_NAMES if n in wanted), *SCHEME_QUALITY_LAYERS[scheme])
 
 
 def read_markers(config: RunConfig, plan: RunPlan) -> list[dict[str, Any]]:
@@ -84,7 +88,7 @@ def publication_digest(config: RunConfig, plan: RunPlan, markers: list[dict[str,
     h = hashlib.sha256()
     for marker in markers:
         h.update(json.dumps([marker["tile"], marker["checksums"]], sort_keys=True).encode())
-    layers = product_layers(config.scenarios, config.uncertainty)
+    layers = product_layers(config.scenarios, config.uncertainty, config.scheme)
     h.update(json.dumps([plan.config_hash, plan.products_url, plan.stac_url, layers]).encode())
     return h.hexdigest()
 
@@ -116,7 +120,7 @@ def publish(config: RunConfig, plan: RunPlan, client: Any = None) -> PublishResu
     for folder in (plan.done_url, *(f"{plan.products_url}/{n}" for n in (plan.region_name,
                                                                           *countries))):
         storage.remove_temporaries(folder, so)  # left by killed writers; publication is the only one
-    layers = product_layers(config.scenarios, config.uncertainty)
+    layers = product_layers(config.scenarios, config.uncertainty, config.scheme)
     assets = tasks.write_layer_cogs(config, plan, layers, client, skip_existing=resuming == digest)
     national = tasks.write_country_cogs(config, plan, countries, layers, client,
                                         skip_existing=resuming == digest)
@@ -124,6 +128,7 @@ def publish(config: RunConfig, plan: RunPlan, client: Any = None) -> PublishResu
         code_version=__version__, scheme=config.scheme, config_hash=plan.config_hash,
         inputs={"cube": plan.cube_url, "sources": plan.sources_url or "gsocseq:sources.toml"},
         map_version=config.map_version,
+        ssm_increase={k: list(v) for k, v in config.ssm_increase.items()},
     )
     item = build_item(plan.region_name, assets, bbox=tuple(region.bbox), provenance=provenance)
     stac_items = [item] + [

@@ -16,6 +16,7 @@ import rasterio
 import xarray as xr
 
 from gsocseq.cube.grid import TileKey, cell_area_ha
+from gsocseq.vocabulary import layer_nodata
 
 STRIP_BYTES: int = 64 * 2**20
 """Bytes of one layer a publishing task computes at a time (float32 strips of whole tile rows)."""
@@ -61,7 +62,7 @@ def cut_window(
 
 
 def mask_to_region(ds: xr.Dataset, region: Any) -> xr.Dataset:
-    """Return ``ds`` (a window on ``region``'s tile rectangle) with NaN outside ``region``.
+    """Return ``ds`` (a window on ``region``'s tile rectangle) with nodata outside ``region``.
 
     The mask is a dask array with one block per tile: :meth:`Region.mask` for the region's tiles,
     all False for the others, computed once per tile and shared by every layer.
@@ -86,8 +87,9 @@ def mask_to_region(ds: xr.Dataset, region: Any) -> xr.Dataset:
     mask = xr.DataArray(da.map_blocks(block, dtype=bool, chunks=chunks, meta=np.array((), bool)),
                         dims=("latitude", "longitude"))
     out = ds.copy()
-    for name in ds.data_vars:
-        out[name] = ds[name].where(mask).astype(ds[name].dtype)
+    for name in ds.data_vars:  # NaN outside (float layers), the quality layers' nodata (uint8)
+        fill = np.nan if np.issubdtype(ds[name].dtype, np.floating) else layer_nodata(str(name))
+        out[name] = ds[name].where(mask, other=fill).astype(ds[name].dtype)
         out[name].attrs = dict(ds[name].attrs)
     return out
 
