@@ -11,6 +11,7 @@ from gsocseq.cube.grid import cell_area_ha, cell_latitudes, cell_longitudes
 from gsocseq.cube.region import _from_geometry
 from gsocseq.products.blocks import area_total, cut_window, mask_to_region, strip_rows_for
 from gsocseq.products.cog import cog_url
+from gsocseq.vocabulary import QUALITY_NODATA
 
 SIZE = 60
 
@@ -55,3 +56,20 @@ def test_window_and_mask_match_the_region_cell_by_cell() -> None:
     assert area_total(masked["T0"]) == pytest.approx(float(np.nansum(want * area)), rel=1e-12)
     with pytest.raises(ValueError, match="outside the product cube"):
         cut_window(ds, origin_row=row0 - SIZE, origin_col=col0, n_rows=SIZE, n_cols=SIZE)
+
+
+def test_mask_keeps_the_quality_layers_uint8_nodata() -> None:
+    row0, col0 = 124 * 120, 116 * 120
+    ds = _cube(row0, col0, SIZE, 2 * SIZE)
+    q = xr.DataArray(np.full((SIZE, 2 * SIZE), 3, np.uint8), dims=("latitude", "longitude"),
+                     coords=ds["T0"].coords).chunk({"latitude": SIZE, "longitude": SIZE})
+    ds["EulerUnstableMonths"] = q
+    west, north = -64.0, -34.0
+    box = shapely.box(west + 0.1, north - 0.3, west + 0.4, north - 0.1)  # inside the first tile
+    region = _from_geometry("BOX", "BOX", box, box.bounds, SIZE)
+    masked = mask_to_region(cut_window(ds, origin_row=region.origin_row,
+                                       origin_col=region.origin_col, n_rows=region.n_rows,
+                                       n_cols=region.n_cols), region)
+    got = masked["EulerUnstableMonths"].values
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, np.where(region.mask_array(), 3, QUALITY_NODATA))
