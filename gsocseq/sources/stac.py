@@ -226,7 +226,7 @@ def provenance(
 
 
 def gdal_env(storage_options: Mapping[str, Any] | None) -> dict[str, str]:
-    """GDAL options that make /vsis3/ reach the endpoint and credentials of fsspec options."""
+    """GDAL options that make /vsis3/ reach the endpoint of fsspec options (no credentials)."""
     so = dict(storage_options or {})
     env: dict[str, str] = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
     endpoint = (so.get("client_kwargs") or {}).get("endpoint_url") or so.get("endpoint_url")
@@ -237,11 +237,30 @@ def gdal_env(storage_options: Mapping[str, Any] | None) -> dict[str, str]:
             AWS_HTTPS="YES" if parts.scheme == "https" else "NO",
             AWS_VIRTUAL_HOSTING="FALSE",
         )
-    if so.get("key") and so.get("secret"):
-        env.update(AWS_ACCESS_KEY_ID=str(so["key"]), AWS_SECRET_ACCESS_KEY=str(so["secret"]))
     if so.get("anon"):
         env["AWS_NO_SIGN_REQUEST"] = "YES"
     return env
+
+
+def aws_session(storage_options: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``rasterio.session.AWSSession`` arguments for the credentials of fsspec options, or None.
+
+    Without ``key``/``secret`` GDAL takes credentials from its own environment.
+    """
+    so = dict(storage_options or {})
+    if not (so.get("key") and so.get("secret")):
+        return None
+    return {"aws_access_key_id": so["key"], "aws_secret_access_key": so["secret"],
+            "endpoint_url": gdal_env(so).get("AWS_S3_ENDPOINT")}
+
+
+def rio_env(storage_options: Mapping[str, Any] | None) -> Any:
+    """Return a ``rasterio.Env`` reaching the store of fsspec options (endpoint, credentials)."""
+    from rasterio.session import AWSSession
+
+    kw = aws_session(storage_options)
+    session = AWSSession(**kw) if kw else None
+    return rasterio.Env(session=session, **gdal_env(storage_options))
 
 
 def tile_geobox(bounds: Bounds) -> GeoBox:
@@ -259,7 +278,7 @@ def check_assets(
 ) -> None:
     """Open each asset's header: its CRS must be ``spec.crs`` and its dtype one of ``dtypes``."""
     declared = rasterio.crs.CRS.from_user_input(spec.crs)
-    with rasterio.Env(**gdal_env(storage_options)):
+    with rio_env(storage_options):
         for item in items:
             href = item.assets[spec.asset].href
             signed = SIGNERS[spec.sign](item).assets[spec.asset].href
@@ -299,7 +318,9 @@ def load_window(
     """
     import odc.stac
 
-    odc.stac.configure_rio(cloud_defaults=True, **gdal_env(storage_options))
+    odc.stac.configure_rio(
+        cloud_defaults=True, aws=aws_session(storage_options), **gdal_env(storage_options)
+    )
     signer = SIGNERS[spec.sign]
     signed = [signer(i) for i in items]
     ds = odc.stac.load(
