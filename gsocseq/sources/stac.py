@@ -370,7 +370,7 @@ def redact(message: str) -> str:
     """Drop query strings (signatures) from the URLs in an error message."""
     import re
 
-    return re.sub(r"(https?://[^\s'\"?]+)\?[^\s'\"]*", r"\1?<signature removed>", message)
+    return re.sub(r"([a-z][a-z0-9+.-]*://[^\s'\"?]+)\?[^\s'\"]*", r"\1?<signature removed>", message)
 
 
 class StacAdapter:
