@@ -90,6 +90,7 @@ def publish(config: RunConfig, plan: RunPlan) -> PublishResult:
     """Write the COGs and the STAC catalog of a finished run (the catalog last); skip if current."""
     from gsocseq.products.cog import write_region_cogs
     from gsocseq.products.stac import Provenance, build_item, write_catalog
+    from gsocseq.sources.stac import stac_inputs
 
     so = config.storage_options
     markers = read_markers(config, plan)
@@ -110,12 +111,13 @@ def publish(config: RunConfig, plan: RunPlan) -> PublishResult:
     ds = open_product_cube(plan.product_cube_url, so)[list(layers)]
     assets = write_region_cogs(ds, plan.region_name, plan.products_url, so,
                                skip_existing=resuming == digest)
+    sources, region = resolve(config)
+    inputs = {"cube": plan.cube_url, "sources": plan.sources_url or "gsocseq:sources.toml"}
+    inputs.update(stac_inputs(sources, region.bbox, sources.storage_options))
     provenance = Provenance(
         code_version=__version__, scheme=config.scheme, config_hash=plan.config_hash,
-        inputs={"cube": plan.cube_url, "sources": plan.sources_url or "gsocseq:sources.toml"},
-        map_version=config.map_version,
+        inputs=inputs, map_version=config.map_version,
     )
-    _, region = resolve(config)
     item = build_item(plan.region_name, assets, bbox=tuple(region.bbox), provenance=provenance)
     catalog = write_catalog([item], plan.stac_url, so, provenance=provenance)
     cogs = {a.layer: a.href for a in assets}

@@ -225,6 +225,17 @@ def provenance(
     return json.dumps({**search_parameters(spec), "items": n}, sort_keys=True)
 
 
+def stac_inputs(
+    sources: Any, bbox: Sequence[float], storage_options: Mapping[str, Any] | None = None
+) -> dict[str, str]:
+    """Return ``{"stac:<dataset>": provenance JSON}`` for the ``stac`` sources of a run."""
+    return {
+        f"stac:{spec.name}": provenance(spec, tuple(bbox), storage_options)
+        for spec in sources.specs
+        if spec.kind == "stac"
+    }
+
+
 def gdal_env(storage_options: Mapping[str, Any] | None) -> dict[str, str]:
     """GDAL options that make /vsis3/ reach the endpoint of fsspec options (no credentials)."""
     so = dict(storage_options or {})

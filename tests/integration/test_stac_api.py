@@ -147,3 +147,35 @@ def test_signed_urls_never_appear_in_errors_or_provenance(
     assert "TOPSECRET" not in str(err.value) and items[0].id in str(err.value)
     assert "TOPSECRET" not in provenance(spec, region.bbox, stac_world["so"])
     assert all("sig=" not in i.assets[spec.asset].href for i in items)
+
+
+@pytest.mark.slow
+def test_demo_run_with_stac_sources_models_the_file_flavours_pixels(stac_world: dict) -> None:
+    import fsspec
+
+    from gsocseq.config import RunConfig
+    from gsocseq.pipeline import run
+    from gsocseq.pipeline.plan import plan_run
+    from gsocseq.pipeline.product_cube import open_product_cube
+    from gsocseq.pipeline.store import read_json
+
+    so = stac_world["so"]
+    config = RunConfig(region="demo", out=f"s3://{BUCKET}/runs", sources=stac_world["api_toml"],
+                       tile_size=60, cluster="synchronous", uncertainty=False, storage_options=so)
+    summary = run(config, progress=False)
+    assert summary.ok and summary.published, summary.tiles_failed
+    plan = plan_run(config)
+    reason = open_product_cube(plan.product_cube_url, so)["reason"].values
+    region = resolve_region("demo", load_sources(stac_world["api_toml"], storage_options=so),
+                            tile_size=60)
+    for tile in region.tiles[1::2]:  # the file flavour's reasons (tiles[::2]: test above)
+        rows, cols = tile.to_slices(region.origin_row, region.origin_col)
+        want = tile_arrays(region, stac_world["file"], tile)["reason"] == Reason.OK
+        np.testing.assert_array_equal(reason[rows, cols] == Reason.OK, want)
+    assert summary.modelled == int((reason == Reason.OK).sum()) > 0
+    item_url = read_json(plan.published_url, so)["items"][0]
+    with fsspec.open(item_url, "rt", **so) as f:
+        text = f.read()
+    record = json.loads(json.loads(text)["properties"]["gsocseq:inputs"]["stac:cover"])
+    assert record["collection"] == "modis-13A1-061" and record["items"] >= 23
+    assert "sig=" not in text and "signature" not in text
