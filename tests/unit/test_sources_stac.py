@@ -23,11 +23,13 @@ from gsocseq.sources.cover import mark_no_valid_ndvi, monthly_counts, p_veg
 from gsocseq.sources.spec import SourceSpec, parse_sources
 from gsocseq.sources.stac import matches, redact, search_items
 
+QA = "500m_16_days_pixel_reliability"
 TILE = TileKey(496, 464, 30)  # 0.25° at 64°W 33.3°S, MODIS tile h12v12
 
 
 def _catalog(tmp_path: Path, composites: list[tuple[str, int, int, str]],
-             *, crs: str = MODIS_CRS, dtype: str = "int16", drop_asset: bool = False) -> str:
+             *, crs: str = MODIS_CRS, dtype: str = "int16", drop_asset: bool = False,
+             reliability: dict[tuple[int, int], int] | None = None) -> str:
     """Write composites ``(platform, month, day, value-or-'fill')`` as COGs + a static catalog."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     w, s, e, n = TILE.bounds
@@ -43,6 +45,11 @@ def _catalog(tmp_path: Path, composites: list[tuple[str, int, int, str]],
         item = _modis_item(product, platform, start, 12, 12, transform, (ny, nx), href, bbox)
         if drop_asset:
             item.assets.pop(NDVI_ASSET)
+        if reliability is not None:
+            qa = np.full((ny, nx), reliability[(month, day)], dtype="int8")
+            qa_href = href.replace(".tif", "-qa.tif")
+            Path(qa_href).write_bytes(_cog(qa, transform, crs, -1, {}))
+            item.add_asset(QA, pystac.Asset(qa_href, roles=["quality"]))
         items.append(item)
     cat = pystac.Catalog("c", "test")
     coll = pystac.Collection("modis-13A1-061", "t", pystac.Extent(
@@ -174,3 +181,13 @@ def test_shipped_sources_default_to_planetary_computer() -> None:
     assert (cover.kind, cover.collection, cover.asset, cover.period) == (
         "stac", "modis-13A1-061", "500m_16_days_NDVI", (2015, 2020))
     assert cover.query == '{"platform": {"eq": "terra"}}' and cover.nodata == -3000
+
+
+def test_optional_qa_filter_drops_unreliable_composites(tmp_path: Path) -> None:
+    composites = [("terra", 1, 1, "8000"), ("terra", 1, 17, "2000")]
+    composites += [("terra", m, 1, "8000") for m in range(2, 13)]
+    qa = {(m, d): 0 for _, m, d, _ in composites} | {(1, 1): 3}  # Jan 1 cloudy
+    url = _catalog(tmp_path, composites, reliability=qa)
+    off = read_source(_spec(url), TILE.bounds)["cover"].values[0, 0, 0]
+    on = read_source(_spec(url, qa_asset=QA), TILE.bounds)["cover"].values[0, 0, 0]
+    assert off == 0.5 and on == 0.0
