@@ -164,8 +164,9 @@ def main() -> None:  # noqa: PLR0915 - a linear script
         print(f"Kenya (h21v08 h21v09 h22v08 h22v09): {kenya_items} Terra items over "
               f"{args.years[0]}-{args.years[1]}; at the measured {per_item_px:.2f} B per 30″ cell "
               f"per item ≈ {kenya_items / 4 * kenya_cells * per_item_px / 2**30:.2f} GiB read "
-              f"(every 30″ cell of the bbox sees one MODIS tile per composite); raw int16 upper "
-              f"bound {composites * kenya_cells * 4 * 2 / 2**30:.2f} GiB")
+              f"(every 30″ cell of the bbox sees one MODIS tile per composite); the cells' own "
+              f"500 m pixels are {composites * kenya_cells * 4 * 2 / 2**30:.2f} GiB as raw int16 "
+              f"(the rest is whole 512² COG blocks and headers)")
     finally:
         if api is not None:
             api.stop()
