@@ -31,8 +31,8 @@ from rasterio.io import MemoryFile
 
 from gsocseq.demo import LC_RES, _land_cover, _World, write_demo_world
 from gsocseq.sources.cover import MOD13_FILL, MOD13_SCALE
-from gsocseq.sources.readers import url_to_fs
 from gsocseq.sources.stac import FsspecStacIO
+from gsocseq.storage import filesystem
 
 #: MODIS sinusoidal sphere and tile grid (MODLAND): 36 × 18 tiles of 2400² cells of 463.3127 m.
 MODIS_R: float = 6371007.181
@@ -276,7 +276,7 @@ def write_demo_stac(
     """Write the STAC flavour of the demo world under ``url``; returns its ``sources.toml`` URL."""
     toml_url = write_demo_world(url, storage_options, tiles_y=tiles_y, tiles_x=tiles_x,
                                 tile_size=tile_size, seed=seed)
-    fs, root = url_to_fs(url, storage_options)
+    fs, root = filesystem(url, storage_options)
     root = root.rstrip("/")
     protocol = url.split("://", 1)[0] + "://" if "://" in url else ""
     href_root = f"{protocol}{root}" if protocol else root

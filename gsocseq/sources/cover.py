@@ -3,7 +3,7 @@
 For calendar month m: ``P_veg(m) = #composites starting in m with NDVI > threshold / #valid
 composites starting in m``, per 30″ cell (the cube's ``cover``; the model's factor is
 ``1 − 0.4·P_veg``). A month without any valid composite leaves the cell NaN, masked with
-:attr:`~gsocseq.model.codes.Reason.NO_VALID_NDVI` (FAO's scripts silently set it to 0 = bare).
+:attr:`~gsocseq.vocabulary.Reason.NO_VALID_NDVI` (FAO's scripts silently set it to 0 = bare).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from gsocseq.model.codes import Reason
+from gsocseq.vocabulary import Reason
 
 #: MOD13A1/MOD13A2 061 NDVI packing: int16, NDVI = raw × 1e-4, valid −2000…10000, fill −3000.
 MOD13_SCALE: float = 1e-4

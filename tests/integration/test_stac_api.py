@@ -21,10 +21,10 @@ from gsocseq.cube.region import resolve_region
 from gsocseq.demo import sources_toml
 from gsocseq.demo_stac import MODIS_R, modis_tiles, write_demo_stac
 from gsocseq.errors import SourceError
-from gsocseq.model.codes import Reason
 from gsocseq.sources import load_sources
 from gsocseq.sources.spec import parse_sources
 from gsocseq.sources.stac import SIGNERS, check_assets, provenance, rio_env, search_items
+from gsocseq.vocabulary import Reason
 from tests.conftest import S3Server, free_port
 from tests.stac_server import StacApi, start_stac_api
 
@@ -154,10 +154,10 @@ def test_demo_run_with_stac_sources_models_the_file_flavours_pixels(stac_world: 
     import fsspec
 
     from gsocseq.config import RunConfig
+    from gsocseq.cube.product_cube import open_product_cube
     from gsocseq.pipeline import run
     from gsocseq.pipeline.plan import plan_run
-    from gsocseq.pipeline.product_cube import open_product_cube
-    from gsocseq.pipeline.store import read_json
+    from gsocseq.storage import read_json
 
     so = stac_world["so"]
     config = RunConfig(region="demo", out=f"s3://{BUCKET}/runs", sources=stac_world["api_toml"],

@@ -17,11 +17,11 @@ import xarray as xr
 from gsocseq.cube.grid import TileKey
 from gsocseq.demo_stac import MODIS_CRS, NDVI_ASSET, _cog, _modis_item, _modis_window
 from gsocseq.errors import GridMismatchError, InputValidationError, SourceError
-from gsocseq.model.codes import Reason
 from gsocseq.sources.adapters import read_source
 from gsocseq.sources.cover import mark_no_valid_ndvi, monthly_counts, p_veg
 from gsocseq.sources.spec import SourceSpec, parse_sources
 from gsocseq.sources.stac import matches, redact, search_items
+from gsocseq.vocabulary import Reason
 
 QA = "500m_16_days_pixel_reliability"
 TILE = TileKey(496, 464, 30)  # 0.25° at 64°W 33.3°S, MODIS tile h12v12
