@@ -69,18 +69,20 @@ def cover_from_ndvi(
     scale: float = MOD13_SCALE,
     fill: int = MOD13_FILL,
     reliability: xr.DataArray | None = None,
+    io_threads: int = 4,
 ) -> xr.DataArray:
     """Return ``cover`` = P_veg as ``(month, latitude, longitude)`` float32, computed on dask.
 
-    The reduction runs with the synchronous scheduler inside the calling task (a cube tile task on
-    the cluster), one composite chunk at a time: memory is bounded by the tile, not the period.
+    The reduction runs inside the calling task (a cube tile task on the cluster) on a local pool
+    of ``io_threads`` threads, a few composite chunks at a time: memory is bounded by the tile,
+    not by the period.
     """
     import dask
 
     n_veg, n_valid = monthly_counts(
         raw, threshold=threshold, scale=scale, fill=fill, reliability=reliability
     )
-    n_veg, n_valid = dask.compute(n_veg, n_valid, scheduler="synchronous")
+    n_veg, n_valid = dask.compute(n_veg, n_valid, scheduler="threads", num_workers=io_threads)
     share = p_veg(n_veg.values, n_valid.values)
     return xr.DataArray(
         share,

@@ -31,6 +31,10 @@ from gsocseq.sources.spec import SourceSpec
 
 Bounds = tuple[float, float, float, float]
 
+#: Threads reading COG headers and composites of one tile at once (I/O latency; memory stays
+#: bounded by a few composite windows of the tile).
+IO_THREADS: int = 4
+
 
 def _identity(item: pystac.Item) -> pystac.Item:
     return item
@@ -289,22 +293,28 @@ def check_assets(
 ) -> None:
     """Open each asset's header: its CRS must be ``spec.crs`` and its dtype one of ``dtypes``."""
     declared = rasterio.crs.CRS.from_user_input(spec.crs)
-    with rio_env(storage_options):
-        for item in items:
-            href = item.assets[spec.asset].href
-            signed = SIGNERS[spec.sign](item).assets[spec.asset].href
-            where = f"{_where(spec)}: item {item.id!r} asset {spec.asset!r} ({href})"
-            try:
-                with rasterio.open(signed) as src:
-                    crs, dtype = src.crs, src.dtypes[0]
-            except rasterio.errors.RasterioIOError as exc:
-                raise SourceError(f"{where}: cannot open: {str(exc).replace(signed, href)}") from None
-            if crs is None or crs != declared:
-                raise GridMismatchError(
-                    f"{where}: CRS is {crs.to_string() if crs else None}, expected {spec.crs}"
-                )
-            if dtype not in dtypes:
-                raise InputValidationError(f"{where}: dtype {dtype}, expected {' or '.join(dtypes)}")
+
+    def check(item: pystac.Item) -> None:
+        href = item.assets[spec.asset].href
+        signed = SIGNERS[spec.sign](item).assets[spec.asset].href
+        where = f"{_where(spec)}: item {item.id!r} asset {spec.asset!r} ({href})"
+        try:
+            with rio_env(storage_options), rasterio.open(signed) as src:
+                crs, dtype = src.crs, src.dtypes[0]
+        except rasterio.errors.RasterioIOError as exc:
+            message = redact(str(exc).replace(signed, href))
+            raise SourceError(f"{where}: cannot open: {message}") from None
+        if crs is None or crs != declared:
+            raise GridMismatchError(
+                f"{where}: CRS is {crs.to_string() if crs else None}, expected {spec.crs}"
+            )
+        if dtype not in dtypes:
+            raise InputValidationError(f"{where}: dtype {dtype}, expected {' or '.join(dtypes)}")
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(IO_THREADS) as pool:  # header reads are latency-bound
+        list(pool.map(check, items))
 
 
 def _group_key(item: pystac.Item, *_: Any) -> str:
@@ -378,10 +388,10 @@ def _on_tile(da: xr.DataArray, bounds: Bounds) -> xr.DataArray:
 
 
 def redact(message: str) -> str:
-    """Drop query strings (signatures) from the URLs in an error message."""
+    """Drop query strings (``?key=value…``: signatures) from the URLs in an error message."""
     import re
 
-    return re.sub(r"([a-z][a-z0-9+.-]*://[^\s'\"?]+)\?[^\s'\"]*", r"\1?<signature removed>", message)
+    return re.sub(r"\?(?=[^\s'\"]*=)[^\s'\"]*", "?<signature removed>", message)
 
 
 class StacAdapter:
