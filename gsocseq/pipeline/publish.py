@@ -20,7 +20,7 @@ from gsocseq.errors import PipelineError
 from gsocseq.pipeline.plan import RunPlan, resolve
 from gsocseq.pipeline.summary import SCENARIO_LABELS, region_totals, summarise
 from gsocseq.pipeline.tile import outcome_from_marker
-from gsocseq.vocabulary import LAYER_NAMES
+from gsocseq.vocabulary import LAYER_NAMES, SCHEME_QUALITY_LAYERS
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,12 @@ class PublishResult:
     """``True`` when everything was already published with this digest."""
 
 
-def product_layers(scenarios: tuple[str, ...], uncertainty: bool) -> tuple[str, ...]:
-    """Return the product layers of the requested scenarios, FAO order (T0 always)."""
+def product_layers(scenarios: tuple[str, ...], uncertainty: bool, scheme: str = "exact"
+                   ) -> tuple[str, ...]:
+    """Return the product layers of the requested scenarios and the scheme's quality layers.
+
+    FAO order (T0 always), then ``vocabulary.SCHEME_QUALITY_LAYERS[scheme]``.
+    """
     labels = {SCENARIO_LABELS[s] for s in scenarios}
     wanted = {"T0"}
     for label in labels:
@@ -55,7 +59,7 @@ def product_layers(scenarios: tuple[str, ...], uncertainty: bool) -> tuple[str, 
         unc |= {"BAU_Uncertainty"} if "BAU" in labels else set()
         unc |= {"SSM_Uncertainty"} if labels - {"BAU"} else set()
         wanted |= unc
-    return tuple(n for n in LAYER_NAMES if n in wanted)
+    return (*(n for n in LAYER_NAMES if n in wanted), *SCHEME_QUALITY_LAYERS[scheme])
 
 
 def read_markers(config: RunConfig, plan: RunPlan) -> list[dict[str, Any]]:
@@ -80,7 +84,7 @@ def publication_digest(config: RunConfig, plan: RunPlan, markers: list[dict[str,
     h = hashlib.sha256()
     for marker in markers:
         h.update(json.dumps([marker["tile"], marker["checksums"]], sort_keys=True).encode())
-    layers = product_layers(config.scenarios, config.uncertainty)
+    layers = product_layers(config.scenarios, config.uncertainty, config.scheme)
     h.update(json.dumps([plan.config_hash, plan.products_url, plan.stac_url, layers]).encode())
     return h.hexdigest()
 
@@ -106,7 +110,7 @@ def publish(config: RunConfig, plan: RunPlan) -> PublishResult:
     storage.write_json_if_changed(f"{plan.run_url}/publishing.json", {"digest": digest}, so)
     for folder in (plan.done_url, f"{plan.products_url}/{plan.region_name}"):
         storage.remove_temporaries(folder, so)  # left by killed writers; publication is the only one
-    layers = product_layers(config.scenarios, config.uncertainty)
+    layers = product_layers(config.scenarios, config.uncertainty, config.scheme)
     ds = open_product_cube(plan.product_cube_url, so)[list(layers)]
     assets = write_region_cogs(ds, plan.region_name, plan.products_url, so,
                                skip_existing=resuming == digest)
@@ -116,6 +120,7 @@ def publish(config: RunConfig, plan: RunPlan) -> PublishResult:
     provenance = Provenance(
         code_version=__version__, scheme=config.scheme, config_hash=plan.config_hash,
         inputs=inputs, map_version=config.map_version,
+        ssm_increase={k: list(v) for k, v in config.ssm_increase.items()},
     )
     item = build_item(plan.region_name, assets, bbox=tuple(region.bbox), provenance=provenance)
     catalog = write_catalog([item], plan.stac_url, so, provenance=provenance)
