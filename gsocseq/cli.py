@@ -185,18 +185,21 @@ def validate_command(url: str, storage_options: str | None) -> None:
 @click.option("--tiles-x", type=int, default=3, show_default=True)
 @click.option("--tile-size", type=int, default=240, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--stac", is_flag=True, help="STAC flavour: land cover and NDVI cover via a catalog.")
 @STORAGE_OPTION
 def demo_data_command(url: str, tiles_y: int, tiles_x: int, tile_size: int, seed: int,
-                      storage_options: str | None) -> None:
+                      stac: bool, storage_options: str | None) -> None:
     """Write the synthetic demo world (inputs in real formats + sources.toml) to URL."""
     from gsocseq.config import normalise_url
     from gsocseq.demo import write_demo_world
+    from gsocseq.demo_stac import write_demo_stac
 
     try:
         url = normalise_url(url, what="URL")
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    written = write_demo_world(url, _storage_options(storage_options), tiles_y=tiles_y,
+    write = write_demo_stac if stac else write_demo_world
+    written = write(url, _storage_options(storage_options), tiles_y=tiles_y,
                                tiles_x=tiles_x, tile_size=tile_size, seed=seed)
     click.echo(f"demo world written: {written}")
 

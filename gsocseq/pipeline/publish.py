@@ -101,6 +101,7 @@ def publish(config: RunConfig, plan: RunPlan, client: Any = None) -> PublishResu
     """
     from gsocseq.pipeline import publish_tasks as tasks
     from gsocseq.products.stac import Provenance, build_item, write_catalog
+    from gsocseq.sources.stac import stac_inputs
 
     so = config.storage_options
     markers = read_markers(config, plan)
@@ -124,10 +125,12 @@ def publish(config: RunConfig, plan: RunPlan, client: Any = None) -> PublishResu
     assets = tasks.write_layer_cogs(config, plan, layers, client, skip_existing=resuming == digest)
     national = tasks.write_country_cogs(config, plan, countries, layers, client,
                                         skip_existing=resuming == digest)
+    sources, _ = resolve(config)
+    inputs = {"cube": plan.cube_url, "sources": plan.sources_url or "gsocseq:sources.toml"}
+    inputs.update(stac_inputs(sources, region.bbox, sources.storage_options))
     provenance = Provenance(
         code_version=__version__, scheme=config.scheme, config_hash=plan.config_hash,
-        inputs={"cube": plan.cube_url, "sources": plan.sources_url or "gsocseq:sources.toml"},
-        map_version=config.map_version,
+        inputs=inputs, map_version=config.map_version,
         ssm_increase={k: list(v) for k, v in config.ssm_increase.items()},
     )
     item = build_item(plan.region_name, assets, bbox=tuple(region.bbox), provenance=provenance)
