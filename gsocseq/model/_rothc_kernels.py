@@ -87,6 +87,28 @@ def rate_factor(
     return a * b * c * rmod * TSTEP
 
 
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def smd_rate(
+    smd: float, df: float, cover: float, a: float, rmod: float, smd_max: float, smd_1bar: float,
+    smd_bare: float,
+) -> tuple[float, float]:
+    """Return (deficit, rate): :func:`smd_step` then :func:`rate_factor`, written branch-free.
+
+    Both arms of every rule are computed and one is selected, with the same comparisons (so the
+    same numbers and the same NaN propagation), which lets LLVM vectorise the loop over pixels.
+    """
+    v = smd + df
+    v = 0.0 if v > 0.0 else v
+    lo = smd_bare if smd > smd_bare else smd
+    v_bare = lo if lo > v else v
+    v_cov = smd_max if v < smd_max else v
+    s = v_bare if cover < 0.5 else v_cov
+    b_dry = RM_MOIST_MIN + (1.0 - RM_MOIST_MIN) * (smd_max - s) / (smd_max - smd_1bar)
+    b = 1.0 if s > smd_1bar else b_dry
+    c = 1.0 - 0.4 * cover
+    return s, a * b * c * rmod * TSTEP
+
+
 #: |x| up to which :func:`_exp_poly` is used for exp(x).
 EXP_POLY_MAX = 0.125
 
@@ -187,6 +209,8 @@ def _run_block(
     co2m = np.empty(nb)
     rate = np.empty(nb)
     ehum = np.empty(nb)
+    fd = np.empty(nb)  # DPM and RPM shares of the plant input
+    fr = np.empty(nb)
     for j in range(nb):
         i = i0 + j
         f_co2[j], f_bio[j], f_hum[j], s_max[j], s_1bar[j], s_bare[j] = soil_constants(
@@ -198,11 +222,18 @@ def _run_block(
         hum[j] = out_pools[i, 3]
         smd[j] = out_smd[i]
         co2s[j] = co2_tot[i]
+        dr = dpm_rpm[0, i]
+        fd[j] = dr / (1.0 + dr)
+        fr[j] = 1.0 / (1.0 + dr)
     n_months = tmp.shape[0]
     for rep in range(repeat):
         for m in range(n_months):
-            md = m if dr_monthly else 0
             mf = m if fym_monthly else 0
+            if dr_monthly:
+                for j in range(nb):
+                    dr = dpm_rpm[m, i0 + j]
+                    fd[j] = dr / (1.0 + dr)
+                    fr[j] = 1.0 / (1.0 + dr)
             for j in range(nb):
                 rate[j] = temperature_factor(tmp[m, i0 + j])
             if check and rep == 0:
@@ -223,9 +254,8 @@ def _run_block(
             for j in range(nb):
                 i = i0 + j
                 cov = cover[m, i]
-                s = smd_step(smd[j], prec[m, i] - evap_factor * pet[m, i], cov, s_max[j],
-                             s_bare[j])
-                r = rate_factor(rate[j], s, cov, rmod[i], s_max[j], s_1bar[j])
+                s, r = smd_rate(smd[j], prec[m, i] - evap_factor * pet[m, i], cov, rate[j],
+                                rmod[i], s_max[j], s_1bar[j], s_bare[j])
                 smd[j] = s + 0.0 * r  # a NaN rate (any NaN input) also marks the deficit
                 rate[j] = r
             for j in range(nb):
@@ -247,10 +277,9 @@ def _run_block(
                 hum1 = p4 * e4
                 tot = (p1 - dpm1) + (p2 - rpm1) + (p3 - bio1) + (p4 - hum1)
                 cin = c_inp[m, i]
-                dr = dpm_rpm[md, i]
                 fy = fym[mf, i]
-                dpm[j] = dpm1 + dr / (1.0 + dr) * cin + FYM_DPM * fy
-                rpm[j] = rpm1 + 1.0 / (1.0 + dr) * cin + FYM_RPM * fy
+                dpm[j] = dpm1 + fd[j] * cin + FYM_DPM * fy
+                rpm[j] = rpm1 + fr[j] * cin + FYM_RPM * fy
                 bio[j] = bio1 + tot * f_bio[j]
                 hum[j] = hum1 + tot * f_hum[j] + FYM_HUM * fy
                 co2m[j] = tot * f_co2[j]
@@ -349,9 +378,8 @@ def _years_block(
             for j in range(nb):
                 i = i0 + j
                 cov = cover[mm, i]
-                s = smd_step(smd[j], prec[m, i] * p_scale - evap_factor * pet[m, i], cov,
-                             s_max[j], s_bare[j])
-                r = rate_factor(rate[j], s, cov, rmod[i], s_max[j], s_1bar[j])
+                s, r = smd_rate(smd[j], prec[m, i] * p_scale - evap_factor * pet[m, i], cov,
+                                rate[j], rmod[i], s_max[j], s_1bar[j], s_bare[j])
                 smd[j] = s + 0.0 * r
                 rate[j] = r
             for j in range(nb):
@@ -454,13 +482,13 @@ def steady_smd_pixel(s0, df, cover, smd_max, smd_bare, max_iter=10_000):
             s = u
             continue
         # f(s + k·delta) = s + (k+1)·delta while k·delta stays in [lo, hi]
-        if delta > 0.0:
-            k = np.floor(hi / delta)
-        else:
-            k = np.floor(lo / delta)
-        if k < 0.0:
-            k = 0.0
-        s = s + (k + 1.0) * delta
+        edge = hi if delta > 0.0 else lo
+        q = edge / delta
+        if q < 2.0**52:
+            k = np.floor(q) if q > 0.0 else 0.0
+            s = s + (k + 1.0) * delta
+        else:  # a drift below the rounding of s (e.g. denormal): k·delta would overflow
+            s = s + edge + delta
     return s
 
 
@@ -526,8 +554,8 @@ def _annual_block(
         for j in range(nb):
             i = i0 + j
             cov = cover[m, i]
-            s = smd_step(smd[j], prec[m, i] - evap_factor * pet[m, i], cov, s_max[j], s_bare[j])
-            r = rate_factor(rate[j], s, cov, rmod[i], s_max[j], s_1bar[j])
+            s, r = smd_rate(smd[j], prec[m, i] - evap_factor * pet[m, i], cov, rate[j], rmod[i],
+                            s_max[j], s_1bar[j], s_bare[j])
             smd[j] = s + 0.0 * r
             rate[j] = r
         for j in range(nb):
