@@ -189,7 +189,8 @@ def _run_block(
     Each month runs as short loops over the block (temperature factor; deficit and rate; decay
     factor; pool update) so the branch-free ones vectorise. With ``check`` the month's six inputs
     (tmp, prec, pet, cover, c_inp, fym), just read and still in L1, are also tested against
-    ``[lo[k], hi[k]]`` and finiteness: returns the number of bad values (0 without ``check``).
+    ``[lo[k], hi[k]]`` (finite bounds, so the same two comparisons also catch NaN and ±inf):
+    returns the number of bad values (0 without ``check``).
     """
     bad = 0
     nb = i1 - i0
@@ -245,12 +246,13 @@ def _run_block(
                     v3 = cover[m, i]
                     v4 = c_inp[m, i]
                     v5 = fym[mf, i]
-                    bad += (((v0 < lo[0]) | (v0 > hi[0]) | (v0 - v0 != 0.0))
-                            + ((v1 < lo[1]) | (v1 > hi[1]) | (v1 - v1 != 0.0))
-                            + ((v2 < lo[2]) | (v2 > hi[2]) | (v2 - v2 != 0.0))
-                            + ((v3 < lo[3]) | (v3 > hi[3]) | (v3 - v3 != 0.0))
-                            + ((v4 < lo[4]) | (v4 > hi[4]) | (v4 - v4 != 0.0))
-                            + ((v5 < lo[5]) | (v5 > hi[5]) | (v5 - v5 != 0.0)))
+                    # lo, hi are finite: NaN and ±inf fail one of the two comparisons
+                    bad += ((not ((v0 >= lo[0]) & (v0 <= hi[0])))
+                            + (not ((v1 >= lo[1]) & (v1 <= hi[1])))
+                            + (not ((v2 >= lo[2]) & (v2 <= hi[2])))
+                            + (not ((v3 >= lo[3]) & (v3 <= hi[3])))
+                            + (not ((v4 >= lo[4]) & (v4 <= hi[4])))
+                            + (not ((v5 >= lo[5]) & (v5 <= hi[5]))))
             for j in range(nb):
                 i = i0 + j
                 cov = cover[m, i]

@@ -299,8 +299,10 @@ def _ensure_checked(s: Site) -> None:
 
 
 _FUSED = ("tmp", "prec", "pet", "cover", "c_inp", "fym")
-_FUSED_LO = np.array([DOMAINS[k][0] for k in _FUSED])
-_FUSED_HI = np.array([DOMAINS[k][1] for k in _FUSED])
+#: Finite bounds (±inf domain ends clipped to the largest float): ``lo <= v <= hi`` then also
+#: rejects NaN and ±inf, two comparisons per value in the kernel's check.
+_FUSED_LO = np.maximum([DOMAINS[k][0] for k in _FUSED], -np.finfo(np.float64).max)
+_FUSED_HI = np.minimum([DOMAINS[k][1] for k in _FUSED], np.finfo(np.float64).max)
 
 
 def _monthly(name: str, value: object, s: Site, default_zero: bool = False) -> np.ndarray:
