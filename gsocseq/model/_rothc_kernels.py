@@ -15,7 +15,10 @@ Equations, constants and order of updates follow Rothamsted's RothC code (``Roth
 Speed (measured, see ``benchmarks/bench_rothc.py``): the four decay factors come from one
 exponential, exp(-r·k) = exp(-r·0.02)^(k/0.02) with integer powers 500/15/33/1 (~1e-14 relative
 from four ``exp`` calls), and that exponential is a polynomial for the usual small arguments, so
-the per-month loops over a block vectorise (the temperature factor too: exp(x/64)^64). Compiled with
+the per-month loops over a block vectorise (the temperature factor too: exp(x/64)^64; the deficit
+and rate step is branch-free, :func:`smd_rate`). The same block layout serves the warm-up
+(:func:`run_years`: one plant input per year, scaled climate read on the fly) and the annual maps
+(:func:`annual`: months outer, the block's pixels inner). Compiled with
 ``error_model="numpy"`` (a division by zero gives inf/NaN, never an exception) and FMA
 contraction only (no fast-math that would drop NaN semantics).
 """
@@ -72,30 +75,16 @@ def smd_step(smd: float, df: float, cover: float, smd_max: float, smd_bare: floa
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
-def rate_factor(
-    a: float, smd: float, cover: float, rmod: float, smd_max: float, smd_1bar: float
-) -> float:
-    """Return the combined monthly rate factor a·b·c·rmod·t (t = 1/12 yr).
-
-    ``a`` is :func:`temperature_factor`; b comes from the (already updated) deficit ``smd``.
-    """
-    if smd > smd_1bar:
-        b = 1.0
-    else:
-        b = RM_MOIST_MIN + (1.0 - RM_MOIST_MIN) * (smd_max - smd) / (smd_max - smd_1bar)
-    c = 1.0 - 0.4 * cover
-    return a * b * c * rmod * TSTEP
-
-
-@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def smd_rate(
     smd: float, df: float, cover: float, a: float, rmod: float, smd_max: float, smd_1bar: float,
     smd_bare: float,
 ) -> tuple[float, float]:
-    """Return (deficit, rate): :func:`smd_step` then :func:`rate_factor`, written branch-free.
+    """Return the end-of-month deficit (mm) and the combined monthly rate factor a·b·c·rmod·t.
 
-    Both arms of every rule are computed and one is selected, with the same comparisons (so the
-    same numbers and the same NaN propagation), which lets LLVM vectorise the loop over pixels.
+    :func:`smd_step`, then b from the updated deficit, c = 1 - 0.4·cover, t = 1/12 yr, with ``a``
+    the :func:`temperature_factor`. Written branch-free: both arms of every rule are computed and
+    one is selected, with the same comparisons (so the same numbers and the same NaN propagation),
+    which lets LLVM vectorise the loop over pixels.
     """
     v = smd + df
     v = 0.0 if v > 0.0 else v
@@ -126,14 +115,6 @@ def _exp_poly(x: float) -> float:
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
-def exp_small(x: float) -> float:
-    """Return exp(x): :func:`_exp_poly` for |x| ≤ EXP_POLY_MAX, else ``np.exp``. NaN → NaN."""
-    if abs(x) <= EXP_POLY_MAX:
-        return _exp_poly(x)
-    return np.exp(x)
-
-
-@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def _powers(e: float) -> tuple[float, float, float, float]:
     """Return (e^500, e^15, e^33, e): the decay factors of DPM, RPM, BIO, HUM from HUM's."""
     e2 = e * e
@@ -145,16 +126,6 @@ def _powers(e: float) -> tuple[float, float, float, float]:
     e128 = e64 * e64
     e256 = e128 * e128
     return e256 * e128 * e64 * e32 * e16 * e4, e8 * e4 * e2 * e, e32 * e, e
-
-
-@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
-def decay_factors(r: float) -> tuple[float, float, float, float]:
-    """Return exp(-r·k) for DPM, RPM, BIO, HUM, with ``r`` = a·b·c·rmod·t.
-
-    The rate constants are 500, 15, 33 and 1 times K_HUM, so one exponential and integer powers
-    (repeated squaring) give all four: mathematically identical, ~1e-14 relative difference.
-    """
-    return _powers(exp_small(-r * K_HUM))
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
