@@ -173,7 +173,7 @@ def compute_tiles(jobs: list[tuple[RunConfig, RunPlan]]) -> list[RegionReport]:
             scenarios=config.scenarios, wall_seconds=time.monotonic() - t0,
             urls={"run": plan.run_url}, published=published is not None,
         )
-        reports.append(RegionReport.from_pipeline(summary, published))
+        reports.append(RegionReport.from_pipeline(summary, published, config.storage_options))
     return reports
 
 

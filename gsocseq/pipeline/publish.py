@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gsocseq import __version__
@@ -22,6 +22,9 @@ from gsocseq.pipeline.plan import RunPlan, resolve
 from gsocseq.pipeline.product_cube import open_product_cube
 from gsocseq.pipeline.summary import SCENARIO_LABELS, region_totals, summarise
 from gsocseq.pipeline.tile import outcome_from_marker
+
+PUBLICATION_FORMAT: int = 2
+"""What a publication holds; part of the digest (2: COGs, quick-look PNGs, STAC with their assets)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,10 @@ class PublishResult:
     """SHA-256 of the published content (tile checksums + layers)."""
     skipped: bool
     """``True`` when everything was already published with this digest."""
+    quicklooks: dict[str, str] = field(default_factory=dict)
+    """Layer → URL of its quick-look PNG (STAC ``overview`` assets)."""
+    thumbnail: str | None = None
+    """URL of the region's thumbnail PNG (STAC ``thumbnail`` asset)."""
 
 
 def product_layers(scenarios: tuple[str, ...], uncertainty: bool) -> tuple[str, ...]:
@@ -82,14 +89,16 @@ def publication_digest(config: RunConfig, plan: RunPlan, markers: list[dict[str,
     for marker in markers:
         h.update(json.dumps([marker["tile"], marker["checksums"]], sort_keys=True).encode())
     layers = product_layers(config.scenarios, config.uncertainty)
-    h.update(json.dumps([plan.config_hash, plan.products_url, plan.stac_url, layers]).encode())
+    h.update(json.dumps([plan.config_hash, plan.products_url, plan.stac_url, layers,
+                         PUBLICATION_FORMAT]).encode())
     return h.hexdigest()
 
 
 def publish(config: RunConfig, plan: RunPlan) -> PublishResult:
     """Write the COGs and the STAC catalog of a finished run (the catalog last); skip if current."""
     from gsocseq.products.cog import write_region_cogs
-    from gsocseq.products.stac import Provenance, build_item, write_catalog
+    from gsocseq.products.quicklook import write_quicklooks
+    from gsocseq.products.stac import Provenance, add_quicklook_assets, build_item, write_catalog
 
     so = config.storage_options
     markers = read_markers(config, plan)
@@ -101,7 +110,8 @@ def publish(config: RunConfig, plan: RunPlan) -> PublishResult:
     done = store.read_json(plan.published_url, so)
     if done is not None and done.get("digest") == digest:
         return PublishResult(dict(done["cogs"]), done["catalog"], tuple(done["items"]), totals,
-                             digest, skipped=True)
+                             digest, skipped=True, quicklooks=dict(done.get("quicklooks", {})),
+                             thumbnail=done.get("thumbnail"))
     resuming = (store.read_json(f"{plan.run_url}/publishing.json", so) or {}).get("digest")
     store.write_json_if_changed(f"{plan.run_url}/publishing.json", {"digest": digest}, so)
     for folder in (plan.done_url, f"{plan.products_url}/{plan.region_name}"):
@@ -116,10 +126,15 @@ def publish(config: RunConfig, plan: RunPlan) -> PublishResult:
         map_version=config.map_version,
     )
     _, region = resolve(config)
-    item = build_item(plan.region_name, assets, bbox=tuple(region.bbox), provenance=provenance)
-    catalog = write_catalog([item], plan.stac_url, so, provenance=provenance)
     cogs = {a.layer: a.href for a in assets}
+    looks = write_quicklooks(cogs, plan.region_name, plan.products_url, so)
+    item = build_item(plan.region_name, assets, bbox=tuple(region.bbox), provenance=provenance)
+    add_quicklook_assets(item, looks.overviews, looks.thumbnail)
+    catalog = write_catalog([item], plan.stac_url, so, provenance=provenance)
     items = (item.get_self_href() or "",)
     store.write_json(plan.published_url, {"digest": digest, "cogs": cogs, "catalog": catalog,
-                                          "items": list(items), "totals": totals}, so)
-    return PublishResult(cogs, catalog, items, totals, digest, skipped=False)
+                                          "items": list(items), "totals": totals,
+                                          "quicklooks": looks.overviews,
+                                          "thumbnail": looks.thumbnail}, so)
+    return PublishResult(cogs, catalog, items, totals, digest, skipped=False,
+                         quicklooks=looks.overviews, thumbnail=looks.thumbnail)
