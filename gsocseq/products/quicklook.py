@@ -209,7 +209,7 @@ def read_preview(
     read do not grow with the region. Values float64 in the layer's units, NaN = nodata.
     """
     fs, path = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
-    with rasterio.Env(session=DummySession()), rasterio.open(path, opener=fs.open) as src:
+    with rasterio.Env(session=DummySession()), rasterio.open(url, opener=fs) as src:
         step = max(1, math.ceil(max(src.width, src.height) / max_cells))
         shape = (max(1, math.ceil(src.height / step)), max(1, math.ceil(src.width / step)))
         data = src.read(1, out_shape=shape, resampling=Resampling.average, masked=False)
