@@ -318,7 +318,8 @@ def render_html(report: RunReport) -> str:
     esc = html.escape
     w, s, e, n = report.bbox
     title = f"GSOCseq {c['map_version']} — {p.region_name} ({c['scheme']} scheme)"
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}"
+    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+             f"<link rel='icon' href='data:,'><title>{esc(title)}"
              f"</title><style>{_CSS}</style></head><body><h1>{esc(title)}</h1>"]
     run_rows = {
         "region": f"{p.region} (products named {p.region_name})",

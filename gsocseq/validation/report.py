@@ -438,7 +438,8 @@ def _html(sections: list[Section], summary: pd.DataFrame) -> str:
     from gsocseq.products.quicklook import data_uri
 
     esc = html.escape
-    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>gsocseq "
+    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+             "<link rel='icon' href='data:,'><title>gsocseq "
              "validation report</title><style>body{font-family:system-ui,sans-serif;max-width:"
              "1050px;margin:2rem auto;padding:0 1rem;color:#222}h2{border-bottom:1px solid #ccc;"
              "margin-top:2rem}table{border-collapse:collapse;font-size:.85rem}td,th{padding:.2rem "
