@@ -115,19 +115,14 @@ def _shown(layer: str) -> bool:
 def _pictures(quicklooks: dict[str, str], storage_options: dict[str, Any] | None
               ) -> dict[str, str]:
     """Read the shown quick looks from the store as data URIs (a missing one is left out)."""
-    import fsspec
-
+    from gsocseq import storage
     from gsocseq.products.quicklook import data_uri
 
     out = {}
     for layer, url in quicklooks.items():
-        if not _shown(layer):
-            continue
-        try:
-            with fsspec.open(url, "rb", **(storage_options or {})) as f:
-                out[layer] = data_uri(f.read())
-        except OSError:  # the links below still name it
-            continue
+        png = storage.read_bytes(url, storage_options) if _shown(layer) else None
+        if png is not None:  # a missing one is still linked below
+            out[layer] = data_uri(png)
     return out
 
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gsocseq.model.codes import SCENARIOS
+from gsocseq.vocabulary import SCENARIOS
 
 #: URL schemes accepted for ``out`` and ``sources``.
 URL_SCHEMES: tuple[str, ...] = ("file", "s3", "memory", "gs", "gcs", "az", "abfs")
@@ -178,8 +178,8 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _add_storage_retries(self) -> RunConfig:
-        """Give S3 runs bounded request retries with backoff (:mod:`gsocseq.pipeline.retry`)."""
-        from gsocseq.pipeline.retry import with_s3_retries
+        """Give S3 runs bounded request retries with backoff (:mod:`gsocseq.storage`)."""
+        from gsocseq.storage import with_s3_retries
 
         so = with_s3_retries(self.storage_options, self.out, self.sources)
         if so is not self.storage_options:

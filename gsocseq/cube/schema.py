@@ -13,7 +13,7 @@ tmp            (latitude, longitude, time)            degC        monthly mean a
 prec           (latitude, longitude, time)            mm/month    monthly precipitation
 pet            (latitude, longitude, time)            mm/month    monthly potential evapotranspiration
 cover          (latitude, longitude, month)           1           monthly vegetated share 0-1 (climatology)
-reason         (latitude, longitude)                  1 (code)    :class:`gsocseq.model.codes.Reason`, uint8
+reason         (latitude, longitude)                  1 (code)    :class:`gsocseq.vocabulary.Reason`, uint8
 =============  =====================================  ==========  =========================================
 
 ``time`` is monthly, January 1981 … December 2020 (480 months) by default; ``month`` is 1…12.

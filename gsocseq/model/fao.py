@@ -208,6 +208,20 @@ def euler_unstable(xi: np.ndarray, years_per_call: int, *, criterion: str = "cyc
     raise InputValidationError(f"criterion must be 'cycle' or 'month', got {criterion!r}")
 
 
+def euler_unstable_months(xi: np.ndarray, years_per_call: int) -> np.ndarray:
+    """Return per pixel the most months in one year whose DPM Euler step factor leaves [−1, 1].
+
+    ``xi`` is ``(12·calls, n)``; a month counts when ``|1 − 10·xi/12| > 1`` (``xi > 2.4``) and the
+    call steps through it (a one-year call never uses December's modifier). ``uint8 (n,)``, 0–12;
+    NaN modifiers do not count.
+    """
+    x = np.asarray(xi, dtype=np.float64).reshape(-1, 12, np.shape(xi)[-1])
+    used = x if years_per_call > 1 else x[:, :11]
+    with np.errstate(invalid="ignore"):
+        outside = np.abs(1.0 - K_DPM * EULER_STEP * used) > 1.0
+    return outside.sum(axis=1).max(axis=0).astype(np.uint8)
+
+
 @njit(nogil=True, cache=True)
 def _euler_kernel(
     pools: np.ndarray,

@@ -13,15 +13,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from gsocseq import __version__
+from gsocseq import __version__, storage
 from gsocseq.config import RunConfig
+from gsocseq.cube.product_cube import open_product_cube
 from gsocseq.errors import PipelineError
-from gsocseq.model.codes import LAYER_NAMES
-from gsocseq.pipeline import store
 from gsocseq.pipeline.plan import RunPlan, resolve
-from gsocseq.pipeline.product_cube import open_product_cube
 from gsocseq.pipeline.summary import SCENARIO_LABELS, region_totals, summarise
 from gsocseq.pipeline.tile import outcome_from_marker
+from gsocseq.vocabulary import LAYER_NAMES
 
 PUBLICATION_FORMAT: int = 2
 """What a publication holds; part of the digest (2: COGs, quick-look PNGs, STAC with their assets)."""
@@ -71,7 +70,7 @@ def read_markers(config: RunConfig, plan: RunPlan) -> list[dict[str, Any]]:
     so = config.storage_options
     markers, missing = [], []
     for tile_id in plan.tile_ids:
-        marker = store.read_json(plan.marker_url(tile_id), so)
+        marker = storage.read_json(plan.marker_url(tile_id), so)
         if marker is None or marker.get("config_hash") != plan.config_hash:
             missing.append(tile_id)
         else:
@@ -107,15 +106,15 @@ def publish(config: RunConfig, plan: RunPlan) -> PublishResult:
         [outcome_from_marker(m, "done") for m in markers], region=plan.region,
         config_hash=plan.config_hash, scenarios=config.scenarios, wall_seconds=0.0, urls={},
     ))
-    done = store.read_json(plan.published_url, so)
+    done = storage.read_json(plan.published_url, so)
     if done is not None and done.get("digest") == digest:
         return PublishResult(dict(done["cogs"]), done["catalog"], tuple(done["items"]), totals,
                              digest, skipped=True, quicklooks=dict(done.get("quicklooks", {})),
                              thumbnail=done.get("thumbnail"))
-    resuming = (store.read_json(f"{plan.run_url}/publishing.json", so) or {}).get("digest")
-    store.write_json_if_changed(f"{plan.run_url}/publishing.json", {"digest": digest}, so)
+    resuming = (storage.read_json(f"{plan.run_url}/publishing.json", so) or {}).get("digest")
+    storage.write_json_if_changed(f"{plan.run_url}/publishing.json", {"digest": digest}, so)
     for folder in (plan.done_url, f"{plan.products_url}/{plan.region_name}"):
-        store.remove_temporaries(folder, so)  # left by killed writers; publication is the only one
+        storage.remove_temporaries(folder, so)  # left by killed writers; publication is the only one
     layers = product_layers(config.scenarios, config.uncertainty)
     ds = open_product_cube(plan.product_cube_url, so)[list(layers)]
     assets = write_region_cogs(ds, plan.region_name, plan.products_url, so,
@@ -132,9 +131,9 @@ def publish(config: RunConfig, plan: RunPlan) -> PublishResult:
     add_quicklook_assets(item, looks.overviews, looks.thumbnail)
     catalog = write_catalog([item], plan.stac_url, so, provenance=provenance)
     items = (item.get_self_href() or "",)
-    store.write_json(plan.published_url, {"digest": digest, "cogs": cogs, "catalog": catalog,
-                                          "items": list(items), "totals": totals,
-                                          "quicklooks": looks.overviews,
-                                          "thumbnail": looks.thumbnail}, so)
+    storage.write_json(plan.published_url, {"digest": digest, "cogs": cogs, "catalog": catalog,
+                                            "items": list(items), "totals": totals,
+                                            "quicklooks": looks.overviews,
+                                            "thumbnail": looks.thumbnail}, so)
     return PublishResult(cogs, catalog, items, totals, digest, skipped=False,
                          quicklooks=looks.overviews, thumbnail=looks.thumbnail)

@@ -16,16 +16,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from gsocseq import __version__
+from gsocseq import __version__, storage
 from gsocseq.config import RunConfig
 from gsocseq.cube.grid import TileKey, cell_area_ha
+from gsocseq.cube.product_cube import REASON_VAR, write_product_tile
 from gsocseq.errors import PipelineError
-from gsocseq.model.codes import LAYER_NAMES, LAYERS, Reason
 from gsocseq.model.phases import PhaseConfig, run_phases
-from gsocseq.pipeline import store
 from gsocseq.pipeline.plan import RunPlan
-from gsocseq.pipeline.product_cube import REASON_VAR, write_product_tile
-from gsocseq.pipeline.retry import TILE_ATTEMPTS, call_with_retries
+from gsocseq.storage import TILE_ATTEMPTS, call_with_retries
+from gsocseq.vocabulary import LAYER_NAMES, LAYERS, Reason
 
 PIXEL_BATCH: int = 16384
 """Pixels passed to ``run_phases`` at once: bounds the (months × pixels) copies to ~190 MB."""
@@ -120,7 +119,7 @@ def run_tile(
     """Compute one tile into the product cube and write its completion marker last.
 
     Skips the tile (status ``skipped``) when its marker exists for this configuration. A transient
-    storage error retries the whole tile (up to ``attempts`` times, :mod:`gsocseq.pipeline.retry`).
+    storage error retries the whole tile (up to ``attempts`` times, :mod:`gsocseq.storage`).
     Errors give status ``failed`` with the message, or raise :class:`PipelineError` with
     ``raise_errors``.
     """
@@ -137,7 +136,7 @@ def _run_tile_once(config: RunConfig, plan: RunPlan, tile_id: str) -> TileOutcom
     """One attempt of :func:`run_tile` (raises on any error)."""
     so = config.storage_options
     marker_url = plan.marker_url(tile_id)
-    marker = store.read_json(marker_url, so)
+    marker = storage.read_json(marker_url, so)
     if marker is not None and marker.get("config_hash") == plan.config_hash:
         return outcome_from_marker(marker, "skipped")
     t_start = time.perf_counter()
@@ -152,7 +151,7 @@ def _run_tile_once(config: RunConfig, plan: RunPlan, tile_id: str) -> TileOutcom
         **tile_statistics(tile, layers, reason),
         "seconds": round(time.perf_counter() - t_start, 3),
     }
-    store.write_json(marker_url, doc, so)
+    storage.write_json(marker_url, doc, so)
     return outcome_from_marker(doc, "done")
 
 
@@ -175,10 +174,10 @@ def finished_tiles(config: RunConfig, plan: RunPlan) -> dict[str, TileOutcome]:
     """
     so = config.storage_options
     wanted = {f"{t}.json": t for t in plan.tile_ids}
-    names = [n for n in store.list_names(plan.done_url, so) if n in wanted]
+    names = [n for n in storage.list_names(plan.done_url, so) if n in wanted]
     if not names:
         return {}
-    fs, path = store.filesystem(plan.done_url, so)
+    fs, path = storage.filesystem(plan.done_url, so)
     blobs = fs.cat([f"{path}/{n}" for n in names], on_error="omit")
     out = {}
     for blob in blobs.values():

@@ -25,13 +25,11 @@ import logging
 import math
 import re
 import tempfile
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import numpy as np
 import rasterio
 import rasterio.shutil
@@ -42,14 +40,14 @@ from rio_cogeo.cogeo import cog_validate
 
 from gsocseq.cube.grid import CRS, N_COLS, N_ROWS, RES_DEG
 from gsocseq.errors import GridMismatchError, InputValidationError, ProductValidationError
-from gsocseq.model.codes import LAYER_NAMES, LAYERS, fao_file_name
 from gsocseq.products.profiles import CogProfile, get_profile
+from gsocseq.storage import filesystem, put_file
+from gsocseq.vocabulary import LAYER_NAMES, LAYERS, fao_file_name
 
 __all__ = [
     "CogAsset",
     "check_cog",
     "cog_url",
-    "ensure_parent",
     "file_digest",
     "grid_transform",
     "layer_description",
@@ -65,7 +63,6 @@ NODATA: float = math.nan
 STRIP_ROWS: int = 2048
 """Rows computed and written at a time while streaming a layer (bounds memory per file)."""
 _ALIGN_TOL_CELLS = 1e-6
-_FLAT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}
 _REGION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
@@ -74,7 +71,7 @@ class CogAsset:
     """One written COG: what the STAC item needs to describe it."""
 
     layer: str
-    """Product layer name (a key of :data:`gsocseq.model.codes.LAYERS`)."""
+    """Product layer name (a key of :data:`gsocseq.vocabulary.LAYERS`)."""
     href: str
     """URL of the file as written (``s3://…``, ``file://…``, ``memory://…`` or a path)."""
     size: int
@@ -250,7 +247,7 @@ def write_cog(
     data
         Layer on the global grid: dims (``latitude``, ``longitude``) with cell-centre coordinates,
         float values in the layer's units (``data.name`` a product layer; units from
-        ``attrs["units"]`` or :data:`~gsocseq.model.codes.LAYERS`). NaN marks nodata. Dask-backed
+        ``attrs["units"]`` or :data:`~gsocseq.vocabulary.LAYERS`). NaN marks nodata. Dask-backed
         arrays are computed a strip of rows at a time.
     url
         Destination on any fsspec store (``s3://``, ``file://``, ``memory://`` or a local path).
@@ -285,7 +282,7 @@ def write_cog(
                 + "\n- ".join(problems)
             )
         size, checksum = file_digest(cog_path)
-        _upload_atomic(cog_path, url, storage_options)
+        put_file(cog_path, url, storage_options)
     log.info("wrote %s (%d bytes)", url, size)
     return CogAsset(
         layer=layer,
@@ -311,7 +308,7 @@ def write_region_cogs(
 ) -> list[CogAsset]:
     """Write every product layer of ``layers`` as ``{out_prefix}/{region}/{FAO file name}``.
 
-    Variables that are product layers (:data:`~gsocseq.model.codes.LAYERS`) are written in FAO
+    Variables that are product layers (:data:`~gsocseq.vocabulary.LAYERS`) are written in FAO
     order; other variables (e.g. reason codes) are skipped and logged. With ``skip_existing``, a
     final file that already exists, passes :func:`check_cog` and has the layer's grid is described
     from the store and not rewritten (a rerun rewrites nothing). Its values are not compared:
@@ -424,33 +421,11 @@ def file_digest(path: Path) -> tuple[int, str]:
     return size, multihash_sha256(h.digest())
 
 
-def _upload_atomic(local: Path, url: str, storage_options: dict[str, Any] | None) -> None:
-    """Upload ``local`` to ``<url>.tmp-<random>`` then move it onto ``url``."""
-    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
-    ensure_parent(fs, path)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    fs.put_file(str(local), tmp)
-    try:
-        fs.mv(tmp, path)
-    except BaseException:
-        if fs.exists(tmp):
-            fs.rm(tmp)
-        raise
-
-
-def ensure_parent(fs: Any, path: str) -> None:
-    """Create the parent folder of ``path`` on stores that have folders (not on object stores)."""
-    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
-    parent = fs._parent(path)
-    if parent and not protocols & _FLAT_STORES:
-        fs.makedirs(parent, exist_ok=True)
-
-
 def _existing_asset(
     url: str, storage_options: dict[str, Any] | None, data: xr.DataArray, prof: CogProfile
 ) -> CogAsset | None:
     """Describe the COG already at ``url`` if it is valid and on ``data``'s grid, else ``None``."""
-    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    fs, path = filesystem(url, storage_options)
     fs.invalidate_cache(path)  # the key may have been removed since this process listed it
     if not fs.exists(path):
         return None

@@ -24,7 +24,8 @@ from rasterio.enums import Resampling
 from rasterio.session import DummySession
 
 from gsocseq.errors import InputValidationError
-from gsocseq.model.codes import LAYERS
+from gsocseq.storage import put_bytes
+from gsocseq.vocabulary import LAYERS
 
 __all__ = [
     "OVERVIEW_PIXELS",
@@ -248,8 +249,6 @@ def write_quicklooks(
     Each PNG is written to a temporary key and moved (no reader sees half a picture). Stocks of
     one region share colour limits (T0 and every finalSOC), so the pictures compare.
     """
-    from gsocseq.products.stac import write_bytes_atomic
-
     so = dict(storage_options or {})
     previews = {layer: read_preview(url, so) for layer, url in cogs.items()}
     shared = _shared_limits(previews)
@@ -259,13 +258,13 @@ def write_quicklooks(
         png = render_png(values, layer=layer, bbox=bbox, title=f"{region} {layer}",
                          limits=shared.get(layer))
         overviews[layer] = quicklook_url(url)
-        write_bytes_atomic(overviews[layer], png, so)
+        put_bytes(overviews[layer], png, so)
     thumb = None
     if cogs:
         layer = "T0" if "T0" in cogs else next(iter(cogs))
         values, bbox = previews[layer]
         thumb = thumbnail_url(products_url, region)
-        write_bytes_atomic(thumb, render_png(values, layer=layer, bbox=bbox, title=f"{region} {layer}",
+        put_bytes(thumb, render_png(values, layer=layer, bbox=bbox, title=f"{region} {layer}",
                                              max_pixels=THUMBNAIL_PIXELS,
                                              limits=shared.get(layer)), so)
     log.info("%s: %d quick look(s) written", region, len(overviews))

@@ -24,14 +24,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from gsocseq import storage
 from gsocseq.cube.grid import RES_DEG, cell_area_ha
+from gsocseq.cube.product_cube import REASON_VAR, read_product_tile
 from gsocseq.errors import PipelineError
-from gsocseq.model.codes import LAYER_NAMES, MODELLED_LAND_USE, REASON_DESCRIPTIONS, Reason
-from gsocseq.pipeline import store
 from gsocseq.pipeline.plan import RunPlan
-from gsocseq.pipeline.product_cube import REASON_VAR, read_product_tile
 from gsocseq.pipeline.summary import SCENARIO_LABELS
 from gsocseq.products.quicklook import colour_limits, data_uri, layer_style, render_png
+from gsocseq.vocabulary import LAYER_NAMES, MODELLED_LAND_USE, REASON_DESCRIPTIONS, Reason
 
 __all__ = ["RunReport", "collect_report", "render_html", "write_reports"]
 
@@ -112,12 +112,12 @@ def _other_scheme_run(manifest_url: str, plan: RunPlan, config: dict[str, Any],
     for url in find_manifests(out, so):
         if url == manifest_url or f"/{config['map_version']}/{other}/runs/" not in url:
             continue
-        doc = store.read_json(url, so) or {}
+        doc = storage.read_json(url, so) or {}
         cand = RunPlan.from_dict(doc["plan"])
         same = (cand.region == plan.region and cand.tile_size == plan.tile_size
                 and cand.tiles == plan.tiles and cand.cube_url == plan.cube_url
                 and bool(doc["config"].get("uncertainty")) == bool(config.get("uncertainty")))
-        finished = all(store.exists(cand.marker_url(t), so) for t in cand.tile_ids)
+        finished = all(storage.exists(cand.marker_url(t), so) for t in cand.tile_ids)
         if same and finished:
             return url, cand
     return None
@@ -129,21 +129,21 @@ def collect_report(manifest_url: str, storage_options: dict[str, Any] | None = N
     from gsocseq.cube.store import open_cube
 
     so = dict(storage_options or {})
-    doc = store.read_json(manifest_url, so)
+    doc = storage.read_json(manifest_url, so)
     if doc is None:
         raise PipelineError(f"no run manifest at {manifest_url}")
     plan = RunPlan.from_dict(doc["plan"])
     config = dict(doc["config"])
     markers = []
     for tile_id in plan.tile_ids:
-        marker = store.read_json(plan.marker_url(tile_id), so)
+        marker = storage.read_json(plan.marker_url(tile_id), so)
         if marker is None or marker.get("config_hash") != plan.config_hash:
             raise PipelineError(f"cannot report {plan.region} ({plan.run_url}): tile {tile_id} is "
                                 "not finished; run it first (finished tiles are skipped)")
         markers.append(marker)
     cube = open_cube(plan.cube_url, so)
     report = RunReport(manifest_url, plan, config, dict(cube.attrs),
-                       store.read_json(plan.published_url, so))
+                       storage.read_json(plan.published_url, so))
     report.seconds = float(sum(m.get("seconds", 0.0) for m in markers))
     for m in markers:
         report.pixels += int(m["pixels"])
@@ -428,7 +428,6 @@ def write_reports(
     tiles). No run at all raises :class:`~gsocseq.errors.PipelineError`.
     """
     from gsocseq.pipeline.completeness import find_manifests
-    from gsocseq.products.stac import write_bytes_atomic
 
     so = dict(storage_options or {})
     manifests = find_manifests(url, so)
@@ -442,6 +441,6 @@ def write_reports(
             problems.append(str(exc))
             continue
         target = manifest.rsplit("/", 1)[0] + f"/{REPORT_NAME}"
-        write_bytes_atomic(target, page.encode("utf-8"), so)
+        storage.put_bytes(target, page.encode("utf-8"), so)
         written.append((target, page))
     return written, problems

@@ -26,14 +26,12 @@ from __future__ import annotations
 import logging
 import posixpath
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import pystac
 from pystac.extensions.file import FileExtension
 from pystac.extensions.projection import ProjectionExtension
@@ -42,9 +40,10 @@ from pystac.utils import make_relative_href
 
 from gsocseq.cube.grid import RES_DEG, TileKey
 from gsocseq.errors import InputValidationError, ProductValidationError
-from gsocseq.model.codes import LAYERS
-from gsocseq.products.cog import CogAsset, ensure_parent, layer_description
+from gsocseq.products.cog import CogAsset, layer_description
 from gsocseq.products.stac_schemas import offline_validator, schema_problems
+from gsocseq.storage import exists, filesystem, put_bytes
+from gsocseq.vocabulary import LAYERS
 
 __all__ = [
     "END_DATETIME",
@@ -326,7 +325,7 @@ class FsspecStacIO(pystac.StacIO):
         self.storage_options = dict(storage_options or {})
 
     def _fs(self, href: str) -> tuple[Any, str]:
-        return fsspec.core.url_to_fs(str(href), **self.storage_options)
+        return filesystem(str(href), self.storage_options)
 
     def read_text(self, source: Any, *args: Any, **kwargs: Any) -> str:
         """Read a UTF-8 document from ``source`` (URL or path)."""
@@ -335,7 +334,7 @@ class FsspecStacIO(pystac.StacIO):
 
     def write_text(self, dest: Any, txt: str, *args: Any, **kwargs: Any) -> None:
         """Write ``txt`` to ``dest`` via ``<dest>.tmp-<random>`` and a move."""
-        write_bytes_atomic(str(dest), txt.encode("utf-8"), self.storage_options)
+        put_bytes(str(dest), txt.encode("utf-8"), self.storage_options)
 
     def exists(self, href: str) -> bool:
         """Return whether ``href`` exists on its store (now, not per a cached listing).
@@ -343,23 +342,7 @@ class FsspecStacIO(pystac.StacIO):
         fsspec shares one filesystem instance per storage options in a process, and s3fs caches
         directory listings: another process (or a clean-up) may have removed the key since.
         """
-        fs, path = self._fs(href)
-        fs.invalidate_cache(path)
-        return bool(fs.exists(path))
-
-
-def write_bytes_atomic(url: str, data: bytes, storage_options: dict[str, Any] | None) -> None:
-    """Write ``data`` to ``url`` on any fsspec store via a temporary key and a move."""
-    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
-    ensure_parent(fs, path)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    fs.pipe_file(tmp, data)
-    try:
-        fs.mv(tmp, path)
-    except BaseException:
-        if fs.exists(tmp):
-            fs.rm(tmp)
-        raise
+        return exists(href, self.storage_options)
 
 
 def read_catalog(url: str, storage_options: dict[str, Any] | None = None) -> pystac.Catalog:

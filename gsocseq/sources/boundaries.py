@@ -17,8 +17,8 @@ from pyogrio.raw import read as ogr_read
 from rasterio.crs import CRS
 
 from gsocseq.errors import GridMismatchError, InputValidationError, SourceError
-from gsocseq.sources.readers import url_to_fs
 from gsocseq.sources.spec import SourceSpec
+from gsocseq.storage import filesystem
 
 ISO_FIELDS: tuple[str, ...] = ("ADM0_A3", "ISO_A3")
 
@@ -27,7 +27,7 @@ ISO_FIELDS: tuple[str, ...] = ("ADM0_A3", "ISO_A3")
 def _read_all(url: str, so_json: str, field: str) -> dict[str, Any]:
     where = f"source 'boundaries' at {url}"
     try:
-        fs, path = url_to_fs(url, json.loads(so_json))
+        fs, path = filesystem(url, json.loads(so_json))
         with fs.open(path, "rb") as f:
             data = f.read()
     except (FileNotFoundError, OSError) as exc:

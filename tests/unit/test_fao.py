@@ -415,3 +415,21 @@ def test_euler_is_linear_and_keeps_pools_nonnegative_when_xi_at_most_1_2(
     np.testing.assert_allclose(scaled, scale * out, rtol=1e-10, atol=1e-12)
     # every step factor 1 − k·xi/12 ≥ 0 and inputs ≥ 0 → no pool turns negative
     assert (out >= 0.0).all()
+
+
+def test_euler_unstable_months_counts_stepped_months_outside_minus_one_one():
+    # pixel 0: xi = 3.0 in Jan and Jul of year 1, in Dec of year 2; pixel 1: 2.4 exactly (factor
+    # -1, inside), pixel 2: NaN months never count
+    xi = np.full((24, 3), 1.0)
+    xi[[0, 6, 23], 0] = 3.0
+    xi[:, 1] = 2.4
+    xi[3:9, 2] = np.nan
+    xi[0, 2] = 2.5
+    months = fao.euler_unstable_months(xi, 2)
+    assert months.dtype == np.uint8
+    np.testing.assert_array_equal(months, [2, 0, 1])
+    # one-year calls never step through December: year 2 of pixel 0 has none
+    np.testing.assert_array_equal(fao.euler_unstable_months(xi, 1), [2, 0, 1])
+    xi[11, 0] = 2.5
+    assert fao.euler_unstable_months(xi, 1)[0] == 2
+    assert fao.euler_unstable_months(xi, 2)[0] == 3

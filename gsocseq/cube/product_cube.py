@@ -17,9 +17,8 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from gsocseq.cube.grid import TileKey, cell_latitudes, cell_longitudes
-from gsocseq.errors import GridMismatchError
-from gsocseq.model.codes import LAYER_NAMES, LAYERS, Reason
-from gsocseq.pipeline.retry import StorageError
+from gsocseq.errors import GridMismatchError, StorageError
+from gsocseq.vocabulary import LAYER_NAMES, LAYERS, Reason
 
 DIMS: tuple[str, str] = ("latitude", "longitude")
 WRITE_CONCURRENCY: int = 8
@@ -87,7 +86,7 @@ def create_product_cube(
     group.create_array(
         REASON_VAR, shape=(n_rows, n_cols), dtype="uint8", chunks=(tile_size, tile_size),
         fill_value=int(Reason.OUTSIDE_REGION), dimension_names=DIMS, compressors=_COMPRESSOR,
-        attributes={"units": "1", "description": "gsocseq.model.codes.Reason, 0 = modelled"},
+        attributes={"units": "1", "description": "gsocseq.vocabulary.Reason, 0 = modelled"},
     )
     return True
 
@@ -116,12 +115,13 @@ def write_product_tile(
 ) -> None:
     """Write one tile's layers (float32 ``(size, size)``, t C/ha, t C/ha/yr, %) and reason codes."""
     group = zarr.open_group(zarr_store(url, storage_options), mode="r+", zarr_format=3)
-    rows, cols = tile.to_slices(int(group.attrs["origin_row"]), int(group.attrs["origin_col"]))
+    origin = int(group.attrs["origin_row"]), int(group.attrs["origin_col"])
+    rows, cols = tile.to_slices(*origin)
     arrays = dict(group.arrays())  # all array metadata fetched concurrently
     data = {name: np.asarray(layers[name], dtype=np.float32) for name in LAYER_NAMES}
     data[REASON_VAR] = np.asarray(reason, dtype=np.uint8)
 
-    i, j = rows.start // tile.size, cols.start // tile.size
+    i, j = tile.chunk_index(*origin)
 
     def put(name: str) -> None:
         try:
