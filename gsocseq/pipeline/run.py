@@ -24,6 +24,7 @@ from gsocseq.pipeline.prepare import ensure_demo_world, prepare_inputs
 from gsocseq.pipeline.publish import PublishResult, publish
 from gsocseq.pipeline.summary import RunSummary, summarise
 from gsocseq.pipeline.tile import TileOutcome, finished_tiles, run_tile
+from gsocseq.pipeline.versions import check_versions
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,11 @@ def connect(address: str, *, wait_s: float = WORKER_WAIT_S, connect_s: float = C
             f"dask scheduler {address} has no workers after {wait_s:g} s; start workers or "
             "leave the cluster address empty to use a LocalCluster"
         ) from exc
+    try:
+        check_versions(client)  # same gsocseq/dask on client, scheduler and workers
+    except PipelineError:
+        client.close()
+        raise
     return client
 
 
