@@ -18,8 +18,11 @@ from typing import Any
 import fsspec
 import numpy as np
 import rasterio
+from matplotlib import rc_context
 from matplotlib.colors import Colormap, Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.patheffects import withStroke
+from matplotlib.ticker import MaxNLocator
 from rasterio.enums import Resampling
 from rasterio.session import DummySession
 
@@ -110,10 +113,15 @@ def _colormap(name: str) -> Colormap:
 
 
 def render_png(values: np.ndarray, **kwargs: Any) -> bytes:
-    """Draw one layer as PNG bytes (:func:`render_figure` arguments); no time stamp is written."""
+    """Draw one layer as PNG bytes (:func:`render_figure` arguments); no time stamp is written.
+
+    The background is transparent; text and lines carry a thin white halo, so the picture reads
+    on light and dark pages alike (STAC Browser, the Prefect UI's dark theme).
+    """
     buf = io.BytesIO()
-    render_figure(values, **kwargs).savefig(buf, format="png", dpi=100, transparent=True,
-                                           metadata={"Software": None})
+    with rc_context({"path.effects": [withStroke(linewidth=2.5, foreground="white")]}):
+        render_figure(values, **kwargs).savefig(buf, format="png", dpi=100, transparent=True,
+                                               metadata={"Software": None})
     return buf.getvalue()
 
 
@@ -196,6 +204,7 @@ def render_figure(
     cax = fig.add_axes(((width_in - bar_w) / 2 / width_in, (0.45 if small else 0.5) / height_in,
                         bar_w / width_in, 0.12 / height_in))
     bar = fig.colorbar(img, cax=cax, orientation="horizontal", extend="both")
+    bar.ax.xaxis.set_major_locator(MaxNLocator(nbins=3 if small else 7))
     bar.set_label(style.units, fontsize=fontsize)
     bar.ax.tick_params(labelsize=fontsize - 1)
     return fig
