@@ -238,6 +238,7 @@ def country_rerun(
     uncertainty: bool = True,
     local_workers: int = 2,
     cluster_wait_s: float = 60.0,
+    ssm_increase: dict[str, list[float]] | None = None,
 ) -> dict[str, Any]:
     """Rerun GSOCseq for one country and republish its COGs and STAC items.
 
@@ -255,10 +256,14 @@ def country_rerun(
         uncertainty: Also compute the uncertainty (min/max bracket) layers.
         local_workers: Worker processes of the LocalCluster when no address is given.
         cluster_wait_s: Seconds to wait for a worker at cluster_address before failing.
+        ssm_increase: SSM input increases over BAU per land-use group (crops, grass, paddy):
+            three fractions [low, medium, high] in [0, 1], non-decreasing. Empty: 0.05, 0.10,
+            0.20 for every group.
     """
     config = build_config(
         iso3, out=out, scenarios=list(scenarios), scheme=scheme, map_version=map_version,
         sources=sources, tile_size=tile_size, uncertainty=uncertainty,
+        ssm_increase=ssm_increase,
     )
     return _run(f"GSOCseq {map_version} country rerun: {iso3}", f"gsocseq-country-{iso3.lower()}",
                 [config], cluster_address, local_workers, cluster_wait_s)
@@ -278,6 +283,7 @@ def global_rebuild(
     uncertainty: bool = True,
     local_workers: int = 2,
     cluster_wait_s: float = 60.0,
+    ssm_increase: dict[str, list[float]] | None = None,
 ) -> dict[str, Any]:
     """Rebuild the GSOCseq map: every tile of the world, or of a list of countries.
 
@@ -296,12 +302,15 @@ def global_rebuild(
         uncertainty: Also compute the uncertainty (min/max bracket) layers.
         local_workers: Worker processes of the LocalCluster when no address is given.
         cluster_wait_s: Seconds to wait for a worker at cluster_address before failing.
+        ssm_increase: SSM input increases over BAU per land-use group (crops, grass, paddy):
+            three fractions [low, medium, high] in [0, 1], non-decreasing. Empty: 0.05, 0.10,
+            0.20 for every group.
     """
     regions = list(dict.fromkeys(countries)) if countries else [world]
     configs = [
         build_config(region, out=out, scenarios=list(scenarios), scheme=scheme,
                      map_version=map_version, sources=sources, tile_size=tile_size,
-                     uncertainty=uncertainty)
+                     uncertainty=uncertainty, ssm_increase=ssm_increase)
         for region in regions
     ]
     return _run(f"GSOCseq {map_version} global rebuild", "gsocseq-global-rebuild", configs,

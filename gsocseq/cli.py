@@ -162,7 +162,8 @@ def validate_command(url: str, storage_options: str | None) -> None:
         plan = RunPlan.from_dict(doc["plan"])
         if not run_problems:
             layers = product_layers(tuple(doc["config"]["scenarios"]),
-                                    bool(doc["config"]["uncertainty"]))
+                                    bool(doc["config"]["uncertainty"]),
+                                    str(doc["config"].get("scheme", "exact")))
             report = validate_products(plan.stac_url, so, expected_layers=layers,
                                        regions=[plan.region_name])
             run_problems += list(report.problems)

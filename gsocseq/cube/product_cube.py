@@ -1,4 +1,4 @@
-"""The product cube: a zarr v3 group of the 29 float32 layers + ``reason`` (uint8) per region.
+"""The product cube: a zarr v3 group of the 29 float32 layers, the quality layers and ``reason``.
 
 Created once from a template (coordinates, metadata, empty arrays whose chunks are the tiles), then
 filled tile by tile: each tile writes exactly its own chunks, so tiles can be written concurrently from
@@ -18,7 +18,7 @@ from zarr.codecs import ZstdCodec
 
 from gsocseq.cube.grid import TileKey, cell_latitudes, cell_longitudes
 from gsocseq.errors import GridMismatchError, StorageError
-from gsocseq.vocabulary import LAYER_NAMES, LAYERS, Reason
+from gsocseq.vocabulary import LAYER_NAMES, LAYERS, QUALITY_LAYERS, QUALITY_NODATA, Reason
 
 DIMS: tuple[str, str] = ("latitude", "longitude")
 WRITE_CONCURRENCY: int = 8
@@ -83,6 +83,12 @@ def create_product_cube(
             fill_value=np.float32("nan"), dimension_names=DIMS, compressors=_COMPRESSOR,
             attributes={"units": LAYERS[name]},
         )
+    for name, layer in QUALITY_LAYERS.items():  # written by the schemes that have them
+        group.create_array(
+            name, shape=(n_rows, n_cols), dtype=layer.dtype, chunks=(tile_size, tile_size),
+            fill_value=QUALITY_NODATA, dimension_names=DIMS, compressors=_COMPRESSOR,
+            attributes={"units": layer.units, "description": layer.description},
+        )
     group.create_array(
         REASON_VAR, shape=(n_rows, n_cols), dtype="uint8", chunks=(tile_size, tile_size),
         fill_value=int(Reason.OUTSIDE_REGION), dimension_names=DIMS, compressors=_COMPRESSOR,
@@ -119,6 +125,8 @@ def write_product_tile(
     rows, cols = tile.to_slices(*origin)
     arrays = dict(group.arrays())  # all array metadata fetched concurrently
     data = {name: np.asarray(layers[name], dtype=np.float32) for name in LAYER_NAMES}
+    data.update({name: np.asarray(layers[name], dtype=np.uint8) for name in QUALITY_LAYERS
+                 if name in layers})
     data[REASON_VAR] = np.asarray(reason, dtype=np.uint8)
 
     i, j = tile.chunk_index(*origin)
@@ -143,7 +151,8 @@ def read_product_tile(
     group = zarr.open_group(zarr_store(url, storage_options, read_only=True), mode="r",
                             zarr_format=3)
     rows, cols = tile.to_slices(int(group.attrs["origin_row"]), int(group.attrs["origin_col"]))
-    return {name: group[name][rows, cols] for name in (*LAYER_NAMES, REASON_VAR)}
+    names = (*LAYER_NAMES, *(q for q in QUALITY_LAYERS if q in group), REASON_VAR)
+    return {name: group[name][rows, cols] for name in names}
 
 
 def open_product_cube(url: str, storage_options: dict[str, Any] | None = None) -> xr.Dataset:

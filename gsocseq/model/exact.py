@@ -112,11 +112,13 @@ class _BracketRun:
 
 def run(px: Pixels, config: PhaseConfig) -> SchemeOutput:
     """Run all brackets on a block of valid pixels; return stocks, reasons and diagnostics."""
-    f_low, f_med, f_high = config.ssm_factors
-    runs: dict[str, tuple[Bracket, tuple[float, ...]]] = {"": (CENTRAL, (1.0, f_low, f_med, f_high))}
+    f_low, f_med, f_high = config.ssm_factors(px.land_use)  # (n,) each, by land-use group
+    one = np.ones(px.n)
+    runs: dict[str, tuple[Bracket, np.ndarray]] = {
+        "": (CENTRAL, np.stack([one, f_low, f_med, f_high]))}
     if config.uncertainty:
         for name, br in BRACKET_RUNS.items():
-            runs[name] = (br, (1.0, f_med + br.ssm_shift))
+            runs[name] = (br, np.stack([one, f_med + br.ssm_shift]))
     climate = _Climate.build(px, config)
     soil = {"dpm_rpm": landuse.dpm_rpm_ratio(px.land_use), "depth": np.full(px.n, config.depth_cm),
             "rate_modifier": landuse.rate_factor(px.land_use)}
@@ -153,7 +155,7 @@ def _run_bracket(
     climate: _Climate,
     soil: dict[str, np.ndarray],
     br: Bracket,
-    factors: tuple[float, ...],
+    factors: np.ndarray,
     config: PhaseConfig,
 ) -> _BracketRun:
     """Run spin-up, warm-up and forward for one bracket; NaN where the spin-up fails."""
@@ -203,7 +205,7 @@ def _run_bracket(
     fwd_site = rothc.site(tmp=f_tmp * ft, prec=f_prec * fp, pet=f_pet, cover=climate.cover,
                           evap_factor=ef, validate=False, **soil)
     bau, response = forward_response(pools, smd, cin_bau, fwd_site, config.forward_years)
-    out.finals[:, ok] = bau + (np.asarray(factors)[:, None] - 1.0) * response
+    out.finals[:, ok] = bau + (factors[:, ok] - 1.0) * response
     return out
 
 

@@ -140,13 +140,6 @@ class Site:
             self.validated, [self.pending[0]],
         )
 
-    def scaled(self, tmp: float = 1.0, prec: float = 1.0) -> Site:
-        """Return the site with temperature × ``tmp`` and precipitation × ``prec``."""
-        if tmp == 1.0 and prec == 1.0:
-            return self
-        return Site(self.tmp * tmp, self.prec * prec, self.pet, self.cover, self.dpm_rpm,
-                    self.clay, self.depth, self.rate_modifier, self.evap_factor, False)
-
 
 # ---------------------------------------------------------------------------------------------
 # validation

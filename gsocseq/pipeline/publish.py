@@ -20,7 +20,7 @@ from gsocseq.errors import PipelineError
 from gsocseq.pipeline.plan import RunPlan, resolve
 from gsocseq.pipeline.summary import SCENARIO_LABELS, region_totals, summarise
 from gsocseq.pipeline.tile import outcome_from_marker
-from gsocseq.vocabulary import LAYER_NAMES
+from gsocseq.vocabulary import LAYER_NAMES, SCHEME_QUALITY_LAYERS
 
 PUBLICATION_FORMAT: int = 2
 """What a publication holds; part of the digest (2: COGs, quick-look PNGs, STAC with their assets)."""
@@ -48,8 +48,12 @@ class PublishResult:
     """URL of the region's thumbnail PNG (STAC ``thumbnail`` asset)."""
 
 
-def product_layers(scenarios: tuple[str, ...], uncertainty: bool) -> tuple[str, ...]:
-    """Return the product layers of the requested scenarios, FAO order (T0 always)."""
+def product_layers(scenarios: tuple[str, ...], uncertainty: bool, scheme: str = "exact"
+                   ) -> tuple[str, ...]:
+    """Return the product layers of the requested scenarios and the scheme's quality layers.
+
+    FAO order (T0 always), then ``vocabulary.SCHEME_QUALITY_LAYERS[scheme]``.
+    """
     labels = {SCENARIO_LABELS[s] for s in scenarios}
     wanted = {"T0"}
     for label in labels:
@@ -62,7 +66,7 @@ def product_layers(scenarios: tuple[str, ...], uncertainty: bool) -> tuple[str, 
         unc |= {"BAU_Uncertainty"} if "BAU" in labels else set()
         unc |= {"SSM_Uncertainty"} if labels - {"BAU"} else set()
         wanted |= unc
-    return tuple(n for n in LAYER_NAMES if n in wanted)
+    return (*(n for n in LAYER_NAMES if n in wanted), *SCHEME_QUALITY_LAYERS[scheme])
 
 
 def read_markers(config: RunConfig, plan: RunPlan) -> list[dict[str, Any]]:
@@ -87,7 +91,7 @@ def publication_digest(config: RunConfig, plan: RunPlan, markers: list[dict[str,
     h = hashlib.sha256()
     for marker in markers:
         h.update(json.dumps([marker["tile"], marker["checksums"]], sort_keys=True).encode())
-    layers = product_layers(config.scenarios, config.uncertainty)
+    layers = product_layers(config.scenarios, config.uncertainty, config.scheme)
     h.update(json.dumps([plan.config_hash, plan.products_url, plan.stac_url, layers,
                          PUBLICATION_FORMAT]).encode())
     return h.hexdigest()
@@ -115,7 +119,7 @@ def publish(config: RunConfig, plan: RunPlan) -> PublishResult:
     storage.write_json_if_changed(f"{plan.run_url}/publishing.json", {"digest": digest}, so)
     for folder in (plan.done_url, f"{plan.products_url}/{plan.region_name}"):
         storage.remove_temporaries(folder, so)  # left by killed writers; publication is the only one
-    layers = product_layers(config.scenarios, config.uncertainty)
+    layers = product_layers(config.scenarios, config.uncertainty, config.scheme)
     ds = open_product_cube(plan.product_cube_url, so)[list(layers)]
     assets = write_region_cogs(ds, plan.region_name, plan.products_url, so,
                                skip_existing=resuming == digest)
@@ -123,6 +127,7 @@ def publish(config: RunConfig, plan: RunPlan) -> PublishResult:
         code_version=__version__, scheme=config.scheme, config_hash=plan.config_hash,
         inputs={"cube": plan.cube_url, "sources": plan.sources_url or "gsocseq:sources.toml"},
         map_version=config.map_version,
+        ssm_increase={k: list(v) for k, v in config.ssm_increase.items()},
     )
     _, region = resolve(config)
     cogs = {a.layer: a.href for a in assets}

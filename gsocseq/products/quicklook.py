@@ -28,7 +28,7 @@ from rasterio.session import DummySession
 
 from gsocseq.errors import InputValidationError
 from gsocseq.storage import put_bytes
-from gsocseq.vocabulary import LAYERS
+from gsocseq.vocabulary import LAYERS, QUALITY_LAYERS
 
 __all__ = [
     "OVERVIEW_PIXELS",
@@ -74,9 +74,12 @@ def layer_style(layer: str, units: str | None = None) -> LayerStyle:
 
     Stocks (``T0``, ``finalSOC_*``): sequential ``YlGnBu``; changes and rates (``AbsDiff``,
     ``ASR``, ``RelDiff``, ``RSR`` and scheme differences): diverging ``BrBG`` around 0 (brown =
-    loss, green = gain); uncertainties (%): sequential ``magma_r``.
+    loss, green = gain); uncertainties (%): sequential ``magma_r``; quality layers (e.g. the fao
+    scheme's ``EulerUnstableMonths``): sequential ``OrRd``.
     """
     base = layer.removesuffix("_difference")
+    if base in QUALITY_LAYERS and base == layer:  # quality layers (counts): sequential
+        return LayerStyle("OrRd", False, QUALITY_LAYERS[base].units if units is None else units)
     if base not in LAYERS:
         raise InputValidationError(f"quick look: unknown product layer {layer!r}")
     units = LAYERS[base] if units is None else units
@@ -222,9 +225,10 @@ def read_preview(
     with rasterio.Env(session=DummySession()), rasterio.open(url, opener=fs) as src:
         step = max(1, math.ceil(max(src.width, src.height) / max_cells))
         shape = (max(1, math.ceil(src.height / step)), max(1, math.ceil(src.width / step)))
-        data = src.read(1, out_shape=shape, resampling=Resampling.average, masked=False)
+        data = src.read(1, out_shape=shape, resampling=Resampling.average, masked=True)
         b = src.bounds
-    return data.astype(np.float64), (b.left, b.bottom, b.right, b.top)
+    values = np.ma.filled(data.astype(np.float64), np.nan)  # nodata (NaN, or 255 for uint8) → NaN
+    return values, (b.left, b.bottom, b.right, b.top)
 
 
 def quicklook_url(cog_href: str) -> str:

@@ -43,7 +43,7 @@ from gsocseq.errors import InputValidationError, ProductValidationError
 from gsocseq.products.cog import CogAsset, layer_description
 from gsocseq.products.stac_schemas import offline_validator, schema_problems
 from gsocseq.storage import exists, filesystem, put_bytes
-from gsocseq.vocabulary import LAYERS
+from gsocseq.vocabulary import LAYERS, PUBLISHED_LAYERS, QUALITY_LAYERS, QUALITY_NODATA
 
 __all__ = [
     "END_DATETIME",
@@ -88,6 +88,8 @@ class Provenance:
     """Input dataset name → URL with version (e.g. ``"soc": "s3://…/gsocmap/v1.6.1"``)."""
     map_version: str = "v1.1"
     """GSOCseq map version; with the scheme it names the collection."""
+    ssm_increase: dict[str, list[float]] | None = field(default=None, hash=False)
+    """SSM input increases [low, medium, high] per land-use group of the run (fractions)."""
 
     def __post_init__(self) -> None:
         for name in ("code_version", "scheme", "config_hash", "map_version"):
@@ -109,6 +111,8 @@ class Provenance:
             "gsocseq:scheme": self.scheme,
             "gsocseq:config_hash": self.config_hash,
             "gsocseq:inputs": dict(sorted(self.inputs.items())),
+            **({"gsocseq:ssm_increase": {k: list(v) for k, v in self.ssm_increase.items()}}
+               if self.ssm_increase is not None else {}),
         }
 
 
@@ -124,8 +128,16 @@ def item_id(region: str, tile: TileKey | None = None) -> str:
     return region if tile is None else f"{region}-{tile.id}"
 
 
-def _raster_band(units: str) -> RasterBand:
-    """Return the raster:bands entry of a float32 NaN-nodata layer in ``units``."""
+def _raster_band(units: str, layer: str | None = None) -> RasterBand:
+    """Return the raster:bands entry of a layer in ``units``.
+
+    float32 with NaN nodata, or the dtype and nodata of a quality layer
+    (``vocabulary.QUALITY_LAYERS``).
+    """
+    if layer in QUALITY_LAYERS:
+        band = RasterBand.create(data_type=DataType(QUALITY_LAYERS[layer].dtype), unit=units,
+                                 spatial_resolution=round(_PIXEL_M, 1), nodata=QUALITY_NODATA)
+        return band
     band = RasterBand.create(
         data_type=DataType.FLOAT32, unit=units, spatial_resolution=round(_PIXEL_M, 1)
     )
@@ -203,7 +215,7 @@ def build_item(
             roles=["data"],
         )
         item.add_asset(a.layer, asset)
-        RasterExtension.ext(asset).bands = [_raster_band(a.units)]
+        RasterExtension.ext(asset).bands = [_raster_band(a.units, a.layer)]
         file_ext = FileExtension.ext(asset)
         file_ext.size = int(a.size)
         file_ext.checksum = a.checksum
@@ -229,9 +241,14 @@ def add_quicklook_assets(
     for layer, href in sorted(overviews.items(), key=lambda kv: _layer_order(kv[0])):
         item.add_asset(f"{layer}_overview", pystac.Asset(
             href=href, title=f"{layer} quick look",
-            description=f"Quick look of {layer} (PNG, colour bar in {LAYERS.get(layer, '')})",
+            description=f"Quick look of {layer} (PNG, colour bar in {_units(layer)})",
             media_type=pystac.MediaType.PNG, roles=["overview"],
         ))
+
+
+def _units(layer: str) -> str:
+    """Return the units of a published layer (product or quality layer), '' if unknown."""
+    return PUBLISHED_LAYERS[layer].units if layer in PUBLISHED_LAYERS else ""
 
 
 def _apply_grid(proj: Any, a: CogAsset) -> None:
@@ -243,8 +260,8 @@ def _apply_grid(proj: Any, a: CogAsset) -> None:
 
 def _layer_order(layer: str) -> tuple[int, str]:
     """Sort key: FAO order for product layers, then by name."""
-    names = list(LAYERS)
-    return (names.index(layer), layer) if layer in LAYERS else (len(names), layer)
+    names = list(PUBLISHED_LAYERS)
+    return (names.index(layer), layer) if layer in PUBLISHED_LAYERS else (len(names), layer)
 
 
 def _bbox_polygon(bbox: Sequence[float]) -> dict[str, Any]:

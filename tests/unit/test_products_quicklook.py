@@ -118,3 +118,24 @@ def test_published_quicklooks_are_stac_assets_and_products_still_validate(tmp_pa
     report = validate_products(root, expected_layers=["T0", "ASR_BAU"], regions=["ARG"])
     assert report.ok, report.problems
     assert report.n_assets == 2  # the PNGs are not data assets
+
+
+def test_quality_layer_uint8_nodata_is_transparent(tmp_path) -> None:
+    import rasterio
+    from affine import Affine
+
+    from gsocseq.cube.grid import RES_DEG
+
+    path = tmp_path / "ARG_GSOCseq_EulerUnstableMonths_Map030.tif"
+    data = np.full((64, 64), 255, dtype=np.uint8)  # the quality layers' nodata
+    data[:, 32:] = np.arange(32, dtype=np.uint8) % 13
+    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=1, dtype="uint8",
+                       nodata=255, crs="EPSG:4326",
+                       transform=Affine(RES_DEG, 0, -60, 0, -RES_DEG, -30)) as dst:
+        dst.write(data, 1)
+    values, _ = ql.read_preview(f"file://{path}")
+    assert np.isnan(values[:, :32]).all() and np.nanmax(values) == 12
+    style = ql.layer_style("EulerUnstableMonths")
+    assert not style.diverging and style.units == "months/yr"
+    img = _png_pixels(ql.render_png(values, layer="EulerUnstableMonths", max_pixels=256))
+    assert (img[..., 3] == 0).any()
