@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from gsocseq.cube.climate import ClimateStore, build_climate
 from gsocseq.cube.grid import TileKey
 from gsocseq.cube.mask import reason_codes
 from gsocseq.cube.region import Region
-from gsocseq.cube.regrid import bilinear, mode, nearest
-from gsocseq.cube.schema import FIRST_YEAR, LAST_YEAR
+from gsocseq.cube.regrid import regrid_to_cells
 from gsocseq.cube.store import (
     DIMS,
     DTYPES,
@@ -48,26 +48,9 @@ SOC_CHECK_MIN_PIXELS: int = 200
 def _regrid(
     spec: SourceSpec, da: xr.DataArray, tile: TileKey, dtype: str = "float32"
 ) -> np.ndarray:
-    lat, lon = tile.latitudes(), tile.longitudes()
-    src_lat, src_lon = da["latitude"].values, da["longitude"].values
-    if spec.resampling == "mode" and np.issubdtype(da.dtype, np.integer):
-        return mode(da.values, src_lat, src_lon, lat, lon, fill=0).astype(dtype)
-    if spec.resampling == "nearest" or np.issubdtype(da.dtype, np.integer):
-        fill = 0 if np.issubdtype(da.dtype, np.integer) else np.nan
-        return nearest(da.values, src_lat, src_lon, lat, lon, fill=fill).astype(dtype)
-    return bilinear(da.values, src_lat, src_lon, lat, lon, dtype=np.dtype(dtype).type)
-
-
-def _climate_months(spec: SourceSpec, ds: xr.Dataset) -> xr.Dataset:
-    years = ds["time"].dt.year.values
-    keep = (years >= FIRST_YEAR) & (years <= LAST_YEAR)
-    n = int(keep.sum())
-    if n != (LAST_YEAR - FIRST_YEAR + 1) * 12:
-        raise InputValidationError(
-            f"source {spec.name!r} at {spec.url}: period {spec.period} gives {n} months in "
-            f"{FIRST_YEAR}-{LAST_YEAR}; the cube needs all {(LAST_YEAR - FIRST_YEAR + 1) * 12}"
-        )
-    return ds.isel(time=np.flatnonzero(keep))
+    return regrid_to_cells(
+        spec.resampling, da.values, da["latitude"].values, da["longitude"].values, tile, dtype
+    )
 
 
 def _check_soc_units(spec: SourceSpec, soc: np.ndarray, agri: np.ndarray, tile: TileKey) -> None:
@@ -82,8 +65,14 @@ def _check_soc_units(spec: SourceSpec, soc: np.ndarray, agri: np.ndarray, tile: 
             )
 
 
-def tile_arrays(region: Region, sources: SourcesConfig, tile: TileKey) -> dict[str, np.ndarray]:
-    """Read, regrid and mask one tile's inputs; returns the cube variables as numpy arrays."""
+def tile_arrays(
+    region: Region, sources: SourcesConfig, tile: TileKey, climate: ClimateStore
+) -> dict[str, np.ndarray]:
+    """Read, regrid and mask one tile's inputs; returns the cube variables as numpy arrays.
+
+    Climate comes from the region's climate store (read once per source file), regridded here
+    for the reason codes exactly as the tile task regrids it.
+    """
     if not region.contains_tile(tile):
         raise GridMismatchError(f"tile {tile.id} is not in region {region.name}'s cube rectangle")
     bounds = tile.bounds
@@ -94,10 +83,7 @@ def tile_arrays(region: Region, sources: SourcesConfig, tile: TileKey) -> dict[s
         out[name] = _regrid(spec, read_source(spec, bounds, so)[name], tile)
     lc = sources["land_cover"]
     out["land_use"] = _regrid(lc, read_source(lc, bounds, so)["land_use"], tile, "uint8")
-    clim_spec = sources["climate"]
-    clim = _climate_months(clim_spec, read_source(clim_spec, bounds, so))
-    for name in ("tmp", "prec", "pet"):
-        out[name] = _regrid(clim_spec, clim[name], tile)
+    out.update(climate.read_tile(tile))
     cov = sources["cover"]
     out["cover"] = _regrid(cov, read_source(cov, bounds, so)["cover"], tile)
     inside = region.mask(tile)
@@ -122,7 +108,7 @@ def build_cube_tile(
 
     Returns the number of modelled pixels (reason ``OK``) in the tile.
     """
-    arrays = tile_arrays(region, sources, tile)
+    arrays = tile_arrays(region, sources, tile, ClimateStore(url, storage_options))
     rows, cols = tile.to_slices(region.origin_row, region.origin_col)
     ds = xr.Dataset(
         {name: (DIMS[name], arrays[name].astype(DTYPES[name], copy=False)) for name in DIMS}
@@ -185,10 +171,13 @@ def build_cube(
 ) -> str:
     """Build (or finish) the cube of ``region`` at ``url``; returns ``url``.
 
+    The climate store is filled first (each climate file read once for the region), then tiles.
+
     Tiles whose completion marker exists are skipped. When every region tile is built and none
     has a modelled pixel, :class:`InputValidationError` is raised (nothing to run).
     """
     ensure_cube(region, sources, url, storage_options)
+    build_climate(region, sources["climate"], url, storage_options, sources.storage_options)
     todo = list(region.tiles if tiles is None else tiles)
     ds = open_cube(url, storage_options)
     for tile in todo:
