@@ -231,3 +231,134 @@ def test_not_netcdf_is_named(tmp_path: Path) -> None:
     bad.write_bytes(b"<html>not found</html>")
     with pytest.raises(SourceError, match=r"x\.nc: not a netCDF-3 or netCDF-4 file"):
         read_netcdf_raw(bad.as_uri(), "ppt", (0, 0, 1, 1))
+
+
+# --- SoilGrids 2.0: a VRT per layer over Homolosine GeoTIFF sub-tiles, ISRIC's own WKT ----------
+
+ISRIC_WKT = (
+    'PROJCS["Homolosine",GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,'
+    '298.257223563,AUTHORITY["EPSG","7030"]],AUTHORITY["EPSG","6326"]],PRIMEM["Greenwich",0,'
+    'AUTHORITY["EPSG","8901"]],UNIT["degree",0.0174532925199433,AUTHORITY["EPSG","9122"]],'
+    'AUTHORITY["EPSG","4326"]],PROJECTION["Interrupted_Goode_Homolosine"],UNIT["Meter",1]]'
+)
+
+
+def write_soilgrids(folder: Path, depth: str, value: int) -> None:
+    """clay_{depth}_mean.vrt over two 250 m sub-tiles (int16 g/kg, nodata −32768, ISRIC WKT)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    folder.mkdir(parents=True, exist_ok=True)
+    x0, y0, res, n = -7_100_000.0, -3_770_000.0, 250.0, 300  # 64.5–63.5 W, 33.9–34.6 S
+    sources = []
+    for k in range(2):
+        data = np.full((n, n), value + k, np.int16)
+        data[:3, :3] = -32768
+        name = f"clay_{depth}_mean/tileSG-{k:03d}.tif"
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        with rasterio.open(folder / name, "w", driver="GTiff", width=n, height=n, count=1,
+                           dtype="int16", crs=ISRIC_WKT, nodata=-32768, tiled=True,
+                           blockxsize=128, blockysize=128, compress="deflate",
+                           transform=from_origin(x0 + k * n * res, y0, res, res)) as dst:
+            dst.write(data, 1)
+        sources.append(
+            f'<ComplexSource><SourceFilename relativeToVRT="1">{name}</SourceFilename>'
+            f'<SourceBand>1</SourceBand><SrcRect xOff="0" yOff="0" xSize="{n}" ySize="{n}"/>'
+            f'<DstRect xOff="{k * n}" yOff="0" xSize="{n}" ySize="{n}"/><NODATA>-32768</NODATA>'
+            "</ComplexSource>"
+        )
+    vrt = (
+        f'<VRTDataset rasterXSize="{2 * n}" rasterYSize="{n}"><SRS>{ISRIC_WKT}</SRS>'
+        f"<GeoTransform>{x0}, {res}, 0, {y0}, 0, {-res}</GeoTransform>"
+        '<VRTRasterBand dataType="Int16" band="1"><NoDataValue>-32768</NoDataValue>'
+        + "".join(sources) + "</VRTRasterBand></VRTDataset>"
+    )
+    (folder / f"clay_{depth}_mean.vrt").write_text(vrt)
+
+
+def test_soilgrids_vrt_with_isric_wkt_is_read_as_esri_54052(tmp_path: Path) -> None:
+    from rangeserver import RangeServer
+
+    for depth, value in (("0-5cm", 200), ("5-15cm", 300), ("15-30cm", 400)):
+        write_soilgrids(tmp_path, depth, value)
+    with RangeServer(tmp_path) as http:
+        for base in (f"file://{tmp_path}", http.url):
+            spec = SourceSpec(name="clay", kind="soilgrids", units="g/kg", crs="ESRI:54052",
+                              url=f"{base}/clay_{{depth}}_mean.vrt", nodata=-32768,
+                              layers=("0-5cm", "5-15cm", "15-30cm"))
+            clay = read_source(spec, (-64.2, -34.4, -63.8, -34.1))["clay"]
+            v = clay.values[np.isfinite(clay.values)]
+            # (5·20 + 10·30 + 15·40)/30 % on the first sub-tile, +0.1 % on the second
+            assert v.size and np.all((v > 33.3 - 1e-6) & (v < 33.4 + 1e-6))
+        assert http.requests["/clay_0-5cm_mean.vrt"] >= 1
+    bad = SourceSpec(name="clay", kind="soilgrids", units="g/kg", crs="EPSG:3857",
+                     url=f"file://{tmp_path}/clay_{{depth}}_mean.vrt")
+    with pytest.raises(GridMismatchError, match=r"clay_0-5cm_mean\.vrt.*declares EPSG:3857"):
+        read_source(bad, (-64.2, -34.4, -63.8, -34.1))
+
+
+# --- ESA CCI LC v2.0.7: one GeoTIFF, one band per year 1992–2015 ----------------------------------
+
+
+def test_esa_cci_band_per_year(tmp_path: Path) -> None:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from gsocseq.sources.landcover import esa_to_fao
+
+    path = tmp_path / "ESACCI-LC-L4-LCCS-Map-300m-P1Y-1992_2015-v2.0.7.tif"
+    codes = [10, 130, 30, 60]  # 1992 cropland … 2015 tree cover after a cycle
+    with rasterio.open(path, "w", driver="GTiff", width=120, height=120, count=24, dtype="uint8",
+                       crs="EPSG:4326", nodata=0,
+                       transform=from_origin(-64.0, -34.0, 1 / 360, 1 / 360)) as dst:
+        for band in range(1, 25):
+            dst.write(np.full((120, 120), codes[(band - 1) % 4], np.uint8), band)
+    bounds = (-63.9, -34.25, -63.8, -34.1)
+    spec = SourceSpec(name="land_cover", kind="esa_cci", url=str(path), period=(2015, 2015),
+                      first_band_year=1992, bands=24, resampling="nearest")
+    lu = read_source(spec, bounds)["land_use"].values
+    assert (lu == esa_to_fao(np.array([codes[(24 - 1) % 4]]))[0]).all()  # band 24 = 2015
+    lu_1993 = read_source(SourceSpec(**{**spec.__dict__, "period": (1993, 1993)}), bounds)
+    assert (lu_1993["land_use"].values == esa_to_fao(np.array([130]))[0]).all()
+    with pytest.raises(SourceError, match=r"has 24 band\(s\), the source declares 1.*first_band_year"):
+        read_source(SourceSpec(name="land_cover", kind="esa_cci", url=str(path),
+                               period=(2015, 2015)), bounds)
+    with pytest.raises(Exception, match=r"year 2016 is not in the file's bands 1992…2015"):
+        read_source(SourceSpec(**{**spec.__dict__, "period": (2016, 2016)}), bounds)
+
+
+# --- Natural Earth admin-0: a zipped shapefile; ISO_A3, ISO_A3_EH, ADM0_A3 --------------------
+
+
+def test_natural_earth_zipped_shapefile_lookup_says_which_attribute(tmp_path: Path) -> None:
+    import zipfile
+
+    import shapely
+    from pyogrio.raw import write
+
+    from gsocseq.sources.boundaries import lookup_country
+
+    shp = tmp_path / "shp"
+    shp.mkdir()
+    geoms = np.array([shapely.to_wkb(shapely.box(x, 0, x + 1, 1)) for x in (0, 1, 2)],
+                     dtype=object)
+    columns = [np.array(v, dtype=object) for v in (
+        ["-99", "KEN", "-99"],    # ISO_A3: -99 for South Sudan's and France's rows here
+        ["SSD", "KEN", "FRA"],    # ISO_A3_EH
+        ["SDS", "KEN", "FRA"],    # ADM0_A3: Natural Earth's own code for South Sudan
+    )]
+    write(str(shp / "ne_10m_admin_0_countries.shp"), geoms, columns,
+          fields=["ISO_A3", "ISO_A3_EH", "ADM0_A3"], geometry_type="Polygon", crs="EPSG:4326",
+          driver="ESRI Shapefile")
+    zipped = tmp_path / "ne_10m_admin_0_countries.zip"
+    with zipfile.ZipFile(zipped, "w") as z:
+        for f in shp.iterdir():
+            z.write(f, f.name)
+    spec = SourceSpec(name="boundaries", kind="natural_earth", url=str(zipped))
+    geom, field = lookup_country(spec, "KEN")
+    assert field == "ISO_A3" and geom.equals(shapely.box(1, 0, 2, 1))
+    geom, field = lookup_country(spec, "ssd")
+    assert field == "ISO_A3_EH" and geom.equals(shapely.box(0, 0, 1, 1))
+    assert lookup_country(spec, "SDS")[1] == "ADM0_A3"
+    with pytest.raises(Exception, match=r"unknown ISO3 'XYZ'.*ISO_A3.*ne_10m_admin_0_countries"):
+        lookup_country(spec, "XYZ")
