@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from gsocseq.cube.climate import ClimateStore, build_climate
+from gsocseq.cube.climate import build_climate
 from gsocseq.cube.grid import TileKey
 from gsocseq.cube.mask import reason_codes
 from gsocseq.cube.region import Region
@@ -65,13 +65,12 @@ def _check_soc_units(spec: SourceSpec, soc: np.ndarray, agri: np.ndarray, tile: 
             )
 
 
-def tile_arrays(
-    region: Region, sources: SourcesConfig, tile: TileKey, climate: ClimateStore
-) -> dict[str, np.ndarray]:
-    """Read, regrid and mask one tile's inputs; returns the cube variables as numpy arrays.
+def tile_arrays(region: Region, sources: SourcesConfig, tile: TileKey) -> dict[str, np.ndarray]:
+    """Read, regrid and mask one tile's static inputs; returns the cube variables as numpy arrays.
 
-    Climate comes from the region's climate store (read once per source file), regridded here
-    for the reason codes exactly as the tile task regrids it.
+    Monthly climate is not read here: it stays at the source's resolution in the region's
+    climate store, and the tile read (:func:`gsocseq.cube.climate.add_climate`) regrids it and
+    completes the reason codes with it. The ``reason`` stored here covers the static inputs.
     """
     if not region.contains_tile(tile):
         raise GridMismatchError(f"tile {tile.id} is not in region {region.name}'s cube rectangle")
@@ -83,13 +82,12 @@ def tile_arrays(
         out[name] = _regrid(spec, read_source(spec, bounds, so)[name], tile)
     lc = sources["land_cover"]
     out["land_use"] = _regrid(lc, read_source(lc, bounds, so)["land_use"], tile, "uint8")
-    out.update(climate.read_tile(tile))
     cov = sources["cover"]
     out["cover"] = _regrid(cov, read_source(cov, bounds, so)["cover"], tile)
     inside = region.mask(tile)
     agri = inside & np.isin(out["land_use"], np.fromiter(MODELLED_LAND_USE, dtype=np.int64))
     _check_soc_units(sources["soc"], out["soc"], agri, tile)
-    fields = {k: out[k] for k in ("soc", "clay", "tmp", "prec", "pet", "cover")}
+    fields = {k: out[k] for k in ("soc", "clay", "cover")}
     out["reason"] = reason_codes(inside, out["land_use"], fields)
     out["land_use"][~inside] = 0
     for name in fields:
@@ -106,9 +104,10 @@ def build_cube_tile(
 ) -> int:
     """Build one tile of an existing cube (data chunks, then the completion marker).
 
-    Returns the number of modelled pixels (reason ``OK``) in the tile.
+    Returns the number of pixels whose static inputs allow modelling (stored reason ``OK``); the
+    climate may still mask some when the tile is read.
     """
-    arrays = tile_arrays(region, sources, tile, ClimateStore(url, storage_options))
+    arrays = tile_arrays(region, sources, tile)
     rows, cols = tile.to_slices(region.origin_row, region.origin_col)
     ds = xr.Dataset(
         {name: (DIMS[name], arrays[name].astype(DTYPES[name], copy=False)) for name in DIMS}

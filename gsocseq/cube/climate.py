@@ -19,10 +19,12 @@ import numpy as np
 import zarr
 
 from gsocseq.cube.grid import RES_DEG, TileKey
+from gsocseq.cube.mask import reason_codes
 from gsocseq.cube.region import Region
 from gsocseq.cube.regrid import regrid_to_cells
 from gsocseq.cube.schema import FIRST_YEAR, LAST_YEAR
 from gsocseq.errors import GridMismatchError, InputValidationError, SourceError
+from gsocseq.model.codes import Reason
 from gsocseq.sources.adapters import ADAPTERS, climate_variables
 from gsocseq.sources.readers import (
     MARGIN_CELLS,
@@ -296,6 +298,23 @@ class ClimateStore:
             name: regrid_to_cells(self.spec.resampling, fields[name], lat, lon, tile)
             for name in ("tmp", "prec", "pet")
         }
+
+
+    def add_climate(self, arrays: dict[str, np.ndarray], tile: TileKey) -> dict[str, np.ndarray]:
+        """Add the tile's regridded climate to its static arrays and complete the reason codes.
+
+        ``arrays`` as stored in the cube (static reason). The reasons are recomputed with the
+        climate by :func:`gsocseq.cube.mask.reason_codes` from the same inputs the cube used when
+        it stored 30″ climate, so they are the same codes; climate outside the region is NaN.
+        """
+        out = dict(arrays)
+        out.update(self.read_tile(tile))
+        inside = out["reason"] != Reason.OUTSIDE_REGION
+        fields = {k: out[k] for k in ("soc", "clay", "tmp", "prec", "pet", "cover")}
+        out["reason"] = reason_codes(inside, out["land_use"], fields)
+        for name in ("tmp", "prec", "pet"):
+            out[name][~inside] = np.nan
+        return out
 
 
 def read_climate_tile(

@@ -332,11 +332,8 @@ def read_tile(ds: xr.Dataset, tile: TileKey) -> dict[str, np.ndarray]:
                 f"cube at {url}: cannot read variable {name!r} of tile {tile.id} "
                 f"(chunk key {key!r}): {type(exc).__name__}: {exc}"
             ) from exc
-    out.update(_climate(ds).read_tile(tile))
-    for name in MONTHLY_VARS:
-        keys[name] = f"{name} (climate store, regridded)"
     _check_consistent(out, status, keys, url, tile)
-    return out
+    return _climate(ds).add_climate(out, tile)
 
 
 def _climate(ds: xr.Dataset) -> Any:
