@@ -13,6 +13,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -138,6 +139,7 @@ def _create(
     rows, cols = _region_window(ref, region)
     ny, nx = rows.stop - rows.start, cols.stop - cols.start
     per_tile = max(1, math.ceil(region.tile_size * RES_DEG / min(ref.dlat, ref.dlon)))
+    _writer.cache_clear()
     group = _open_group(url, so, "w")
     group.attrs.update({
         "title": f"gsocseq climate store, region {region.name}, source grid",
@@ -171,6 +173,29 @@ def _create(
     status.attrs["long_name"] = "1 once the file's months are stored (order of attrs['files'])"
 
 
+class _Writer:
+    """An opened climate store for writing: its metadata read once per process (:func:`_writer`)."""
+
+    def __init__(self, url: str, so: Mapping[str, Any] | None) -> None:
+        self.group = _open_group(url, so, "r+")
+        attrs = self.group.attrs
+        self.source = json.loads(attrs["source"])["name"]
+        self.files = [ClimateFile(d["key"], d["variable"], d["url"], tuple(d["years"]))
+                      for d in json.loads(attrs["files"])]
+        self.packing = {k: Packing(v["dtype"], v["scale"], v["offset"], tuple(v["fills"]),
+                                   v["units"]) for k, v in json.loads(attrs["packing"]).items()}
+        self.lat = np.asarray(self.group["latitude"][...])
+        self.lon = np.asarray(self.group["longitude"][...])
+        self.lon_offset = int(attrs["lon_offset"])
+        self.arrays = {k: self.group[k] for k in self.packing}
+        self.status = self.group["file_status"]
+
+
+@lru_cache(maxsize=4)
+def _writer(url: str, so_json: str) -> _Writer:
+    return _Writer(url, json.loads(so_json) or None)
+
+
 def write_climate_file(
     cube_url: str, index: int, so: Mapping[str, Any] | None = None,
     source_so: Mapping[str, Any] | None = None,
@@ -180,17 +205,12 @@ def write_climate_file(
     The file's grid and packing must equal the store's (else :class:`GridMismatchError` naming
     the source, URL, expected and found). Returns the number of months stored.
     """
-    url = climate_url(cube_url)
-    group = _open_group(url, so, "r+")
-    spec = json.loads(group.attrs["source"])
-    f = ClimateFile(**{**json.loads(group.attrs["files"])[index]})
-    f = ClimateFile(f.key, f.variable, f.url, tuple(f.years))
-    want = Packing(**{**json.loads(group.attrs["packing"])[f.key]})
-    want = Packing(want.dtype, want.scale, want.offset, tuple(want.fills), want.units)
-    where = f"source {spec['name']!r} at {f.url}"
-    lat = np.asarray(group["latitude"][...])
-    lon = np.asarray(group["longitude"][...])
-    with open_netcdf(f.url, source_so, source=spec["name"]) as ds:
+    w = _writer(climate_url(cube_url), json.dumps(dict(so or {}), sort_keys=True, default=str))
+    f = w.files[index]
+    want = w.packing[f.key]
+    where = f"source {w.source!r} at {f.url}"
+    lat, lon = w.lat, w.lon
+    with open_netcdf(f.url, source_so, source=w.source) as ds:
         grid = netcdf_grid(ds, f.variable, where)
         if grid.packing != want:
             raise GridMismatchError(
@@ -198,7 +218,7 @@ def write_climate_file(
                 f"but the source's other files are {want}"
             )
         r0 = int(np.flatnonzero(grid.latitude == lat[0])[0]) if lat[0] in grid.latitude else -1
-        c0 = int(group.attrs["lon_offset"])
+        c0 = w.lon_offset
         rows, cols = slice(r0, r0 + lat.size), slice(c0, c0 + lon.size)
         if r0 < 0 or not (np.array_equal(grid.latitude[rows], lat)
                           and np.array_equal(grid.longitude[cols], lon)):
@@ -219,8 +239,8 @@ def write_climate_file(
                 f"{where}: variable {f.variable!r} has {sel.size} months for {year}, expected 12"
             )
         t0 = (year - FIRST_YEAR) * 12
-        group[f.key][t0 : t0 + 12] = raw[sel]
-    group["file_status"][index] = 1
+        w.arrays[f.key][t0 : t0 + 12] = raw[sel]
+    w.status[index] = 1
     return 12 * len(f.years)
 
 
