@@ -5,10 +5,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: env demo test test-fast lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install -q 'uv>=0.9,<1'
 	@test -x $(PY) || uv venv -q -p python3.11 $(VENV) || python3 -m venv $(VENV)
-	VIRTUAL_ENV=$(VENV) uv pip install -q -e '.[test]'
+	UV_PROJECT_ENVIRONMENT=$(VENV) uv sync -q --locked --extra test
 	@touch $(STAMP)
 
 env: $(STAMP)

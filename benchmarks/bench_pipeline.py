@@ -71,8 +71,8 @@ def _warm_up() -> None:
 def kernel_rate(config: Any, plan: Any) -> tuple[int, float]:
     """Return (modelled pixels, pixels/s) of ``run_phases`` alone on the run's modelled pixels."""
     from gsocseq.cube.store import open_cube, read_tile
-    from gsocseq.model.codes import Reason
     from gsocseq.pipeline.tile import phase_config
+    from gsocseq.vocabulary import Reason
 
     ds = open_cube(plan.cube_url, config.storage_options)
     parts: dict[str, list[np.ndarray]] = {}

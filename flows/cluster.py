@@ -12,16 +12,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from distributed import Client
 from prefect.variables import Variable
 from prefect_dask import DaskTaskRunner
 
+from gsocseq.pipeline.run import ClusterUnavailableError, connect
+
+__all__ = ["ADDRESS_VARIABLE", "ClusterUnavailableError", "DaskRuntime", "check_cluster",
+           "resolve_address", "resolve_runtime"]
+
 ADDRESS_VARIABLE = "gsocseq-dask-address"
 """Name of the Prefect variable holding a default scheduler address (``tcp://host:8786``)."""
-
-
-class ClusterUnavailableError(RuntimeError):
-    """The dask scheduler cannot be reached or has no workers."""
 
 
 @dataclass(frozen=True)
@@ -75,25 +75,10 @@ def check_cluster(address: str, *, wait_s: float = 30.0, connect_s: float = 10.0
     """Return the number of workers of the scheduler at ``address``.
 
     Raises :class:`ClusterUnavailableError` if the scheduler cannot be reached within ``connect_s``
-    seconds or has no worker after ``wait_s`` seconds.
+    seconds or has no worker after ``wait_s`` seconds (the pipeline's own check, :func:`connect`).
     """
-    try:
-        client = Client(address, timeout=connect_s, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        raise ClusterUnavailableError(
-            f"dask scheduler {address} unreachable after {connect_s:g} s: {exc}"
-        ) from exc
-    try:
-        try:
-            client.wait_for_workers(1, timeout=wait_s)
-        except TimeoutError as exc:
-            raise ClusterUnavailableError(
-                f"dask scheduler {address} has no workers after {wait_s:g} s; start workers or "
-                "leave cluster_address empty to use a LocalCluster"
-            ) from exc
+    with connect(address, wait_s=wait_s, connect_s=connect_s) as client:
         return len(client.scheduler_info(n_workers=-1)["workers"])
-    finally:
-        client.close()
 
 
 def resolve_runtime(

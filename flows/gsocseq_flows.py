@@ -52,8 +52,9 @@ from flows.report import RegionReport, render_markdown
 from gsocseq import pipeline
 from gsocseq.config import RunConfig
 from gsocseq.errors import PipelineError
-from gsocseq.pipeline import PublishResult, RunPlan, TileOutcome
-from gsocseq.pipeline.retry import is_transient
+from gsocseq.pipeline import PublishResult, RunPlan, RunSummary, TileOutcome
+from gsocseq.pipeline.run import RunContext
+from gsocseq.storage import is_transient
 
 WORLD = "-180,-90,180,90"
 """The default region of a global rebuild: every tile of the world that has modelled land."""
@@ -64,7 +65,7 @@ WORLD = "-180,-90,180,90"
 def retry_transient(task: Any, task_run: Any, state: State) -> bool:
     """Prefect ``retry_condition_fn``: retry a failed task only for transient storage errors.
 
-    Uses the pipeline's own classification (:func:`gsocseq.pipeline.retry.is_transient`: dropped
+    Uses the pipeline's own classification (:func:`gsocseq.storage.is_transient`: dropped
     connections, timeouts, 5xx, anywhere in the exception chain; not missing keys, denied access
     or bad data), so a task is retried for exactly the faults the pipeline itself retries.
     """
@@ -86,17 +87,30 @@ STORAGE_TASK_OPTIONS: dict[str, Any] = {  # tasks that read or write the object 
 }
 
 # ------------------------------------------------------------------------------------------ tasks
+# Each task body is one call into gsocseq.pipeline. The tile tasks get the run (configuration and plan)
+# as one dask future, computed once per region (``share_task``), and their tile id: the scheduler holds
+# a reference per task, never a copy of the plan.
 
 
 @task(name="plan", task_run_name="plan-{config.region}", cache_policy=NO_CACHE,
       persist_result=False)
 def plan_task(config: RunConfig) -> RunPlan:
-    """Resolve the region and list its tiles (raises ``InputValidationError`` if unknown)."""
-    return pipeline.plan_run(config)
+    """Write the demo world if a default demo run needs it, then plan the region.
+
+    Raises ``InputValidationError`` for an unknown region.
+    """
+    return pipeline.start_region(config)
 
 
-@task(name="prepare-inputs", task_run_name="inputs-{config.region}", **STORAGE_TASK_OPTIONS)
-def prepare_inputs_task(config: RunConfig, plan: RunPlan) -> str:
+@task(name="share-run", task_run_name="run-{config.region}", cache_policy=NO_CACHE,
+      persist_result=False)
+def share_task(config: RunConfig, plan: RunPlan) -> RunContext:
+    """Hold the region's configuration and plan on a worker for the tasks that reference it."""
+    return config, plan
+
+
+@task(name="prepare-inputs", task_run_name="inputs-{region}", **STORAGE_TASK_OPTIONS)
+def prepare_inputs_task(run: RunContext, region: str) -> str:
     """Build the region's input cube (finished tiles kept) on this cluster; return its URL.
 
     ``worker_client`` secedes this task from the worker's thread pool while the cube's tiles are
@@ -104,49 +118,57 @@ def prepare_inputs_task(config: RunConfig, plan: RunPlan) -> str:
     ``get_dask_client`` opens a second client without seceding, and does).
     """
     with worker_client() as client:
-        return pipeline.prepare_inputs(config, plan, client)
+        return pipeline.prepare_inputs(*run, client)
 
 
-@task(name="prepare-outputs", task_run_name="outputs-{config.region}", **STORAGE_TASK_OPTIONS)
-def prepare_outputs_task(config: RunConfig, plan: RunPlan) -> str:
+@task(name="prepare-outputs", task_run_name="outputs-{region}", **STORAGE_TASK_OPTIONS)
+def prepare_outputs_task(run: RunContext, region: str) -> str:
     """Create the region's empty product cube unless it exists; return its URL."""
-    return pipeline.prepare_outputs(config, plan)
+    return pipeline.prepare_outputs(*run)
 
 
-@task(name="run-tile", task_run_name="tile-{config.region}-{tile_id}", **STORAGE_TASK_OPTIONS)
-def tile_task(config: RunConfig, plan: RunPlan, tile_id: str) -> TileOutcome:
+@task(name="run-tile", task_run_name="tile-{region}-{tile_id}", **STORAGE_TASK_OPTIONS)
+def tile_task(run: RunContext, tile_id: str, region: str) -> TileOutcome:
     """Run the RothC phases on one tile; skipped by the pipeline when already complete."""
-    return pipeline.run_tile(config, plan, tile_id, raise_errors=True)
+    return pipeline.run_tile(*run, tile_id, raise_errors=True)
 
 
-@task(name="publish", task_run_name="publish-{config.region}", **STORAGE_TASK_OPTIONS)
-def publish_task(config: RunConfig, plan: RunPlan) -> PublishResult:
-    """Write the region's COGs, then its STAC item and catalog (last)."""
-    return pipeline.publish(config, plan)
+@task(name="publish", task_run_name="publish-{region}", **STORAGE_TASK_OPTIONS)
+def publish_task(
+    run: RunContext, outcomes: list[TileOutcome], started: float, region: str
+) -> tuple[RunSummary, PublishResult | None]:
+    """Publish the region if all its tiles finished (COGs, then STAC item and catalog); summarise."""
+    return pipeline.finish_region(*run, outcomes, started=started)
 
 
 # ---------------------------------------------------------------------------------- tile subflow
 
 
 @flow(name="gsocseq-tiles", validate_parameters=False)
-def compute_tiles(jobs: list[tuple[RunConfig, RunPlan]]) -> list[RegionReport]:
+def compute_tiles(configs: list[RunConfig]) -> list[RegionReport]:
     """Prepare inputs, run every tile, then publish each region whose tiles all finished.
 
     Runs under the ``DaskTaskRunner`` its caller chose: tiles are independent tasks. Regions are
-    published one after another (they share the STAC root catalog), after all tiles.
+    published one after another (they share the STAC root catalog), after all tiles. Its parameters
+    are the (small) configurations, never plans: Prefect sends a flow's parameters with every task.
     """
     logger = get_run_logger()
-    t0 = time.monotonic()
+    t0 = time.time()
     futures: dict[PrefectFuture[TileOutcome], tuple[int, str]] = {}
-    for i, (config, plan) in enumerate(jobs):
-        ready = [prepare_inputs_task.submit(config, plan),
-                 prepare_outputs_task.submit(config, plan)]
-        for key in plan.tiles:  # TileKey: the tile id names the task run, marker and COG window
-            futures[tile_task.submit(config, plan, key.id, wait_for=ready)] = (i, key.id)
+    runs = []
+    for i, config in enumerate(configs):
+        plan = pipeline.plan_run(config)  # tile ids; the manifest is already current
+        run = share_task.submit(config, plan)
+        runs.append(run)
+        ready = [prepare_inputs_task.submit(run, config.region),
+                 prepare_outputs_task.submit(run, config.region)]
+        for tile_id in plan.tile_ids:  # the tile id names the task run, marker and COG window
+            futures[tile_task.submit(run, tile_id, config.region, wait_for=ready)] = (i, tile_id)
+        del plan
     n = len(futures)
-    logger.info("running %d tile(s) of %d region(s)", n, len(jobs))
+    logger.info("running %d tile(s) of %d region(s)", n, len(configs))
 
-    outcomes: list[list[TileOutcome]] = [[] for _ in jobs]
+    outcomes: list[list[TileOutcome]] = [[] for _ in configs]
     for k, fut in enumerate(as_completed(list(futures)), start=1):
         i, tile_id = futures[fut]
         try:
@@ -155,24 +177,18 @@ def compute_tiles(jobs: list[tuple[RunConfig, RunPlan]]) -> list[RegionReport]:
             outcome = TileOutcome(tile_id, "failed", error=f"{type(exc).__name__}: {exc}")
         outcomes[i].append(outcome)
         log = logger.error if outcome.status == "failed" else logger.info
-        log("tile %d/%d %s %s: %s%s (%.0f s)", k, n, jobs[i][0].region, tile_id, outcome.status,
-            f" ({outcome.error})" if outcome.error else "", time.monotonic() - t0)
+        log("tile %d/%d %s %s: %s%s (%.0f s)", k, n, configs[i].region, tile_id, outcome.status,
+            f" ({outcome.error})" if outcome.error else "", time.time() - t0)
 
     reports = []
-    for i, (config, plan) in enumerate(jobs):
-        failed = [o.tile_id for o in outcomes[i] if o.status == "failed"]
-        published: PublishResult | None = None
-        if failed:
-            logger.error("%s: %d tile(s) failed; not publishing", config.region, len(failed))
+    for i, config in enumerate(configs):
+        summary, published = publish_task.submit(runs[i], outcomes[i], t0, config.region).result()
+        if published is None:
+            logger.error("%s: %d tile(s) failed; not publishing", config.region,
+                         len(summary.tiles_failed))
         else:
-            published = publish_task.submit(config, plan).result()
             logger.info("%s: %d COGs, STAC %s%s", config.region, len(published.cogs),
                         published.stac_url, " (already up to date)" if published.skipped else "")
-        summary = pipeline.summarise(
-            outcomes[i], region=plan.region, config_hash=plan.config_hash,
-            scenarios=config.scenarios, wall_seconds=time.monotonic() - t0,
-            urls={"run": plan.run_url}, published=published is not None,
-        )
         reports.append(RegionReport.from_pipeline(summary, published))
     return reports
 
@@ -198,7 +214,8 @@ def _run(
     )
     logger.info("computing on %s", runtime.description)
     tiles_flow = compute_tiles.with_options(task_runner=runtime.task_runner())
-    reports = tiles_flow(list(zip(configs, plans, strict=True)))
+    del plans  # the tile flow gets configurations only (see compute_tiles)
+    reports = tiles_flow(list(configs))
     create_markdown_artifact(markdown=render_markdown(title, runtime.description, reports),
                              key=artifact_key, description=title)
     failed = [r.region for r in reports if not r.published]
@@ -221,6 +238,7 @@ def country_rerun(
     uncertainty: bool = True,
     local_workers: int = 2,
     cluster_wait_s: float = 60.0,
+    ssm_increase: dict[str, list[float]] | None = None,
 ) -> dict[str, Any]:
     """Rerun GSOCseq for one country and republish its COGs and STAC items.
 
@@ -238,10 +256,14 @@ def country_rerun(
         uncertainty: Also compute the uncertainty (min/max bracket) layers.
         local_workers: Worker processes of the LocalCluster when no address is given.
         cluster_wait_s: Seconds to wait for a worker at cluster_address before failing.
+        ssm_increase: SSM input increases over BAU per land-use group (crops, grass, paddy):
+            three fractions [low, medium, high] in [0, 1], non-decreasing. Empty: 0.05, 0.10,
+            0.20 for every group.
     """
     config = build_config(
         iso3, out=out, scenarios=list(scenarios), scheme=scheme, map_version=map_version,
         sources=sources, tile_size=tile_size, uncertainty=uncertainty,
+        ssm_increase=ssm_increase,
     )
     return _run(f"GSOCseq {map_version} country rerun: {iso3}", f"gsocseq-country-{iso3.lower()}",
                 [config], cluster_address, local_workers, cluster_wait_s)
@@ -261,6 +283,7 @@ def global_rebuild(
     uncertainty: bool = True,
     local_workers: int = 2,
     cluster_wait_s: float = 60.0,
+    ssm_increase: dict[str, list[float]] | None = None,
 ) -> dict[str, Any]:
     """Rebuild the GSOCseq map: every tile of the world, or of a list of countries.
 
@@ -279,12 +302,15 @@ def global_rebuild(
         uncertainty: Also compute the uncertainty (min/max bracket) layers.
         local_workers: Worker processes of the LocalCluster when no address is given.
         cluster_wait_s: Seconds to wait for a worker at cluster_address before failing.
+        ssm_increase: SSM input increases over BAU per land-use group (crops, grass, paddy):
+            three fractions [low, medium, high] in [0, 1], non-decreasing. Empty: 0.05, 0.10,
+            0.20 for every group.
     """
     regions = list(dict.fromkeys(countries)) if countries else [world]
     configs = [
         build_config(region, out=out, scenarios=list(scenarios), scheme=scheme,
                      map_version=map_version, sources=sources, tile_size=tile_size,
-                     uncertainty=uncertainty)
+                     uncertainty=uncertainty, ssm_increase=ssm_increase)
         for region in regions
     ]
     return _run(f"GSOCseq {map_version} global rebuild", "gsocseq-global-rebuild", configs,

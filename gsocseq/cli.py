@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from gsocseq import __version__
 from gsocseq.errors import GsocseqError
-from gsocseq.model.codes import SCENARIOS
+from gsocseq.vocabulary import SCENARIOS
 
 
 def _storage_options(value: str | None) -> dict[str, Any]:
@@ -143,8 +143,8 @@ def validate_command(url: str, storage_options: str | None) -> None:
     from gsocseq.pipeline.completeness import check_run, find_manifests
     from gsocseq.pipeline.plan import RunPlan
     from gsocseq.pipeline.publish import product_layers
-    from gsocseq.pipeline.store import read_json
     from gsocseq.products.validate import validate_products
+    from gsocseq.storage import read_json
 
     so = _storage_options(storage_options)
     try:
@@ -162,7 +162,8 @@ def validate_command(url: str, storage_options: str | None) -> None:
         plan = RunPlan.from_dict(doc["plan"])
         if not run_problems:
             layers = product_layers(tuple(doc["config"]["scenarios"]),
-                                    bool(doc["config"]["uncertainty"]))
+                                    bool(doc["config"]["uncertainty"]),
+                                    str(doc["config"].get("scheme", "exact")))
             report = validate_products(plan.stac_url, so, expected_layers=layers,
                                        regions=[plan.region_name])
             run_problems += list(report.problems)

@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from gsocseq.errors import GsocseqError, InputValidationError
-from gsocseq.model.codes import LAYER_NAMES, Reason
+from gsocseq.model.inputs import EULER_CRITERION
 from gsocseq.model.phases import PhaseConfig, PhaseResult, run_phases
+from gsocseq.vocabulary import LAYER_NAMES, Reason
 
 #: Columns of :attr:`SchemeComparison.layers`.
 LAYER_COLUMNS: tuple[str, ...] = (
@@ -150,15 +151,14 @@ def compare_cube(
     storage_options: Mapping[str, Any] | None = None,
 ) -> SchemeComparison:
     """Compare the schemes on the modelled pixels of built ``tiles`` of the cube (default: all)."""
-    from gsocseq.cube.grid import TileKey
+    from gsocseq.cube.grid import tiles_of_rectangle
     from gsocseq.cube.store import open_cube, read_tile, tile_status
 
     ds = open_cube(cube_url, dict(storage_options or {}))
     if tiles is None:
-        size = int(ds.attrs["tile_size"])
-        r0, c0 = int(ds.attrs["origin_row"]) // size, int(ds.attrs["origin_col"]) // size
-        ny, nx = ds.sizes["latitude"] // size, ds.sizes["longitude"] // size
-        tiles = [TileKey(r0 + i, c0 + j, size) for i in range(ny) for j in range(nx)]
+        tiles = tiles_of_rectangle(int(ds.attrs["origin_row"]), int(ds.attrs["origin_col"]),
+                                   ds.sizes["latitude"], ds.sizes["longitude"],
+                                   int(ds.attrs["tile_size"]))
     parts = [tile_pixels(read_tile(ds, t)) for t in tiles if tile_status(ds, t) > 0]
     if not parts:
         raise InputValidationError(f"cube at {cube_url}: no built tile with modelled pixels")
@@ -205,7 +205,7 @@ def build_comparison_cube(
 @click.option("--tile-size", type=int, default=60, show_default=True)
 @click.option("--max-tiles", type=int, default=None, help="Compare only the first N tiles.")
 @click.option("--no-uncertainty", is_flag=True, help="Skip the bracket runs.")
-@click.option("--euler-criterion", type=click.Choice(["month", "cycle"]), default="month",
+@click.option("--euler-criterion", type=click.Choice(["month", "cycle"]), default=EULER_CRITERION,
               show_default=True, help="How the fao scheme masks unstable Euler steps.")
 @click.option("--csv", "csv_path", default=None, help="Also write the layer table as CSV here.")
 @click.option("--storage-options", default=None, help="fsspec options as a JSON object.")

@@ -20,7 +20,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gsocseq.model.codes import SCENARIOS
+from gsocseq.model.inputs import check_ssm_increase
+from gsocseq.vocabulary import DEFAULT_SSM_INCREASE, LAND_USE_GROUPS, SCENARIOS
 
 #: URL schemes accepted for ``out`` (and ``sources``).
 URL_SCHEMES: tuple[str, ...] = ("file", "s3", "memory", "gs", "gcs", "az", "abfs")
@@ -32,7 +33,7 @@ _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*)://(.*)$")
 
 #: Fields that change the numbers in the products; the rest (where, how) do not.
 SCIENCE_FIELDS: tuple[str, ...] = ("region", "scenarios", "scheme", "sources", "map_version",
-                                   "uncertainty")
+                                   "uncertainty", "ssm_increase")
 
 
 def normalise_url(value: str, *, what: str, schemes: tuple[str, ...] = URL_SCHEMES) -> str:
@@ -125,6 +126,23 @@ class RunConfig(BaseModel):
     map_version: str = "v1.1"
     tile_size: int = 240
     uncertainty: bool = True
+    ssm_increase: dict[str, tuple[float, float, float]] = Field(
+        default_factory=lambda: dict(DEFAULT_SSM_INCREASE))
+    """SSM input increases over BAU per land-use group (``crops``, ``grass``, ``paddy``): three
+    fractions [low, medium, high] each in [0, 1], non-decreasing; groups not given keep
+    [0.05, 0.10, 0.20]. All 0: every SSM layer equals BAU."""
+
+    @field_validator("ssm_increase", mode="before")
+    @classmethod
+    def _check_ssm_increase(cls, v: Any) -> dict[str, tuple[float, float, float]]:
+        if v is None:
+            v = {}
+        if not isinstance(v, dict):
+            raise ValueError(f"ssm_increase {v!r} must map land-use groups {LAND_USE_GROUPS} "
+                             "to [low, medium, high]")
+        check_ssm_increase(v)
+        given = {str(k): tuple(float(x) for x in vals) for k, vals in v.items()}
+        return {g: given.get(g, DEFAULT_SSM_INCREASE[g]) for g in LAND_USE_GROUPS}
 
     @field_validator("region")
     @classmethod
@@ -180,8 +198,8 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _add_storage_retries(self) -> RunConfig:
-        """Give S3 runs bounded request retries with backoff (:mod:`gsocseq.pipeline.retry`)."""
-        from gsocseq.pipeline.retry import with_s3_retries
+        """Give S3 runs bounded request retries with backoff (:mod:`gsocseq.storage`)."""
+        from gsocseq.storage import with_s3_retries
 
         so = with_s3_retries(self.storage_options, self.out, self.sources)
         if so is not self.storage_options:

@@ -38,7 +38,7 @@ from rasterio.io import MemoryFile
 
 from gsocseq.cube.grid import RES_DEG
 from gsocseq.cube.schema import FIRST_YEAR, LAST_YEAR
-from gsocseq.sources.readers import url_to_fs
+from gsocseq.storage import filesystem
 
 WEST: float = -64.0
 NORTH: float = -34.0
@@ -352,7 +352,7 @@ def write_demo_world(
     """Write the demo world under ``url``; returns the URL of its ``sources.toml``."""
     if tiles_y < 1 or tiles_x < 1:
         raise ValueError(f"need at least one tile, got tiles_y={tiles_y}, tiles_x={tiles_x}")
-    fs, root = url_to_fs(url, storage_options)
+    fs, root = filesystem(url, storage_options)
     root = root.rstrip("/")
     world = _World(seed, tiles_y, tiles_x, tile_size)
     files: dict[str, bytes] = {}

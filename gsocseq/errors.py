@@ -30,5 +30,9 @@ class PipelineError(GsocseqError):
     """A run failed; the message names the tiles concerned."""
 
 
+class StorageError(PipelineError):
+    """An object could not be read or written; the message names its key."""
+
+
 class GsocseqWarning(UserWarning):
     """Base warning class of gsocseq (filterable)."""

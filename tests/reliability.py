@@ -18,10 +18,10 @@ import s3fs
 
 from gsocseq.config import RunConfig
 from gsocseq.cube.grid import TileKey
-from gsocseq.model.codes import LAYER_NAMES
+from gsocseq.cube.product_cube import read_product_tile
 from gsocseq.pipeline import plan_run
-from gsocseq.pipeline.product_cube import read_product_tile
-from gsocseq.pipeline.store import read_json
+from gsocseq.storage import read_json
+from gsocseq.vocabulary import LAYER_NAMES
 
 BUCKET = "gsocseq-pipeline-shared"
 OUT = f"s3://{BUCKET}/runs"

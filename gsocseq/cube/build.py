@@ -33,9 +33,9 @@ from gsocseq.cube.store import (
     zarr_target,
 )
 from gsocseq.errors import GridMismatchError, InputValidationError
-from gsocseq.model.codes import MODELLED_LAND_USE, Reason
 from gsocseq.sources.adapters import read_source
 from gsocseq.sources.spec import SourcesConfig, SourceSpec
+from gsocseq.vocabulary import MODELLED_LAND_USE, Reason
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +121,7 @@ def build_cube_tile(
         storage_options=so,
     )
     n_ok = int((arrays["reason"] == Reason.OK).sum())
-    ts = region.tile_size
-    ti, tj = rows.start // ts, cols.start // ts
+    ti, tj = tile.chunk_index(region.origin_row, region.origin_col)
     marker = xr.Dataset({"tile_status": (("tile_row", "tile_col"), np.array([[n_ok]], "int32"))})
     marker.to_zarr(
         store,

@@ -25,7 +25,6 @@ from gsocseq.cube.region import Region
 from gsocseq.cube.regrid import regrid_to_cells
 from gsocseq.cube.schema import FIRST_YEAR, LAST_YEAR
 from gsocseq.errors import GridMismatchError, InputValidationError, SourceError
-from gsocseq.model.codes import Reason
 from gsocseq.sources.adapters import ADAPTERS, climate_variables
 from gsocseq.sources.readers import (
     MARGIN_CELLS,
@@ -33,9 +32,10 @@ from gsocseq.sources.readers import (
     Packing,
     netcdf_grid,
     open_netcdf,
-    url_to_fs,
 )
 from gsocseq.sources.spec import SourceSpec, options_for
+from gsocseq.storage import filesystem
+from gsocseq.vocabulary import Reason
 
 CLIMATE_SCHEMA_VERSION: str = "1"
 YEARS: range = range(FIRST_YEAR, LAST_YEAR + 1)
@@ -87,7 +87,7 @@ def _open_group(url: str, so: Mapping[str, Any] | None, mode: str) -> Any:
 
 
 def _exists(url: str, so: Mapping[str, Any] | None) -> bool:
-    fs, path = url_to_fs(url, so)
+    fs, path = filesystem(url, so)
     return bool(fs.exists(path.rstrip("/") + "/zarr.json"))
 
 

@@ -73,6 +73,13 @@ class TileKey:
             raise ValueError(f"tile {self.id} lies before the array origin ({origin_row}, {origin_col})")
         return (slice(r, r + self.size), slice(c, c + self.size))
 
+    def chunk_index(self, origin_row: int, origin_col: int) -> tuple[int, int]:
+        """(i, j) of the tile in a tile-chunked array whose cell (0, 0) is global (origin_row, origin_col)."""
+        if origin_row % self.size or origin_col % self.size:
+            raise ValueError(f"origin ({origin_row}, {origin_col}) is not aligned to tiles of {self.size}")
+        rows, cols = self.to_slices(origin_row, origin_col)
+        return rows.start // self.size, cols.start // self.size
+
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(west, south, east, north) in degrees."""
@@ -97,6 +104,15 @@ def cell_latitudes(row_start: int, row_stop: int) -> np.ndarray:
 def cell_longitudes(col_start: int, col_stop: int) -> np.ndarray:
     """Cell-centre longitudes of global columns [col_start, col_stop), degrees east, ascending."""
     return -180.0 + (np.arange(col_start, col_stop) + 0.5) * RES_DEG
+
+
+def tiles_of_rectangle(
+    origin_row: int, origin_col: int, n_rows: int, n_cols: int, size: int = TILE_SIZE
+) -> list[TileKey]:
+    """All tiles of a tile-aligned rectangle of cells (global origin, extent in cells), row-major."""
+    r0, c0 = origin_row // size, origin_col // size
+    return [TileKey(r, c, size) for r in range(r0, r0 + n_rows // size)
+            for c in range(c0, c0 + n_cols // size)]
 
 
 def tiles_for_bbox(

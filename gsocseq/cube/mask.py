@@ -1,24 +1,15 @@
-"""The modelled-pixel mask: one :class:`~gsocseq.model.codes.Reason` code per cell (pure numpy).
+"""The modelled-pixel mask: one :class:`~gsocseq.vocabulary.Reason` code per cell (pure numpy).
 
 Precedence (first that applies): outside the region → land use not modelled → missing input
-(NaN in SOC, clay, any month of climate or cover, or FAO class 0) → input outside its valid range.
+(NaN in SOC, clay, any month of climate or cover, or FAO class 0) → input outside its plausible
+range (:data:`gsocseq.vocabulary.PLAUSIBLE_RANGES`, the table the model uses too).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from gsocseq.model.codes import MODELLED_LAND_USE, Reason
-
-#: Valid ranges in cube units (inclusive); values outside → ``Reason.INPUT_OUT_OF_RANGE``.
-VALID_RANGE: dict[str, tuple[float, float]] = {
-    "soc": (0.0, 1000.0),  # t C/ha, 0-30 cm
-    "clay": (0.0, 100.0),  # %
-    "tmp": (-60.0, 60.0),  # degC, monthly mean
-    "prec": (0.0, 3000.0),  # mm/month
-    "pet": (0.0, 1000.0),  # mm/month
-    "cover": (0.0, 1.0),  # share
-}
+from gsocseq.vocabulary import MODELLED_LAND_USE, PLAUSIBLE_RANGES, Reason
 
 
 def reason_codes(
@@ -37,7 +28,7 @@ def reason_codes(
         v = values if values.ndim == 3 else values[..., None]
         finite = np.isfinite(v)
         missing |= ~finite.all(axis=-1)
-        lo, hi = VALID_RANGE[name]
+        lo, hi = PLAUSIBLE_RANGES[name]
         with np.errstate(invalid="ignore"):
             out_of_range |= ((v < lo) | (v > hi)).any(axis=-1)
     modelled_lu = np.isin(land_use, np.fromiter(MODELLED_LAND_USE, dtype=np.int64))

@@ -18,7 +18,7 @@ import shapely
 from affine import Affine
 from rasterio.features import rasterize
 
-from gsocseq.cube.grid import RES_DEG, TILE_SIZE, TileKey, tiles_for_bbox
+from gsocseq.cube.grid import RES_DEG, TILE_SIZE, TileKey, tiles_for_bbox, tiles_of_rectangle
 from gsocseq.errors import InputValidationError
 from gsocseq.sources.boundaries import read_country
 from gsocseq.sources.spec import SourcesConfig
@@ -65,12 +65,8 @@ class Region:
 
     def all_tiles(self) -> list[TileKey]:
         """All tiles of the cube's rectangle, row-major (including tiles outside the region)."""
-        r0, c0 = self.origin_row // self.tile_size, self.origin_col // self.tile_size
-        return [
-            TileKey(r, c, self.tile_size)
-            for r in range(r0, r0 + self.n_rows // self.tile_size)
-            for c in range(c0, c0 + self.n_cols // self.tile_size)
-        ]
+        return tiles_of_rectangle(self.origin_row, self.origin_col, self.n_rows, self.n_cols,
+                                  self.tile_size)
 
     def contains_tile(self, tile: TileKey) -> bool:
         """Whether ``tile`` lies in the cube's rectangle (same tile size)."""

@@ -13,7 +13,7 @@ tmp            (latitude, longitude, time)            degC        monthly mean a
 prec           (latitude, longitude, time)            mm/month    monthly precipitation
 pet            (latitude, longitude, time)            mm/month    monthly potential evapotranspiration
 cover          (latitude, longitude, month)           1           monthly vegetated share 0-1 (climatology)
-reason         (latitude, longitude)                  1 (code)    :class:`gsocseq.model.codes.Reason`, uint8
+reason         (latitude, longitude)                  1 (code)    :class:`gsocseq.vocabulary.Reason`, uint8
 =============  =====================================  ==========  =========================================
 
 ``tmp``/``prec``/``pet`` are not stored at 30″: the region's climate store beside the cube

@@ -30,8 +30,8 @@ from gsocseq.cube.schema import (
     STATIC_VARS,
 )
 from gsocseq.errors import GridMismatchError, SourceError
-from gsocseq.model.codes import Reason
-from gsocseq.sources.readers import url_to_fs
+from gsocseq.storage import filesystem
+from gsocseq.vocabulary import Reason
 
 SCHEMA_VERSION: str = "1"
 N_MONTHS: int = (LAST_YEAR - FIRST_YEAR + 1) * 12
@@ -195,7 +195,7 @@ def zarr_target(
 
 def cube_exists(url: str, storage_options: Mapping[str, Any] | None = None) -> bool:
     """Whether a zarr v3 group exists at ``url``."""
-    fs, path = url_to_fs(url, storage_options)
+    fs, path = filesystem(url, storage_options)
     return bool(fs.exists(path.rstrip("/") + "/zarr.json"))
 
 
@@ -289,7 +289,10 @@ def _tile_index(ds: xr.Dataset, tile: TileKey) -> tuple[int, int]:
     r0, c0 = int(ds.attrs["origin_row"]), int(ds.attrs["origin_col"])
     if tile.size != ts:
         raise GridMismatchError(f"tile {tile.id}: size {tile.size}, cube tiles are {ts}")
-    i, j = (tile.row0 - r0) // ts, (tile.col0 - c0) // ts
+    try:
+        i, j = tile.chunk_index(r0, c0)
+    except ValueError:  # before the origin
+        i = j = -1
     if not (0 <= i < ds.sizes["latitude"] // ts and 0 <= j < ds.sizes["longitude"] // ts):
         raise GridMismatchError(
             f"tile {tile.id} is outside cube {ds.attrs.get('cube_url', '')} "
@@ -318,8 +321,7 @@ def read_tile(ds: xr.Dataset, tile: TileKey) -> dict[str, np.ndarray]:
     status = int(ds["tile_status"].values[i, j])
     if status < 0:
         raise SourceError(f"cube at {url}: tile {tile.id} was not built (no completion marker)")
-    ts = tile.size
-    rows, cols = slice(i * ts, (i + 1) * ts), slice(j * ts, (j + 1) * ts)
+    rows, cols = tile.to_slices(int(ds.attrs["origin_row"]), int(ds.attrs["origin_col"]))
     out: dict[str, np.ndarray] = {}
     keys: dict[str, str] = {}
     for name, dims in DIMS.items():

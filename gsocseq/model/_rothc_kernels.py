@@ -5,8 +5,8 @@ raise; a NaN in any input of a pixel makes that pixel's pools NaN.
 
 Layout: monthly inputs are ``(n_months, n_pixels)`` (time first, pixels contiguous), pools are
 ``(n_pixels, 5)``. The forward kernel walks pixel blocks of ``BLOCK`` pixels; inside a block the
-months are the outer loop so every input row is read contiguously. Serial and parallel variants
-run the same block function, so they give bit-identical results.
+months are the outer loop so every input row is read contiguously. There is one (serial) variant:
+the pipeline parallelises over tiles.
 
 Equations, constants and order of updates follow Rothamsted's RothC code (``RothC.for``,
 ``opt_RMmoist = 1``, ``opt_SMDbare = 1``), with the cover factor generalised to
@@ -15,7 +15,7 @@ Equations, constants and order of updates follow Rothamsted's RothC code (``Roth
 Speed (measured, see ``benchmarks/bench_rothc.py``): the four decay factors come from one
 exponential, exp(-r·k) = exp(-r·0.02)^(k/0.02) with integer powers 500/15/33/1 (~1e-14 relative
 from four ``exp`` calls), and that exponential is a polynomial for the usual small arguments, so
-the per-month loops over a block vectorise; only the temperature factor calls libm. Compiled with
+the per-month loops over a block vectorise (the temperature factor too: exp(x/64)^64). Compiled with
 ``error_model="numpy"`` (a division by zero gives inf/NaN, never an exception) and FMA
 contraction only (no fast-math that would drop NaN semantics).
 """
@@ -23,7 +23,7 @@ contraction only (no fast-math that would drop NaN semantics).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 #: Decomposition rate constants (yr⁻¹) of DPM, RPM, BIO, HUM.
 K_DPM = 10.0
@@ -55,7 +55,7 @@ def soil_constants(clay: float, depth: float) -> tuple[float, float, float, floa
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def smd_step(smd: float, df: float, cover: float, smd_max: float, smd_bare: float) -> float:
-    """Return the end-of-month deficit (mm) from the previous one and rain - f·evap ``df`` (mm).
+    """Return the end-of-month deficit (mm) from the previous one and prec - f·pet ``df`` (mm).
 
     Comparisons are written so that a NaN deficit or ``df`` stays NaN.
     """
@@ -137,23 +137,41 @@ def decay_factors(r: float) -> tuple[float, float, float, float]:
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def temperature_factor(tmp: float) -> float:
-    """Return the temperature rate modifier a(T) (0 below -5 °C)."""
+    """Return the temperature rate modifier a(T) (0 below -5 °C).
+
+    a(T) = 47.91 / (1 + exp(106.06 / (T + 18.27))).
+    """
     if tmp < -5.0:
         return 0.0
-    return 47.91 / (1.0 + np.exp(106.06 / (tmp + 18.27)))
+    # exp(x) for x = 106.06 / (T + 18.27) in (0, 8] (T >= -5) as exp(x / 64)^64: the polynomial
+    # (|x / 64| <= 1/8, exact to rounding) and six squarings vectorise, unlike libm's exp;
+    # ~1e-14 relative from exp(x), far below the 1e-9 agreement with the official model.
+    e = _exp_poly((106.06 / 64.0) / (tmp + 18.27))
+    e = e * e
+    e = e * e
+    e = e * e
+    e = e * e
+    e = e * e
+    e = e * e
+    return 47.91 / (1.0 + e)
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def _run_block(
-    i0, i1, out_pools, out_smd, tmp, rain, evap, cover, c_inp, fym, dpm_rpm, dr_monthly,
+    i0, i1, out_pools, out_smd, tmp, prec, pet, cover, c_inp, fym, dpm_rpm, dr_monthly,
     clay, depth, evap_factor, rmod, repeat, monthly, mon_pools, mon_smd, co2_tot, mon_co2,
+    check, lo, hi,
 ):
     """Advance pixels ``i0:i1`` through ``repeat`` × ``n_months`` months, in place.
 
     Each month runs as short loops over the block (temperature factor; deficit and rate; decay
-    factor; pool update) so the branch-free ones vectorise.
+    factor; pool update) so the branch-free ones vectorise. With ``check`` the month's six inputs
+    (tmp, prec, pet, cover, c_inp, fym), just read and still in L1, are also tested against
+    ``[lo[k], hi[k]]`` and finiteness: returns the number of bad values (0 without ``check``).
     """
+    bad = 0
     nb = i1 - i0
+    fym_monthly = fym.shape[0] > 1  # (1, n): no manure (one row of zeros)
     f_co2 = np.empty(nb)
     f_bio = np.empty(nb)
     f_hum = np.empty(nb)
@@ -181,15 +199,31 @@ def _run_block(
         smd[j] = out_smd[i]
         co2s[j] = co2_tot[i]
     n_months = tmp.shape[0]
-    for _ in range(repeat):
+    for rep in range(repeat):
         for m in range(n_months):
             md = m if dr_monthly else 0
+            mf = m if fym_monthly else 0
             for j in range(nb):
                 rate[j] = temperature_factor(tmp[m, i0 + j])
+            if check and rep == 0:
+                for j in range(nb):
+                    i = i0 + j
+                    v0 = tmp[m, i]
+                    v1 = prec[m, i]
+                    v2 = pet[m, i]
+                    v3 = cover[m, i]
+                    v4 = c_inp[m, i]
+                    v5 = fym[mf, i]
+                    bad += (((v0 < lo[0]) | (v0 > hi[0]) | (v0 - v0 != 0.0))
+                            + ((v1 < lo[1]) | (v1 > hi[1]) | (v1 - v1 != 0.0))
+                            + ((v2 < lo[2]) | (v2 > hi[2]) | (v2 - v2 != 0.0))
+                            + ((v3 < lo[3]) | (v3 > hi[3]) | (v3 - v3 != 0.0))
+                            + ((v4 < lo[4]) | (v4 > hi[4]) | (v4 - v4 != 0.0))
+                            + ((v5 < lo[5]) | (v5 > hi[5]) | (v5 - v5 != 0.0)))
             for j in range(nb):
                 i = i0 + j
                 cov = cover[m, i]
-                s = smd_step(smd[j], rain[m, i] - evap_factor * evap[m, i], cov, s_max[j],
+                s = smd_step(smd[j], prec[m, i] - evap_factor * pet[m, i], cov, s_max[j],
                              s_bare[j])
                 r = rate_factor(rate[j], s, cov, rmod[i], s_max[j], s_1bar[j])
                 smd[j] = s + 0.0 * r  # a NaN rate (any NaN input) also marks the deficit
@@ -214,7 +248,7 @@ def _run_block(
                 tot = (p1 - dpm1) + (p2 - rpm1) + (p3 - bio1) + (p4 - hum1)
                 cin = c_inp[m, i]
                 dr = dpm_rpm[md, i]
-                fy = fym[m, i]
+                fy = fym[mf, i]
                 dpm[j] = dpm1 + dr / (1.0 + dr) * cin + FYM_DPM * fy
                 rpm[j] = rpm1 + 1.0 / (1.0 + dr) * cin + FYM_RPM * fy
                 bio[j] = bio1 + tot * f_bio[j]
@@ -238,38 +272,29 @@ def _run_block(
         out_pools[i, 3] = hum[j]
         out_smd[i] = smd[j]
         co2_tot[i] = co2s[j]
+    return bad
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
-def run_serial(
-    out_pools, out_smd, tmp, rain, evap, cover, c_inp, fym, dpm_rpm, dr_monthly, clay, depth,
-    evap_factor, rmod, repeat, monthly, mon_pools, mon_smd, co2_tot, mon_co2,
+def run(
+    out_pools, out_smd, tmp, prec, pet, cover, c_inp, fym, dpm_rpm, dr_monthly, clay, depth,
+    evap_factor, rmod, repeat, monthly, mon_pools, mon_smd, co2_tot, mon_co2, check, lo, hi,
 ):
-    """Run the forward model over all pixels, one block after the other (in place)."""
+    """Run the forward model over all pixels, one block after the other (in place).
+
+    Returns the number of monthly input values outside their range or not finite, counted in the
+    same pass when ``check`` (see :func:`_run_block`); the caller raises if it is not 0.
+    """
     n = out_pools.shape[0]
     n_blocks = (n + BLOCK - 1) // BLOCK
+    bad = 0
     for b in range(n_blocks):
-        _run_block(
-            b * BLOCK, min(n, (b + 1) * BLOCK), out_pools, out_smd, tmp, rain, evap, cover,
+        bad += _run_block(
+            b * BLOCK, min(n, (b + 1) * BLOCK), out_pools, out_smd, tmp, prec, pet, cover,
             c_inp, fym, dpm_rpm, dr_monthly, clay, depth, evap_factor, rmod, repeat, monthly,
-            mon_pools, mon_smd, co2_tot, mon_co2,
+            mon_pools, mon_smd, co2_tot, mon_co2, check, lo, hi,
         )
-
-
-@njit(nogil=True, cache=True, error_model="numpy", parallel=True)
-def run_parallel(
-    out_pools, out_smd, tmp, rain, evap, cover, c_inp, fym, dpm_rpm, dr_monthly, clay, depth,
-    evap_factor, rmod, repeat, monthly, mon_pools, mon_smd, co2_tot, mon_co2,
-):
-    """Run the forward model with pixel blocks spread over numba's threads (in place)."""
-    n = out_pools.shape[0]
-    n_blocks = (n + BLOCK - 1) // BLOCK
-    for b in prange(n_blocks):
-        _run_block(
-            b * BLOCK, min(n, (b + 1) * BLOCK), out_pools, out_smd, tmp, rain, evap, cover,
-            c_inp, fym, dpm_rpm, dr_monthly, clay, depth, evap_factor, rmod, repeat, monthly,
-            mon_pools, mon_smd, co2_tot, mon_co2,
-        )
+    return bad
 
 
 # --------------------------------------------------------------------------------------------
@@ -284,7 +309,7 @@ def steady_smd_pixel(s0, df, cover, smd_max, smd_bare, max_iter=10_000):
     the iterates from ``s0`` move monotonically to a fixed point. A year whose path takes only
     slope-1 branches is ``f(s) = s + delta`` on an interval; the kernel jumps over all the years
     that stay inside that interval at once, so slow drifts (tiny ``delta``) cost no more than
-    fast ones. ``df`` and ``cover`` are the twelve months' rain - f·evap (mm) and cover.
+    fast ones. ``df`` and ``cover`` are the twelve months' prec - f·pet (mm) and cover.
     """
     s = s0
     n = df.shape[0]
@@ -353,7 +378,7 @@ def _apply_month(e1, e2, e3, e4, fb, fh, v):
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def annual_map_pixel(
-    i, smd0, tmp, rain, evap, cover, c_inp, fym, pattern, dpm_rpm, dr_monthly, clay, depth,
+    i, smd0, tmp, prec, pet, cover, c_inp, fym, pattern, dpm_rpm, dr_monthly, clay, depth,
     evap_factor, rmod, a_out, b_unit, b_fixed,
 ):
     """Fill ``a_out[i]`` (4, 4), ``b_unit[i]`` and ``b_fixed[i]`` (4,) for pixel ``i``.
@@ -373,7 +398,7 @@ def annual_map_pixel(
     col = np.empty(4)
     for m in range(tmp.shape[0]):
         cov = cover[m, i]
-        s = smd_step(s, rain[m, i] - evap_factor * evap[m, i], cov, s_max, s_bare)
+        s = smd_step(s, prec[m, i] - evap_factor * pet[m, i], cov, s_max, s_bare)
         rt = rate_factor(temperature_factor(tmp[m, i]), s, cov, rmod[i], s_max, s_1bar)
         s = s + 0.0 * rt
         e1, e2, e3, e4 = decay_factors(rt)
@@ -444,7 +469,7 @@ def solve_steady(a, rhs1, rhs2, x1, x2):
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def _annual_pixel(
-    i, smd0, periodic, tmp, rain, evap, cover, c_inp, fym, pattern, dpm_rpm, dr_monthly, clay,
+    i, smd0, periodic, tmp, prec, pet, cover, c_inp, fym, pattern, dpm_rpm, dr_monthly, clay,
     depth, evap_factor, rmod, a_out, b_unit, b_fixed, smd_start, smd_end,
 ):
     s = smd0[i]
@@ -454,38 +479,25 @@ def _annual_pixel(
         df = np.empty(n)
         cv = np.empty(n)
         for m in range(n):
-            df[m] = rain[m, i] - evap_factor * evap[m, i]
+            df[m] = prec[m, i] - evap_factor * pet[m, i]
             cv[m] = cover[m, i]
         s = steady_smd_pixel(s, df, cv, s_max, s_bare)
     smd_start[i] = s
     smd_end[i] = annual_map_pixel(
-        i, s, tmp, rain, evap, cover, c_inp, fym, pattern, dpm_rpm, dr_monthly, clay, depth,
+        i, s, tmp, prec, pet, cover, c_inp, fym, pattern, dpm_rpm, dr_monthly, clay, depth,
         evap_factor, rmod, a_out, b_unit, b_fixed,
     )
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
-def annual_serial(
-    smd0, periodic, tmp, rain, evap, cover, c_inp, fym, pattern, dpm_rpm, dr_monthly, clay, depth,
+def annual(
+    smd0, periodic, tmp, prec, pet, cover, c_inp, fym, pattern, dpm_rpm, dr_monthly, clay, depth,
     evap_factor, rmod, a_out, b_unit, b_fixed, smd_start, smd_end,
 ):
     """Build every pixel's annual affine map (serial)."""
     for i in range(a_out.shape[0]):
         _annual_pixel(
-            i, smd0, periodic, tmp, rain, evap, cover, c_inp, fym, pattern, dpm_rpm, dr_monthly,
-            clay, depth, evap_factor, rmod, a_out, b_unit, b_fixed, smd_start, smd_end,
-        )
-
-
-@njit(nogil=True, cache=True, error_model="numpy", parallel=True)
-def annual_parallel(
-    smd0, periodic, tmp, rain, evap, cover, c_inp, fym, pattern, dpm_rpm, dr_monthly, clay, depth,
-    evap_factor, rmod, a_out, b_unit, b_fixed, smd_start, smd_end,
-):
-    """Build every pixel's annual affine map (pixels spread over numba's threads)."""
-    for i in prange(a_out.shape[0]):
-        _annual_pixel(
-            i, smd0, periodic, tmp, rain, evap, cover, c_inp, fym, pattern, dpm_rpm, dr_monthly,
+            i, smd0, periodic, tmp, prec, pet, cover, c_inp, fym, pattern, dpm_rpm, dr_monthly,
             clay, depth, evap_factor, rmod, a_out, b_unit, b_fixed, smd_start, smd_end,
         )
 
@@ -515,14 +527,35 @@ def years_affine(pools, a, b, n_years, yearly, out_years):
                     out_years[y, i, k] = pools[i, k]
 
 
-@njit(nogil=True, cache=True, error_model="numpy")
-def first_outside(flat, lo, hi):
-    """Return the index of the first value of ``flat`` that is non-finite or outside [lo, hi].
+#: Values per chunk of :func:`first_bad`: a branch-free count per chunk, an exit check after it.
+CHECK_CHUNK = 2048
 
-    Returns -1 when every value is finite and in range (one pass, no temporaries).
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _count_bad(a, k0, k1, lo, hi):
+    """Return how many of ``a[k0:k1]`` are non-finite or outside [lo, hi] (vectorises)."""
+    bad = 0
+    for k in range(k0, k1):
+        v = a[k]
+        bad += (v < lo) | (v > hi) | (v - v != 0.0)
+    return bad
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def first_bad(arrays, lo, hi):
+    """Return (which, k): the first value ``arrays[which][k]`` non-finite or outside its range.
+
+    ``arrays`` is a tuple of flat float64 arrays checked in one pass against
+    ``[lo[which], hi[which]]``; (-1, -1) when every value is finite and in range.
     """
-    for k in range(flat.shape[0]):
-        v = flat[k]
-        if not (lo <= v <= hi) or v - v != 0.0:
-            return k
-    return -1
+    for w in range(len(arrays)):
+        a = arrays[w]
+        n = a.shape[0]
+        for k0 in range(0, n, CHECK_CHUNK):
+            k1 = min(n, k0 + CHECK_CHUNK)
+            if _count_bad(a, k0, k1, lo[w], hi[w]):
+                for k in range(k0, k1):
+                    v = a[k]
+                    if (v < lo[w]) | (v > hi[w]) | (v - v != 0.0):
+                        return w, k
+    return -1, -1

@@ -1,4 +1,7 @@
-"""The GSOCseq phases exactly as FAO's R scripts run them (``fao`` scheme), vectorised over pixels.
+"""The ``fao`` scheme: the GSOCseq phases exactly as FAO's R scripts run them, vectorised over pixels.
+
+Owns FAO's point tables (one function per script) and the scheme's run of a block of map pixels
+(:func:`run`), on the SoilR/Euler kernels of :mod:`gsocseq.model.fao`.
 
 One function per script, returning the script's output table as arrays keyed by FAO's column names
 (reference §1.1–1.3), with the scripts' skip rules: a skipped point has ``SOC_FAO = 0`` (spin-up,
@@ -10,7 +13,7 @@ warm-up) or ``SOC_t0 = 0`` (forward) and NaN in every other column.
   scaled recursively by the MIAMI NPP ratio, land use and DPM/RPM per year;
 * :func:`forward` — ``13_ROTH_C_FORWARD.R``: one 20-year call (239 steps) per scenario, in-model
   filter and the uncertainty columns;
-* :func:`run_fao_phases` — the map-level entry point used by :mod:`gsocseq.model.phases`.
+* :func:`run` — the scheme's run of a block of map pixels, called by :mod:`gsocseq.model.phases`.
 
 Quirks reproduced on purpose (reference §1, §6.8): analytical brackets keep the central IOM and
 the central climate but use the bracket clay (also in the moisture factor); the equilibrium
@@ -34,17 +37,17 @@ import numpy as np
 
 from gsocseq.errors import InputValidationError
 from gsocseq.model import fao, landuse
-from gsocseq.model.codes import LAYERS, SSM_LABELS, Reason
+from gsocseq.model.inputs import EULER_CRITERION, PhaseConfig, Pixels, climatology, f8
+from gsocseq.model.layers import SchemeOutput, Stocks
 from gsocseq.model.npp import annual_npp, miami_npp_carbon
-from gsocseq.model.phases import PhaseConfig, PhaseResult, _climatology, _f8, classify_pixels
 from gsocseq.model.uncertainty import (
-    CLAY_FACTORS,
-    PRECIPITATION_FACTORS,
-    SOC_FACTORS,
+    BRACKET_RUNS,
+    CENTRAL,
     SSM_INPUT_SHIFT,
     TEMPERATURE_FACTORS,
-    uncertainty_layers,
+    Bracket,
 )
+from gsocseq.vocabulary import SCENARIO_TABLE, SCENARIOS, Reason
 
 _POOLS = ("DPM", "RPM", "BIO", "HUM", "IOM")
 SPINUP_COLUMNS: tuple[str, ...] = (
@@ -77,11 +80,6 @@ FILTER_RANGE: tuple[float, float] = (0.0, 300.0)
 SPINUP_CLASSES: tuple[int, ...] = (2, 12, 13, 4, 3, 5, 6, 8)
 #: Forward SSM groups of the scripts: crops & tree crops, grass/shrub/flooded/sparse, paddy.
 SSM_GROUPS: dict[str, tuple[int, ...]] = {"crops": (2, 12), "grass": (3, 5, 6, 8), "paddy": (13,)}
-#: Default Euler instability criterion of the per-point tables (``gsocseq fao-points``), which
-#: reproduce the scripts' rows: ``"cycle"`` flags only runs that blow up. Maps use
-#: ``PhaseConfig.fao_euler_criterion`` (default ``"month"``: any month with xi > 2.4, the issue's
-#: rule; it also flags most warm temperate pixels whose runs stay plausible, 66 % of ARG_PE points).
-EULER_CRITERION: str = "cycle"
 #: Index (1-based in R) of the warm-up input reported as ``Cin_t0`` (hard-coded 18 in the scripts).
 CIN_T0_YEAR: int = 18
 
@@ -98,28 +96,22 @@ class FaoTable:
     """bool ``(n,)``: an Euler run of the phase met a month with rate factor > 2.4."""
     filtered: np.ndarray
     """bool ``(n,)``: the in-model filter removed a value (forward only)."""
+    unstable_months: np.ndarray | None = None
+    """uint8 ``(n,)``: most months in a year of the central Euler run whose DPM step factor leaves
+    [−1, 1] (:func:`gsocseq.model.fao.euler_unstable_months`); None when the phase has no Euler
+    run (analytical spin-up)."""
 
 
-@dataclass(frozen=True)
-class _Bracket:
-    """Multiplicative perturbation of one bracket run (reference §4.2)."""
-
-    tmp: float
-    prec: float
-    clay: float
-    soc: float
-
-
-_CENTRAL = _Bracket(1.0, 1.0, 1.0, 1.0)
-_MIN = _Bracket(TEMPERATURE_FACTORS[0], PRECIPITATION_FACTORS[0], CLAY_FACTORS[0], SOC_FACTORS[0])
-_MAX = _Bracket(TEMPERATURE_FACTORS[1], PRECIPITATION_FACTORS[1], CLAY_FACTORS[1], SOC_FACTORS[1])
+_CENTRAL = CENTRAL
+_MIN = BRACKET_RUNS["min"]
+_MAX = BRACKET_RUNS["max"]
 
 
 def _any_nan(*arrays: np.ndarray) -> np.ndarray:
     """Return True per point (last axis) where any array holds NaN."""
     out = np.zeros(np.shape(arrays[0])[-1], dtype=bool)
     for arr in arrays:
-        a = _f8(arr)
+        a = f8(arr)
         out |= np.isnan(a).any(axis=0) if a.ndim == 2 else np.isnan(a)
     return out
 
@@ -135,13 +127,13 @@ def _modifiers(
     clay: np.ndarray,
     cover_factor: np.ndarray,
     land_use: np.ndarray,
-    br: _Bracket,
+    br: Bracket,
     depth_cm: float,
     evap_factor: float,
 ) -> np.ndarray:
     """Return ``xi`` (12·years, n) for a bracket (temperature, precipitation and clay scaled)."""
     return fao.rate_modifiers(
-        _f8(tmp) * br.tmp, _f8(prec) * br.prec, pet, _f8(clay) * br.clay, cover_factor,
+        f8(tmp) * br.tmp, f8(prec) * br.prec, pet, f8(clay) * br.clay, cover_factor,
         landuse.rate_factor(land_use), depth_cm=depth_cm, evap_factor=evap_factor,
     )
 
@@ -175,7 +167,7 @@ def spin_up(
         raise InputValidationError(
             f"variant must be 'analytical' or 'equilibrium', got {variant!r}"
         )
-    soc, clay, dr = _f8(soc), _f8(clay), _f8(dpm_ratio)
+    soc, clay, dr = f8(soc), f8(clay), f8(dpm_ratio)
     lu = np.asarray(land_use)
     n = soc.shape[0]
     with np.errstate(invalid="ignore"):
@@ -183,17 +175,22 @@ def spin_up(
     iom = fao.falloon_iom(soc)
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     unstable = np.zeros(n, dtype=bool)
+    months = None
     runs = (("", _CENTRAL), ("min", _MIN), ("max", _MAX)) if brackets else (("", _CENTRAL),)
     for name, br in runs:
         soc_b, clay_b = soc * br.soc, clay * br.clay
         if variant == "analytical":
             # Climate not perturbed; bracket clay in moisture and partition; central IOM (quirk).
             xi = _modifiers(tmp, prec, pet, clay, cover_factor, lu,
-                            _Bracket(1.0, 1.0, br.clay, 1.0), depth_cm, evap_factor)
+                            Bracket(clay=br.clay), depth_cm, evap_factor)
             out[name] = fao.analytical_equilibrium(xi.mean(axis=0), soc_b, clay_b, dr, iom)
         else:
-            xi = _modifiers(tmp, prec, pet, clay, cover_factor, lu, br, depth_cm, evap_factor)
+            xi = fao.filled_modifiers(
+                _modifiers(tmp, prec, pet, clay, cover_factor, lu, br, depth_cm, evap_factor),
+                equilibrium_years)
             unstable |= fao.euler_unstable(xi, equilibrium_years, criterion=euler_criterion)
+            if name == "":
+                months = fao.euler_unstable_months(xi, equilibrium_years)
             active = fao.euler_run(np.zeros((4, n)), np.ones(n), dr, clay_b, xi,
                                    years_per_call=equilibrium_years)
             iom_b = fao.falloon_iom(soc_b)
@@ -217,7 +214,7 @@ def spin_up(
             cols[f"CIneq_{prefix}"] = np.where(has_pools, ceq, 0.0)
     _apply_skip(cols, skipped, "SOC_FAO")
     unstable &= ~skipped
-    return FaoTable(cols, skipped, unstable, np.zeros(n, dtype=bool))
+    return FaoTable(cols, skipped, unstable, np.zeros(n, dtype=bool), months)
 
 
 def _apply_skip(cols: dict[str, np.ndarray], skipped: np.ndarray, key: str) -> None:
@@ -251,13 +248,13 @@ def warm_up(
     ``dpm_ratio`` and ``land_use`` ``(years, n)`` per year. ``brackets=False`` skips the min/max
     runs (their columns stay NaN).
     """
-    soc, clay, npp_mean = _f8(soc), _f8(clay), _f8(npp_mean)
-    tmp, prec, pet = _f8(tmp), _f8(prec), _f8(pet)
+    soc, clay, npp_mean = f8(soc), f8(clay), f8(npp_mean)
+    tmp, prec, pet = f8(tmp), f8(prec), f8(pet)
     n = soc.shape[0]
     years = tmp.shape[0] // 12
-    dr = np.broadcast_to(_f8(dpm_ratio), (years, n))
+    dr = np.broadcast_to(f8(dpm_ratio), (years, n))
     lu = np.broadcast_to(np.asarray(land_use), (years, n))
-    ceq = _f8(spin["Cinput_EQ"])
+    ceq = f8(spin["Cinput_EQ"])
     with np.errstate(invalid="ignore"):
         skipped = (
             _any_nan(tmp, prec, pet, cover_factor, soc, clay, dr, npp_mean, ceq)
@@ -269,6 +266,7 @@ def warm_up(
     p_year = prec.reshape(years, 12, n).sum(axis=1)
     cols = _empty(WARMUP_COLUMNS, n)
     unstable = np.zeros(n, dtype=bool)
+    months = np.zeros(n, dtype=np.uint8)
     means = {name: np.full(n, np.nan) for name in ("", "min", "max")}
     runs = (
         ("", _CENTRAL, "Cinput_EQ", tuple(f"{p}_pedotransfer" for p in _POOLS)),
@@ -279,15 +277,18 @@ def warm_up(
         npp = miami_npp_carbon(t_year * br.tmp, p_year * br.prec) * coef
         cin = np.empty((years, n))
         with np.errstate(divide="ignore", invalid="ignore"):
-            cin[0] = _f8(spin[ceq_key]) / npp_mean * npp[0]  # central mean NPP divisor (quirk)
+            cin[0] = f8(spin[ceq_key]) / npp_mean * npp[0]  # central mean NPP divisor (quirk)
             for w in range(1, years):
                 cin[w] = cin[w - 1] / npp[w - 1] * npp[w]
-        xi = fao.rate_modifiers(tmp * br.tmp, prec * br.prec, pet, clay * br.clay, cover_factor,
-                                rate, depth_cm=depth_cm, evap_factor=evap_factor)
+        xi = fao.filled_modifiers(
+            fao.rate_modifiers(tmp * br.tmp, prec * br.prec, pet, clay * br.clay, cover_factor,
+                               rate, depth_cm=depth_cm, evap_factor=evap_factor), 1)
         unstable |= fao.euler_unstable(xi, 1, criterion=euler_criterion)
-        start = np.stack([_f8(spin[k]) for k in pool_keys[:4]])
+        if name == "":
+            months = fao.euler_unstable_months(xi, 1)
+        start = np.stack([f8(spin[k]) for k in pool_keys[:4]])
         active = fao.euler_run(start, cin, dr, clay * br.clay, xi, years_per_call=1)
-        pools = np.vstack([active, _f8(spin[pool_keys[4]])[None]])
+        pools = np.vstack([active, f8(spin[pool_keys[4]])[None]])
         total = pools.sum(axis=0)
         means[name] = cin.mean(axis=0)
         if name == "":
@@ -307,7 +308,7 @@ def warm_up(
         arr[no_mean] = np.nan
     _apply_skip(cols, skipped, "SOC_FAO")
     unstable &= ~skipped
-    return FaoTable(cols, skipped, unstable, np.zeros(n, dtype=bool))
+    return FaoTable(cols, skipped, unstable, np.zeros(n, dtype=bool), months)
 
 
 def forward(
@@ -320,7 +321,8 @@ def forward(
     cover_factor: np.ndarray,
     dpm_ratio: np.ndarray,
     land_use: np.ndarray,
-    ssm_factors: tuple[float, float, float] = (1.05, 1.10, 1.20),
+    ssm_factors: tuple[float | np.ndarray, float | np.ndarray, float | np.ndarray] = (
+        1.05, 1.10, 1.20),
     years: int = 20,
     depth_cm: float = 30.0,
     evap_factor: float = 1.0,
@@ -331,13 +333,14 @@ def forward(
 
     ``warm`` is the warm-up table (:data:`WARMUP_COLUMNS`); ``clay`` (%), ``dpm_ratio``,
     ``land_use`` ``(n,)``; ``tmp`` (°C), ``prec``, ``pet`` (mm/month), ``cover_factor`` ``(12, n)``,
-    the 2001–2020 monthly means; ``ssm_factors`` the low/medium/high input factors (every group).
+    the 2001–2020 monthly means; ``ssm_factors`` the low/medium/high input factors (scalars for
+    every group, or ``(n,)`` per point from its land-use group).
     ``brackets=False`` skips the min/max runs (their columns and the uncertainties stay NaN).
     """
-    clay, dr = _f8(clay), _f8(dpm_ratio)
+    clay, dr = f8(clay), f8(dpm_ratio)
     lu = np.asarray(land_use)
     n = clay.shape[0]
-    soc_t0, cin = _f8(warm["SOC_t0"]), _f8(warm["Cin_mean"])
+    soc_t0, cin = f8(warm["SOC_t0"]), f8(warm["Cin_mean"])
     with np.errstate(invalid="ignore"):
         skipped = (
             _any_nan(tmp, prec, pet, cover_factor, soc_t0, clay, cin, dr)
@@ -346,18 +349,23 @@ def forward(
     rate = landuse.rate_factor(lu)
     f_low, f_med, f_high = ssm_factors
     unstable = np.zeros(n, dtype=bool)
+    months = np.zeros(n, dtype=np.uint8)
 
-    def run(br: _Bracket, suffix: str, c_input: np.ndarray) -> np.ndarray:
-        xi = fao.rate_modifiers(_f8(tmp) * br.tmp, _f8(prec) * br.prec, pet, clay * br.clay,
-                                cover_factor, rate, depth_cm=depth_cm, evap_factor=evap_factor)
-        nonlocal unstable
+    def run(br: Bracket, suffix: str, c_input: np.ndarray) -> np.ndarray:
+        xi = fao.filled_modifiers(
+            fao.rate_modifiers(f8(tmp) * br.tmp, f8(prec) * br.prec, pet, clay * br.clay,
+                               cover_factor, rate, depth_cm=depth_cm, evap_factor=evap_factor),
+            years)
+        nonlocal unstable, months
         unstable |= fao.euler_unstable(xi, years, criterion=euler_criterion)
-        start = np.stack([_f8(warm[f"{p}_{suffix}"]) for p in _POOLS[:4]])
+        if br is _CENTRAL:
+            months = fao.euler_unstable_months(xi, years)
+        start = np.stack([f8(warm[f"{p}_{suffix}"]) for p in _POOLS[:4]])
         active = fao.euler_run(start, c_input, dr, clay * br.clay, xi, years_per_call=years)
-        return np.vstack([active, _f8(warm[f"IOM_{suffix}"])[None]])
+        return np.vstack([active, f8(warm[f"IOM_{suffix}"])[None]])
 
     bau = run(_CENTRAL, "w_up", cin)
-    cin_min, cin_max = _f8(warm["Cin_min"]), _f8(warm["Cin_max"])
+    cin_min, cin_max = f8(warm["Cin_min"]), f8(warm["Cin_max"])
     cols = _empty(FORWARD_COLUMNS, n)
     cols["SOC_t0"] = soc_t0.copy()
     cols["SOC_BAU_20"] = bau.sum(axis=0)
@@ -372,8 +380,8 @@ def forward(
         cols["SOC_BAU_20_max"] = run(_MAX, "w_max", cin_max).sum(axis=0)
         cols["Med_Scen_min"] = run(_MIN, "w_min", cin_min * (f_med - SSM_INPUT_SHIFT)).sum(axis=0)
         cols["Med_Scen_max"] = run(_MAX, "w_max", cin_max * (f_med + SSM_INPUT_SHIFT)).sum(axis=0)
-        cols["SOC_t0_min"] = _f8(warm["SOC_t0min"]).copy()
-        cols["SOC_t0_max"] = _f8(warm["SOC_t0max"]).copy()
+        cols["SOC_t0_min"] = f8(warm["SOC_t0min"]).copy()
+        cols["SOC_t0_max"] = f8(warm["SOC_t0max"]).copy()
     grouped = np.isin(lu, sum(SSM_GROUPS.values(), ()))
     zeroed = (*FILTERED_COLUMNS, "SOC_BAU_20_min", "SOC_BAU_20_max", "SOC_t0_min", "SOC_t0_max")
     for key in zeroed if brackets else zeroed[:4]:
@@ -392,7 +400,7 @@ def forward(
         cols["UNC_SSM"] = (cols["Med_Scen_max"] - cols["Med_Scen_min"]) / (
             2 * cols["Med_Scenario"]) * 100
     _apply_skip(cols, skipped, "SOC_t0")
-    return FaoTable(cols, skipped, unstable & ~skipped, filtered & ~skipped)
+    return FaoTable(cols, skipped, unstable & ~skipped, filtered & ~skipped, months)
 
 
 def npp_reference(tmp: np.ndarray, prec: np.ndarray, land_use: np.ndarray) -> np.ndarray:
@@ -404,76 +412,30 @@ def npp_reference(tmp: np.ndarray, prec: np.ndarray, land_use: np.ndarray) -> np
     return annual_npp(tmp, prec).mean(axis=0) * coef
 
 
-def run_fao_phases(
-    *,
-    soc: np.ndarray,
-    clay: np.ndarray,
-    land_use: np.ndarray,
-    tmp: np.ndarray,
-    prec: np.ndarray,
-    pet: np.ndarray,
-    cover: np.ndarray,
-    config: PhaseConfig,
-) -> PhaseResult:
-    """Run FAO's three scripts per pixel and return the 29 layers, reason codes and diagnostics.
+DIAGNOSE_MASKED = True
+"""The procedure keeps this scheme's diagnostics on pixels it masks (they explain the masks)."""
 
-    ``soc`` (t C/ha), ``clay`` (%), ``land_use`` (FAO class) ``(n,)``; ``tmp`` (°C), ``prec``,
-    ``pet`` (mm/month) ``(12·(spinup_years + warmup_years), n)`` from January 1981; ``cover``
-    ``(12, n)`` vegetated share (cover factor ``1 − 0.4·cover``). Stocks in t C/ha, rates in
-    t C/ha/yr, uncertainties in % (NaN unless ``config.uncertainty``). Pixels the FAO scripts would
-    drop or write as garbage are NaN with a reason: input codes of ``classify_pixels``, then
-    ``FAO_TEMPERATURE_UNDEFINED``, ``SPINUP_FAILED``, ``FAO_EULER_UNSTABLE``,
-    ``FAO_IN_MODEL_FILTER``, ``NON_FINITE_RESULT``.
+
+def diagnostic_names(config: PhaseConfig) -> tuple[str, ...]:
+    """Return the names of the float64 diagnostics of :func:`run`.
+
+    Inputs ``cin_eq``, ``cin_bau``, ``cin_t0`` (t C/ha/yr), ``iom`` (t C/ha), the forward
+    climate's largest rate factor ``xi_max``, and ``{cin_eq,iom,cin_bau}_{min,max}`` of the
+    bracket runs.
     """
-    soc, clay = _f8(soc), _f8(clay)
-    lu = np.asarray(land_use)
-    tmp, prec, pet, cover = _f8(tmp), _f8(prec), _f8(pet), _f8(cover)
-    n = soc.shape[0]
-    n_spin, n_warm = 12 * config.spinup_years, 12 * config.warmup_years
-    for name, arr, rows in (("tmp", tmp, n_spin + n_warm), ("prec", prec, n_spin + n_warm),
-                            ("pet", pet, n_spin + n_warm), ("cover", cover, 12)):
-        if arr.shape != (rows, n):
-            raise InputValidationError(f"{name} must have shape ({rows}, {n}), got {arr.shape}")
-    if clay.shape != (n,) or lu.shape != (n,):
-        raise InputValidationError(f"clay {clay.shape} and land_use {lu.shape} must be ({n},)")
-    reason = classify_pixels(soc=soc, clay=clay, land_use=lu, tmp=tmp, prec=prec, pet=pet,
-                             cover=cover)
-    ok = np.flatnonzero(reason == Reason.OK)
-    layers = {name: np.full(n, np.nan) for name in LAYERS}
-    diag_names = ("cin_eq", "iom", "cin_bau", "cin_t0", "xi_max",
-                  *(f"{k}_{b}" for b in ("min", "max") for k in ("cin_eq", "iom", "cin_bau")))
-    diagnostics = {name: np.full(n, np.nan) for name in diag_names}
-    if ok.size:
-        sel = slice(None) if ok.size == n else ok  # avoid copying the monthly arrays
-        sub_reason, sub_layers, sub_diag = _run_ok(
-            soc[sel], clay[sel], lu[sel], tmp[:, sel], prec[:, sel], pet[:, sel], cover[:, sel],
-            config,
-        )
-        reason[ok] = sub_reason
-        for name, arr in sub_layers.items():
-            layers[name][ok] = arr
-        for name, arr in sub_diag.items():
-            diagnostics[name][ok] = arr
-    masked = reason != Reason.OK
-    for name in LAYERS:
-        layers[name][masked] = np.nan
-    return PhaseResult(
-        layers={k: v.astype(np.float32) for k, v in layers.items()}, reason=reason,
-        diagnostics=diagnostics,
-    )
+    return ("cin_eq", "iom", "cin_bau", "cin_t0", "xi_max",
+            *(f"{k}_{b}" for b in BRACKET_RUNS for k in ("cin_eq", "iom", "cin_bau")))
 
 
-def _run_ok(
-    soc: np.ndarray,
-    clay: np.ndarray,
-    lu: np.ndarray,
-    tmp: np.ndarray,
-    prec: np.ndarray,
-    pet: np.ndarray,
-    cover: np.ndarray,
-    config: PhaseConfig,
-) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Run the three phases on pixels with valid inputs; return reasons, layers, diagnostics."""
+def run(px: Pixels, config: PhaseConfig) -> SchemeOutput:
+    """Run FAO's three scripts on a block of valid pixels; return stocks, reasons, diagnostics.
+
+    Reasons the scripts would drop or write as garbage, most specific last (it wins):
+    ``FAO_IN_MODEL_FILTER``, ``FAO_EULER_UNSTABLE``, ``SPINUP_FAILED``,
+    ``FAO_TEMPERATURE_UNDEFINED``.
+    """
+    soc, clay, lu = px.soc, px.clay, px.land_use
+    tmp, prec, pet, cover = f8(px.tmp), f8(px.prec), f8(px.pet), f8(px.cover)
     n = soc.shape[0]
     n_spin = 12 * config.spinup_years
     cov_f = 1.0 - 0.4 * cover
@@ -481,46 +443,28 @@ def _run_ok(
     common = dict(depth_cm=config.depth_cm, evap_factor=config.evap_factor,
                   euler_criterion=config.fao_euler_criterion)
     w_tmp, w_prec, w_pet = tmp[n_spin:], prec[n_spin:], pet[n_spin:]
-    spin = spin_up(soc=soc, clay=clay, tmp=_climatology(tmp[:n_spin]),
-                   prec=_climatology(prec[:n_spin]), pet=_climatology(pet[:n_spin]),
+    spin = spin_up(soc=soc, clay=clay, tmp=climatology(tmp[:n_spin]),
+                   prec=climatology(prec[:n_spin]), pet=climatology(pet[:n_spin]),
                    cover_factor=cov_f, dpm_ratio=dr, land_use=lu,
                    variant=config.fao_spinup_variant, brackets=config.uncertainty, **common)
     warm = warm_up(spin=spin.columns, soc=soc, clay=clay, tmp=w_tmp, prec=w_prec, pet=w_pet,
                    cover_factor=cov_f, dpm_ratio=dr, land_use=lu,
                    npp_mean=npp_reference(tmp[:n_spin], prec[:n_spin], lu),
                    brackets=config.uncertainty, **common)
-    f_tmp = _climatology(w_tmp)
-    fwd = forward(warm=warm.columns, clay=clay, tmp=f_tmp, prec=_climatology(w_prec),
-                  pet=_climatology(w_pet), cover_factor=cov_f, dpm_ratio=dr, land_use=lu,
-                  ssm_factors=config.ssm_factors, years=config.forward_years,
+    f_tmp = climatology(w_tmp)
+    fwd = forward(warm=warm.columns, clay=clay, tmp=f_tmp, prec=climatology(w_prec),
+                  pet=climatology(w_pet), cover_factor=cov_f, dpm_ratio=dr, land_use=lu,
+                  ssm_factors=tuple(config.ssm_factors(lu)), years=config.forward_years,
                   brackets=config.uncertainty, **common)
     c = fwd.columns
-    t0 = c["SOC_t0"]
-    finals = {"BAU": c["SOC_BAU_20"], "SSM1": c["Low_Scenario"], "SSM2": c["Med_Scenario"],
-              "SSM3": c["High_Scenario"]}
-    out: dict[str, np.ndarray] = {"T0": t0}
-    years = float(config.forward_years)
-    for scen, final in finals.items():
-        out[f"finalSOC_{scen}"] = final
-        out[f"AbsDiff_{scen}"] = final - t0
-        out[f"ASR_{scen}"] = (final - t0) / years
-    for scen in SSM_LABELS:
-        out[f"RelDiff_{scen}"] = finals[scen] - finals["BAU"]
-        out[f"RSR_{scen}"] = out[f"RelDiff_{scen}"] / years
+    finals = {k: c[SCENARIO_TABLE[k].fao_column] for k in SCENARIOS}
+    brackets = None
     if config.uncertainty:
-        out.update(uncertainty_layers(
-            t0=t0, t0_min=c["SOC_t0_min"], t0_max=c["SOC_t0_max"],
-            bau=finals["BAU"], bau_min=c["SOC_BAU_20_min"], bau_max=c["SOC_BAU_20_max"],
-            ssm_med=finals["SSM2"], ssm_med_min=c["Med_Scen_min"], ssm_med_max=c["Med_Scen_max"],
-            ssm=(finals["SSM1"], finals["SSM2"], finals["SSM3"]),
-        ))
-    else:
-        out.update({k: np.full(n, np.nan) for k in LAYERS if k.endswith("_Uncertainty")})
-    # Reasons, most specific first (later assignments win).
+        brackets = {b: {"t0": c[f"SOC_t0_{b}"], "bau": c[f"SOC_BAU_20_{b}"],
+                        "ssm_med": c[f"Med_Scen_{b}"]} for b in BRACKET_RUNS}
+    stocks = Stocks(c["SOC_t0"], finals, brackets)
+    # Reasons, most specific last (later assignments win).
     reason = np.full(n, Reason.OK, dtype=np.uint8)
-    needed = [name for name in LAYERS if config.uncertainty or not name.endswith("_Uncertainty")]
-    finite = np.all([np.isfinite(out[name]) for name in needed], axis=0)
-    reason[~finite] = Reason.NON_FINITE_RESULT
     reason[fwd.filtered] = Reason.FAO_IN_MODEL_FILTER
     reason[spin.unstable | warm.unstable | fwd.unstable] = Reason.FAO_EULER_UNSTABLE
     spin_keys = ("Cinput_EQ", "CIneq_min", "CIneq_max") if config.uncertainty else ("Cinput_EQ",)
@@ -533,9 +477,15 @@ def _run_ok(
         for f in factors:
             for series in (tmp[:n_spin], w_tmp, f_tmp):
                 cold |= (series * f < fao.FT_MIN_TEMPERATURE).any(axis=0)
-    reason[cold] = Reason.FAO_TEMPERATURE_UNDEFINED
+    # NA months inside Euler runs are spline-filled as in R (``fao.filled_modifiers``): only a
+    # pixel the scripts leave NA (analytical spin-up, a call without any defined month) keeps 6.
+    stock_arrays = [stocks.t0, *finals.values(),
+                    *(a for br in (brackets or {}).values() for a in br.values())]
+    with np.errstate(invalid="ignore"):
+        scripts_na = spin_bad | np.any([~np.isfinite(a) for a in stock_arrays], axis=0)
+    reason[cold & scripts_na & ~fwd.filtered] = Reason.FAO_TEMPERATURE_UNDEFINED
     s, w = spin.columns, warm.columns
-    xi_f = fao.rate_modifiers(f_tmp, _climatology(w_prec), _climatology(w_pet), clay, cov_f,
+    xi_f = fao.rate_modifiers(f_tmp, climatology(w_prec), climatology(w_pet), clay, cov_f,
                               landuse.rate_factor(lu), depth_cm=config.depth_cm,
                               evap_factor=config.evap_factor)
     diag = {
@@ -544,4 +494,6 @@ def _run_ok(
         "cin_eq_min": s["CIneq_min"], "iom_min": s["IOM_min"], "cin_bau_min": w["Cin_min"],
         "cin_eq_max": s["CIneq_max"], "iom_max": s["IOM_max"], "cin_bau_max": w["Cin_max"],
     }
-    return reason, out, diag
+    months = np.max([t.unstable_months for t in (spin, warm, fwd) if t.unstable_months is not None],
+                    axis=0).astype(np.uint8)
+    return SchemeOutput(stocks, reason, diag, {"EulerUnstableMonths": months})

@@ -2,14 +2,14 @@
 
 Reference §2.1 / §3.5 (the FAO scripts' tables): DPM/RPM ratio, the share of MIAMI NPP that becomes
 soil C input, the SSM scenario group and the paddy rate factor. Classes 4 (tree cover), 6 and 8 carry
-parameters in the FAO scripts but are not modelled (see ``codes.MODELLED_LAND_USE``).
+parameters in the FAO scripts but are not modelled (see ``vocabulary.MODELLED_LAND_USE``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from gsocseq.model.codes import MODELLED_LAND_USE
+from gsocseq.vocabulary import MODELLED_LAND_USE
 
 #: DPM/RPM ratio of the plant input by FAO class (dimensionless).
 DPM_RPM: dict[int, float] = {2: 1.44, 12: 1.44, 13: 1.44, 3: 0.67, 5: 0.67, 6: 0.67, 8: 0.67, 4: 0.25}

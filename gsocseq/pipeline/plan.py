@@ -27,11 +27,10 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
-from gsocseq import __version__
+from gsocseq import __version__, storage
 from gsocseq.config import RunConfig
 from gsocseq.cube.grid import TileKey
 from gsocseq.errors import PipelineError
-from gsocseq.pipeline import store
 
 #: Name of the folder (under ``out``) where ``--region demo`` writes the demo world.
 DEMO_INPUTS: str = "demo-inputs"
@@ -40,7 +39,7 @@ MANIFEST_VERSION: int = 1
 
 @dataclass(frozen=True)
 class RunPlan:
-    """What a run covers and where everything lives (small, picklable: sent to every task)."""
+    """What a run covers and where everything lives (picklable; sent to a cluster once per run)."""
 
     region: str
     """Canonical region string (``ARG``, ``demo``, ``w,s,e,n``)."""
@@ -134,23 +133,6 @@ def sources_url(config: RunConfig) -> str | None:
     return None
 
 
-def ensure_demo_world(config: RunConfig) -> str | None:
-    """Write the demo world under ``{out}/demo-inputs`` if a demo run needs it and it is missing.
-
-    Returns the URL of its ``sources.toml`` (``None`` when the run is not a default demo run).
-    """
-    if config.region != "demo" or config.sources is not None:
-        return None
-    url = sources_url(config)
-    assert url is not None
-    if not store.exists(url, config.storage_options):
-        from gsocseq.demo import write_demo_world
-
-        write_demo_world(demo_inputs_url(config), config.storage_options,
-                         tile_size=config.tile_size)
-    return url
-
-
 def resolve(config: RunConfig) -> tuple[Any, Any]:
     """Return ``(sources, region)`` of a run: the loaded ``SourcesConfig`` and resolved ``Region``."""
     return _resolve(config.model_dump_json())
@@ -174,13 +156,13 @@ def product_region_name(config: RunConfig, region: Any) -> str:
 
 
 def plan_run(config: RunConfig) -> RunPlan:
-    """Resolve the region into tiles and lay out the run's URLs; write the demo world if needed.
+    """Resolve the region into tiles and lay out the run's URLs (never writes inputs).
 
-    Also writes the manifest ``run.json`` (only when its content changed). The configuration is
-    validated again first (:meth:`RunConfig.check`): no output outside ``config.out``.
+    The sources must exist (a default demo run writes them first: ``ensure_demo_world``). Writes
+    the manifest ``run.json`` (only when its content changed). The configuration is validated again
+    first (:meth:`RunConfig.check`): no output outside ``config.out``.
     """
     config.check()
-    ensure_demo_world(config)
     _, region = resolve(config)
     tiles = sorted(region.tiles)
     if not tiles:
@@ -209,7 +191,7 @@ def plan_run(config: RunConfig) -> RunPlan:
     )
     manifest = {"manifest_version": MANIFEST_VERSION, "plan": plan.to_dict(),
                 "config": {k: v for k, v in config.public_dict().items() if k != "cluster"}}
-    store.write_json_if_changed(plan.manifest_url, manifest, config.storage_options)
+    storage.write_json_if_changed(plan.manifest_url, manifest, config.storage_options)
     return plan
 
 

@@ -1,7 +1,7 @@
-"""Prepare a run's stores: build the input cube (unbuilt tiles only) and create the product cube.
+"""Prepare a run's stores: the demo world (if asked), the input cube (unbuilt tiles) and the product cube.
 
-Both steps are idempotent: a built cube tile has its own completion marker (``tile_status``), and
-an existing product cube is kept after its grid is checked.
+Every step is idempotent: the demo world is written only when missing, a built cube tile has its own
+completion marker (``tile_status``), and an existing product cube is kept after its grid is checked.
 """
 
 from __future__ import annotations
@@ -10,21 +10,53 @@ import logging
 import uuid
 from typing import Any
 
+from gsocseq import storage
 from gsocseq.config import RunConfig
-from gsocseq.pipeline.plan import RunPlan, resolve
-from gsocseq.pipeline.product_cube import create_product_cube
+from gsocseq.cube.product_cube import create_product_cube
+from gsocseq.pipeline.plan import RunPlan, demo_inputs_url, resolve, sources_url
 
 log = logging.getLogger(__name__)
+
+
+def ensure_demo_world(config: RunConfig) -> str | None:
+    """Write the demo world under ``{out}/demo-inputs`` if a demo run needs it and it is missing.
+
+    Returns the URL of its ``sources.toml`` (``None`` when the run is not a default demo run).
+    """
+    if config.region != "demo" or config.sources is not None:
+        return None
+    url = sources_url(config)
+    assert url is not None
+    if not storage.exists(url, config.storage_options):
+        from gsocseq.demo import write_demo_world
+
+        write_demo_world(demo_inputs_url(config), config.storage_options,
+                         tile_size=config.tile_size)
+    return url
+
+
+def _bundle(*parts: Any) -> tuple[Any, ...]:
+    """Dask task: hold values many tasks share on a worker (sent once, recomputed if lost)."""
+    return parts
+
+
+def _build_task(shared: tuple[Any, Any, str, Any], tile: Any) -> int:
+    """Dask task: build one tile of the input cube from the shared (region, sources, url, options)."""
+    from gsocseq.cube.build import build_cube_tile
+
+    region, sources, url, so = shared
+    return build_cube_tile(region, sources, url, tile, so)
 
 
 def prepare_inputs(config: RunConfig, plan: RunPlan, client: Any = None) -> str:
     """Build the input cube (finished tiles skipped) and the empty product cube; return the cube URL.
 
     With a dask ``client`` each climate file still to read is one task (read once for the whole
-    region), then the unbuilt tiles are built in parallel on its workers (each task gets the
-    region, the sources spec, the URL and a tile key); the final pass checks the whole cube.
+    region), then the unbuilt tiles are built in parallel on its workers (each task gets a
+    reference to the region, sources spec and URL, sent once, and a tile key); the final pass
+    checks the whole cube.
     """
-    from gsocseq.cube.build import build_cube, build_cube_tile, ensure_cube
+    from gsocseq.cube.build import build_cube, ensure_cube
     from gsocseq.cube.climate import build_climate
     from gsocseq.cube.store import open_cube, tile_status
 
@@ -38,11 +70,14 @@ def prepare_inputs(config: RunConfig, plan: RunPlan, client: Any = None) -> str:
         todo = [t for t in list(plan.tiles) if tile_status(ds, t) < 0]
         if todo:
             log.info("input cube %s: building %d tile(s) on the cluster", plan.cube_url, len(todo))
-            futures = client.map(build_cube_tile, [region] * len(todo), [sources] * len(todo),
-                                 [plan.cube_url] * len(todo), todo, [so] * len(todo),
-                                 key=[f"gsocseq-cube-{t.id}-{uuid.uuid4().hex[:8]}" for t in todo],
+            token = uuid.uuid4().hex[:8]
+            shared = client.submit(_bundle, region, sources, plan.cube_url, so,
+                                   key=f"gsocseq-cube-inputs-{token}", pure=False)
+            futures = client.map(_build_task, [shared] * len(todo), todo,
+                                 key=[f"gsocseq-cube-{t.id}-{token}" for t in todo],
                                  pure=False, retries=1)
             client.gather(futures, errors="skip")
+            del futures, shared
     url = build_cube(region, sources, plan.cube_url, so, tiles=list(plan.tiles))
     prepare_outputs(config, plan)
     return url

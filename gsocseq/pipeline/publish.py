@@ -13,15 +13,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from gsocseq import __version__
+from gsocseq import __version__, storage
 from gsocseq.config import RunConfig
+from gsocseq.cube.product_cube import open_product_cube
 from gsocseq.errors import PipelineError
-from gsocseq.model.codes import LAYER_NAMES
-from gsocseq.pipeline import store
 from gsocseq.pipeline.plan import RunPlan, resolve
-from gsocseq.pipeline.product_cube import open_product_cube
 from gsocseq.pipeline.summary import SCENARIO_LABELS, region_totals, summarise
 from gsocseq.pipeline.tile import outcome_from_marker
+from gsocseq.vocabulary import LAYER_NAMES, SCHEME_QUALITY_LAYERS
 
 
 @dataclass(frozen=True)
@@ -42,8 +41,12 @@ class PublishResult:
     """``True`` when everything was already published with this digest."""
 
 
-def product_layers(scenarios: tuple[str, ...], uncertainty: bool) -> tuple[str, ...]:
-    """Return the product layers of the requested scenarios, FAO order (T0 always)."""
+def product_layers(scenarios: tuple[str, ...], uncertainty: bool, scheme: str = "exact"
+                   ) -> tuple[str, ...]:
+    """Return the product layers of the requested scenarios and the scheme's quality layers.
+
+    FAO order (T0 always), then ``vocabulary.SCHEME_QUALITY_LAYERS[scheme]``.
+    """
     labels = {SCENARIO_LABELS[s] for s in scenarios}
     wanted = {"T0"}
     for label in labels:
@@ -56,7 +59,7 @@ def product_layers(scenarios: tuple[str, ...], uncertainty: bool) -> tuple[str, 
         unc |= {"BAU_Uncertainty"} if "BAU" in labels else set()
         unc |= {"SSM_Uncertainty"} if labels - {"BAU"} else set()
         wanted |= unc
-    return tuple(n for n in LAYER_NAMES if n in wanted)
+    return (*(n for n in LAYER_NAMES if n in wanted), *SCHEME_QUALITY_LAYERS[scheme])
 
 
 def read_markers(config: RunConfig, plan: RunPlan) -> list[dict[str, Any]]:
@@ -64,7 +67,7 @@ def read_markers(config: RunConfig, plan: RunPlan) -> list[dict[str, Any]]:
     so = config.storage_options
     markers, missing = [], []
     for tile_id in plan.tile_ids:
-        marker = store.read_json(plan.marker_url(tile_id), so)
+        marker = storage.read_json(plan.marker_url(tile_id), so)
         if marker is None or marker.get("config_hash") != plan.config_hash:
             missing.append(tile_id)
         else:
@@ -81,7 +84,7 @@ def publication_digest(config: RunConfig, plan: RunPlan, markers: list[dict[str,
     h = hashlib.sha256()
     for marker in markers:
         h.update(json.dumps([marker["tile"], marker["checksums"]], sort_keys=True).encode())
-    layers = product_layers(config.scenarios, config.uncertainty)
+    layers = product_layers(config.scenarios, config.uncertainty, config.scheme)
     h.update(json.dumps([plan.config_hash, plan.products_url, plan.stac_url, layers]).encode())
     return h.hexdigest()
 
@@ -98,15 +101,15 @@ def publish(config: RunConfig, plan: RunPlan) -> PublishResult:
         [outcome_from_marker(m, "done") for m in markers], region=plan.region,
         config_hash=plan.config_hash, scenarios=config.scenarios, wall_seconds=0.0, urls={},
     ))
-    done = store.read_json(plan.published_url, so)
+    done = storage.read_json(plan.published_url, so)
     if done is not None and done.get("digest") == digest:
         return PublishResult(dict(done["cogs"]), done["catalog"], tuple(done["items"]), totals,
                              digest, skipped=True)
-    resuming = (store.read_json(f"{plan.run_url}/publishing.json", so) or {}).get("digest")
-    store.write_json_if_changed(f"{plan.run_url}/publishing.json", {"digest": digest}, so)
+    resuming = (storage.read_json(f"{plan.run_url}/publishing.json", so) or {}).get("digest")
+    storage.write_json_if_changed(f"{plan.run_url}/publishing.json", {"digest": digest}, so)
     for folder in (plan.done_url, f"{plan.products_url}/{plan.region_name}"):
-        store.remove_temporaries(folder, so)  # left by killed writers; publication is the only one
-    layers = product_layers(config.scenarios, config.uncertainty)
+        storage.remove_temporaries(folder, so)  # left by killed writers; publication is the only one
+    layers = product_layers(config.scenarios, config.uncertainty, config.scheme)
     ds = open_product_cube(plan.product_cube_url, so)[list(layers)]
     assets = write_region_cogs(ds, plan.region_name, plan.products_url, so,
                                skip_existing=resuming == digest)
@@ -114,12 +117,13 @@ def publish(config: RunConfig, plan: RunPlan) -> PublishResult:
         code_version=__version__, scheme=config.scheme, config_hash=plan.config_hash,
         inputs={"cube": plan.cube_url, "sources": plan.sources_url or "gsocseq:sources.toml"},
         map_version=config.map_version,
+        ssm_increase={k: list(v) for k, v in config.ssm_increase.items()},
     )
     _, region = resolve(config)
     item = build_item(plan.region_name, assets, bbox=tuple(region.bbox), provenance=provenance)
     catalog = write_catalog([item], plan.stac_url, so, provenance=provenance)
     cogs = {a.layer: a.href for a in assets}
     items = (item.get_self_href() or "",)
-    store.write_json(plan.published_url, {"digest": digest, "cogs": cogs, "catalog": catalog,
+    storage.write_json(plan.published_url, {"digest": digest, "cogs": cogs, "catalog": catalog,
                                           "items": list(items), "totals": totals}, so)
     return PublishResult(cogs, catalog, items, totals, digest, skipped=False)

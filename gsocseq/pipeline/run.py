@@ -1,9 +1,10 @@
-"""Run a whole region on dask: plan → input cube → tiles (in parallel) → COGs + STAC → summary.
+"""Run a whole region: demo world (if asked) → plan → input cube → tiles on dask → publish → summary.
 
-Tasks carry the configuration, the plan and a tile id, never arrays; workers read the input cube and
-write the product cube themselves. The scheduler is chosen at call time: an existing ``client``, the
-``cluster`` address of the configuration, ``threads`` / ``processes`` (a LocalCluster built here and
-closed afterwards), or ``synchronous`` (tiles one after another in this process, no dask).
+Owns the region-level steps both front ends call, one call each: :func:`start_region` (explicit demo
+world, then the plan), :func:`run_tiles` and :func:`finish_region` (publish only when every tile
+finished, then the summary), plus the dask client of a CLI run (:func:`open_client`). The plan and the
+configuration travel to the workers once, as one dask future (:func:`share_run`); each tile task
+carries only that reference and its tile id, so scheduler memory does not grow with the plan.
 """
 
 from __future__ import annotations
@@ -19,23 +20,84 @@ from typing import Any
 from gsocseq.config import RunConfig
 from gsocseq.errors import PipelineError
 from gsocseq.pipeline.plan import RunPlan, plan_run
-from gsocseq.pipeline.prepare import prepare_inputs
-from gsocseq.pipeline.publish import publish
+from gsocseq.pipeline.prepare import ensure_demo_world, prepare_inputs
+from gsocseq.pipeline.publish import PublishResult, publish
 from gsocseq.pipeline.summary import RunSummary, summarise
 from gsocseq.pipeline.tile import TileOutcome, finished_tiles, run_tile
+from gsocseq.pipeline.versions import check_versions
 
 log = logging.getLogger(__name__)
 
 WORKER_WAIT_S: float = 120.0
 """How long to wait for a remote scheduler to have at least one worker, s."""
+CONNECT_S: float = 10.0
+"""How long to wait for a remote scheduler to answer, s."""
 
 ProgressCallback = Callable[[TileOutcome, int, int], None]
 """Called after each tile with (outcome, tiles finished so far, tiles total)."""
 
+RunContext = tuple[RunConfig, RunPlan]
+"""What every tile task needs besides its tile id (sent once per run, see :func:`share_run`)."""
 
-def _tile_task(config: RunConfig, plan: RunPlan, tile_id: str) -> TileOutcome:
+
+def _run_context(config: RunConfig, plan: RunPlan) -> RunContext:
+    """Dask task: hold the run's configuration and plan on a worker (recomputed if it is lost)."""
+    return config, plan
+
+
+def _tile_task(context: RunContext, tile_id: str) -> TileOutcome:
     """Dask task: :func:`run_tile` raising on failure, so dask can retry the tile."""
+    config, plan = context
     return run_tile(config, plan, tile_id, raise_errors=True)
+
+
+def share_run(client: Any, config: RunConfig, plan: RunPlan, token: str) -> Any:
+    """Send the configuration and plan to the cluster once; return the dask future holding them.
+
+    A future computed from one task (not ``scatter``): if the worker holding it dies, the scheduler
+    recomputes it instead of failing every tile that depends on it.
+    """
+    return client.submit(_run_context, config, plan, key=f"gsocseq-run-{token}", pure=False)
+
+
+def start_region(config: RunConfig) -> RunPlan:
+    """Write the demo world when a default demo run needs it (explicit step), then plan the run."""
+    ensure_demo_world(config)
+    return plan_run(config)
+
+
+def connect(address: str, *, wait_s: float = WORKER_WAIT_S, connect_s: float = CONNECT_S) -> Any:
+    """Return a dask ``Client`` of the scheduler at ``address`` once it has a worker.
+
+    Raises :class:`ClusterUnavailableError` if the scheduler cannot be reached within ``connect_s``
+    seconds or has no worker after ``wait_s`` seconds (instead of waiting forever for one).
+    """
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout=connect_s, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise ClusterUnavailableError(
+            f"dask scheduler {address} unreachable after {connect_s:g} s: {exc}"
+        ) from exc
+    try:
+        client.wait_for_workers(1, timeout=wait_s)
+    except TimeoutError as exc:
+        client.close()
+        raise ClusterUnavailableError(
+            f"dask scheduler {address} has no workers after {wait_s:g} s; start workers or "
+            "leave the cluster address empty to use a LocalCluster"
+        ) from exc
+    try:
+        check_versions(client)  # same gsocseq/dask on client, scheduler and workers
+    except PipelineError:
+        client.close()
+        raise
+    return client
+
+
+class ClusterUnavailableError(PipelineError):
+    """The dask scheduler cannot be reached or has no workers."""
 
 
 @contextlib.contextmanager
@@ -50,13 +112,7 @@ def open_client(config: RunConfig, client: Any = None) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     if config.cluster is not None and "://" in config.cluster:
-        with Client(config.cluster, timeout=WORKER_WAIT_S) as c:
-            try:
-                c.wait_for_workers(1, timeout=WORKER_WAIT_S)
-            except TimeoutError as exc:
-                raise PipelineError(
-                    f"scheduler {config.cluster} has no worker after {WORKER_WAIT_S:.0f} s"
-                ) from exc
+        with connect(config.cluster) as c:
             yield c
         return
     n = os.cpu_count() or 1
@@ -104,8 +160,9 @@ def run_tiles(
     from distributed import as_completed
 
     token = uuid.uuid4().hex[:8]  # task keys readable on the dashboard, unique per call
+    context = share_run(client, config, plan, token)
     futures = {
-        client.submit(_tile_task, config, plan, tile_id, key=f"gsocseq-tile-{tile_id}-{token}",
+        client.submit(_tile_task, context, tile_id, key=f"gsocseq-tile-{tile_id}-{token}",
                       retries=retries, pure=False): tile_id
         for tile_id in todo
     }
@@ -117,7 +174,43 @@ def run_tiles(
             exc = future.exception() if future.status == "error" else None
             record(TileOutcome(tile_id, "failed", error=str(exc) if exc else future.status))
         future.release()
+    context.release()
     return outcomes
+
+
+def finish_region(
+    config: RunConfig,
+    plan: RunPlan,
+    outcomes: list[TileOutcome],
+    *,
+    started: float,
+    stage_seconds: dict[str, float] | None = None,
+) -> tuple[RunSummary, PublishResult | None]:
+    """Publish the region when every tile finished (COGs, then STAC), and summarise the run.
+
+    A region with a failed tile is not published (``None``); its finished tiles stay finished, so a
+    rerun resumes. ``started`` is the run's start, :func:`time.time` seconds (the wall time runs
+    until after publication); ``stage_seconds`` (if given) gets the publication's time, s.
+    """
+    published = None
+    if not any(o.status == "failed" for o in outcomes):
+        t = time.perf_counter()
+        published = publish(config, plan)
+        if stage_seconds is not None:
+            stage_seconds["publish"] = round(time.perf_counter() - t, 3)
+            log.info("stage publish: %.2f s", stage_seconds["publish"])
+    else:
+        log.error("%s: tile(s) failed; not publishing", plan.region)
+    urls = {"cube": plan.cube_url, "product_cube": plan.product_cube_url, "run": plan.run_url,
+            "products": f"{plan.products_url}/{plan.region_name}", "stac": plan.stac_url}
+    if published is not None:
+        urls["stac"] = published.stac_url
+    summary = summarise(
+        outcomes, region=plan.region, config_hash=plan.config_hash, scenarios=config.scenarios,
+        wall_seconds=time.time() - started, urls=urls, published=published is not None,
+        stage_seconds=stage_seconds,
+    )
+    return summary, published
 
 
 def run(
@@ -131,10 +224,10 @@ def run(
 
     Publishes COGs and STAC only when every tile finished; check ``summary.ok``.
     """
-    t_start = time.perf_counter()
+    t_start = time.time()
     stages: dict[str, float] = {}
     with _stage(stages, "plan"):
-        plan = plan_run(config)
+        plan = start_region(config)
         all_done = len(finished_tiles(config, plan)) == len(plan.tiles)
     if all_done and client is None:  # nothing to compute: no cluster needed
         config = config.model_copy(update={"cluster": "synchronous"})
@@ -143,20 +236,8 @@ def run(
             prepare_inputs(config, plan, c)
         with _stage(stages, "tiles"), _progress(progress, len(plan.tiles), on_tile) as cb:
             outcomes = run_tiles(config, plan, c, on_tile=cb)
-    failed = [o for o in outcomes if o.status == "failed"]
-    published = None
-    if not failed:
-        with _stage(stages, "publish"):
-            published = publish(config, plan)
-    urls = {"cube": plan.cube_url, "product_cube": plan.product_cube_url, "run": plan.run_url,
-            "products": f"{plan.products_url}/{plan.region_name}", "stac": plan.stac_url}
-    if published is not None:
-        urls["stac"] = published.stac_url
-    return summarise(
-        outcomes, region=plan.region, config_hash=plan.config_hash, scenarios=config.scenarios,
-        wall_seconds=time.perf_counter() - t_start, urls=urls, published=published is not None,
-        stage_seconds=stages,
-    )
+    summary, _ = finish_region(config, plan, outcomes, started=t_start, stage_seconds=stages)
+    return summary
 
 
 @contextlib.contextmanager

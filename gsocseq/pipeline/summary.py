@@ -7,16 +7,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gsocseq.model.codes import REASON_DESCRIPTIONS, SCENARIOS, SSM_LABELS, Reason
 from gsocseq.pipeline.tile import TileOutcome
+from gsocseq.vocabulary import REASON_DESCRIPTIONS, SCENARIOS, SSM_LABELS, Reason
 
 #: How the exact scheme differs on pixels the fao scheme masks as Euler-unstable (reason 7).
 EULER_NOTE = (
     "the fao scheme's explicit Euler step (h = 1/12 yr) leaves [-1, 1] for DPM when the combined rate "
-    "factor exceeds 2.4 (warm, moist, little cover), so those pixels are masked, never written as "
-    "numbers; the exact scheme decays each pool exactly (exp(-a*b*c*k/12)) and models them "
-    "(--scheme exact); PhaseConfig(fao_euler_criterion='cycle') masks only pixels whose yearly "
-    "cycle amplifies"
+    "factor exceeds 2.4 (warm, moist, little cover); pixels whose yearly cycle amplifies are masked "
+    "(PhaseConfig(fao_euler_criterion='month') masks every such month), never written as numbers; "
+    "the exact scheme decays each pool exactly (exp(-a*b*c*k/12)) and models them (--scheme exact)"
 )
 
 #: Scenario name → FAO layer label.

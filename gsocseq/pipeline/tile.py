@@ -16,16 +16,22 @@ from typing import Any, Literal
 
 import numpy as np
 
-from gsocseq import __version__
+from gsocseq import __version__, storage
 from gsocseq.config import RunConfig
 from gsocseq.cube.grid import TileKey, cell_area_ha
+from gsocseq.cube.product_cube import REASON_VAR, write_product_tile
 from gsocseq.errors import PipelineError
-from gsocseq.model.codes import LAYER_NAMES, LAYERS, Reason
 from gsocseq.model.phases import PhaseConfig, run_phases
-from gsocseq.pipeline import store
 from gsocseq.pipeline.plan import RunPlan
-from gsocseq.pipeline.product_cube import REASON_VAR, write_product_tile
-from gsocseq.pipeline.retry import TILE_ATTEMPTS, call_with_retries
+from gsocseq.storage import TILE_ATTEMPTS, call_with_retries
+from gsocseq.vocabulary import (
+    LAND_USE_GROUPS,
+    LAYER_NAMES,
+    LAYERS,
+    QUALITY_NODATA,
+    SCHEME_QUALITY_LAYERS,
+    Reason,
+)
 
 PIXEL_BATCH: int = 16384
 """Pixels passed to ``run_phases`` at once: bounds the (months × pixels) copies to ~190 MB."""
@@ -60,7 +66,10 @@ class TileOutcome:
 
 def phase_config(config: RunConfig) -> PhaseConfig:
     """Return the model settings of a run configuration."""
-    return PhaseConfig(scheme=config.scheme, uncertainty=config.uncertainty)
+    return PhaseConfig(
+        scheme=config.scheme, uncertainty=config.uncertainty,
+        ssm_increase=tuple(tuple(config.ssm_increase[g]) for g in LAND_USE_GROUPS),
+    )
 
 
 def compute_tile(
@@ -69,12 +78,15 @@ def compute_tile(
     """Run the phases on one tile's input arrays (as from ``read_tile``); return layers and reasons.
 
     Only pixels whose input ``reason`` is 0 are modelled; the others keep their input reason and NaN.
-    Returns float32 ``(ny, nx)`` layers (t C/ha, t C/ha/yr, %) and uint8 ``(ny, nx)`` reasons.
+    Returns float32 ``(ny, nx)`` layers (t C/ha, t C/ha/yr, %), the scheme's uint8 quality layers
+    (``vocabulary.SCHEME_QUALITY_LAYERS``) and uint8 ``(ny, nx)`` reasons.
     """
     shape = arrays["soc"].shape
     n = int(np.prod(shape))
     reason = np.asarray(arrays[REASON_VAR], dtype=np.uint8).reshape(n).copy()
     layers = {name: np.full(n, np.nan, dtype=np.float32) for name in LAYER_NAMES}
+    quality = {name: np.full(n, QUALITY_NODATA, dtype=np.uint8)
+               for name in SCHEME_QUALITY_LAYERS[config.scheme]}
     flat = {k: np.asarray(arrays[k]).reshape(n) for k in ("soc", "clay", "land_use")}
     series = {k: np.asarray(arrays[k]).reshape(n, -1) for k in ("tmp", "prec", "pet", "cover")}
     todo = np.flatnonzero(reason == Reason.OK)
@@ -88,6 +100,9 @@ def compute_tile(
         reason[idx] = result.reason
         for name in LAYER_NAMES:
             layers[name][idx] = result.layers[name]
+        for name in quality:
+            quality[name][idx] = result.quality[name]
+    layers.update(quality)  # uint8 quality layers of the scheme (fao), after the 29
     return {k: v.reshape(shape) for k, v in layers.items()}, reason.reshape(shape)
 
 
@@ -120,7 +135,7 @@ def run_tile(
     """Compute one tile into the product cube and write its completion marker last.
 
     Skips the tile (status ``skipped``) when its marker exists for this configuration. A transient
-    storage error retries the whole tile (up to ``attempts`` times, :mod:`gsocseq.pipeline.retry`).
+    storage error retries the whole tile (up to ``attempts`` times, :mod:`gsocseq.storage`).
     Errors give status ``failed`` with the message, or raise :class:`PipelineError` with
     ``raise_errors``.
     """
@@ -137,7 +152,7 @@ def _run_tile_once(config: RunConfig, plan: RunPlan, tile_id: str) -> TileOutcom
     """One attempt of :func:`run_tile` (raises on any error)."""
     so = config.storage_options
     marker_url = plan.marker_url(tile_id)
-    marker = store.read_json(marker_url, so)
+    marker = storage.read_json(marker_url, so)
     if marker is not None and marker.get("config_hash") == plan.config_hash:
         return outcome_from_marker(marker, "skipped")
     t_start = time.perf_counter()
@@ -152,7 +167,7 @@ def _run_tile_once(config: RunConfig, plan: RunPlan, tile_id: str) -> TileOutcom
         **tile_statistics(tile, layers, reason),
         "seconds": round(time.perf_counter() - t_start, 3),
     }
-    store.write_json(marker_url, doc, so)
+    storage.write_json(marker_url, doc, so)
     return outcome_from_marker(doc, "done")
 
 
@@ -175,10 +190,10 @@ def finished_tiles(config: RunConfig, plan: RunPlan) -> dict[str, TileOutcome]:
     """
     so = config.storage_options
     wanted = {f"{t}.json": t for t in plan.tile_ids}
-    names = [n for n in store.list_names(plan.done_url, so) if n in wanted]
+    names = [n for n in storage.list_names(plan.done_url, so) if n in wanted]
     if not names:
         return {}
-    fs, path = store.filesystem(plan.done_url, so)
+    fs, path = storage.filesystem(plan.done_url, so)
     blobs = fs.cat([f"{path}/{n}" for n in names], on_error="omit")
     out = {}
     for blob in blobs.values():

@@ -25,13 +25,11 @@ import logging
 import math
 import re
 import tempfile
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import numpy as np
 import rasterio
 import rasterio.shutil
@@ -42,14 +40,22 @@ from rio_cogeo.cogeo import cog_validate
 
 from gsocseq.cube.grid import CRS, N_COLS, N_ROWS, RES_DEG
 from gsocseq.errors import GridMismatchError, InputValidationError, ProductValidationError
-from gsocseq.model.codes import LAYER_NAMES, LAYERS, fao_file_name
 from gsocseq.products.profiles import CogProfile, get_profile
+from gsocseq.storage import filesystem, put_file
+from gsocseq.vocabulary import (
+    LAYER_NAMES,
+    LAYERS,
+    PUBLISHED_LAYERS,
+    QUALITY_LAYERS,
+    QUALITY_NODATA,
+    fao_file_name,
+    layer_nodata,
+)
 
 __all__ = [
     "CogAsset",
     "check_cog",
     "cog_url",
-    "ensure_parent",
     "file_digest",
     "grid_transform",
     "layer_description",
@@ -65,7 +71,6 @@ NODATA: float = math.nan
 STRIP_ROWS: int = 2048
 """Rows computed and written at a time while streaming a layer (bounds memory per file)."""
 _ALIGN_TOL_CELLS = 1e-6
-_FLAT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}
 _REGION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
@@ -74,7 +79,7 @@ class CogAsset:
     """One written COG: what the STAC item needs to describe it."""
 
     layer: str
-    """Product layer name (a key of :data:`gsocseq.model.codes.LAYERS`)."""
+    """Product layer name (a key of :data:`gsocseq.vocabulary.LAYERS`)."""
     href: str
     """URL of the file as written (``s3://…``, ``file://…``, ``memory://…`` or a path)."""
     size: int
@@ -102,6 +107,8 @@ class CogAsset:
 
 def layer_description(layer: str) -> str:
     """Return a one-line description of a product layer (FAO reference §4.1)."""
+    if layer in QUALITY_LAYERS:
+        return QUALITY_LAYERS[layer].description
     if layer not in LAYERS:
         raise InputValidationError(
             f"unknown product layer {layer!r}; expected one of {LAYER_NAMES}"
@@ -184,11 +191,13 @@ def check_cog(
     *,
     profile: CogProfile | None = None,
     expected_shape: tuple[int, int] | None = None,
+    dtype: str = "float32",
 ) -> list[str]:
     """Return every problem of a local COG file (empty list: valid).
 
     Checks ``rio_cogeo`` ``cog_validate(strict=True)`` (warnings count as problems, so a large file
-    without overviews fails), one float32 band, nodata NaN, CRS EPSG:4326, 30″ pixels aligned to the
+    without overviews fails), one ``dtype`` band (float32 with nodata NaN; a uint8 quality layer
+    with nodata ``QUALITY_NODATA``), CRS EPSG:4326, 30″ pixels aligned to the
     global grid, no rotation, and — when given — the profile's block size and compression and the
     expected (rows, columns).
     """
@@ -203,10 +212,12 @@ def check_cog(
     with _local_env(), rasterio.open(path) as src:
         if src.count != 1:
             problems.append(f"band count is {src.count}, expected 1")
-        if src.dtypes[0] != "float32":
-            problems.append(f"data type is {src.dtypes[0]}, expected float32")
-        if src.nodata is None or not math.isnan(src.nodata):
+        if src.dtypes[0] != dtype:
+            problems.append(f"data type is {src.dtypes[0]}, expected {dtype}")
+        if dtype == "float32" and (src.nodata is None or not math.isnan(src.nodata)):
             problems.append(f"nodata is {src.nodata}, expected NaN")
+        if dtype != "float32" and src.nodata != QUALITY_NODATA:
+            problems.append(f"nodata is {src.nodata}, expected {QUALITY_NODATA}")
         if src.crs is None or src.crs.to_epsg() != 4326:
             problems.append(f"CRS is {src.crs}, expected {CRS}")
         problems += _transform_problems(src.transform)
@@ -250,7 +261,7 @@ def write_cog(
     data
         Layer on the global grid: dims (``latitude``, ``longitude``) with cell-centre coordinates,
         float values in the layer's units (``data.name`` a product layer; units from
-        ``attrs["units"]`` or :data:`~gsocseq.model.codes.LAYERS`). NaN marks nodata. Dask-backed
+        ``attrs["units"]`` or :data:`~gsocseq.vocabulary.LAYERS`). NaN marks nodata. Dask-backed
         arrays are computed a strip of rows at a time.
     url
         Destination on any fsspec store (``s3://``, ``file://``, ``memory://`` or a local path).
@@ -268,24 +279,28 @@ def write_cog(
     """
     prof = get_profile(profile)
     layer = _layer_name(data)
-    units = str(data.attrs.get("units", LAYERS.get(layer, "")))
+    units = str(data.attrs.get("units", PUBLISHED_LAYERS[layer].units))
     description = str(data.attrs.get("description") or layer_description(layer))
+    dtype = PUBLISHED_LAYERS[layer].dtype
     data = _normalised(data)
     transform = grid_transform(data)
     all_tags = {"GSOCSEQ_LAYER": layer, **(dict(tags) if tags else {})}
     with tempfile.TemporaryDirectory(prefix="gsocseq-cog-") as tmp:
         src_path, cog_path = Path(tmp) / "src.tif", Path(tmp) / "cog.tif"
-        _write_strips(data, src_path, transform, units, description, all_tags)
+        _write_strips(data, src_path, transform, units, description, all_tags, dtype)
         with _local_env(), rasterio.open(src_path) as src:
-            rasterio.shutil.copy(src, cog_path, driver="COG", **prof.creation_options())
-        problems = check_cog(cog_path, profile=prof, expected_shape=data.shape)
+            options = prof.creation_options()
+            if dtype != "float32" and options.get("predictor") == 3:  # float predictor only
+                options["predictor"] = 2
+            rasterio.shutil.copy(src, cog_path, driver="COG", **options)
+        problems = check_cog(cog_path, profile=prof, expected_shape=data.shape, dtype=dtype)
         if problems:
             raise ProductValidationError(
                 f"COG for layer {layer!r} ({url}) failed validation, nothing written:\n- "
                 + "\n- ".join(problems)
             )
         size, checksum = file_digest(cog_path)
-        _upload_atomic(cog_path, url, storage_options)
+        put_file(cog_path, url, storage_options)
     log.info("wrote %s (%d bytes)", url, size)
     return CogAsset(
         layer=layer,
@@ -294,7 +309,7 @@ def write_cog(
         checksum=checksum,
         shape=(int(data.shape[0]), int(data.shape[1])),
         transform=tuple(transform)[:6],  # type: ignore[arg-type]
-        nodata=NODATA,
+        nodata=layer_nodata(layer),
         units=units,
         description=description,
     )
@@ -311,7 +326,7 @@ def write_region_cogs(
 ) -> list[CogAsset]:
     """Write every product layer of ``layers`` as ``{out_prefix}/{region}/{FAO file name}``.
 
-    Variables that are product layers (:data:`~gsocseq.model.codes.LAYERS`) are written in FAO
+    Variables that are product layers (:data:`~gsocseq.vocabulary.LAYERS`) are written in FAO
     order; other variables (e.g. reason codes) are skipped and logged. With ``skip_existing``, a
     final file that already exists, passes :func:`check_cog` and has the layer's grid is described
     from the store and not rewritten (a rerun rewrites nothing). Its values are not compared:
@@ -324,11 +339,11 @@ def write_region_cogs(
     list[CogAsset]
         One per written or kept layer, in FAO order.
     """
-    ignored = [str(v) for v in layers.data_vars if v not in LAYERS]
+    ignored = [str(v) for v in layers.data_vars if v not in PUBLISHED_LAYERS]
     if ignored:
         log.info("%s: not product layers, no COG written: %s", region, ignored)
     assets = []
-    for layer in LAYER_NAMES:
+    for layer in PUBLISHED_LAYERS:
         if layer not in layers.data_vars:
             continue
         url = cog_url(out_prefix, region, layer)
@@ -356,19 +371,32 @@ def _local_env() -> rasterio.Env:
 
 def _layer_name(data: xr.DataArray) -> str:
     """Return ``data.name`` as a product layer name, raising if it is not one."""
-    if data.name is None or str(data.name) not in LAYERS:
+    if data.name is None or str(data.name) not in PUBLISHED_LAYERS:
         raise InputValidationError(
-            f"data.name={data.name!r} must be a product layer name, one of {LAYER_NAMES}"
+            f"data.name={data.name!r} must be a product layer name, one of "
+            f"{tuple(PUBLISHED_LAYERS)}"
         )
     return str(data.name)
 
 
 def _normalised(data: xr.DataArray) -> xr.DataArray:
-    """Return ``data`` as float32 (latitude, longitude), latitude descending."""
+    """Return ``data`` as its layer's dtype (latitude, longitude), latitude descending.
+
+    Product layers are float32 (NaN = nodata); quality layers uint8 (``QUALITY_NODATA``).
+    """
     if data.ndim != 2 or set(data.dims) != {"latitude", "longitude"}:
         raise InputValidationError(
             f"layer {data.name!r}: dims must be ('latitude', 'longitude'), got {data.dims}"
         )
+    spec = PUBLISHED_LAYERS.get(str(data.name))
+    if spec is not None and spec.dtype != "float32":
+        if data.dtype != np.dtype(spec.dtype):
+            raise InputValidationError(
+                f"layer {data.name!r}: dtype {data.dtype} must be {spec.dtype}")
+        data = data.transpose("latitude", "longitude")
+        if data.sizes["latitude"] > 1 and data["latitude"][0] < data["latitude"][-1]:
+            data = data.isel(latitude=slice(None, None, -1))
+        return data
     if not np.issubdtype(data.dtype, np.floating):
         raise InputValidationError(
             f"layer {data.name!r}: dtype {data.dtype} must be floating point (NaN = nodata)"
@@ -386,6 +414,7 @@ def _write_strips(
     units: str,
     description: str,
     tags: Mapping[str, str],
+    dtype: str = "float32",
 ) -> None:
     """Stream ``data`` into a tiled, uncompressed local GeoTIFF, ``STRIP_ROWS`` rows at a time."""
     rows, cols = data.shape
@@ -394,10 +423,10 @@ def _write_strips(
         "height": rows,
         "width": cols,
         "count": 1,
-        "dtype": "float32",
+        "dtype": dtype,
         "crs": CRS,
         "transform": transform,
-        "nodata": NODATA,
+        "nodata": NODATA if dtype == "float32" else QUALITY_NODATA,
         "tiled": True,
         "blockxsize": 512,
         "blockysize": 512,
@@ -406,7 +435,7 @@ def _write_strips(
     with _local_env(), rasterio.open(path, "w", **profile) as dst:
         for r0 in range(0, rows, STRIP_ROWS):
             r1 = min(rows, r0 + STRIP_ROWS)
-            block = np.asarray(data.isel(latitude=slice(r0, r1)).values, dtype=np.float32)
+            block = np.asarray(data.isel(latitude=slice(r0, r1)).values, dtype=dtype)
             dst.write(block, 1, window=((r0, r1), (0, cols)))
         dst.set_band_description(1, description)
         dst.units = (units,)
@@ -424,42 +453,21 @@ def file_digest(path: Path) -> tuple[int, str]:
     return size, multihash_sha256(h.digest())
 
 
-def _upload_atomic(local: Path, url: str, storage_options: dict[str, Any] | None) -> None:
-    """Upload ``local`` to ``<url>.tmp-<random>`` then move it onto ``url``."""
-    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
-    ensure_parent(fs, path)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    fs.put_file(str(local), tmp)
-    try:
-        fs.mv(tmp, path)
-    except BaseException:
-        if fs.exists(tmp):
-            fs.rm(tmp)
-        raise
-
-
-def ensure_parent(fs: Any, path: str) -> None:
-    """Create the parent folder of ``path`` on stores that have folders (not on object stores)."""
-    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
-    parent = fs._parent(path)
-    if parent and not protocols & _FLAT_STORES:
-        fs.makedirs(parent, exist_ok=True)
-
-
 def _existing_asset(
     url: str, storage_options: dict[str, Any] | None, data: xr.DataArray, prof: CogProfile
 ) -> CogAsset | None:
     """Describe the COG already at ``url`` if it is valid and on ``data``'s grid, else ``None``."""
-    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    fs, path = filesystem(url, storage_options)
     fs.invalidate_cache(path)  # the key may have been removed since this process listed it
     if not fs.exists(path):
         return None
     data = _normalised(data)
     transform = grid_transform(data)
+    dtype = PUBLISHED_LAYERS[str(data.name)].dtype
     with tempfile.TemporaryDirectory(prefix="gsocseq-cog-") as tmp:
         local = Path(tmp) / "existing.tif"
         fs.get_file(path, str(local))
-        problems = check_cog(local, profile=prof, expected_shape=data.shape)
+        problems = check_cog(local, profile=prof, expected_shape=data.shape, dtype=dtype)
         if problems:
             log.warning("existing %s is not valid, rewriting it: %s", url, problems)
             return None
@@ -477,7 +485,7 @@ def _existing_asset(
         checksum=checksum,
         shape=(int(data.shape[0]), int(data.shape[1])),
         transform=tuple(transform)[:6],  # type: ignore[arg-type]
-        nodata=NODATA,
+        nodata=layer_nodata(str(data.name)),
         units=units,
         description=description,
     )

@@ -26,14 +26,12 @@ from __future__ import annotations
 import logging
 import posixpath
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import pystac
 from pystac.extensions.file import FileExtension
 from pystac.extensions.projection import ProjectionExtension
@@ -42,9 +40,10 @@ from pystac.utils import make_relative_href
 
 from gsocseq.cube.grid import RES_DEG, TileKey
 from gsocseq.errors import InputValidationError, ProductValidationError
-from gsocseq.model.codes import LAYERS
-from gsocseq.products.cog import CogAsset, ensure_parent, layer_description
+from gsocseq.products.cog import CogAsset, layer_description
 from gsocseq.products.stac_schemas import offline_validator, schema_problems
+from gsocseq.storage import exists, filesystem, put_bytes
+from gsocseq.vocabulary import LAYERS, PUBLISHED_LAYERS, QUALITY_LAYERS, QUALITY_NODATA
 
 __all__ = [
     "END_DATETIME",
@@ -88,6 +87,8 @@ class Provenance:
     """Input dataset name → URL with version (e.g. ``"soc": "s3://…/gsocmap/v1.6.1"``)."""
     map_version: str = "v1.1"
     """GSOCseq map version; with the scheme it names the collection."""
+    ssm_increase: dict[str, list[float]] | None = field(default=None, hash=False)
+    """SSM input increases [low, medium, high] per land-use group of the run (fractions)."""
 
     def __post_init__(self) -> None:
         for name in ("code_version", "scheme", "config_hash", "map_version"):
@@ -109,6 +110,8 @@ class Provenance:
             "gsocseq:scheme": self.scheme,
             "gsocseq:config_hash": self.config_hash,
             "gsocseq:inputs": dict(sorted(self.inputs.items())),
+            **({"gsocseq:ssm_increase": {k: list(v) for k, v in self.ssm_increase.items()}}
+               if self.ssm_increase is not None else {}),
         }
 
 
@@ -124,8 +127,16 @@ def item_id(region: str, tile: TileKey | None = None) -> str:
     return region if tile is None else f"{region}-{tile.id}"
 
 
-def _raster_band(units: str) -> RasterBand:
-    """Return the raster:bands entry of a float32 NaN-nodata layer in ``units``."""
+def _raster_band(units: str, layer: str | None = None) -> RasterBand:
+    """Return the raster:bands entry of a layer in ``units``.
+
+    float32 with NaN nodata, or the dtype and nodata of a quality layer
+    (``vocabulary.QUALITY_LAYERS``).
+    """
+    if layer in QUALITY_LAYERS:
+        band = RasterBand.create(data_type=DataType(QUALITY_LAYERS[layer].dtype), unit=units,
+                                 spatial_resolution=round(_PIXEL_M, 1), nodata=QUALITY_NODATA)
+        return band
     band = RasterBand.create(
         data_type=DataType.FLOAT32, unit=units, spatial_resolution=round(_PIXEL_M, 1)
     )
@@ -203,7 +214,7 @@ def build_item(
             roles=["data"],
         )
         item.add_asset(a.layer, asset)
-        RasterExtension.ext(asset).bands = [_raster_band(a.units)]
+        RasterExtension.ext(asset).bands = [_raster_band(a.units, a.layer)]
         file_ext = FileExtension.ext(asset)
         file_ext.size = int(a.size)
         file_ext.checksum = a.checksum
@@ -221,8 +232,8 @@ def _apply_grid(proj: Any, a: CogAsset) -> None:
 
 def _layer_order(layer: str) -> tuple[int, str]:
     """Sort key: FAO order for product layers, then by name."""
-    names = list(LAYERS)
-    return (names.index(layer), layer) if layer in LAYERS else (len(names), layer)
+    names = list(PUBLISHED_LAYERS)
+    return (names.index(layer), layer) if layer in PUBLISHED_LAYERS else (len(names), layer)
 
 
 def _bbox_polygon(bbox: Sequence[float]) -> dict[str, Any]:
@@ -303,7 +314,7 @@ class FsspecStacIO(pystac.StacIO):
         self.storage_options = dict(storage_options or {})
 
     def _fs(self, href: str) -> tuple[Any, str]:
-        return fsspec.core.url_to_fs(str(href), **self.storage_options)
+        return filesystem(str(href), self.storage_options)
 
     def read_text(self, source: Any, *args: Any, **kwargs: Any) -> str:
         """Read a UTF-8 document from ``source`` (URL or path)."""
@@ -312,7 +323,7 @@ class FsspecStacIO(pystac.StacIO):
 
     def write_text(self, dest: Any, txt: str, *args: Any, **kwargs: Any) -> None:
         """Write ``txt`` to ``dest`` via ``<dest>.tmp-<random>`` and a move."""
-        write_bytes_atomic(str(dest), txt.encode("utf-8"), self.storage_options)
+        put_bytes(str(dest), txt.encode("utf-8"), self.storage_options)
 
     def exists(self, href: str) -> bool:
         """Return whether ``href`` exists on its store (now, not per a cached listing).
@@ -320,23 +331,7 @@ class FsspecStacIO(pystac.StacIO):
         fsspec shares one filesystem instance per storage options in a process, and s3fs caches
         directory listings: another process (or a clean-up) may have removed the key since.
         """
-        fs, path = self._fs(href)
-        fs.invalidate_cache(path)
-        return bool(fs.exists(path))
-
-
-def write_bytes_atomic(url: str, data: bytes, storage_options: dict[str, Any] | None) -> None:
-    """Write ``data`` to ``url`` on any fsspec store via a temporary key and a move."""
-    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
-    ensure_parent(fs, path)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    fs.pipe_file(tmp, data)
-    try:
-        fs.mv(tmp, path)
-    except BaseException:
-        if fs.exists(tmp):
-            fs.rm(tmp)
-        raise
+        return exists(href, self.storage_options)
 
 
 def read_catalog(url: str, storage_options: dict[str, Any] | None = None) -> pystac.Catalog:

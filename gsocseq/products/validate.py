@@ -17,7 +17,6 @@ whether to raise (:meth:`ValidationReport.raise_for_problems`).
 
 from __future__ import annotations
 
-import json
 import math
 import posixpath
 import tempfile
@@ -26,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import pystac
 
 from gsocseq.errors import ProductValidationError
-from gsocseq.model.codes import LAYERS
 from gsocseq.products.cog import check_cog, file_digest
 from gsocseq.products.stac_schemas import OfflineSTACValidator, offline_validator, schema_problems
+from gsocseq.storage import TMP_MARK, filesystem, read_json
+from gsocseq.vocabulary import LAYERS, PUBLISHED_LAYERS, QUALITY_LAYERS, QUALITY_NODATA
 
 __all__ = [
     "ValidationReport",
@@ -89,12 +88,6 @@ def resolve_href(base_url: str, href: str) -> str:
     return f"{scheme}{sep}{joined}"
 
 
-def _read_json(url: str, storage_options: dict[str, Any] | None) -> dict[str, Any]:
-    """Read one JSON document through fsspec."""
-    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
-    return json.loads(fs.cat_file(path))
-
-
 def _walk(
     url: str, storage_options: dict[str, Any] | None, problems: list[str]
 ) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -107,7 +100,9 @@ def _walk(
             continue
         seen.add(current)
         try:
-            doc = _read_json(current, storage_options)
+            doc = read_json(current, storage_options)
+            if doc is None:
+                raise FileNotFoundError(f"no such object {current}")
         except (OSError, ValueError) as exc:
             problems.append(f"{current}: cannot be read: {exc}")
             continue
@@ -225,7 +220,7 @@ def validate_products(
     validator = offline_validator(schemas_dir)
     expected = list(expected_layers)
     problems: list[str] = []
-    fs, root_path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    fs, root_path = filesystem(url, storage_options)
     if not fs.exists(root_path):
         return ValidationReport(url, (f"{url}: no catalog",), 0, 0, 0)
     n_docs = n_items = n_assets = 0
@@ -259,7 +254,7 @@ def _leftover_problems(folders: list[str], storage_options: dict[str, Any] | Non
     """Return the temporary files (``*.tmp-*``, from interrupted writes) left in ``folders``."""
     problems = []
     for folder in folders:
-        fs, path = fsspec.core.url_to_fs(folder, **(storage_options or {}))
+        fs, path = filesystem(folder, storage_options)
         try:
             names = fs.ls(path, detail=False)
         except (FileNotFoundError, OSError):
@@ -267,7 +262,7 @@ def _leftover_problems(folders: list[str], storage_options: dict[str, Any] | Non
         problems += [
             f"{folder}: leftover temporary file {posixpath.basename(n)} (interrupted write)"
             for n in sorted(names)
-            if ".tmp-" in posixpath.basename(n)
+            if TMP_MARK in posixpath.basename(n)
         ]
     return problems
 
@@ -282,7 +277,7 @@ def _asset_problems(
     """Return the problems of one asset file: existence, size, checksum, COG and grid."""
     href = resolve_href(item_url, str(asset.get("href", "")))
     where = f"{item_url}: asset {key} ({href})"
-    fs, path = fsspec.core.url_to_fs(href, **(storage_options or {}))
+    fs, path = filesystem(href, storage_options)
     if not fs.exists(path):
         return [f"{where}: file does not exist"]
     shape = asset.get("proj:shape", item.get("properties", {}).get("proj:shape"))
@@ -299,19 +294,31 @@ def _asset_problems(
             )
         problems += [
             f"{where}: {p}"
-            for p in check_cog(local, expected_shape=tuple(shape) if shape else None)
+            for p in check_cog(local, expected_shape=tuple(shape) if shape else None,
+                               dtype=PUBLISHED_LAYERS[key].dtype if key in PUBLISHED_LAYERS
+                               else "float32")
         ]
-        problems += _band_problems(where, asset)
+        problems += _band_problems(where, asset, key)
     return problems
 
 
-def _band_problems(where: str, asset: Mapping[str, Any]) -> list[str]:
-    """Return departures of an asset's raster:bands from float32 / NaN nodata."""
+def _band_problems(where: str, asset: Mapping[str, Any], layer: str = "") -> list[str]:
+    """Return departures of an asset's raster:bands from float32 / NaN nodata.
+
+    A quality layer (``vocabulary.QUALITY_LAYERS``) must have its own dtype and nodata instead.
+    """
     bands = asset.get("raster:bands") or []
     if len(bands) != 1:
         return [f"{where}: raster:bands has {len(bands)} entries, expected 1"]
     band = bands[0]
     problems = []
+    if layer in QUALITY_LAYERS:
+        if band.get("data_type") != QUALITY_LAYERS[layer].dtype:
+            problems.append(f"{where}: raster:bands data_type is {band.get('data_type')!r}")
+        if band.get("nodata") != QUALITY_NODATA:
+            problems.append(f"{where}: raster:bands nodata is {band.get('nodata')!r}, "
+                            f"expected {QUALITY_NODATA}")
+        return problems
     if band.get("data_type") != "float32":
         problems.append(f"{where}: raster:bands data_type is {band.get('data_type')!r}")
     nodata = band.get("nodata")

@@ -19,8 +19,8 @@ from pyogrio.raw import read as ogr_read
 from rasterio.crs import CRS
 
 from gsocseq.errors import GridMismatchError, InputValidationError, SourceError
-from gsocseq.sources.readers import url_to_fs
 from gsocseq.sources.spec import SourceSpec, options_for
+from gsocseq.storage import filesystem
 
 #: Attributes searched for a country code, in order. Natural Earth's ``ISO_A3`` is −99 for a few
 #: countries (France, Norway, Kosovo…), ``ISO_A3_EH`` fills most of them, and ``ADM0_A3`` is
@@ -35,7 +35,7 @@ def _read_all(url: str, so_json: str, field: str) -> dict[str, dict[str, Any]]:
     """Return ``{attribute: {code: geometry}}`` for each ISO-like attribute present in the file."""
     where = f"source 'boundaries' at {url}"
     try:
-        fs, path = url_to_fs(url, json.loads(so_json))
+        fs, path = filesystem(url, json.loads(so_json))
         with fs.open(path, "rb") as f:
             data = f.read()
     except (FileNotFoundError, OSError) as exc:

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import rasterio
 
-from gsocseq.sources.readers import Bounds, netcdf_grid, open_netcdf, same_crs, url_to_fs
+from gsocseq.sources.readers import Bounds, netcdf_grid, open_netcdf, same_crs
 from gsocseq.sources.spec import SourcesConfig, SourceSpec, options_for
+from gsocseq.storage import filesystem
 
 #: Years of monthly climate a run needs (the cube period).
 NEEDED_YEARS: tuple[int, int] = (1981, 2020)
@@ -75,7 +76,7 @@ def check_source(
     sizes: dict[str, int] = {}
     for url in urls:
         try:
-            fs, path = url_to_fs(url, so)
+            fs, path = filesystem(url, so)
             sizes[url] = int(fs.info(path).get("size") or 0)
         except Exception as exc:
             problems.append(Problem(spec.name, url, f"not reachable: {type(exc).__name__}: {exc}"))
@@ -100,7 +101,7 @@ def _check_raster(
     spec: SourceSpec, url: str, so: Mapping[str, Any], region: Bounds | None,
     lines: list[str], problems: list[Problem],
 ) -> float:
-    fs, _ = url_to_fs(url, so)
+    fs, _ = filesystem(url, so)
     with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"), rasterio.open(url, opener=fs) as src:
         declared = rasterio.crs.CRS.from_user_input(spec.crs)
         crs = src.crs.to_string() if src.crs else "none"

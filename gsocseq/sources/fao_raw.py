@@ -44,8 +44,8 @@ from rasterio.io import MemoryFile
 
 from gsocseq.cube.schema import FIRST_YEAR, LAST_YEAR
 from gsocseq.errors import GridMismatchError, InputValidationError, SourceError
-from gsocseq.sources.readers import url_to_fs
 from gsocseq.sources.spec import SourcesConfig, load_sources
+from gsocseq.storage import filesystem
 
 #: FAO script weights of the SoilGrids-2017 layers sl1…sl4 (0-1, 1-5, 5-15, 15-30 cm; §3.2).
 CLAY_WEIGHTS: tuple[float, ...] = (1 / 30, 4 / 30, 10 / 30, 15 / 30)
@@ -121,7 +121,7 @@ def find_fao_raw(folder: str, storage_options: Mapping[str, Any] | None = None) 
     """Locate the files of an FAO raw-input folder; a missing dataset raises :class:`SourceError`."""
     if "://" not in folder:
         folder = str(Path(folder).resolve())
-    fs, root = url_to_fs(folder, storage_options)
+    fs, root = filesystem(folder, storage_options)
     root = root.rstrip("/")
     aoi = _one(fs, root, "AOI_POLYGON/*.shp", folder, "AOI polygon")
     clay = tuple(
@@ -157,7 +157,7 @@ class Raster:
 
 def read_raster(url: str, storage_options: Mapping[str, Any] | None = None) -> Raster:
     """Read every band of an EPSG:4326 raster; another CRS raises :class:`GridMismatchError`."""
-    fs, _ = url_to_fs(url, storage_options)
+    fs, _ = filesystem(url, storage_options)
     try:
         with rasterio.open(url, opener=fs) as src:
             if src.crs is None or src.crs != CRS.from_epsg(4326):
@@ -307,7 +307,7 @@ def land_use_band(raster: Raster, url: str, year: int = LAND_USE_YEAR) -> np.nda
 
 def aoi_geojson(url: str, iso3: str, storage_options: Mapping[str, Any] | None = None) -> bytes:
     """Return the AOI shapefile's union polygon as a GeoJSON keyed by ``ADM0_A3 = iso3``."""
-    fs, path = url_to_fs(url, storage_options)
+    fs, path = filesystem(url, storage_options)
     stem = path[: -len(".shp")]
     with tempfile.TemporaryDirectory() as tmp:
         for ext in (".shp", ".shx", ".dbf", ".prj"):
@@ -424,7 +424,7 @@ def write_fao_inputs(
     files = converted_files(raw, storage_options)
     if "://" not in dest:
         dest = str(Path(dest).resolve())
-    fs, root = url_to_fs(dest, storage_options)
+    fs, root = filesystem(dest, storage_options)
     root = root.rstrip("/")
     if "file" in fs.protocol or "local" in fs.protocol:
         for parent in {f"{root}/{k}".rsplit("/", 1)[0] for k in files}:

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import fsspec
 import h5py
 import numpy as np
 import rasterio
@@ -26,6 +25,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window, from_bounds
 
 from gsocseq.errors import GridMismatchError, SourceError
+from gsocseq.storage import filesystem
 
 Bounds = tuple[float, float, float, float]
 """(west, south, east, north) in degrees."""
@@ -34,11 +34,6 @@ Bounds = tuple[float, float, float, float]
 MARGIN_CELLS: int = 2
 
 _GDAL_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
-
-
-def url_to_fs(url: str, storage_options: Mapping[str, Any] | None) -> tuple[Any, str]:
-    """Return ``(filesystem, path)`` for an fsspec URL."""
-    return fsspec.core.url_to_fs(url, **dict(storage_options or {}))
 
 
 def _empty(lead: tuple[int, ...], name: str, attrs: dict[str, Any]) -> xr.DataArray:
@@ -76,7 +71,7 @@ def read_raster_window(
     nodata cells are set to 0.
     """
     where = f"source {source!r} at {url}"
-    fs, _ = url_to_fs(url, storage_options)
+    fs, _ = filesystem(url, storage_options)
     try:
         with rasterio.Env(**_GDAL_ENV), rasterio.open(url, opener=fs) as src:
             if bands is not None and src.count != bands:
@@ -229,7 +224,7 @@ def prefetch_small(
     """
     if not urls:
         return {}
-    fs, _ = url_to_fs(urls[0], storage_options)
+    fs, _ = filesystem(urls[0], storage_options)
     paths = {fs._strip_protocol(u): u for u in urls}
     sizes: dict[str, int] = {}
     for directory in {p.rsplit("/", 1)[0] for p in paths}:
@@ -409,13 +404,13 @@ def open_netcdf(
     where = f"source {source!r} at {url}"
     try:
         if data is None and url.endswith(".gz"):
-            fs, path = url_to_fs(url, storage_options)
+            fs, path = filesystem(url, storage_options)
             with fs.open(path, "rb", compression="gzip") as f:
                 data = f.read()
         if data is not None:
             f = io.BytesIO(data)
         else:
-            fs, path = url_to_fs(url, storage_options)
+            fs, path = filesystem(url, storage_options)
             f = fs.open(path, "rb", block_size=2**22, cache_type="readahead")
     except (FileNotFoundError, OSError, EOFError) as exc:
         raise SourceError(f"{where}: cannot open netCDF: {exc}") from exc

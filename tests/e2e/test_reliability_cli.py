@@ -32,7 +32,7 @@ from reliability import (
 )
 
 from gsocseq.pipeline import plan_run, run
-from gsocseq.pipeline.store import list_names, read_json
+from gsocseq.storage import list_names, read_json
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 

@@ -21,9 +21,9 @@ from gsocseq.cube.build import tile_arrays
 from gsocseq.cube.region import Region
 from gsocseq.demo import write_demo_world
 from gsocseq.errors import GridMismatchError, InputValidationError, SourceError
-from gsocseq.model.codes import Reason
 from gsocseq.sources import SourcesConfig, load_sources
 from gsocseq.sources.spec import apply_overrides
+from gsocseq.vocabulary import Reason
 
 pytestmark = [pytest.mark.s3]
 

@@ -16,10 +16,10 @@ import rasterio
 import xarray as xr
 
 from gsocseq.cube.store import open_cube
-from gsocseq.model.codes import LAYER_NAMES, Reason, fao_file_name
 from gsocseq.pipeline.publish import product_layers
 from gsocseq.products.validate import validate_products
 from gsocseq.sources.fao_raw import run_fao_inputs
+from gsocseq.vocabulary import LAYER_NAMES, Reason, fao_file_name
 
 SAMPLE = Path(__file__).resolve().parents[2] / "tests" / "data" / "fao-sample" / "ARG_PE"
 

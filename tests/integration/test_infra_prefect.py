@@ -176,3 +176,34 @@ def test_server_rejects_invalid_templates_and_job_variables(registered: dict[str
     response = _api(registered, "POST", "/deployments/", body)
     assert response.status_code in (409, 422), response.text
     assert "active_deadline_seconds" in response.text or "integer" in response.text
+
+
+def test_automations_installed_with_a_real_notification_block(registered: dict[str, str]) -> None:
+    """infra/prefect/automations.py against the server, twice (a rerun replaces, never duplicates)."""
+    block = ("from prefect.blocks.notifications import CustomWebhookNotificationBlock as B; "
+             "B(name='gsocseq-alerts', url='https://alerts.example.org/hook').save('gsocseq-alerts')")
+    done = subprocess.run([sys.executable, "-c", block], cwd=REPO, env=registered,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "infra/prefect/automations.py",
+                               "custom-webhook/gsocseq-alerts"], cwd=REPO, env=registered,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]
+    automations = _api(registered, "POST", "/automations/filter", {}).json()
+    (automation,) = [a for a in automations if a["name"] == "gsocseq-run-failed"]
+    assert automation["enabled"] is True
+    trigger = automation["trigger"]
+    assert set(trigger["expect"]) == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed",
+                                      "prefect.flow-run.TimedOut"}
+    # Scoped to the two deployed flows, by the names the server registered for them.
+    flows = {f["name"] for f in _api(registered, "POST", "/flows/filter", {}).json()}
+    assert set(trigger["match_related"]["prefect.resource.name"]) == flows
+    (action,) = automation["actions"]
+    block_doc = _api(registered, "GET", "/block_types/slug/custom-webhook/block_documents/name/"
+                     "gsocseq-alerts").json()
+    assert action["type"] == "send-notification" and action["block_document_id"] == block_doc["id"]
+    # An unknown block is a clear failure, not an automation that notifies nobody.
+    bad = subprocess.run([sys.executable, "infra/prefect/automations.py", "custom-webhook/nope"],
+                         cwd=REPO, env=registered, capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "nope" in bad.stderr

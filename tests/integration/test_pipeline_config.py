@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from gsocseq.config import RunConfig, normalise_url, parse_region, region_slug
-from gsocseq.model.codes import SCENARIOS
+from gsocseq.vocabulary import SCENARIOS
 
 
 def test_defaults_and_normalisation(tmp_path: Path) -> None:

@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 
 from gsocseq.cube.grid import TileKey, cell_area_ha
-from gsocseq.errors import GridMismatchError
-from gsocseq.model.codes import LAYER_NAMES, Reason
-from gsocseq.model.phases import PhaseConfig, run_phases
-from gsocseq.pipeline import RunPlan, compute_tile, summarise
-from gsocseq.pipeline.product_cube import (
+from gsocseq.cube.product_cube import (
     create_product_cube,
     open_product_cube,
     read_product_tile,
     write_product_tile,
 )
+from gsocseq.errors import GridMismatchError
+from gsocseq.model.phases import PhaseConfig, run_phases
+from gsocseq.pipeline import RunPlan, compute_tile, summarise
 from gsocseq.pipeline.publish import product_layers
-from gsocseq.pipeline.store import list_names, read_json, write_json, write_json_if_changed
 from gsocseq.pipeline.tile import TileOutcome, outcome_from_marker, tile_statistics
+from gsocseq.storage import list_names, read_json, write_json, write_json_if_changed
+from gsocseq.vocabulary import LAYER_NAMES, Reason
 
 SIZE = 30
 TILES = [TileKey(100, 200, SIZE), TileKey(100, 201, SIZE), TileKey(101, 201, SIZE)]

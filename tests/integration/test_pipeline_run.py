@@ -17,13 +17,14 @@ import s3fs
 from distributed import Client, LocalCluster
 
 from gsocseq.config import RunConfig
+from gsocseq.cube.product_cube import open_product_cube, read_product_tile
 from gsocseq.cube.store import open_cube, read_tile
-from gsocseq.model.codes import LAYER_NAMES, Reason
+from gsocseq.errors import SourceError
 from gsocseq.model.phases import PhaseConfig, run_phases
-from gsocseq.pipeline import RunSummary, plan_run, prepare_inputs, run, run_tile
-from gsocseq.pipeline.product_cube import open_product_cube, read_product_tile
-from gsocseq.pipeline.store import read_json
+from gsocseq.pipeline import RunSummary, plan_run, prepare_inputs, run, run_tile, start_region
 from gsocseq.products.validate import validate_products
+from gsocseq.storage import read_json
+from gsocseq.vocabulary import LAYER_NAMES, Reason
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 
@@ -62,12 +63,15 @@ def test_region_demo_without_sources_writes_the_demo_world_once(
 ) -> None:
     config = RunConfig(region="demo", out=f"{s3_bucket}/fresh", tile_size=TILE,
                        storage_options=dict(s3_server.storage_options))
-    plan = plan_run(config)
+    with pytest.raises(SourceError, match="demo-inputs/sources.toml"):
+        plan_run(config)  # a plan never writes inputs: the demo world is an explicit step
+    assert not _objects(s3_server, f"{s3_bucket}/fresh/demo-inputs")
+    plan = start_region(config)
     assert plan.sources_url == f"{s3_bucket}/fresh/demo-inputs/sources.toml"
     assert len(plan.tiles) == 6 and all(t.size == TILE for t in plan.tiles)
     before = _objects(s3_server, f"{s3_bucket}/fresh/demo-inputs")
     assert any(k.endswith("sources.toml") for k in before) and len(before) > 10
-    assert plan_run(config) == plan
+    assert start_region(config) == plan
     assert _objects(s3_server, f"{s3_bucket}/fresh/demo-inputs") == before
 
 

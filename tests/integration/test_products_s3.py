@@ -22,10 +22,10 @@ from odc.geo.geobox import GeoBox
 from rio_cogeo.cogeo import cog_validate
 
 from gsocseq.cube.grid import RES_DEG, cell_latitudes, cell_longitudes
-from gsocseq.model.codes import fao_file_name
 from gsocseq.products.cog import write_cog, write_region_cogs
 from gsocseq.products.stac import Provenance, build_item, read_catalog, write_catalog
 from gsocseq.products.validate import validate_products
+from gsocseq.vocabulary import fao_file_name
 
 pytestmark = pytest.mark.s3
 

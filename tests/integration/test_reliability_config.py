@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from gsocseq.config import RunConfig
 from gsocseq.pipeline import plan_run, run
-from gsocseq.pipeline.retry import S3_MAX_ATTEMPTS, is_transient, with_s3_retries
+from gsocseq.storage import S3_MAX_ATTEMPTS, is_transient, with_s3_retries
 
 SECRET = "sEcReT-3c1f0b6e-unique"
 BAD_OUT = ["s3://bucket/runs/../../other-bucket", "s3://bucket/./x", "s3://other@bucket/x",

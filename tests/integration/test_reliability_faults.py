@@ -28,8 +28,8 @@ from reliability import (
 )
 
 from gsocseq.pipeline import plan_run, prepare_inputs, publish, run, run_tile
-from gsocseq.pipeline.store import read_json
 from gsocseq.pipeline.tile import TileOutcome
+from gsocseq.storage import read_json
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 

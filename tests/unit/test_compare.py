@@ -21,8 +21,8 @@ from gsocseq.compare import (
 from gsocseq.cube.grid import TileKey
 from gsocseq.cube.store import open_cube, read_tile
 from gsocseq.errors import InputValidationError
-from gsocseq.model.codes import LAYER_NAMES, Reason
 from gsocseq.model.phases import PhaseConfig, PhaseResult, run_phases
+from gsocseq.vocabulary import LAYER_NAMES, Reason
 
 
 def _result(t0: list[float], reason: list[int]) -> PhaseResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from gsocseq.cube.mask import reason_codes
-from gsocseq.model.codes import Reason
+from gsocseq.vocabulary import Reason
 
 
 def _fields(n: int = 6) -> dict[str, np.ndarray]:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
 import pytest
 
 from gsocseq.model import fao, fao_phases, rothc
-from gsocseq.model.codes import LAYERS, Reason
 from gsocseq.model.phases import PhaseConfig, run_phases
+from gsocseq.vocabulary import LAYERS, QUALITY_NODATA, Reason
 
 WET = {"prec": 200.0, "pet": 50.0}  # P > PET every month: moisture factor 1
 
@@ -299,7 +300,7 @@ def _map_inputs(n, t=12.0, months=480):
 def test_run_fao_phases_constant_climate_equilibrium_and_layers():
     inp = _map_inputs(3)
     inp["land_use"] = np.array([2, 13, 1], np.uint8)
-    res = fao_phases.run_fao_phases(config=PhaseConfig(scheme="fao"), **inp)
+    res = run_phases(config=PhaseConfig(scheme="fao"), **inp)
     assert set(res.layers) == set(LAYERS)
     assert all(v.dtype == np.float32 and v.shape == (3,) for v in res.layers.values())
     np.testing.assert_array_equal(res.reason, [Reason.OK, Reason.OK, Reason.NOT_AGRICULTURAL])
@@ -316,25 +317,27 @@ def test_run_fao_phases_constant_climate_equilibrium_and_layers():
 
 
 def test_run_fao_phases_reason_codes():
-    inp = _map_inputs(5)
-    inp["tmp"][5, 1] = -25.0  # a spin-up month below −18.3 °C
+    inp = _map_inputs(6)
+    inp["tmp"][5:240:12, 1] = -25.0  # June of the spin-up climatology below −18.3 °C: NA
     inp["tmp"][:, 2] = 30.0  # hot
     inp["cover"][:, 2] = 0.0  # bare: xi ≈ 4.8 > 2.4
     inp["soc"][3] = 400.0  # stays ~400 t C/ha > 300
     inp["clay"][4] = np.nan
-    res = fao_phases.run_fao_phases(config=PhaseConfig(scheme="fao"), **inp)
+    inp["tmp"][300, 5] = -25.0  # a single cold warm-up month: spline-filled as in R, modelled
+    res = run_phases(config=PhaseConfig(scheme="fao"), **inp)
     np.testing.assert_array_equal(res.reason, [
         Reason.OK, Reason.FAO_TEMPERATURE_UNDEFINED, Reason.FAO_EULER_UNSTABLE,
-        Reason.FAO_IN_MODEL_FILTER, Reason.MISSING_INPUT,
+        Reason.FAO_IN_MODEL_FILTER, Reason.MISSING_INPUT, Reason.OK,
     ])
     for name in LAYERS:
-        assert np.isnan(res.layers[name][1:]).all()
-        assert np.isfinite(res.layers[name][0])
+        assert np.isnan(res.layers[name][1:5]).all()
+        assert np.isfinite(res.layers[name][[0, 5]]).all()
+    assert 45.0 < res.layers["T0"][5] < 55.0
 
 
 def test_run_fao_phases_without_uncertainty_and_equilibrium_variant():
     inp = _map_inputs(2)
-    res = fao_phases.run_fao_phases(
+    res = run_phases(
         config=PhaseConfig(scheme="fao", uncertainty=False, fao_spinup_variant="equilibrium"),
         **inp,
     )
@@ -350,7 +353,7 @@ def test_run_fao_phases_without_uncertainty_and_equilibrium_variant():
 def test_run_fao_phases_rejects_wrong_month_count():
     inp = _map_inputs(2, months=360)
     with pytest.raises(ValueError, match="tmp must have shape"):
-        fao_phases.run_fao_phases(config=PhaseConfig(scheme="fao"), **inp)
+        run_phases(config=PhaseConfig(scheme="fao"), **inp)
 
 
 # --- fao vs exact --------------------------------------------------------------------------
@@ -365,14 +368,12 @@ def test_fao_and_exact_equilibrium_stocks_agree_within_two_percent():
     """
     n = 3
     tmp = np.tile(np.array([5.0, 12.0, 20.0]), (12, 1))
-    rain, evap = np.full((12, n), 100.0), np.full((12, n), 40.0)
+    prec, pet = np.full((12, n), 100.0), np.full((12, n), 40.0)
     clay, dr = np.array([10.0, 25.0, 40.0]), np.full(n, 1.44)
-    pools, _ = rothc.equilibrium(
-        iom=np.zeros(n), tmp=tmp, rain=rain, evap=evap, cover=np.ones((12, n)),
-        c_inp=np.full((12, n), 1 / 12), fym=np.zeros((12, n)), dpm_rpm=dr, clay=clay,
-        depth=np.full(n, 30.0), evap_factor=1.0,
-    )
-    xi = fao.rate_modifiers(tmp, rain, evap, clay, np.full((12, n), 0.6), np.ones(n))
+    site = rothc.site(tmp=tmp, prec=prec, pet=pet, cover=np.ones((12, n)), dpm_rpm=dr, clay=clay,
+                      depth=np.full(n, 30.0), evap_factor=1.0)
+    pools, _ = rothc.equilibrium(np.zeros(n), site, c_inp=np.full((12, n), 1 / 12))
+    xi = fao.rate_modifiers(tmp, prec, pet, clay, np.full((12, n), 0.6), np.ones(n))
     _, ceq = fao.analytical_equilibrium(xi.mean(axis=0), np.ones(n), clay, dr, np.zeros(n))
     exact = pools.sum(axis=1)
     fao_active = 1.0 / ceq
@@ -382,22 +383,37 @@ def test_fao_and_exact_equilibrium_stocks_agree_within_two_percent():
 
 
 def test_warm_summer_month_above_2_4_masked_by_month_rule_kept_by_cycle_rule():
-    # January 25 °C, covered share 0 in January only (c = 1): xi ≈ 3.9 in one month. The issue's
-    # rule (default "month") masks it; with the "cycle" rule the year's DPM amplification stays ≪ 1,
+    # January 25 °C, covered share 0 in January only (c = 1): xi ≈ 3.9 in one month. The "month"
+    # rule masks it; with the "cycle" rule (the default) the year's DPM amplification stays ≪ 1,
     # the run is finite and plausible → modelled.
     inp = _map_inputs(1)
     inp["tmp"][0::12] = 25.0
     inp["cover"][0] = 0.0
-    res = fao_phases.run_fao_phases(config=PhaseConfig(scheme="fao"), **inp)
+    res = run_phases(config=PhaseConfig(scheme="fao", fao_euler_criterion="month"), **inp)
     assert res.reason[0] == Reason.FAO_EULER_UNSTABLE
     assert np.isnan(res.layers["T0"][0])
-    cyc = fao_phases.run_fao_phases(
-        config=PhaseConfig(scheme="fao", fao_euler_criterion="cycle"), **inp
-    )
+    cyc = run_phases(config=PhaseConfig(scheme="fao"), **inp)
     assert cyc.reason[0] == Reason.OK
     assert cyc.diagnostics["xi_max"][0] > 2.4
     assert 40.0 < cyc.layers["T0"][0] < 60.0
-    assert fao_phases.EULER_CRITERION == "cycle"  # default of the per-point tables
+    # one default for the maps and the per-point tables (``gsocseq fao-points``)
+    assert PhaseConfig().fao_euler_criterion == "cycle"
+    assert inspect.signature(fao_phases.forward).parameters["euler_criterion"].default == "cycle"
+
+
+def test_fao_quality_layer_counts_unstable_months_and_is_kept_where_masked():
+    inp = _map_inputs(3)
+    inp["tmp"][0::12, 0] = 25.0  # January warm and bare: xi ≈ 3.9 in one month a year
+    inp["cover"][0, 0] = 0.0
+    inp["soc"][2] = np.nan  # never run: nodata
+    month = run_phases(config=PhaseConfig(scheme="fao", fao_euler_criterion="month"), **inp)
+    cycle = run_phases(config=PhaseConfig(scheme="fao"), **inp)
+    for res in (month, cycle):
+        q = res.quality["EulerUnstableMonths"]
+        assert q.dtype == np.uint8
+        np.testing.assert_array_equal(q, [1, 0, QUALITY_NODATA])
+    assert month.reason[0] == Reason.FAO_EULER_UNSTABLE and cycle.reason[0] == Reason.OK
+    assert run_phases(config=PhaseConfig(scheme="exact"), **inp).quality == {}
 
 
 def test_fao_and_exact_schemes_agree_on_rates_for_a_constant_climate():

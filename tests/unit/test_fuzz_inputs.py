@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from gsocseq.config import RunConfig
 from gsocseq.errors import InputValidationError
 from gsocseq.model import rothc
-from gsocseq.model.codes import LAYER_NAMES, Reason
 from gsocseq.model.phases import PhaseConfig, run_phases
 from gsocseq.pipeline.tile import compute_tile
+from gsocseq.vocabulary import LAYER_NAMES, Reason
 
 MONTHS = 12 * 40
 BAD = [np.nan, np.inf, -np.inf, -1.0, -1e30]
@@ -53,8 +53,8 @@ def corrupted(draw: Any) -> tuple[dict[str, np.ndarray], set[int]]:
         huge = [1e30, 2e4] if name in ("prec", "pet", "soc") else [1e30]
         value = draw(st.sampled_from(BAD + huge + ([101.0] if name == "clay" else [])
                                      + ([1.5] if name == "cover" else [])))
-        if name == "tmp" and value == -1.0:
-            value = -100.0  # −1 °C is a valid temperature
+        if name in ("tmp", "pet") and value == -1.0:
+            value = -100.0  # −1 °C is a valid temperature, −1 mm a month of dew
         if inputs[name].ndim == 1:
             inputs[name][pixel] = value
         else:
@@ -130,15 +130,26 @@ def test_run_phases_rejects_wrong_shapes_and_dtypes(change: dict[str, np.ndarray
 def _rothc_inputs(n: int) -> dict[str, Any]:
     rng = np.random.default_rng(1)
     return {
-        "tmp": rng.uniform(5, 25, (12, n)), "rain": rng.uniform(20, 120, (12, n)),
-        "evap": rng.uniform(20, 120, (12, n)), "cover": np.ones((12, n)),
+        "tmp": rng.uniform(5, 25, (12, n)), "prec": rng.uniform(20, 120, (12, n)),
+        "pet": rng.uniform(20, 120, (12, n)), "cover": np.ones((12, n)),
         "fym": np.zeros((12, n)), "dpm_rpm": np.full(n, 1.44), "clay": np.full(n, 20.0),
         "depth": np.full(n, 30.0),
     }
 
 
+def _call_rothc(api: str, kw: dict[str, Any]) -> object:
+    """Build the site from ``kw`` and call ``rothc.<api>`` with the rest."""
+    keys = ("tmp", "prec", "pet", "cover", "dpm_rpm", "clay", "depth")
+    site = rothc.site(**{k: kw.pop(k) for k in keys})
+    if api == "simulate":
+        return rothc.simulate(kw.pop("pools"), kw.pop("smd"), site, **kw)
+    if api == "equilibrium":
+        return rothc.equilibrium(kw.pop("iom"), site, **kw)
+    return rothc.equilibrium_input(kw.pop("soc"), site, **kw)
+
+
 @SETTINGS
-@given(name=st.sampled_from(["tmp", "rain", "evap", "cover", "fym", "dpm_rpm", "clay", "depth",
+@given(name=st.sampled_from(["tmp", "prec", "pet", "cover", "fym", "dpm_rpm", "clay", "depth",
                              "soc", "c_inp", "iom", "pools", "smd"]),
        value=st.sampled_from(BAD), where=st.integers(0, 2),
        api=st.sampled_from(["simulate", "equilibrium", "equilibrium_input"]))
@@ -153,23 +164,22 @@ def test_rothc_rejects_bad_values_with_a_clear_error(name: str, value: float, wh
     kw.update(extra)
     if name not in kw or (value == -1.0 and name == "tmp"):
         return  # argument of another function / a valid value
-    if name in ("evap", "smd") and np.isfinite(value):
-        return  # any finite value is valid (dew: evap < 0; deficits are ≤ 0)
+    if (name == "smd" and np.isfinite(value)) or (name == "pet" and value == -1.0):
+        return  # a valid value (deficits are ≤ 0; dew: pet slightly < 0)
     arr = np.array(kw[name], dtype=np.float64)
     arr.reshape(-1)[where] = value
     kw[name] = arr
-    pools, smd = kw.pop("pools", None), kw.pop("smd", None)
-    fn = getattr(rothc, api)
     with pytest.raises(InputValidationError, match=name if name != "dpm_rpm" else "dpm"):
-        fn(pools, smd, **kw) if api == "simulate" else fn(**kw)
+        _call_rothc(api, kw)
 
 
 def test_rothc_rejects_wrong_shape_and_dtype() -> None:
     kw = _rothc_inputs(3)
     with pytest.raises(InputValidationError, match="tmp"):
-        rothc.equilibrium_input(np.full(3, 50.0), **{**kw, "tmp": np.zeros((12, 2))})
+        _call_rothc("equilibrium_input", {**kw, "soc": np.full(3, 50.0), "tmp": np.zeros((12, 2))})
     with pytest.raises(InputValidationError, match="clay"):
-        rothc.equilibrium_input(np.full(3, 50.0), **{**kw, "clay": np.array(["x", "y", "z"])})
+        _call_rothc("equilibrium_input",
+                    {**kw, "soc": np.full(3, 50.0), "clay": np.array(["x", "y", "z"])})
 
 
 @pytest.mark.parametrize("region", ["../ARG", "AR", "ARGE", "s3://b/x", "1,2,3", "10,0,5,5",

@@ -12,8 +12,9 @@ from gsocseq.cube.grid import (
     cell_latitudes,
     cell_longitudes,
     tiles_for_bbox,
+    tiles_of_rectangle,
 )
-from gsocseq.model.codes import LAYER_NAMES, fao_file_name
+from gsocseq.vocabulary import LAYER_NAMES, fao_file_name
 
 
 def test_tile_id_round_trip_and_ordering():
@@ -79,3 +80,18 @@ def test_fao_file_names():
     assert fao_file_name("ARG", "ASR_SSM2_Uncertainty") == "ARG_GSOCseq_ASR_SSM2_UncertaintyMap030.tif"
     with pytest.raises(KeyError):
         fao_file_name("ARG", "nope")
+
+
+def test_chunk_index_and_rectangle_tiles_agree_with_slices() -> None:
+    tiles = tiles_of_rectangle(240, 480, 480, 720, 240)
+    assert [t.id for t in tiles[:4]] == ["t240_r001_c002", "t240_r001_c003", "t240_r001_c004",
+                                         "t240_r002_c002"]
+    assert len(tiles) == 6
+    assert [t.chunk_index(240, 480) for t in tiles] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    for t in tiles:
+        rows, cols = t.to_slices(240, 480)
+        assert (rows.start // 240, cols.start // 240) == t.chunk_index(240, 480)
+    with pytest.raises(ValueError, match="not aligned"):
+        tiles[0].chunk_index(100, 480)
+    with pytest.raises(ValueError, match="before the array origin"):
+        tiles[0].chunk_index(480, 480)

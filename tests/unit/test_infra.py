@@ -1,9 +1,12 @@
 """Offline checks of infra/: Kubernetes manifests, Dask operator resources, helm values, the work
-pool's base job template, the deployments file, the Dockerfile and the sizing arithmetic.
+pool's base job template, the deployments file, the Dockerfile, the lock file and the sizing arithmetic.
 
 Every check uses the ecosystem's own schemas: kubernetes-validate (strict) for built-in kinds, the
 CRDs shipped in the dask-kubernetes wheel for DaskCluster/DaskAutoscaler, the Prefect charts'
-values.schema.json, Prefect's own templating for the job template, gsocseq's own sources parser.
+values.schema.json and templates (vendored, tests/data/k8s-schemas), Prefect's own templating and
+prefect-kubernetes' KubernetesWorkerJobConfiguration for the job template, the operator's own
+controller code against a real scheduler for the HTTP API, gsocseq's own sources parser. The
+kustomization is rendered offline by tests/kustomize_render.py (the same output as kubectl kustomize).
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from kustomize_render import build as kustomize_build
+from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 from prefect.utilities.templating import apply_values
 
@@ -64,6 +70,13 @@ PREFECT_YAML = yaml.safe_load((INFRA / "prefect" / "prefect.yaml").read_text())
 WORKER_VALUES = yaml.safe_load((HELM / "prefect-worker.values.yaml").read_text())
 SERVER_VALUES = yaml.safe_load((HELM / "prefect-server.values.yaml").read_text())
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+LOCK = tomllib.loads((REPO / "uv.lock").read_text())
+RENDERED = kustomize_build(K8S)
+OPERATOR_VALUES = yaml.safe_load((HELM / "dask-kubernetes-operator.values.yaml").read_text())
+README = (INFRA / "README.md").read_text()
+# The prefect-helm release whose values schemas and templates are vendored in tests/data.
+PREFECT_CHART_VERSION = "2026.8.18172642"
+DIGEST_REF = re.compile(r"[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9._-]+)*@sha256:[0-9a-f]{64}")
 
 
 def _sizing() -> Any:
@@ -161,6 +174,21 @@ def test_generated_configmaps_and_rendered_job_are_valid(version: str) -> None:
     kubernetes_validate.validate(_render_job(), version, strict=True)
     kubernetes_validate.validate(
         _render_job({"env": {"GSOCSEQ_EXTRA": "1"}, "labels": {"a": "b"}}), version, strict=True)
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_rendered_kustomization_is_valid(version: str) -> None:
+    """What `kubectl apply -k infra/k8s` sends: built-in kinds strict, custom resources by CRD."""
+    kinds = set()
+    for doc in RENDERED:
+        kinds.add(doc["kind"])
+        if doc["apiVersion"].startswith("kubernetes.dask.org/"):
+            assert _crd_validator(doc["kind"]).is_valid(doc["spec"]), doc["kind"]
+        else:
+            kubernetes_validate.validate(doc, version, strict=True)
+        assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "gsocseq"
+    assert {"DaskCluster", "DaskAutoscaler", "PodDisruptionBudget", "ResourceQuota", "LimitRange",
+            "NetworkPolicy", "ConfigMap", "Namespace"} <= kinds
 
 
 def test_strict_validation_rejects_unknown_fields() -> None:
@@ -342,7 +370,7 @@ def test_network_policies_admit_the_namespace_and_the_dask_operator() -> None:
 
 def test_credentials_only_through_secret_references() -> None:
     example_names = {d["metadata"]["name"] for d in _load_all(SECRET_EXAMPLE)}
-    assert example_names == {"gsocseq-object-store", "prefect-server-database"}
+    assert example_names == {"gsocseq-object-store", "prefect-server-database", "prefect-api-auth"}
     for d in _load_all(SECRET_EXAMPLE):
         for key, value in d["stringData"].items():
             assert re.search(r"<[A-Z_a-z0-9:/.-]+>", value), f"{key} is not a placeholder"
@@ -363,8 +391,17 @@ def test_credentials_only_through_secret_references() -> None:
                 secret_refs.add(node["secretKeyRef"]["name"])
     assert "gsocseq-object-store" in secret_refs
     assert SERVER_VALUES["externalDatabase"]["existingSecret"] in example_names
-    job_container = _render_job()["spec"]["template"]["spec"]["containers"][0]
-    assert {"secretRef": {"name": "gsocseq-object-store"}} in job_container["envFrom"]
+    for values in (SERVER_VALUES["server"], WORKER_VALUES["worker"]["selfHostedServerApiConfig"]):
+        assert values["basicAuth"] == {"enabled": True, "existingSecret": "prefect-api-auth"}
+    # Static object-store keys are the optional fallback (workload identity is the default): every
+    # reference to them is optional, so pods start without the Secret.
+    refs = [n["secretRef"] for _, d in MANIFESTS + [("job", _render_job())] for _, n in _walk(d)
+            if isinstance(n, dict) and "secretRef" in n]
+    assert len(refs) == 2  # Dask workers, flow-run Jobs
+    assert all(r == {"name": "gsocseq-object-store", "optional": True} for r in refs)
+    (worker,) = _one("DaskCluster")["spec"]["worker"]["spec"]["containers"]
+    (auth,) = [e for e in worker["env"] if e["name"] == "PREFECT_API_AUTH_STRING"]
+    assert auth["valueFrom"]["secretKeyRef"] == {"name": "prefect-api-auth", "key": "auth-string"}
 
 
 def test_rbac_is_namespaced_and_least_privilege() -> None:
@@ -429,7 +466,7 @@ def test_helm_values_fit_the_manifests() -> None:
     assert SERVER_VALUES["service"]["port"] == 4200
     prefect_version = Version(PREFECT_YAML["prefect-version"])
     for tag in (WORKER_VALUES["worker"]["image"]["prefectTag"],
-                SERVER_VALUES["server"]["image"]["prefectTag"]):
+                SERVER_VALUES["global"]["prefect"]["image"]["prefectTag"]):
         assert tag.startswith(f"{prefect_version}-python3.11")
     assert prefect_version in SpecifierSet(next(
         d.removeprefix("prefect") for d in PYPROJECT["project"]["dependencies"]
@@ -506,19 +543,64 @@ def test_sources_configmap_is_mounted_where_the_deployments_look() -> None:
     assert {s.name for s in ours.specs} == {s.name for s in shipped.specs}
 
 
-def test_one_image_reference_everywhere() -> None:
-    version = PYPROJECT["project"]["version"]
-    image = f"ghcr.io/gsocseq/gsocseq:{version}"
-    cluster = _one("DaskCluster")
-    refs = [c["image"] for role in ("scheduler", "worker")
-            for c in cluster["spec"][role]["spec"]["containers"]]
-    refs.append(BASE_JOB_TEMPLATE["variables"]["properties"]["image"]["default"])
-    refs.append(PREFECT_YAML["definitions"]["work_pool"]["job_variables"]["image"])
-    refs += [d["work_pool"]["job_variables"]["image"] for d in PREFECT_YAML["deployments"]]
-    assert set(refs) == {image}
-    (kimg,) = KUSTOMIZATION["images"]
-    assert f"{kimg['name']}:{kimg['newTag']}" == image
-    assert f"-t {image}" in (INFRA / "docker" / "Dockerfile").read_text()
+def _image_module() -> Any:
+    spec = importlib.util.spec_from_file_location("gsocseq_infra_image", INFRA / "image.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _container_images(node: Any) -> list[str]:
+    return [n["image"] for _, n in _walk(node) if isinstance(n, dict) and "image" in n
+            and isinstance(n["image"], str) and ("name" in n or "args" in n)]
+
+
+def test_rendered_kustomization_uses_one_image_digest_everywhere() -> None:
+    pinned = _image_module().pinned()
+    assert DIGEST_REF.fullmatch(pinned), pinned
+    rendered_pods = _container_images([d for d in RENDERED if d["kind"] != "ConfigMap"])
+    assert len(rendered_pods) == 2  # the Dask scheduler and worker
+    # Flow-run Jobs: the work pool template as kustomize ships it (ConfigMap), rendered by Prefect
+    # for each deployment's job variables.
+    (cm,) = [d for d in RENDERED if d["metadata"]["name"] == "prefect-worker-base-job-template"]
+    template = json.loads(cm["data"]["baseJobTemplate.json"])
+    assert template == BASE_JOB_TEMPLATE
+    jobs = [_render_job(d["work_pool"]["job_variables"]) for d in PREFECT_YAML["deployments"]]
+    refs = rendered_pods + [template["variables"]["properties"]["image"]["default"]]
+    refs += [i for job in jobs for i in _container_images(job)]
+    assert set(refs) == {pinned}, set(refs)
+    # No other place may set an image: the manifests name the placeholder, prefect.yaml nothing.
+    raw = _container_images([d for _, d in MANIFESTS])
+    assert set(raw) == {"gsocseq"}
+    assert "image" not in json.dumps(PREFECT_YAML)
+    for job in jobs:
+        (c,) = job["spec"]["template"]["spec"]["containers"]
+        assert c["imagePullPolicy"] == "IfNotPresent"  # safe: a digest cannot change content
+
+
+def test_image_script_pins_a_digest_in_the_one_place(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    copy_root = tmp_path / "infra"
+    shutil.copytree(K8S, copy_root / "k8s")
+    shutil.copy(INFRA / "image.py", copy_root / "image.py")
+    ref = "registry.example.org:5000/team/gsocseq@sha256:" + "ab" * 32
+    done = subprocess.run([sys.executable, str(copy_root / "image.py"), "set", ref],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == ref, done.stderr
+    docs = kustomize_build(copy_root / "k8s")
+    assert set(_container_images([d for d in docs if d["kind"] != "ConfigMap"])) == {ref}
+    (cm,) = [d for d in docs if d["metadata"]["name"] == "prefect-worker-base-job-template"]
+    assert json.loads(cm["data"]["baseJobTemplate.json"])["variables"]["properties"]["image"][
+        "default"] == ref
+    # Comments and the rest of the kustomization survive; a tag is refused.
+    assert (copy_root / "k8s" / "kustomization.yaml").read_text().count("#") == \
+        (K8S / "kustomization.yaml").read_text().count("#")
+    tagged = subprocess.run([sys.executable, str(copy_root / "image.py"), "set",
+                             "ghcr.io/gsocseq/gsocseq:0.1.0"], capture_output=True, text=True,
+                            timeout=60)
+    assert tagged.returncode != 0 and "sha256" in tagged.stderr
 
 
 # ---------------------------------------------------------------------------------------------
@@ -576,9 +658,10 @@ def test_dockerfile_pinned_nonroot_single_threaded() -> None:
     ins = _dockerfile_instructions()
     froms = [rest.split()[0] for k, rest in ins if k == "FROM"]
     for ref in froms:
-        assert "@sha256:" in ref or re.search(r":\d+\.\d+\.\d+", ref), f"unpinned base {ref}"
+        # By digest (immutable), with the exact version tag saying what the digest is.
+        assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+[\w.-]*@sha256:[0-9a-f]{64}", ref), ref
     final = froms[-1]
-    m = re.fullmatch(r"python:(3\.11\.\d+)-slim-bookworm(@sha256:[0-9a-f]{64})?", final)
+    m = re.fullmatch(r"python:(3\.11\.\d+)-slim-bookworm(@sha256:[0-9a-f]{64})", final)
     assert m, final
     assert Version(m.group(1)) in SpecifierSet(PYPROJECT["project"]["requires-python"])
     users = [rest for k, rest in ins if k == "USER"]
@@ -596,21 +679,37 @@ def test_dockerfile_pinned_nonroot_single_threaded() -> None:
     assert "HOME=/home/gsocseq" in env.split()
 
 
-def test_dockerfile_installs_like_the_readme() -> None:
-    runs = [rest for k, rest in _dockerfile_instructions() if k == "RUN"]
-    docker_installs = [c for r in runs for c in _uv_install_commands(r)]
-    # Dependencies from pyproject first (cache layer), then the package exactly as the README.
-    assert docker_installs[0] == ["pyproject.toml"]
-    package_install = docker_installs[-1]
-    assert package_install == ["."]
-    readme = (REPO / "README.md").read_text()
-    blocks = _shell_blocks(readme)
-    readme_installs = [c for b in blocks for c in _uv_install_commands(b.replace("$ ", ""))]
-    assert package_install in readme_installs, readme_installs
-    infra_readme = (INFRA / "README.md").read_text()
-    assert "`uv pip install .`" in infra_readme
-    copies = [rest for k, rest in _dockerfile_instructions() if k == "COPY"]
-    assert "pyproject.toml ./" in copies and ". ." in copies
+def _uv_commands(shell: str, sub: str) -> list[list[str]]:
+    """Return the ``uv <sub>`` commands of a shell snippet (env prefixes dropped)."""
+    found = []
+    for part in re.split(r"&&|;|\n|\|\|", shell.replace("\\\n", " ")):
+        words = shlex.split(part, comments=True)
+        while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0]):
+            words = words[1:]
+        if words[:2] == ["uv", sub]:
+            found.append(words[2:])
+    return found
+
+
+def test_dockerfile_installs_from_the_lock() -> None:
+    ins = _dockerfile_instructions()
+    runs = [rest for k, rest in ins if k == "RUN"]
+    syncs = [c for r in runs for c in _uv_commands(r, "sync")]
+    # Dependencies first (cached layer), then the package: both exactly as locked, no test extras.
+    assert syncs == [["--locked", "--no-install-project", "--no-editable"],
+                     ["--locked", "--no-editable"]]
+    assert not [c for r in runs for c in _uv_install_commands(r)]  # no unlocked `uv pip install`
+    copies = [rest for k, rest in ins if k == "COPY"]
+    assert "pyproject.toml uv.lock ./" in copies and ". ." in copies
+    env = " ".join(rest for k, rest in ins if k == "ENV").split()
+    assert "UV_PROJECT_ENVIRONMENT=/opt/venv" in env and "UV_PYTHON_DOWNLOADS=never" in env
+    # uv in the image reads the lock this uv wrote (the uv stage's version ≥ the lock's revision's).
+    uv_stage = next(rest.split()[0] for k, rest in ins if k == "FROM" and "astral-sh/uv" in rest)
+    assert LOCK["version"] == 1 and Version(re.search(r":([\d.]+)@", uv_stage).group(1)) >= \
+        Version("0.9")
+    # make and CI install from the same lock, with the test extras.
+    makefile = (REPO / "Makefile").read_text()
+    assert [["-q", "--locked", "--extra", "test"]] == _uv_commands(makefile, "sync")
 
 
 def test_dockerignore_keeps_the_package_and_drops_the_rest() -> None:
@@ -624,6 +723,7 @@ def test_dockerignore_keeps_the_package_and_drops_the_rest() -> None:
     for needed in ("pyproject.toml", "README.md", "gsocseq/__init__.py", "flows/gsocseq_flows.py",
                    "gsocseq/sources/sources.toml"):
         assert not ignored(needed), needed
+    assert not ignored("uv.lock")
     for dropped in (".git/config", ".venv/bin/python", "tests/unit/test_infra.py",
                     "gsocseq/__pycache__/x.pyc", "prod.env"):
         assert ignored(dropped), dropped
@@ -662,3 +762,461 @@ def test_readme_sizing_table_is_the_scripts_output() -> None:
     assert block == sizing.markdown(_land_tiles(), x=x)
     evaluated = sizing.markdown(_land_tiles(), x=1000.0)
     assert sizing.X_PLACEHOLDER not in evaluated and "| 200 | 400 |" in evaluated
+
+
+# ---------------------------------------------------------------------------------------------
+# the lock file
+
+
+def _lock_mismatches(pyproject: dict[str, Any], lock: dict[str, Any]) -> list[str]:
+    """Return how uv.lock's record of gsocseq's requirements differs from ``pyproject``."""
+    project = pyproject["project"]
+    (root,) = [p for p in lock["package"] if p["name"] == project["name"]]
+    wanted = {(canonicalize_name(r.name), tuple(sorted(r.extras)), str(r.specifier), None)
+              for r in map(Requirement, project["dependencies"])}
+    for extra, reqs in project.get("optional-dependencies", {}).items():
+        wanted |= {(canonicalize_name(r.name), tuple(sorted(r.extras)), str(r.specifier),
+                    f"extra == '{extra}'") for r in map(Requirement, reqs)}
+    locked = {(canonicalize_name(r["name"]), tuple(sorted(r.get("extras", []))),
+               str(SpecifierSet(r.get("specifier", ""))), r.get("marker"))
+              for r in root["metadata"]["requires-dist"]}
+    wanted = {(n, e, str(SpecifierSet(s)), m) for n, e, s, m in wanted}
+    problems = [f"pyproject only: {w}" for w in sorted(wanted - locked, key=str)]
+    problems += [f"uv.lock only: {w}" for w in sorted(locked - wanted, key=str)]
+    if lock["requires-python"].replace(" ", "") != project["requires-python"].replace(" ", ""):
+        problems.append(f"requires-python {lock['requires-python']} != {project['requires-python']}")
+    if root["version"] != project["version"]:
+        problems.append(f"version {root['version']} != {project['version']}")
+    versions: dict[str, list[str]] = {}
+    for p in lock["package"]:
+        versions.setdefault(canonicalize_name(p["name"]), []).append(p["version"])
+    for name, _, spec, _ in wanted:
+        for v in versions.get(name, ["<not locked>"]):
+            if v == "<not locked>" or Version(v) not in SpecifierSet(spec):
+                problems.append(f"{name} locked at {v}, outside {spec}")
+    return problems
+
+
+def test_lock_file_matches_pyproject() -> None:
+    assert _lock_mismatches(PYPROJECT, LOCK) == []
+    # Every third-party artifact is pinned by hash: the image and CI install exactly these bytes.
+    for package in LOCK["package"]:
+        if "registry" not in package["source"]:
+            continue
+        artifacts = package.get("wheels", []) + ([package["sdist"]] if "sdist" in package else [])
+        assert artifacts and all(re.fullmatch(r"sha256:[0-9a-f]{64}", a["hash"]) for a in artifacts)
+    # The comparison does notice an edited pyproject.
+    edited = copy.deepcopy(PYPROJECT)
+    edited["project"]["dependencies"] = [d.replace("numpy>=", "numpy>=9.") if d.startswith("numpy")
+                                         else d for d in edited["project"]["dependencies"]]
+    edited["project"]["optional-dependencies"]["test"].append("left-pad>=1")
+    problems = _lock_mismatches(edited, LOCK)
+    assert any(p.startswith("pyproject only: ('numpy'") for p in problems)
+    assert any("left-pad" in p for p in problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# Prefect charts: values read by the chart's templates, pinned versions
+
+
+def _leaf_paths(node: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    if isinstance(node, dict) and node:
+        for k, v in node.items():
+            yield from _leaf_paths(v, (*prefix, k))
+    else:
+        yield prefix
+
+
+@pytest.mark.parametrize("chart,values", [("prefect-worker", WORKER_VALUES),
+                                          ("prefect-server", SERVER_VALUES)])
+def test_helm_values_are_read_by_the_chart_templates(chart: str, values: dict[str, Any]) -> None:
+    """The values schema is stale (it still has server.image); the templates are the truth."""
+    templates = "\n".join(p.read_text() for p in (SCHEMAS / chart / "templates").rglob("*")
+                          if p.is_file())
+    # Paths a template reads: `.Values.a.b` and, inside `with`/`toYaml` blocks, any prefix.
+    read = set(re.findall(r"\.Values((?:\.[A-Za-z0-9_]+)+)", templates))
+    unread = []
+    for path in _leaf_paths(values):
+        prefixes = {"." + ".".join(path[:i]) for i in range(1, len(path) + 1)}
+        if not prefixes & read:
+            unread.append(".".join(path))
+    assert unread == []
+    # The image pin sits where the server chart reads it.
+    if chart == "prefect-server":
+        assert ".server.image" not in read and ".global.prefect.image.prefectTag" in read
+        assert "image" not in values["server"]
+        assert values["server"]["automountServiceAccountToken"] is False
+        assert values["serviceAccount"]["automountServiceAccountToken"] is False
+    broken = copy.deepcopy(values)
+    broken.setdefault("server", {})["image"] = {"prefectTag": "3-latest"}
+    assert any(p.startswith("server.image") for p in [
+        ".".join(q) for q in _leaf_paths(broken)
+        if not {"." + ".".join(q[:i]) for i in range(1, len(q) + 1)} & read])
+
+
+def test_chart_versions_are_pinned_in_the_readme() -> None:
+    blocks = "\n".join(_shell_blocks(README)).replace("\\\n", " ")
+    installs = [c for c in blocks.splitlines() if re.search(r"helm (upgrade --install|install)", c)]
+    assert len(installs) == 3
+    for line in installs:
+        chart = re.search(r"(prefect|dask)/([\w-]+)", line).group(0)
+        version = re.search(r"--version (\S+)", line)
+        assert version, f"{chart}: no --version"
+        if chart.startswith("prefect/"):
+            assert version.group(1) == PREFECT_CHART_VERSION
+        else:
+            assert chart == "dask/dask-kubernetes-operator"
+            # The operator chart of the dask-kubernetes release whose CRDs the tests validate.
+            import dask_kubernetes
+
+            locked = next(p["version"] for p in LOCK["package"] if p["name"] == "dask-kubernetes")
+            assert version.group(1) == locked == dask_kubernetes.__version__
+            assert OPERATOR_VALUES["image"]["tag"] == locked
+    assert PREFECT_CHART_VERSION in (SHARED / "NOTICE.md").read_text()
+
+
+def _yaml_keys(node: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield (*prefix, k)
+            yield from _yaml_keys(v, (*prefix, k))
+
+
+def test_operator_values_match_its_chart_and_enable_metrics() -> None:
+    chart_values = yaml.safe_load((CRDS.parent / "values.yaml").read_text())
+    known = set(_yaml_keys(chart_values))
+    # Free-form maps of the chart (selectors, security contexts, resources) may hold any key.
+    free = {("metrics", r, m, "namespaceSelector") for r, m in (("scheduler", "serviceMonitor"),
+                                                                ("worker", "podMonitor"))}
+    free |= {("securityContext",), ("podSecurityContext",), ("resources",)}
+    unknown = [k for k in _yaml_keys(OPERATOR_VALUES) if k not in known
+               and not any(k[:len(f)] == f and len(k) > len(f) for f in free)]
+    assert unknown == []
+    metrics = OPERATOR_VALUES["metrics"]
+    assert metrics["scheduler"]["enabled"] and metrics["scheduler"]["serviceMonitor"]["enabled"]
+    assert metrics["worker"]["enabled"] and metrics["worker"]["podMonitor"]["enabled"]
+    for monitor in (metrics["scheduler"]["serviceMonitor"], metrics["worker"]["podMonitor"]):
+        assert monitor["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+        monitoring_ns = monitor["namespace"]
+    # The monitors scrape the port named http-dashboard: the scheduler Service and worker pods
+    # have it, and the network policy admits the monitoring namespace on exactly those ports.
+    cluster = _one("DaskCluster")
+    svc_ports = {p["name"]: p["port"] for p in cluster["spec"]["scheduler"]["service"]["ports"]}
+    (worker,) = cluster["spec"]["worker"]["spec"]["containers"]
+    worker_port = {p["name"]: p["containerPort"] for p in worker["ports"]}["http-dashboard"]
+    assert f'"{worker_port}"' in json.dumps(worker["args"])
+    policy = _one("NetworkPolicy", "monitoring-to-dask")["spec"]
+    assert policy["podSelector"]["matchLabels"] == {"dask.org/cluster-name": "gsocseq"}
+    (rule,) = policy["ingress"]
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": monitoring_ns}}}]
+    assert {p["port"] for p in rule["ports"]} == {svc_ports["http-dashboard"], worker_port}
+    assert any(r["name"] == "prometheus-client" for r in LOCK["package"])
+
+
+# ---------------------------------------------------------------------------------------------
+# placement, disruption, egress, quota
+
+
+SPOT_LABELS = {"karpenter.sh/capacity-type": "spot", "eks.amazonaws.com/capacityType": "SPOT",
+               "cloud.google.com/gke-spot": "true", "cloud.google.com/gke-preemptible": "true",
+               "kubernetes.azure.com/scalesetpriority": "spot"}
+SPOT_TAINTS = [("cloud.google.com/gke-spot", "true"), ("kubernetes.azure.com/scalesetpriority", "spot")]
+
+
+def _node_matches(term: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Evaluate one nodeSelectorTerm as the Kubernetes scheduler does (matchExpressions ANDed)."""
+    for e in term.get("matchExpressions", []):
+        value, op = labels.get(e["key"]), e["operator"]
+        ok = {"In": value is not None and value in e.get("values", []),
+              "NotIn": value is None or value not in e.get("values", []),
+              "Exists": value is not None, "DoesNotExist": value is None}[op]
+        if not ok:
+            return False
+    return True
+
+
+def _schedulable(pod: dict[str, Any], labels: dict[str, str]) -> bool:
+    required = pod.get("affinity", {}).get("nodeAffinity", {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution")
+    if required and not any(_node_matches(t, labels) for t in required["nodeSelectorTerms"]):
+        return False
+    tolerated = {(t["key"], t.get("value")) for t in pod.get("tolerations", [])
+                 if t.get("effect") == "NoSchedule" and t.get("operator") == "Equal"}
+    taints = [t for t in SPOT_TAINTS if labels.get(t[0]) == t[1]]
+    return all(t in tolerated for t in taints)
+
+
+def _operator_pods() -> dict[str, dict[str, Any]]:
+    """The scheduler and worker pod templates the operator's own code builds from our DaskCluster."""
+    from dask_kubernetes.operator.controller import controller
+
+    cluster = _one("DaskCluster")
+    name, spec = cluster["metadata"]["name"], cluster["spec"]
+    pods = {}
+    for role in ("scheduler", "worker"):
+        meta = spec[role].get("metadata", {})
+        labels = dict(cluster["metadata"].get("labels", {})) | meta.get("labels", {})
+        annotations = dict(meta.get("annotations", {}))
+        if role == "scheduler":
+            built = controller.build_scheduler_deployment_spec(name, spec[role]["spec"], annotations,
+                                                               labels)
+        else:
+            built = controller.build_worker_deployment_spec(f"{name}-default", NAMESPACE, name, "x1",
+                                                            spec[role]["spec"], annotations, labels)
+        pods[role] = built["spec"]["template"]
+    return pods
+
+
+def test_workers_on_spot_scheduler_and_flow_runs_on_demand() -> None:
+    pods = _operator_pods()
+    job = _render_job()["spec"]["template"]
+    on_demand: dict[str, str] = {}
+    for key, value in SPOT_LABELS.items():  # each provider's spot node, one at a time
+        spot = {key: value}
+        assert _schedulable(pods["worker"]["spec"], spot), key
+        assert not _schedulable(pods["scheduler"]["spec"], spot), key
+        assert not _schedulable(job["spec"], spot), key
+    for pod in (pods["worker"]["spec"], pods["scheduler"]["spec"], job["spec"]):
+        assert _schedulable(pod, on_demand)
+    # Workers prefer spot capacity (cheaper; a reclaimed worker's tiles are recomputed).
+    preferred = pods["worker"]["spec"]["affinity"]["nodeAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"]
+    assert {e["key"] for p in preferred for e in p["preference"]["matchExpressions"]} >= {
+        "karpenter.sh/capacity-type", "cloud.google.com/gke-spot"}
+    for template in (pods["scheduler"], job):
+        assert template["metadata"]["annotations"]["karpenter.sh/do-not-disrupt"] == "true"
+        assert template["metadata"]["annotations"][
+            "cluster-autoscaler.kubernetes.io/safe-to-evict"] == "false"
+    assert pods["worker"]["metadata"]["annotations"][
+        "cluster-autoscaler.kubernetes.io/safe-to-evict"] == "true"
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def test_disruption_budgets_cover_scheduler_and_flow_runs_only() -> None:
+    pods = _operator_pods()
+    flow_run_labels = _render_job()["spec"]["template"]["metadata"]["labels"]
+    budgets = {d["metadata"]["name"]: d["spec"] for _, d in MANIFESTS
+               if d["kind"] == "PodDisruptionBudget"}
+    covered = {role: [n for n, b in budgets.items() if _selects(b["selector"], labels)]
+               for role, labels in (("scheduler", pods["scheduler"]["metadata"]["labels"]),
+                                    ("worker", pods["worker"]["metadata"]["labels"]),
+                                    ("flow-run", flow_run_labels))}
+    assert covered == {"scheduler": ["gsocseq-scheduler"], "worker": [],
+                       "flow-run": ["gsocseq-flow-run"]}
+    assert all(b == {"maxUnavailable": 0, "selector": b["selector"]} for b in budgets.values())
+
+
+def _allows_egress_to(policy: dict[str, Any], address: str) -> bool:
+    import ipaddress
+
+    ip = ipaddress.ip_address(address)
+    for rule in policy["egress"]:
+        if "to" not in rule:
+            return True  # a rule without peers allows every destination
+        for peer in rule["to"]:
+            block = peer.get("ipBlock")
+            if block and ip.version == ipaddress.ip_network(block["cidr"]).version \
+                    and ip in ipaddress.ip_network(block["cidr"]) \
+                    and not any(ip in ipaddress.ip_network(e) for e in block.get("except", [])
+                                if ipaddress.ip_network(e).version == ip.version):
+                return True
+    return False
+
+
+def test_egress_policy_denies_the_cloud_metadata_address() -> None:
+    policy = _one("NetworkPolicy", "egress-no-cloud-metadata")["spec"]
+    assert policy["podSelector"] == {} and policy["policyTypes"] == ["Egress"]
+    for metadata_address in ("169.254.169.254", "fd00:ec2::254"):
+        assert not _allows_egress_to(policy, metadata_address)
+    # Object storage, STS, EKS Pod Identity and the GKE Workload Identity metadata server stay open.
+    for allowed in ("52.216.0.10", "2600:1f18::1", "169.254.170.23", "169.254.169.252"):
+        assert _allows_egress_to(policy, allowed)
+    dns = [r for r in policy["egress"] if any(p.get("podSelector", {}).get("matchLabels", {}).get(
+        "k8s-app") == "kube-dns" for p in r.get("to", []))]
+    assert dns and {p["port"] for p in dns[0]["ports"]} == {53}
+    # The evaluator itself: the same policy without the exception would allow the address.
+    opened = copy.deepcopy(policy)
+    for rule in opened["egress"]:
+        for peer in rule.get("to", []):
+            peer.get("ipBlock", {}).pop("except", None)
+    assert _allows_egress_to(opened, "169.254.169.254")
+    # No other egress policy in the namespace re-opens it (policies are additive).
+    others = [d["spec"] for _, d in MANIFESTS if d["kind"] == "NetworkPolicy"
+              and "Egress" in d["spec"].get("policyTypes", []) and d is not policy]
+    assert all(not _allows_egress_to(p, "169.254.169.254") for p in others)
+
+
+def _cpu(q: str | int) -> float:
+    q = str(q)
+    return float(q[:-1]) / 1000 if q.endswith("m") else float(q)
+
+
+def test_resource_quota_fits_the_autoscaler_maximum() -> None:
+    quota = _one("ResourceQuota")["spec"]["hard"]
+    scaler, cluster = _one("DaskAutoscaler"), _one("DaskCluster")
+    (worker,) = cluster["spec"]["worker"]["spec"]["containers"]
+    (scheduler,) = cluster["spec"]["scheduler"]["spec"]["containers"]
+    flow_runs = WORKER_VALUES["worker"]["config"]["limit"]
+    defaults = {k: v["default"] for k, v in BASE_JOB_TEMPLATE["variables"]["properties"].items()
+                if "default" in v}
+    job_vars = [defaults | d["work_pool"]["job_variables"] for d in PREFECT_YAML["deployments"]]
+    job_cpu = max(_cpu(v["cpu_limit"]) for v in job_vars)
+    job_mem = max(_quantity_bytes(v["memory_limit"]) for v in job_vars)
+    prefect_pods = [SERVER_VALUES["server"]["resources"]["limits"],
+                    WORKER_VALUES["worker"]["resources"]["limits"]]
+    peak_cpu = (scaler["spec"]["maximum"] * _cpu(worker["resources"]["limits"]["cpu"])
+                + _cpu(scheduler["resources"]["limits"]["cpu"]) + flow_runs * job_cpu
+                + sum(_cpu(r["cpu"]) for r in prefect_pods))
+    peak_mem = (scaler["spec"]["maximum"] * _quantity_bytes(worker["resources"]["limits"]["memory"])
+                + _quantity_bytes(scheduler["resources"]["limits"]["memory"]) + flow_runs * job_mem
+                + sum(_quantity_bytes(r["memory"]) for r in prefect_pods))
+    for key, peak in (("limits.cpu", peak_cpu), ("requests.cpu", peak_cpu)):
+        assert peak <= _cpu(quota[key]) <= 1.10 * peak, (key, peak, quota[key])
+    for key in ("limits.memory", "requests.memory"):
+        assert peak_mem <= _quantity_bytes(quota[key]) <= 1.10 * peak_mem, (key, peak_mem)
+    assert int(quota["pods"]) >= scaler["spec"]["maximum"] + 1 + flow_runs + 2
+    # Quota on compute needs requests/limits on every container: a LimitRange supplies defaults.
+    (limit,) = _one("LimitRange")["spec"]["limits"]
+    assert {"cpu", "memory"} <= set(limit["default"]) and {"cpu", "memory"} <= set(
+        limit["defaultRequest"])
+    # Autoscaler bounds: at least one worker, at most what the sizing table plans.
+    assert scaler["spec"]["minimum"] == 1
+    assert scaler["spec"]["maximum"] == max(sizing.WORKER_COUNTS)
+
+
+# ---------------------------------------------------------------------------------------------
+# prefect-kubernetes builds the flow-run Job from the base job template
+
+
+@pytest.mark.parametrize("deployment", [d["name"] for d in PREFECT_YAML["deployments"]])
+def test_kubernetes_worker_accepts_the_base_job_template(deployment: str) -> None:
+    import asyncio
+    import uuid
+
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+    from prefect_kubernetes.worker import KubernetesWorker, KubernetesWorkerJobConfiguration
+
+    dep = next(d for d in PREFECT_YAML["deployments"] if d["name"] == deployment)
+    api = WORKER_VALUES["worker"]["selfHostedServerApiConfig"]["apiUrl"]
+    with temporary_settings(updates={PREFECT_API_URL: api, PREFECT_API_AUTH_STRING: "admin:s3cret"}):
+        config = asyncio.run(KubernetesWorkerJobConfiguration.from_template_and_values(
+            BASE_JOB_TEMPLATE, dep["work_pool"]["job_variables"]))
+        config.prepare_for_flow_run(FlowRun(id=uuid.uuid4(), name="curious-cat",
+                                            flow_id=uuid.uuid4()))
+        # What the worker does before creating the Job when the chart passes the auth Secret
+        # (PREFECT_INTEGRATIONS_KUBERNETES_WORKER_API_AUTH_STRING_SECRET_NAME/_KEY).
+        worker = KubernetesWorker(work_pool_name=WORKER_VALUES["worker"]["config"]["workPool"])
+        asyncio.run(worker._replace_env_variable_with_secret(
+            env_variable_name="PREFECT_API_AUTH_STRING", configuration=config,
+            secret_name="prefect-api-auth", secret_key="auth-string"))
+    job = config.job_manifest
+    kubernetes_validate.validate(job, K8S_VERSIONS[-1], strict=True)
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == _image_module().pinned()
+    env = {e["name"]: e for e in container["env"]}
+    assert env["PREFECT_API_URL"]["value"] == api
+    assert env["PREFECT_API_AUTH_STRING"] == {"name": "PREFECT_API_AUTH_STRING", "valueFrom": {
+        "secretKeyRef": {"name": "prefect-api-auth", "key": "auth-string"}}}
+    assert "s3cret" not in json.dumps(job)
+    assert container["args"] == ["prefect", "flow-run", "execute"]
+    template = job["spec"]["template"]
+    assert template["metadata"]["labels"]["app.kubernetes.io/component"] == "flow-run"
+    assert template["metadata"]["annotations"]["karpenter.sh/do-not-disrupt"] == "true"
+    assert template["spec"]["affinity"] == BASE_JOB_TEMPLATE["job_configuration"]["job_manifest"][
+        "spec"]["template"]["spec"]["affinity"]
+    limits = dep["work_pool"]["job_variables"].get("memory_limit")
+    if limits:
+        assert container["resources"]["limits"]["memory"] == limits
+
+
+# ---------------------------------------------------------------------------------------------
+# the scheduler HTTP API the operator scales through
+
+
+def _scheduler_routes_config() -> dict[str, Any]:
+    import dask
+
+    (scheduler,) = _one("DaskCluster")["spec"]["scheduler"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in scheduler["env"] if e["name"].startswith("DASK_")}
+    # As dask reads DASK_* variables at start-up, flattened to dotted keys for dask.config.set.
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{prefix}.{k}" if prefix else k)
+        else:
+            flat[prefix] = node
+
+    walk(dask.config.collect_env(env), "")
+    assert flat, env
+    return flat
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("routes", ["manifest", "dask defaults"])
+def test_operator_scales_through_the_scheduler_http_api(routes: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator's own scaling code against a real scheduler configured as daskcluster.yaml.
+
+    Mocked: only the operator's Kubernetes Service lookup (no API server here): it returns the local
+    scheduler's dashboard address for the http-dashboard port and fails for the comm port, so a
+    success can only come from the HTTP API path.
+    """
+    import asyncio
+    import logging
+
+    import dask
+    from dask_kubernetes.operator.controller import controller
+    from distributed import Client, LocalCluster
+
+    config = _scheduler_routes_config() if routes == "manifest" else {}
+    with dask.config.set(config), LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                               dashboard_address="127.0.0.1:0") as cluster, \
+            Client(cluster) as client:
+        client.wait_for_workers(2, timeout=60)
+        port = cluster.scheduler.http_server.port
+
+        async def address(service: str, namespace: str, port_name: str = "tcp-comm",
+                          allow_external: bool = True) -> str:
+            assert (service, namespace) == ("gsocseq-scheduler", NAMESPACE)
+            if port_name != "http-dashboard":
+                raise ConnectionError("only the HTTP API is reachable in this test")
+            return f"http://127.0.0.1:{port}"
+
+        monkeypatch.setattr(controller, "get_scheduler_address", address)
+        names = {w["name"] for w in client.scheduler_info(n_workers=-1)["workers"].values()}
+        if routes == "dask defaults":
+            with pytest.raises(controller.SchedulerCommError):
+                asyncio.run(controller.get_desired_workers("gsocseq-scheduler", NAMESPACE))
+            return
+        assert asyncio.run(controller.get_desired_workers("gsocseq-scheduler", NAMESPACE)) >= 0
+        assert asyncio.run(controller.check_scheduler_idle(
+            "gsocseq-scheduler", NAMESPACE, logging.getLogger("operator"))) > 0
+        retired = asyncio.run(controller.retire_workers(
+            n_workers=1, scheduler_service_name="gsocseq-scheduler",
+            worker_group_name="gsocseq-default", namespace=NAMESPACE,
+            logger=logging.getLogger("operator")))
+        assert len(retired) == 1 and set(retired) <= names
+
+
+def test_release_script_and_ci_workflow_build_scan_push_and_pin() -> None:
+    import subprocess
+
+    script = INFRA / "scripts" / "release-image.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True, timeout=30).returncode == 0
+    text = "\n".join(line for line in script.read_text().splitlines()
+                     if not line.lstrip().startswith("#"))
+    steps = [text.index(s) for s in ("docker buildx build", "trivy image --exit-code 1",
+                                     "docker push", "infra/image.py set")]
+    assert steps == sorted(steps)  # scanned before pushed, pinned only after the push
+    assert "-f infra/docker/Dockerfile" in text and "set -euo pipefail" in text
+    workflow = yaml.safe_load((INFRA / "ci" / "release-image.github-actions.yml").read_text())
+    runs = [s.get("run", "") for job in workflow["jobs"].values() for s in job["steps"]]
+    assert any(r.strip().startswith("infra/scripts/release-image.sh") for r in runs)
+    assert "infra/scripts/release-image.sh" in README and "infra/image.py" in README

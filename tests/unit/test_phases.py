@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from gsocseq.errors import InputValidationError
-from gsocseq.model import phases, rothc
-from gsocseq.model.codes import LAYERS, Reason
+from gsocseq.model import exact, phases, rothc
+from gsocseq.model.layers import SchemeOutput, Stocks
 from gsocseq.model.phases import PhaseConfig, run_phases
+from gsocseq.vocabulary import LAYERS, SCENARIOS, Reason
 
 SPIN, WARM = 20, 20
 N_MONTHS = 12 * (SPIN + WARM)
@@ -191,8 +192,8 @@ def test_against_month_by_month_reference():
     pools0 = np.zeros((n, 5))
     pools0[:, 4] = iom
     unit, smd = rothc.simulate(
-        pools0, np.zeros(n), tmp=clim[0], rain=clim[1], evap=clim[2], cover=cov,
-        c_inp=np.full((12, n), 1.0 / 12), fym=np.zeros((12, n)), repeat=years, **kw,
+        pools0, np.zeros(n), rothc.site(tmp=clim[0], prec=clim[1], pet=clim[2], cover=cov, **kw),
+        c_inp=np.full((12, n), 1.0 / 12), repeat=years,
     )
     cin_eq = (soc - iom) / unit[:, :4].sum(axis=1)
     np.testing.assert_allclose(res.diagnostics["cin_eq"], cin_eq, rtol=1e-8)
@@ -209,18 +210,18 @@ def test_against_month_by_month_reference():
                          3000 * (1 - np.exp(-0.000664 * ps))).mean(axis=0)
     cin_y = cin_eq * npp / npp_ref
     pools, smd = rothc.simulate(
-        pools, smd, tmp=t[w], rain=p[w], evap=e[w], cover=np.tile(cov, (WARM, 1)),
-        c_inp=np.repeat(cin_y / 12, 12, axis=0), fym=np.zeros((12 * WARM, n)), **kw,
+        pools, smd, rothc.site(tmp=t[w], prec=p[w], pet=e[w], cover=np.tile(cov, (WARM, 1)), **kw),
+        c_inp=np.repeat(cin_y / 12, 12, axis=0),
     )
     t0 = pools.sum(axis=1)
     np.testing.assert_allclose(res.diagnostics["t0"], t0, rtol=1e-9)
     np.testing.assert_allclose(res.layers["T0"], t0, rtol=1e-6)
     fclim = [a[w].reshape(WARM, 12, n).mean(axis=0) for a in (t, p, e)]
     for scen, f in (("BAU", 1.0), ("SSM1", 1.05), ("SSM2", 1.10), ("SSM3", 1.20)):
+        forward = rothc.site(tmp=np.tile(fclim[0], (20, 1)), prec=np.tile(fclim[1], (20, 1)),
+                             pet=np.tile(fclim[2], (20, 1)), cover=np.tile(cov, (20, 1)), **kw)
         final, _ = rothc.simulate(
-            pools, smd, tmp=np.tile(fclim[0], (20, 1)), rain=np.tile(fclim[1], (20, 1)),
-            evap=np.tile(fclim[2], (20, 1)), cover=np.tile(cov, (20, 1)),
-            c_inp=np.tile(f * cin_y.mean(axis=0) / 12, (240, 1)), fym=np.zeros((240, n)), **kw,
+            pools, smd, forward, c_inp=np.tile(f * cin_y.mean(axis=0) / 12, (240, 1)),
         )
         np.testing.assert_allclose(res.layers[f"finalSOC_{scen}"], final.sum(axis=1), rtol=1e-6)
 
@@ -284,58 +285,60 @@ def test_whole_array_errors_name_the_argument(name, value, match):
 
 
 def test_fao_scheme_dispatches(monkeypatch):
-    import sys
+    """The procedure hands the scheme the valid pixels and turns its stocks into the 29 layers."""
     import types
 
     calls = {}
-    fake = types.ModuleType("gsocseq.model.fao_phases")
+    fake = types.ModuleType("fake_scheme")
 
-    def run_fao_phases(**kwargs):
-        calls.update(kwargs)
-        return "fao-result"
+    def run(px, config):
+        calls["px"], calls["config"] = px, config
+        stock = px.soc * 2.0
+        stocks = Stocks(stock, {k: stock + 1.0 for k in SCENARIOS}, None)
+        return SchemeOutput(stocks, np.zeros(px.n, np.uint8), {"x": px.clay})
 
-    fake.run_fao_phases = run_fao_phases
-    monkeypatch.setitem(sys.modules, "gsocseq.model.fao_phases", fake)
-    cfg = dataclasses.replace(PhaseConfig(), scheme="fao")
+    fake.run = run
+    fake.diagnostic_names = lambda config: ("x",)
+    monkeypatch.setitem(phases.SCHEMES, "fao", fake)
+    cfg = dataclasses.replace(PhaseConfig(), scheme="fao", uncertainty=False)
     inputs = _inputs(n=2)
-    assert run_phases(**inputs, config=cfg) == "fao-result"
-    assert calls["config"] is cfg and calls["soc"] is inputs["soc"]
+    res = run_phases(**inputs, config=cfg)
+    assert calls["config"] is cfg
+    np.testing.assert_array_equal(calls["px"].soc, inputs["soc"])
+    np.testing.assert_allclose(res.layers["T0"], 2.0 * inputs["soc"], rtol=1e-7)
+    np.testing.assert_allclose(res.layers["ASR_SSM2"], 1.0 / 20, rtol=1e-6)
+    np.testing.assert_array_equal(res.diagnostics["x"], inputs["clay"])
 
 
 def test_forward_response_matches_monthly_steps_with_and_without_drifting_deficit():
     """Pixel 0: deficit drifts for years (constant small deficit), pixel 1: periodic from year 2."""
     n = 2
     tmp = np.tile(np.array([8.0, 15.0])[None, :], (12, 1)) + np.arange(12)[:, None]
-    rain = np.column_stack([np.full(12, 40.0), 30.0 + 60.0 * (np.arange(12) % 2)])
-    evap = np.column_stack([np.full(12, 41.0), np.full(12, 45.0)])  # pixel 0: -1 mm every month
+    prec = np.column_stack([np.full(12, 40.0), 30.0 + 60.0 * (np.arange(12) % 2)])
+    pet = np.column_stack([np.full(12, 41.0), np.full(12, 45.0)])  # pixel 0: -1 mm every month
     cover = np.ones((12, n))
-    site = dict(dpm_rpm=np.array([1.44, 0.67]), clay=np.array([30.0, 20.0]),
-                depth=np.full(n, 30.0), rate_modifier=np.array([1.0, 0.4]))
+    site = rothc.site(tmp=tmp, prec=prec, pet=pet, cover=cover, dpm_rpm=np.array([1.44, 0.67]),
+                      clay=np.array([30.0, 20.0]), depth=np.full(n, 30.0),
+                      rate_modifier=np.array([1.0, 0.4]), evap_factor=1.0)
     pools = np.array([[0.5, 5.0, 1.0, 30.0, 3.0], [0.2, 3.0, 0.8, 25.0, 2.0]])
     smd = np.array([0.0, -10.0])
     cin = np.array([2.0, 1.5])
     years = 20
-    bau, response = phases.forward_response(
-        pools, smd, cin, tmp=tmp, rain=rain, evap=evap, cover=cover, years=years,
-        evap_factor=1.0, **site,
-    )
+    bau, response = exact.forward_response(pools, smd, cin, site, years)
     for f in (1.0, 1.2):
-        end, _ = rothc.simulate(
-            pools, smd, tmp=tmp, rain=rain, evap=evap, cover=cover,
-            c_inp=np.tile(f * cin / 12, (12, 1)), fym=np.zeros((12, n)), repeat=years,
-            evap_factor=1.0, **site,
-        )
+        end, _ = rothc.simulate(pools, smd, site, c_inp=np.tile(f * cin / 12, (12, 1)),
+                                repeat=years)
         np.testing.assert_allclose(bau + (f - 1.0) * response, end.sum(axis=1), rtol=1e-10)
     # the drifting pixel really takes the month-by-month path: its deficit is still moving in year 2
-    m1 = rothc.annual_affine_map(tmp=tmp, rain=rain, evap=evap, cover=cover, smd0=smd,
-                                 evap_factor=1.0, **site)
+    m1 = rothc.annual_affine_map(site, smd0=smd)
     assert m1.smd_end[0] == pytest.approx(-12.0)
 
 
-def test_ssm_factors_scale_the_relative_gain_linearly(varying):
-    """RelDiff is proportional to (factor - 1): factors 1.0 / 1.5 / 2.0 give 0 / x / 2x."""
+def test_ssm_increase_scales_the_relative_gain_linearly(varying):
+    """RelDiff is proportional to the increase: increases 0 / 0.5 / 1.0 give 0 / x / 2x."""
     inputs, _ = varying
-    res = run_phases(**inputs, config=PhaseConfig(ssm_factors=(1.0, 1.5, 2.0), uncertainty=False))
+    res = run_phases(**inputs, config=PhaseConfig(ssm_increase=((0.0, 0.5, 1.0),) * 3,
+                                                  uncertainty=False))
     np.testing.assert_allclose(res.layers["finalSOC_SSM1"], res.layers["finalSOC_BAU"], rtol=1e-6)
     np.testing.assert_allclose(
         res.layers["RelDiff_SSM3"], 2 * res.layers["RelDiff_SSM2"], rtol=1e-4, atol=1e-5
@@ -343,12 +346,38 @@ def test_ssm_factors_scale_the_relative_gain_linearly(varying):
     assert (res.layers["RelDiff_SSM2"] > 0.1).all()
 
 
+def test_ssm_increase_per_land_use_group_and_zero_increase_is_bau(varying):
+    """Each pixel takes its group's increases; with every increase 0 each SSM layer is BAU."""
+    inputs, ref = varying
+    lu = inputs["land_use"]
+    crops = np.isin(lu, (2, 12))
+    assert crops.any() and (~crops).any()
+    cfg = PhaseConfig(ssm_increase=((0.05, 0.10, 0.20), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0)))
+    res = run_phases(**inputs, config=cfg)
+    for label in ("SSM1", "SSM2", "SSM3"):
+        np.testing.assert_array_equal(res.layers[f"finalSOC_{label}"][crops],
+                                      ref.layers[f"finalSOC_{label}"][crops])
+        np.testing.assert_array_equal(res.layers[f"finalSOC_{label}"][~crops],
+                                      res.layers["finalSOC_BAU"][~crops])
+        np.testing.assert_array_equal(res.layers[f"RelDiff_{label}"][~crops], 0.0)
+    for scheme in ("exact", "fao"):
+        zero = run_phases(**inputs, config=PhaseConfig(scheme=scheme, ssm_increase=((0, 0, 0),) * 3))
+        ok = zero.reason == Reason.OK
+        assert ok.any()
+        for label in ("SSM1", "SSM2", "SSM3"):
+            np.testing.assert_array_equal(zero.layers[f"finalSOC_{label}"][ok],
+                                          zero.layers["finalSOC_BAU"][ok])
+
+
 @pytest.mark.parametrize(
     ("change", "match"),
     [
         ({"spinup_years": 0}, "spinup_years"),
-        ({"ssm_factors": (1.05, 0.1, 1.2)}, r"ssm_factors\[1\]"),
-        ({"ssm_factors": (1.05, -1.0, 1.2), "uncertainty": False}, "ssm_factors"),
+        ({"ssm_increase": ((0.05, 0.1, 0.2), (0.2, 0.1, 0.3), (0, 0, 0))},
+         r"ssm_increase\['grass'\] .* non-decreasing"),
+        ({"ssm_increase": ((0.05, -0.1, 0.2),) * 3}, r"ssm_increase\['crops'\] .* in \[0, 1\]"),
+        ({"ssm_increase": ((0.05, 0.1, 1.2),) * 3}, r"in \[0, 1\]"),
+        ({"ssm_increase": ((0.05, 0.1, 0.2),) * 2}, "one \\[low, medium, high\\] per group"),
         ({"depth_cm": 0.0}, "depth_cm"),
         ({"scheme": "euler"}, "scheme"),
     ],

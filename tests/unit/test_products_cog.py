@@ -15,7 +15,6 @@ from rio_cogeo.cogeo import cog_validate
 
 from gsocseq.cube.grid import RES_DEG, cell_latitudes, cell_longitudes
 from gsocseq.errors import GridMismatchError, InputValidationError, ProductValidationError
-from gsocseq.model.codes import LAYERS, fao_file_name
 from gsocseq.products import cog
 from gsocseq.products.cog import (
     check_cog,
@@ -25,6 +24,7 @@ from gsocseq.products.cog import (
     write_cog,
     write_region_cogs,
 )
+from gsocseq.vocabulary import LAYERS, fao_file_name
 
 ROW0, COL0 = 12000, 14400  # global cell offsets: north edge 10°S, west edge 60°W
 

@@ -12,7 +12,6 @@ from odc.geo.geobox import GeoBox
 
 from gsocseq.cube.grid import RES_DEG, TileKey, cell_latitudes, cell_longitudes
 from gsocseq.errors import InputValidationError, ProductValidationError
-from gsocseq.model.codes import LAYERS
 from gsocseq.products import stac
 from gsocseq.products.cog import write_region_cogs
 from gsocseq.products.stac import (
@@ -25,6 +24,7 @@ from gsocseq.products.stac import (
     write_catalog,
 )
 from gsocseq.products.stac_schemas import offline_validator, schema_problems
+from gsocseq.vocabulary import LAYERS
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "tests" / "data" / "stac-schemas"
 PROV = Provenance(
@@ -136,9 +136,9 @@ def test_catalog_is_valid_merged_on_rerun_and_written_last(products, validator, 
     root, ds, assets = products
     out = str(root / "stac")
     order = []
-    original = stac.write_bytes_atomic
+    original = stac.put_bytes
     monkeypatch.setattr(
-        stac, "write_bytes_atomic", lambda url, *a: (order.append(url), original(url, *a))
+        stac, "put_bytes", lambda url, *a: (order.append(url), original(url, *a))
     )
     items = [build_item("ARG", assets["ARG"], bbox=bbox_of(ds["ARG"]), provenance=PROV)]
     url = write_catalog(items, out, provenance=PROV, schemas_dir=SCHEMAS)

@@ -10,10 +10,10 @@ import xarray as xr
 
 from gsocseq.cube.grid import cell_latitudes, cell_longitudes
 from gsocseq.errors import ProductValidationError
-from gsocseq.model.codes import LAYERS, fao_file_name
 from gsocseq.products.cog import write_region_cogs
 from gsocseq.products.stac import Provenance, build_item, read_catalog, write_catalog
 from gsocseq.products.validate import resolve_href, validate_products, validate_stac
+from gsocseq.vocabulary import LAYERS, fao_file_name
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "tests" / "data" / "stac-schemas"
 PROV = Provenance("0.1.0", "fao", "cafe01", {"soc": "file:///inputs/soc.zarr"})

@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gsocseq.model.codes import LAYERS
 from gsocseq.model.uncertainty import rate_uncertainty, stock_uncertainty, uncertainty_layers
+from gsocseq.vocabulary import LAYERS
 
 
 def test_stock_uncertainty_hand_computed():

@@ -1,4 +1,4 @@
-"""The product cube: a zarr v3 group of the 29 float32 layers + ``reason`` (uint8) per region.
+"""The product cube: a zarr v3 group of the 29 float32 layers, the quality layers and ``reason``.
 
 Created once from a template (coordinates, metadata, empty arrays whose chunks are the tiles), then
 filled tile by tile: each tile writes exactly its own chunks, so tiles can be written concurrently from
@@ -17,9 +17,8 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from gsocseq.cube.grid import TileKey, cell_latitudes, cell_longitudes
-from gsocseq.errors import GridMismatchError
-from gsocseq.model.codes import LAYER_NAMES, LAYERS, Reason
-from gsocseq.pipeline.retry import StorageError
+from gsocseq.errors import GridMismatchError, StorageError
+from gsocseq.vocabulary import LAYER_NAMES, LAYERS, QUALITY_LAYERS, QUALITY_NODATA, Reason
 
 DIMS: tuple[str, str] = ("latitude", "longitude")
 WRITE_CONCURRENCY: int = 8
@@ -84,10 +83,16 @@ def create_product_cube(
             fill_value=np.float32("nan"), dimension_names=DIMS, compressors=_COMPRESSOR,
             attributes={"units": LAYERS[name]},
         )
+    for name, layer in QUALITY_LAYERS.items():  # written by the schemes that have them
+        group.create_array(
+            name, shape=(n_rows, n_cols), dtype=layer.dtype, chunks=(tile_size, tile_size),
+            fill_value=QUALITY_NODATA, dimension_names=DIMS, compressors=_COMPRESSOR,
+            attributes={"units": layer.units, "description": layer.description},
+        )
     group.create_array(
         REASON_VAR, shape=(n_rows, n_cols), dtype="uint8", chunks=(tile_size, tile_size),
         fill_value=int(Reason.OUTSIDE_REGION), dimension_names=DIMS, compressors=_COMPRESSOR,
-        attributes={"units": "1", "description": "gsocseq.model.codes.Reason, 0 = modelled"},
+        attributes={"units": "1", "description": "gsocseq.vocabulary.Reason, 0 = modelled"},
     )
     return True
 
@@ -116,12 +121,15 @@ def write_product_tile(
 ) -> None:
     """Write one tile's layers (float32 ``(size, size)``, t C/ha, t C/ha/yr, %) and reason codes."""
     group = zarr.open_group(zarr_store(url, storage_options), mode="r+", zarr_format=3)
-    rows, cols = tile.to_slices(int(group.attrs["origin_row"]), int(group.attrs["origin_col"]))
+    origin = int(group.attrs["origin_row"]), int(group.attrs["origin_col"])
+    rows, cols = tile.to_slices(*origin)
     arrays = dict(group.arrays())  # all array metadata fetched concurrently
     data = {name: np.asarray(layers[name], dtype=np.float32) for name in LAYER_NAMES}
+    data.update({name: np.asarray(layers[name], dtype=np.uint8) for name in QUALITY_LAYERS
+                 if name in layers})
     data[REASON_VAR] = np.asarray(reason, dtype=np.uint8)
 
-    i, j = rows.start // tile.size, cols.start // tile.size
+    i, j = tile.chunk_index(*origin)
 
     def put(name: str) -> None:
         try:
@@ -143,7 +151,8 @@ def read_product_tile(
     group = zarr.open_group(zarr_store(url, storage_options, read_only=True), mode="r",
                             zarr_format=3)
     rows, cols = tile.to_slices(int(group.attrs["origin_row"]), int(group.attrs["origin_col"]))
-    return {name: group[name][rows, cols] for name in (*LAYER_NAMES, REASON_VAR)}
+    names = (*LAYER_NAMES, *(q for q in QUALITY_LAYERS if q in group), REASON_VAR)
+    return {name: group[name][rows, cols] for name in names}
 
 
 def open_product_cube(url: str, storage_options: dict[str, Any] | None = None) -> xr.Dataset:

@@ -1,0 +1,252 @@
+"""The ``exact`` scheme: the GSOCseq phases with RothC-26.3 monthly steps, each bracket self-consistent.
+
+Owns the scheme's run of a block of valid pixels (spin-up, warm-up, forward per bracket) on the
+kernels of :mod:`gsocseq.model.rothc`; the procedure (:mod:`gsocseq.model.phases`) calls :func:`run`.
+
+Per bracket run (central, min, max; ``docs/gsocseq.md`` "The procedure", reference §1):
+
+1. spin-up: 1981–2000 monthly climatology, IOM = Falloon(SOC), ``Cin_eq`` = the annual plant input
+   whose periodic steady state has total SOC = observed SOC, pools and moisture deficit = that
+   steady state (end of December);
+2. warm-up: 2001–2020 month by month, deficit carried, ``Cin_y = Cin_eq · NPP_y / mean(NPP_1981–2000)``
+   with MIAMI NPP (the land-use coefficient cancels in the ratio: the land use is fixed per pixel);
+   T0 = total SOC at the end;
+3. forward: the 2001–2020 monthly mean climate repeated for ``forward_years``; BAU input = mean
+   warm-up input; SSM = BAU × factor. RothC is affine in (pools, input) for a fixed climate, so all
+   scenarios come from two runs: ``final(f) = final(BAU) + (f − 1) · response(BAU input from 0)``;
+   year 1 is stepped (it starts from the 2020 deficit), years 2… are one affine year map applied
+   repeatedly (pixels whose deficit cycle is not yet periodic in year 2 are stepped instead).
+
+Brackets (reference §4.2, :data:`~gsocseq.model.uncertainty.BRACKET_RUNS`) perturb T, P, clay
+(capped at 100 %) and SOC through all phases; forward BAU and SSM medium with input factor
+f_med ∓ 0.15. Unlike the FAO scripts, each bracket is self-consistent (its own IOM, its own climate
+in the spin-up, its own mean NPP in the warm-up ratio); :mod:`gsocseq.model.fao_phases` reproduces
+the FAO quirks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gsocseq.model import landuse, rothc
+from gsocseq.model.inputs import PhaseConfig, Pixels, climatology, columns
+from gsocseq.model.layers import SchemeOutput, Stocks
+from gsocseq.model.npp import miami_npp_carbon
+from gsocseq.model.uncertainty import BRACKET_RUNS, CENTRAL, Bracket
+from gsocseq.vocabulary import PLAUSIBLE_RANGES, SCENARIOS, Reason
+
+_BRACKET_DIAGNOSTICS = ("cin_eq", "iom", "cin_bau", "t0", "bau", "ssm_med")
+
+
+def diagnostic_names(config: PhaseConfig) -> tuple[str, ...]:
+    """Return the names of the float64 diagnostics of :func:`run`.
+
+    ``cin_eq``, ``cin_bau`` (t C/ha/yr), ``iom``, ``t0`` (t C/ha); with uncertainty also
+    ``{cin_eq,iom,cin_bau,t0,bau,ssm_med}_{min,max}`` of the bracket runs (stocks t C/ha).
+    """
+    names: tuple[str, ...] = ("cin_eq", "iom", "cin_bau", "t0")
+    if config.uncertainty:
+        names += tuple(f"{name}_{b}" for b in BRACKET_RUNS for name in _BRACKET_DIAGNOSTICS)
+    return names
+
+
+@dataclass
+class _Climate:
+    """Climate of a block of pixels, reduced once and shared by the bracket runs."""
+
+    spin: tuple[np.ndarray, np.ndarray, np.ndarray]
+    """Spin-up monthly means (12, n): temperature °C, precipitation and PET mm/month."""
+    forward: tuple[np.ndarray, np.ndarray, np.ndarray]
+    """Warm-up monthly means (12, n), the forward climate."""
+    warm: tuple[np.ndarray, np.ndarray, np.ndarray]
+    """Warm-up months (12·warmup_years, n)."""
+    t_year: np.ndarray
+    """Annual mean temperature (°C) of every year, (spinup_years + warmup_years, n)."""
+    p_year: np.ndarray
+    """Annual precipitation (mm/yr) of every year."""
+    cover: np.ndarray
+    """(12, n) vegetated share."""
+    cover_warm: np.ndarray
+    """(12·warmup_years, n) vegetated share repeated over the warm-up."""
+
+    @classmethod
+    def build(cls, px: Pixels, config: PhaseConfig) -> _Climate:
+        """Reduce the ``(n_months, n)`` inputs of a block."""
+        n_spin = 12 * config.spinup_years
+        n = px.n
+        monthly = (px.tmp, px.prec, px.pet)
+        return cls(
+            spin=tuple(climatology(a[:n_spin]) for a in monthly),
+            forward=tuple(climatology(a[n_spin:]) for a in monthly),
+            warm=tuple(a[n_spin:] for a in monthly),
+            t_year=px.tmp.reshape(-1, 12, n).mean(axis=1),
+            p_year=px.prec.reshape(-1, 12, n).sum(axis=1),
+            cover=px.cover,
+            cover_warm=np.tile(px.cover, (config.warmup_years, 1)),
+        )
+
+    def subset(self, idx: np.ndarray) -> _Climate:
+        """Return the climate of pixels ``idx``."""
+        def cols(arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+            return tuple(columns(a, idx) for a in arrays)
+
+        return _Climate(
+            cols(self.spin), cols(self.forward), cols(self.warm), *cols(
+                (self.t_year, self.p_year, self.cover, self.cover_warm)
+            )
+        )
+
+
+@dataclass
+class _BracketRun:
+    """Results of one bracket on a block of pixels (t C/ha, t C/ha/yr)."""
+
+    cin_eq: np.ndarray
+    iom: np.ndarray
+    t0: np.ndarray
+    cin_bau: np.ndarray
+    finals: np.ndarray  # (n_factors, n): total SOC at the end of the forward run per input factor
+
+
+def run(px: Pixels, config: PhaseConfig) -> SchemeOutput:
+    """Run all brackets on a block of valid pixels; return stocks, reasons and diagnostics."""
+    f_low, f_med, f_high = config.ssm_factors(px.land_use)  # (n,) each, by land-use group
+    one = np.ones(px.n)
+    runs: dict[str, tuple[Bracket, np.ndarray]] = {
+        "": (CENTRAL, np.stack([one, f_low, f_med, f_high]))}
+    if config.uncertainty:
+        for name, br in BRACKET_RUNS.items():
+            runs[name] = (br, np.stack([one, f_med + br.ssm_shift]))
+    climate = _Climate.build(px, config)
+    soil = {"dpm_rpm": landuse.dpm_rpm_ratio(px.land_use), "depth": np.full(px.n, config.depth_cm),
+            "rate_modifier": landuse.rate_factor(px.land_use)}
+    results = {
+        name: _run_bracket(px.soc, px.clay, climate, soil, br, factors, config)
+        for name, (br, factors) in runs.items()
+    }
+    central = results[""]
+    brackets = None
+    if config.uncertainty:
+        brackets = {name: {"t0": results[name].t0, "bau": results[name].finals[0],
+                           "ssm_med": results[name].finals[1]} for name in BRACKET_RUNS}
+    stocks = Stocks(central.t0, dict(zip(SCENARIOS, central.finals, strict=True)), brackets)
+    spin_ok = np.ones(px.n, dtype=bool)
+    for r in results.values():
+        spin_ok &= np.isfinite(r.cin_eq) & (r.cin_eq > 0)
+    reason = np.where(spin_ok, Reason.OK, Reason.SPINUP_FAILED).astype(np.uint8)
+    diagnostics: dict[str, np.ndarray] = {}
+    for name, r in results.items():
+        suffix = f"_{name}" if name else ""
+        diagnostics[f"cin_eq{suffix}"] = r.cin_eq
+        diagnostics[f"iom{suffix}"] = r.iom
+        diagnostics[f"cin_bau{suffix}"] = r.cin_bau
+        diagnostics[f"t0{suffix}"] = r.t0
+        if name:  # bracket stocks (t C/ha): 2040 BAU, 2040 SSM medium ∓ 0.15
+            diagnostics[f"bau{suffix}"] = r.finals[0]
+            diagnostics[f"ssm_med{suffix}"] = r.finals[1]
+    return SchemeOutput(stocks, reason, diagnostics)
+
+
+def _run_bracket(
+    soc: np.ndarray,
+    clay: np.ndarray,
+    climate: _Climate,
+    soil: dict[str, np.ndarray],
+    br: Bracket,
+    factors: np.ndarray,
+    config: PhaseConfig,
+) -> _BracketRun:
+    """Run spin-up, warm-up and forward for one bracket; NaN where the spin-up fails."""
+    n = soc.shape[0]
+    ft, fp = br.tmp, br.prec
+    soc = soc * br.soc
+    soil = {**soil, "clay": np.minimum(clay * br.clay, PLAUSIBLE_RANGES["clay"][1])}
+    iom = rothc.falloon_iom(soc)
+    out = _BracketRun(
+        cin_eq=np.full(n, np.nan), iom=iom, t0=np.full(n, np.nan), cin_bau=np.full(n, np.nan),
+        finals=np.full((len(factors), n), np.nan),
+    )
+    ef = config.evap_factor
+    # Spin-up: 1981-2000 climatology; the steady state is affine in the annual input.
+    tmp12, prec12, pet12 = climate.spin
+    spin_site = rothc.site(tmp=tmp12 * ft, prec=prec12 * fp, pet=pet12, cover=climate.cover,
+                           evap_factor=ef, validate=False, **soil)
+    parts = rothc.equilibrium_parts(spin_site, validate=False)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out.cin_eq[:] = (soc - iom) / parts.p_unit.sum(axis=1)
+    ok = np.flatnonzero(np.isfinite(out.cin_eq) & (out.cin_eq > 0))
+    if ok.size == 0:
+        return out
+    if ok.size < n:
+        soil = {k: v[ok] for k, v in soil.items()}
+        climate = climate.subset(ok)
+    cin_eq = out.cin_eq[ok]
+    pools = np.empty((ok.size, 5))
+    pools[:, :4] = cin_eq[:, None] * parts.p_unit[ok]
+    pools[:, 4] = iom[ok]
+    # Warm-up: year-to-year climate, inputs scaled by the MIAMI NPP ratio, deficit carried.
+    npp = miami_npp_carbon(climate.t_year * ft, climate.p_year * fp)
+    n_spin_years = config.spinup_years
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cin_years = cin_eq * (npp[n_spin_years:] / npp[:n_spin_years].mean(axis=0))
+    c_inp = np.repeat(cin_years / 12.0, 12, axis=0)  # t C/ha per month
+    w_tmp, w_prec, w_pet = climate.warm
+    warm_site = rothc.site(tmp=w_tmp * ft if ft != 1.0 else w_tmp,
+                           prec=w_prec * fp if fp != 1.0 else w_prec, pet=w_pet,
+                           cover=climate.cover_warm, evap_factor=ef, validate=False, **soil)
+    pools, smd = rothc.simulate(pools, parts.smd[ok], warm_site, c_inp=c_inp, validate=False)
+    out.t0[ok] = pools.sum(axis=1)
+    cin_bau = cin_years.mean(axis=0)
+    out.cin_bau[ok] = cin_bau
+    # Forward: mean warm-up climate repeated; every scenario from the affine year maps.
+    f_tmp, f_prec, f_pet = climate.forward
+    fwd_site = rothc.site(tmp=f_tmp * ft, prec=f_prec * fp, pet=f_pet, cover=climate.cover,
+                          evap_factor=ef, validate=False, **soil)
+    bau, response = forward_response(pools, smd, cin_bau, fwd_site, config.forward_years)
+    out.finals[:, ok] = bau + (factors[:, ok] - 1.0) * response
+    return out
+
+
+def forward_response(
+    pools: np.ndarray, smd: np.ndarray, cin: np.ndarray, site: rothc.Site, years: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return total SOC (t C/ha) after ``years`` of one repeated climate year, and its input part.
+
+    ``pools`` (n, 5) t C/ha and ``smd`` (n,) mm are the start state, ``cin`` (n,) the annual plant
+    input (t C/ha/yr), ``site`` one climate year (12 months). The second array is the total SOC
+    reached from empty pools with the same input, so input factor ``f`` ends at
+    ``first + (f − 1)·second``.
+
+    Year 1 is stepped month by month from ``smd``; when the deficit cycle is periodic from year 2
+    on (the usual case), years 2… apply one affine year map repeatedly; the other pixels are
+    stepped month by month for all years (exact either way).
+    """
+    bau, unit, smd1 = _forward_stepped(pools, smd, cin, site, 1)
+    if years > 1:
+        later = rothc.annual_affine_map(site, smd0=smd1, validate=False)
+        b = cin[:, None] * later.b_unit
+        bau = rothc.simulate_years_affine(bau, later.a, b, years - 1)
+        unit = rothc.simulate_years_affine(unit, later.a, b, years - 1)
+        drift = np.flatnonzero(~(later.smd_end == later.smd_start))
+        if drift.size:
+            bau[drift], unit[drift], _ = _forward_stepped(
+                pools[drift], smd[drift], cin[drift], site.take(drift), years
+            )
+    return bau.sum(axis=1), unit.sum(axis=1)
+
+
+def _forward_stepped(
+    pools: np.ndarray, smd: np.ndarray, cin: np.ndarray, site: rothc.Site, years: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step ``years`` month by month from ``pools`` and from empty pools with input ``cin``.
+
+    Returns both end states (n, 5) t C/ha and the end deficit (n,) mm.
+    """
+    n = cin.shape[0]
+    c_inp = np.broadcast_to(cin / 12.0, (12, n))
+    end, smd_end = rothc.simulate(pools, smd, site, c_inp=c_inp, repeat=years, validate=False)
+    unit, _ = rothc.simulate(np.zeros_like(pools), smd, site, c_inp=c_inp, repeat=years,
+                             validate=False)
+    return end, unit, smd_end

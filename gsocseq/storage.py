@@ -1,0 +1,225 @@
+"""Storage: every read and write of the run's objects on any fsspec store (S3, GCS, local, memory).
+
+Owns URL → filesystem, atomic puts (a temporary ``<key>.tmp-<random>`` then a move, so a reader never
+sees half an object), JSON documents, temporaries left by killed writers, and bounded retries of
+transient faults (S3 request retries and a whole-unit retry). Imported by every layer above the model.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fsspec.core import url_to_fs
+
+from gsocseq.errors import StorageError
+
+__all__ = [
+    "S3_MAX_ATTEMPTS", "TILE_ATTEMPTS", "TILE_BACKOFF_S", "StorageError", "call_with_retries",
+    "dumps", "ensure_parent", "exists", "filesystem", "is_transient", "list_names", "put_bytes",
+    "put_file", "read_bytes", "read_json", "remove_temporaries", "with_s3_retries", "write_json",
+    "write_json_if_changed",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+TMP_MARK: str = ".tmp-"
+"""Infix of a temporary key (``<key>.tmp-<hex>``): an interrupted write leaves one behind."""
+S3_MAX_ATTEMPTS: int = 6
+"""Attempts per S3 request (1 + 5 retries; botocore backoff ≈ 1, 2, 4, 8, 16 s at most)."""
+TILE_ATTEMPTS: int = 2
+"""Attempts per tile for transient errors (on top of the per-request retries)."""
+TILE_BACKOFF_S: float = 1.0
+"""Wait before the first tile-level retry, s (doubled for each further attempt)."""
+
+_FLAT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}
+_PERMANENT: tuple[type[BaseException], ...] = (
+    FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError,
+)
+
+# ------------------------------------------------------------------------------- filesystems
+
+
+def filesystem(url: str, storage_options: Mapping[str, Any] | None = None) -> tuple[Any, str]:
+    """Return ``(fs, path)`` for a URL and fsspec storage options."""
+    return url_to_fs(str(url), **dict(storage_options or {}))
+
+
+def ensure_parent(fs: Any, path: str) -> None:
+    """Create the parent folder of ``path`` on stores that have folders (not on object stores)."""
+    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    parent = fs._parent(path)
+    if parent and not protocols & _FLAT_STORES:
+        fs.makedirs(parent, exist_ok=True)
+
+
+# ---------------------------------------------------------------------------- atomic writes
+
+
+def _move_into_place(fs: Any, tmp: str, path: str) -> None:
+    try:
+        fs.mv(tmp, path)
+    except BaseException:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+        raise
+
+
+def put_bytes(url: str, data: bytes, storage_options: Mapping[str, Any] | None = None) -> None:
+    """Write ``data`` to ``url`` via a temporary key and a move (readers never see half of it)."""
+    fs, path = filesystem(url, storage_options)
+    ensure_parent(fs, path)
+    tmp = f"{path}{TMP_MARK}{uuid.uuid4().hex}"
+    fs.pipe_file(tmp, data)
+    _move_into_place(fs, tmp, path)
+
+
+def put_file(local: str | Path, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+    """Upload the local file ``local`` to ``url`` via a temporary key and a move."""
+    fs, path = filesystem(url, storage_options)
+    ensure_parent(fs, path)
+    tmp = f"{path}{TMP_MARK}{uuid.uuid4().hex}"
+    fs.put_file(str(local), tmp)
+    _move_into_place(fs, tmp, path)
+
+
+def remove_temporaries(url: str, storage_options: Mapping[str, Any] | None = None) -> list[str]:
+    """Delete the temporary objects (``*.tmp-*``) directly under ``url``; return their names.
+
+    A writer killed between its upload and its move leaves one behind. Call this only where no
+    other writer is active (e.g. at publication, when every tile is finished).
+    """
+    fs, path = filesystem(url, storage_options)
+    names = [n for n in list_names(url, storage_options) if TMP_MARK in n]
+    for name in names:
+        fs.rm_file(f"{path}/{name}")
+    return names
+
+
+# ------------------------------------------------------------------------------------ reads
+
+
+def read_bytes(url: str, storage_options: Mapping[str, Any] | None = None) -> bytes | None:
+    """Return the bytes at ``url``, or ``None`` if there is no such object."""
+    fs, path = filesystem(url, storage_options)
+    fs.invalidate_cache(path)  # other processes write markers: never trust a cached listing
+    try:
+        return bytes(fs.cat_file(path))
+    except FileNotFoundError:
+        return None
+
+
+def exists(url: str, storage_options: Mapping[str, Any] | None = None) -> bool:
+    """Return whether an object or directory exists at ``url`` (now, not per a cached listing)."""
+    fs, path = filesystem(url, storage_options)
+    fs.invalidate_cache(path)
+    return bool(fs.exists(path))
+
+
+def list_names(url: str, storage_options: Mapping[str, Any] | None = None) -> list[str]:
+    """Return the sorted base names of the objects directly under ``url`` (empty if none)."""
+    fs, path = filesystem(url, storage_options)
+    try:
+        entries = fs.ls(path, detail=False, refresh=True)
+    except FileNotFoundError:
+        return []
+    return sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
+
+
+# ------------------------------------------------------------------------------------- JSON
+
+
+def dumps(doc: dict[str, Any]) -> bytes:
+    """Serialise a JSON document deterministically (sorted keys, two-space indent, UTF-8)."""
+    return (json.dumps(doc, sort_keys=True, indent=2) + "\n").encode()
+
+
+def write_json(url: str, doc: dict[str, Any], storage_options: Mapping[str, Any] | None = None) -> None:
+    """Write ``doc`` to ``url`` atomically (:func:`put_bytes`)."""
+    put_bytes(url, dumps(doc), storage_options)
+
+
+def write_json_if_changed(
+    url: str, doc: dict[str, Any], storage_options: Mapping[str, Any] | None = None
+) -> bool:
+    """Write ``doc`` unless ``url`` already holds the same bytes; return whether it wrote."""
+    if read_bytes(url, storage_options) == dumps(doc):
+        return False
+    write_json(url, doc, storage_options)
+    return True
+
+
+def read_json(url: str, storage_options: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """Return the JSON document at ``url``, or ``None`` if it does not exist."""
+    data = read_bytes(url, storage_options)
+    return None if data is None else json.loads(data)
+
+
+# ---------------------------------------------------------------------------------- retries
+
+
+def with_s3_retries(storage_options: dict[str, Any], *urls: str | None) -> dict[str, Any]:
+    """Return ``storage_options`` with the S3 retry configuration added when a URL is ``s3://``.
+
+    Every S3 request is then retried by botocore with exponential backoff and client-side rate
+    limiting. An explicit ``config_kwargs["retries"]`` is kept as given. The input is not modified.
+    """
+    if not any(u is not None and u.startswith(("s3://", "s3a://")) for u in urls):
+        return storage_options
+    if "retries" in (storage_options.get("config_kwargs") or {}):
+        return storage_options
+    out = copy.deepcopy(storage_options)
+    out.setdefault("config_kwargs", {})["retries"] = {"max_attempts": S3_MAX_ATTEMPTS,
+                                                      "mode": "adaptive"}
+    return out
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Return whether ``exc`` (or an exception it was raised from) is a transient I/O error.
+
+    Transient: an ``OSError`` such as a 5xx answer after the client's retries, a dropped connection
+    or a timeout, anywhere in the exception chain; not missing objects, denied access or bad data.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _PERMANENT):
+            return False
+        if isinstance(current, OSError | TimeoutError | ConnectionError):
+            return True
+        if type(current).__name__ in ("ClientError", "EndpointConnectionError",
+                                      "ConnectionClosedError", "ReadTimeoutError"):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def call_with_retries(
+    fn: Callable[[], T], *, what: str, attempts: int = TILE_ATTEMPTS,
+    backoff_s: float = TILE_BACKOFF_S,
+) -> T:
+    """Call ``fn`` up to ``attempts`` times while it raises transient errors (see :func:`is_transient`).
+
+    Waits ``backoff_s``, then twice as long, … (s) between attempts; re-raises the last error, and
+    any non-transient error at once.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except Exception as exc:
+            if attempt == attempts or not is_transient(exc):
+                raise
+            wait = backoff_s * 2 ** (attempt - 1)
+            log.warning("%s: transient error (attempt %d/%d), retrying in %.1f s: %s",
+                        what, attempt, attempts, wait, exc)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
