@@ -454,7 +454,8 @@ def _attr(attrs: Mapping[str, Any], name: str, default: Any = None) -> Any:
 def netcdf_grid(ds: xr.Dataset, variable: str, where: str) -> NcGrid:
     """Describe ``variable``'s (time, lat, lon) grid; anything else raises GridMismatchError."""
     if variable not in ds.variables:
-        names = sorted(str(k) for k in ds.data_vars if k not in _LAT_NAMES + _LON_NAMES)
+        skip = (*_LAT_NAMES, *_LON_NAMES, "time", "day", "crs")
+        names = sorted(str(k) for k in ds.data_vars if k not in skip)
         raise SourceError(f"{where}: no variable {variable!r} (has {names})")
     var = ds[variable]
     dims = tuple(str(d) for d in var.dims)
