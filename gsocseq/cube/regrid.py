@@ -67,11 +67,16 @@ def bilinear(
     outside = ~(in_y[:, None] & in_x[None, :])
     stack = np.asarray(values).reshape(-1, *values.shape[-2:])
     out = np.empty((ny, nx, stack.shape[0]), dtype)
+    prev_ok: np.ndarray | None = None
+    den = np.empty(0)
     for t0 in range(0, stack.shape[0], BLOCK):
         v = stack[t0 : t0 + BLOCK].astype(np.float64)
         ok = np.isfinite(v)
         num = wy @ np.where(ok, v, 0.0) @ wx.T
-        den = wy @ ok.astype(np.float64) @ wx.T
+        if prev_ok is None or not np.array_equal(ok, prev_ok):
+            # the same nodata pattern gives the same weights: computed once, bit for bit the same
+            den = wy @ ok.astype(np.float64) @ wx.T
+            prev_ok = ok
         with np.errstate(invalid="ignore", divide="ignore"):
             res = np.where(den > 1e-12, num / np.where(den > 1e-12, den, 1.0), np.nan)
         res[:, outside] = np.nan

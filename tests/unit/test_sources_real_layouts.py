@@ -133,6 +133,7 @@ def test_terraclimate_packing_decoded_in_float64(terraclimate: str) -> None:
     assert win.latitude[0] > win.latitude[-1]  # latitude order kept
 
 
+@pytest.mark.slow  # 160 files written and read (≈ 1 min on 2 cores)
 def test_climate_store_equals_direct_regridding(terraclimate: str, tmp_path: Path) -> None:
     """The store (read once per file, regridded per tile) gives the numbers a direct read gives."""
     spec = SourceSpec(name="climate", kind="terraclimate", url=terraclimate, period=(1981, 2020),
@@ -199,6 +200,7 @@ def test_cru_missing_value_is_nodata(tmp_path: Path) -> None:
     assert np.isnan(win.values[:, 0, 0]).all() and np.isfinite(win.values[:, 1:, 1:]).all()
 
 
+@pytest.mark.slow
 def test_climate_file_on_another_grid_is_named(terraclimate: str, tmp_path: Path) -> None:
     folder = Path(terraclimate.removeprefix("file://")).parent
     shutil.copytree(folder, tmp_path / "a")
