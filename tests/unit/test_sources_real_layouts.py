@@ -117,8 +117,11 @@ def terraclimate(tmp_path_factory: pytest.TempPathFactory) -> str:
     return write_terraclimate(tmp_path_factory.mktemp("tc"), lat, lon, hole=(10, 10))
 
 
-def test_terraclimate_packing_decoded_in_float64(terraclimate: str) -> None:
-    url = terraclimate.format(var="ppt", year=1990)
+def test_terraclimate_packing_decoded_in_float64(tmp_path: Path) -> None:
+    lat, lon = _grid(-64.0, -35.0, -63.0, -34.0, 1 / 24)
+    template = write_terraclimate(tmp_path, lat, lon, hole=(10, 10), years=range(1990, 1991),
+                                  variables=("ppt",))
+    url = template.format(var="ppt", year=1990)
     win = read_netcdf_raw(url, "ppt", (-63.8, -34.8, -63.2, -34.2), source="climate")
     with xr.open_dataset(url.removeprefix("file://"), engine="h5netcdf",
                          mask_and_scale=False) as ds:
