@@ -25,7 +25,7 @@ from gsocseq.cube.region import Region
 from gsocseq.cube.regrid import regrid_to_cells
 from gsocseq.cube.schema import FIRST_YEAR, LAST_YEAR
 from gsocseq.errors import GridMismatchError, InputValidationError, SourceError
-from gsocseq.sources.adapters import ADAPTERS, climate_variables
+from gsocseq.sources.adapters import ADAPTERS, SOURCE_ATTEMPTS, climate_variables
 from gsocseq.sources.readers import (
     MARGIN_CELLS,
     NcGrid,
@@ -34,7 +34,7 @@ from gsocseq.sources.readers import (
     open_netcdf,
 )
 from gsocseq.sources.spec import SourceSpec, options_for
-from gsocseq.storage import filesystem
+from gsocseq.storage import call_with_retries, filesystem
 from gsocseq.vocabulary import Reason
 
 CLIMATE_SCHEMA_VERSION: str = "1"
@@ -256,13 +256,18 @@ def build_climate(
     pending = ensure_climate(region, spec, cube_url, so, source_so)
     files = climate_files(spec)
     index = [files.index(f) for f in pending]
+    def one(i: int) -> int:
+        return call_with_retries(lambda: write_climate_file(cube_url, i, so, source_so),
+                                 what=f"climate file {files[i].url}", attempts=SOURCE_ATTEMPTS)
+
     if client is not None and index:
         futures = client.map(write_climate_file, [cube_url] * len(index), index,
-                             [so] * len(index), [source_so] * len(index), pure=False)
+                             [so] * len(index), [source_so] * len(index), pure=False,
+                             retries=SOURCE_ATTEMPTS - 1)
         client.gather(futures)
     else:
         for i in index:
-            write_climate_file(cube_url, i, so, source_so)
+            one(i)
     return climate_url(cube_url)
 
 

@@ -38,6 +38,11 @@ from gsocseq.sources.readers import (
 )
 from gsocseq.sources.spec import SourceSpec, options_for
 from gsocseq.sources.units import convert, native_units
+from gsocseq.storage import call_with_retries
+
+#: Attempts per source read when it fails with a transient error (a dropped connection, a
+#: timeout; :func:`gsocseq.storage.is_transient`), with the storage module's backoff.
+SOURCE_ATTEMPTS: int = 3
 
 
 class SourceAdapter(Protocol):
@@ -445,4 +450,6 @@ def read_source(
         raise InputValidationError(
             f"source {spec.name!r}: kind {spec.kind!r} has no raster adapter"
         ) from None
-    return adapter.read(spec, bounds, options_for(spec, storage_options))
+    so = options_for(spec, storage_options)
+    return call_with_retries(lambda: adapter.read(spec, bounds, so),
+                             what=f"source {spec.name!r} at {spec.url}", attempts=SOURCE_ATTEMPTS)
