@@ -93,10 +93,8 @@ def _exists(url: str, so: Mapping[str, Any] | None) -> bool:
 
 def _region_window(grid: NcGrid, region: Region) -> tuple[slice, slice]:
     # One native cell more than a tile read uses, so every tile's window lies inside it.
-    rows, cols = grid.window(region.bounds, margin=MARGIN_CELLS + 1)
-    if rows.stop <= rows.start or cols.stop <= cols.start:
-        raise GridMismatchError(f"climate grid does not cover region {region.name} {region.bounds}")
-    return rows, cols
+    # (empty when the region lies outside the source: its cells then read as missing climate)
+    return grid.window(region.bounds, margin=MARGIN_CELLS + 1)
 
 
 def ensure_climate(
@@ -109,6 +107,10 @@ def ensure_climate(
     units); every file is then checked against them when it is read.
     """
     url = climate_url(cube_url)
+    if _exists(url, so):  # a finished store is not checked against the sources again
+        status = np.asarray(_open_group(url, so, "r")["file_status"][...])
+        if (status > 0).all():
+            return []
     files = climate_files(spec)
     if not _exists(url, so):
         _create(region, spec, url, so, source_so, files)
@@ -164,7 +166,7 @@ def _create(
         fill = g.packing.fills[0] if g.packing.fills else 0
         group.create_array(
             key, shape=(N_MONTHS, ny, nx), dtype=g.packing.dtype,
-            chunks=(12, min(ny, per_tile), min(nx, per_tile)),
+            chunks=(12, max(1, min(ny, per_tile)), max(1, min(nx, per_tile))),
             fill_value=np.array(fill).astype(g.packing.dtype), compressors=comp,
             dimension_names=("time", "clim_latitude", "clim_longitude"),
         )
@@ -210,6 +212,9 @@ def write_climate_file(
     want = w.packing[f.key]
     where = f"source {w.source!r} at {f.url}"
     lat, lon = w.lat, w.lon
+    if lat.size == 0 or lon.size == 0:  # the region lies outside the source's grid
+        w.status[index] = 1
+        return 0
     with open_netcdf(f.url, source_so, source=w.source) as ds:
         grid = netcdf_grid(ds, f.variable, where)
         if grid.packing != want:
@@ -254,7 +259,7 @@ def build_climate(
     """
     source_so = options_for(spec, source_so)
     pending = ensure_climate(region, spec, cube_url, so, source_so)
-    files = climate_files(spec)
+    files = climate_files(spec) if pending else []
     index = [files.index(f) for f in pending]
     def one(i: int) -> int:
         return call_with_retries(lambda: write_climate_file(cube_url, i, so, source_so),
