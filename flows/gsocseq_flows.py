@@ -56,8 +56,8 @@ from gsocseq.pipeline import PublishResult, RunPlan, RunSummary, TileOutcome
 from gsocseq.pipeline.run import RunContext
 from gsocseq.storage import is_transient
 
-WORLD = "-180,-90,180,90"
-"""The default region of a global rebuild: every tile of the world that has modelled land."""
+WORLD = "world"
+"""The default region of a global rebuild: every country of the boundaries source (land tiles only)."""
 
 # ---------------------------------------------------------------------------------------- retries
 
@@ -137,8 +137,18 @@ def tile_task(run: RunContext, tile_id: str, region: str) -> TileOutcome:
 def publish_task(
     run: RunContext, outcomes: list[TileOutcome], started: float, region: str
 ) -> tuple[RunSummary, PublishResult | None]:
-    """Publish the region if all its tiles finished (COGs, then STAC item and catalog); summarise."""
-    return pipeline.finish_region(*run, outcomes, started=started)
+    """Publish the region if all its tiles finished (COGs, then STAC items and catalog); summarise.
+
+    On a dask worker the COGs are written by tasks on the same cluster (one per layer / country).
+    """
+    from distributed import get_worker, worker_client
+
+    try:
+        get_worker()
+    except ValueError:  # not running on a dask worker: publish in this process
+        return pipeline.finish_region(*run, outcomes, started=started)
+    with worker_client() as client:
+        return pipeline.finish_region(*run, outcomes, started=started, client=client)
 
 
 # ---------------------------------------------------------------------------------- tile subflow
@@ -290,8 +300,9 @@ def global_rebuild(
     Args:
         out: Output URL prefix; products go to {out}/gsocseq/{map_version}/{scheme}/.
         countries: ISO3 codes to rebuild, one product set each. Empty: the whole world (see world).
-        world: Region of a whole-world rebuild: a bbox "west,south,east,north" in degrees, or
-            "demo" for the demo world.
+        world: Region of a whole-world rebuild: "world" (every country of the boundaries
+            source, with one product set per country), a bbox "west,south,east,north" in
+            degrees, or "demo" for the demo world.
         scenarios: Forward scenarios to model (bau, ssm_low, ssm_med, ssm_high).
         scheme: Numerical scheme: exact (RothC-26.3) or fao (FAO R scripts' explicit Euler).
         map_version: Product version used in output keys and the STAC collection (e.g. v1.1).

@@ -71,8 +71,8 @@ def parse_region(spec: str) -> str:
     Raises ``ValueError`` naming the value for anything else (paths, URLs, empty strings).
     """
     spec = spec.strip()
-    if spec.lower() == "demo":
-        return "demo"
+    if spec.lower() in ("demo", "world"):
+        return spec.lower()
     if _ISO3.match(spec.upper()) and spec.isalpha():
         return spec.upper()
     parts = spec.split(",")
@@ -92,7 +92,7 @@ def parse_region(spec: str) -> str:
             return ",".join(f"{v:g}" for v in (w, s, e, n))
     raise ValueError(
         f"region {spec!r} is not an ISO3 code (e.g. ARG), a bbox 'west,south,east,north' in degrees, "
-        "or 'demo'"
+        "'demo' or 'world'"
     )
 
 

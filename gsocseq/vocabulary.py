@@ -26,6 +26,7 @@ class Reason(IntEnum):
     FAO_EULER_UNSTABLE = 7
     FAO_IN_MODEL_FILTER = 8
     SPINUP_FAILED = 9
+    NO_VALID_NDVI = 10
 
 
 REASON_DESCRIPTIONS: dict[int, str] = {
@@ -39,6 +40,7 @@ REASON_DESCRIPTIONS: dict[int, str] = {
     Reason.FAO_EULER_UNSTABLE: "fao scheme: explicit Euler unstable (combined rate factor > 2.4)",
     Reason.FAO_IN_MODEL_FILTER: "fao scheme: in-model filter (SOC < 0 or > 300 t C/ha)",
     Reason.SPINUP_FAILED: "spin-up has no positive equilibrium input",
+    Reason.NO_VALID_NDVI: "vegetation cover undefined: no valid NDVI composite in a calendar month",
 }
 
 # ---------------------------------------------------------------------------------------------

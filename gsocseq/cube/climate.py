@@ -339,12 +339,21 @@ class ClimateStore:
         """
         out = dict(arrays)
         out.update(self.read_tile(tile))
-        inside = out["reason"] != Reason.OUTSIDE_REGION
+        stored = out["reason"]
+        inside = stored != Reason.OUTSIDE_REGION
         fields = {k: out[k] for k in ("soc", "clay", "tmp", "prec", "pet", "cover")}
-        out["reason"] = reason_codes(inside, out["land_use"], fields)
+        full = reason_codes(inside, out["land_use"], fields)
+        # codes the cube build refines (e.g. NO_VALID_NDVI for missing cover) are kept as stored
+        keep = ~np.isin(stored, np.array(_MASK_CODES, dtype=stored.dtype))
+        out["reason"] = np.where(keep, stored, full).astype(stored.dtype)
         for name in ("tmp", "prec", "pet"):
             out[name][~inside] = np.nan
         return out
+
+
+#: Codes :func:`gsocseq.cube.mask.reason_codes` assigns (recomputed here with the climate).
+_MASK_CODES: tuple[int, ...] = (Reason.OK, Reason.OUTSIDE_REGION, Reason.NOT_AGRICULTURAL,
+                                Reason.MISSING_INPUT, Reason.INPUT_OUT_OF_RANGE)
 
 
 def read_climate_tile(

@@ -185,17 +185,19 @@ def finish_region(
     *,
     started: float,
     stage_seconds: dict[str, float] | None = None,
+    client: Any = None,
 ) -> tuple[RunSummary, PublishResult | None]:
     """Publish the region when every tile finished (COGs, then STAC), and summarise the run.
 
     A region with a failed tile is not published (``None``); its finished tiles stay finished, so a
     rerun resumes. ``started`` is the run's start, :func:`time.time` seconds (the wall time runs
-    until after publication); ``stage_seconds`` (if given) gets the publication's time, s.
+    until after publication); ``stage_seconds`` (if given) gets the publication's time, s. With a
+    dask ``client`` the COGs are written by tasks on its workers.
     """
     published = None
     if not any(o.status == "failed" for o in outcomes):
         t = time.perf_counter()
-        published = publish(config, plan)
+        published = publish(config, plan, client)
         if stage_seconds is not None:
             stage_seconds["publish"] = round(time.perf_counter() - t, 3)
             log.info("stage publish: %.2f s", stage_seconds["publish"])
@@ -209,6 +211,7 @@ def finish_region(
         outcomes, region=plan.region, config_hash=plan.config_hash, scenarios=config.scenarios,
         wall_seconds=time.time() - started, urls=urls, published=published is not None,
         stage_seconds=stage_seconds,
+        country_totals=published.country_totals if published is not None else None,
     )
     return summary, published
 
@@ -236,7 +239,8 @@ def run(
             prepare_inputs(config, plan, c)
         with _stage(stages, "tiles"), _progress(progress, len(plan.tiles), on_tile) as cb:
             outcomes = run_tiles(config, plan, c, on_tile=cb)
-    summary, _ = finish_region(config, plan, outcomes, started=t_start, stage_seconds=stages)
+        summary, _ = finish_region(config, plan, outcomes, started=t_start, stage_seconds=stages,
+                                   client=c)  # COG tasks on the cluster (one per layer / country)
     return summary
 
 

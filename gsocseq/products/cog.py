@@ -70,6 +70,8 @@ NODATA: float = math.nan
 """Nodata value of every product layer."""
 STRIP_ROWS: int = 2048
 """Rows computed and written at a time while streaming a layer (bounds memory per file)."""
+GLOBAL_REGION: str = "world"
+"""Region name of the global layers: FAO file names without a country prefix (``GSOCseq_T0_Map030.tif``)."""
 _ALIGN_TOL_CELLS = 1e-6
 _REGION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
@@ -129,12 +131,18 @@ def layer_description(layer: str) -> str:
 
 
 def cog_url(out_prefix: str, region: str, layer: str) -> str:
-    """Return the URL of a layer's COG: ``{out_prefix}/{region}/{FAO file name}``."""
+    """Return the URL of a layer's COG: ``{out_prefix}/{region}/{FAO file name}``.
+
+    The global layers (region :data:`GLOBAL_REGION`) carry FAO's names without the country prefix.
+    """
     if not _REGION_RE.fullmatch(region):
         raise InputValidationError(
             f"region={region!r} must be an ISO3 code or a name of letters, digits, '_' and '-'"
         )
-    return f"{out_prefix.rstrip('/')}/{region}/{fao_file_name(region, layer)}"
+    name = fao_file_name(region, layer)
+    if region == GLOBAL_REGION:
+        name = name.removeprefix(f"{region}_")
+    return f"{out_prefix.rstrip('/')}/{region}/{name}"
 
 
 def multihash_sha256(digest: bytes) -> str:
@@ -253,6 +261,7 @@ def write_cog(
     *,
     profile: str = "gsocseq",
     tags: Mapping[str, str] | None = None,
+    strip_rows: int = STRIP_ROWS,
 ) -> CogAsset:
     """Write one layer as a validated COG at ``url``, atomically, and describe it.
 
@@ -271,6 +280,9 @@ def write_cog(
         Name of a registered COG profile (:mod:`gsocseq.products.profiles`).
     tags
         Extra GDAL metadata items stored in the file.
+    strip_rows
+        Rows computed and held at a time (memory ≈ ``strip_rows`` × columns × 4 bytes); the file's
+        bytes do not depend on it.
 
     Returns
     -------
@@ -287,7 +299,7 @@ def write_cog(
     all_tags = {"GSOCSEQ_LAYER": layer, **(dict(tags) if tags else {})}
     with tempfile.TemporaryDirectory(prefix="gsocseq-cog-") as tmp:
         src_path, cog_path = Path(tmp) / "src.tif", Path(tmp) / "cog.tif"
-        _write_strips(data, src_path, transform, units, description, all_tags, dtype)
+        _write_strips(data, src_path, transform, units, description, all_tags, dtype, strip_rows)
         with _local_env(), rasterio.open(src_path) as src:
             options = prof.creation_options()
             if dtype != "float32" and options.get("predictor") == 3:  # float predictor only
@@ -323,6 +335,7 @@ def write_region_cogs(
     *,
     skip_existing: bool = True,
     profile: str = "gsocseq",
+    strip_rows: int = STRIP_ROWS,
 ) -> list[CogAsset]:
     """Write every product layer of ``layers`` as ``{out_prefix}/{region}/{FAO file name}``.
 
@@ -355,7 +368,8 @@ def write_region_cogs(
                 assets.append(kept)
                 continue
         assets.append(
-            write_cog(data, url, storage_options, profile=profile, tags={"GSOCSEQ_REGION": region})
+            write_cog(data, url, storage_options, profile=profile, tags={"GSOCSEQ_REGION": region},
+                      strip_rows=strip_rows)
         )
     return assets
 
@@ -415,8 +429,9 @@ def _write_strips(
     description: str,
     tags: Mapping[str, str],
     dtype: str = "float32",
+    strip_rows: int = STRIP_ROWS,
 ) -> None:
-    """Stream ``data`` into a tiled, uncompressed local GeoTIFF, ``STRIP_ROWS`` rows at a time."""
+    """Stream ``data`` into a tiled, uncompressed local GeoTIFF, ``strip_rows`` rows at a time."""
     rows, cols = data.shape
     profile = {
         "driver": "GTiff",
@@ -433,8 +448,8 @@ def _write_strips(
         "BIGTIFF": "IF_SAFER",
     }
     with _local_env(), rasterio.open(path, "w", **profile) as dst:
-        for r0 in range(0, rows, STRIP_ROWS):
-            r1 = min(rows, r0 + STRIP_ROWS)
+        for r0 in range(0, rows, max(1, strip_rows)):
+            r1 = min(rows, r0 + max(1, strip_rows))
             block = np.asarray(data.isel(latitude=slice(r0, r1)).values, dtype=dtype)
             dst.write(block, 1, window=((r0, r1), (0, cols)))
         dst.set_band_description(1, description)
