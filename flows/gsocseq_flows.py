@@ -5,14 +5,17 @@ configurations, plans, tile ids and URLs, never arrays. A run goes:
 
 1. **plan** (in the flow's own process, before any cluster starts): ``plan_run`` resolves the region;
    an unknown ISO3 raises ``InputValidationError`` and the run fails with its message;
-2. **runtime**: an existing dask cluster (parameter or Prefect variable ``gsocseq-dask-address``,
+2. **region slots** (:mod:`flows.concurrency`): the run waits for the Prefect concurrency slot and
+   the storage lease of each region it writes, so two runs of one region queue (other regions run
+   side by side);
+3. **runtime**: an existing dask cluster (parameter or Prefect variable ``gsocseq-dask-address``,
    checked for workers) or a LocalCluster;
-3. **tiles** (a subflow whose task runner is prefect-dask's ``DaskTaskRunner`` on that runtime):
+4. **tiles** (a subflow whose task runner is prefect-dask's ``DaskTaskRunner`` on that runtime):
    ``prepare_inputs`` and ``prepare_outputs`` per region, then one task per tile (``run_tile``;
    retried on transient storage errors; the pipeline skips tiles already complete, so a retry or a
    rerun resumes), then ``publish`` per region, one region after another (they share the STAC root
    catalog), once all of its tiles succeeded: COGs first, the STAC catalog last;
-4. **report**: a markdown artifact with per-region totals and links to the COGs and STAC items.
+5. **report**: a markdown artifact with per-region totals and links to the COGs and STAC items.
    A region with a failed tile is not published and the run ends Failed, naming it.
 
 Why a subflow: the task runner of a flow is fixed when it is called, and the cluster is known only at
@@ -37,6 +40,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.states import State
 
 from flows.cluster import DaskRuntime, resolve_runtime
+from flows.concurrency import hold_regions
 from flows.params import (
     ALL_SCENARIOS,
     ISO3,
@@ -219,13 +223,13 @@ def _run(
     plans = [plan_task(config) for config in configs]  # an unknown region fails here, before compute
     for config, plan in zip(configs, plans, strict=True):
         logger.info("%s: %d tile(s) of %d cells", config.region, len(plan.tiles), config.tile_size)
-    runtime: DaskRuntime = resolve_runtime(
-        cluster_address, local_workers=local_workers, wait_s=cluster_wait_s
-    )
-    logger.info("computing on %s", runtime.description)
-    tiles_flow = compute_tiles.with_options(task_runner=runtime.task_runner())
-    del plans  # the tile flow gets configurations only (see compute_tiles)
-    reports = tiles_flow(list(configs))
+    with hold_regions(list(zip(configs, plans, strict=True))):  # same region: queue
+        runtime: DaskRuntime = resolve_runtime(
+            cluster_address, local_workers=local_workers, wait_s=cluster_wait_s
+        )
+        logger.info("computing on %s", runtime.description)
+        tiles_flow = compute_tiles.with_options(task_runner=runtime.task_runner())
+        reports = tiles_flow(list(configs))  # configurations only (see compute_tiles)
     create_markdown_artifact(markdown=render_markdown(title, runtime.description, reports),
                              key=artifact_key, description=title)
     failed = [r.region for r in reports if not r.published]

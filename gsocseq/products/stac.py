@@ -18,6 +18,7 @@ functions of the region, tile and provenance only, so a rerun writes identical J
 
 Every file is written to a temporary key and moved; new items first, then the collection, then the
 root catalog, so a reader following links from ``catalog.json`` never meets a missing document.
+Writers take turns under a lease (the folder ``{out_prefix}.lease/``; :mod:`gsocseq.lease`).
 Objects are validated against the offline JSON schemas before anything is written.
 """
 
@@ -40,6 +41,7 @@ from pystac.utils import make_relative_href
 
 from gsocseq.cube.grid import RES_DEG, TileKey
 from gsocseq.errors import InputValidationError, ProductValidationError
+from gsocseq.lease import Lease, held
 from gsocseq.products.cog import CogAsset, layer_description
 from gsocseq.products.stac_schemas import offline_validator, schema_problems
 from gsocseq.storage import exists, filesystem, put_bytes
@@ -68,6 +70,8 @@ END_DATETIME = datetime(2040, 12, 31, 23, 59, 59, tzinfo=UTC)
 LICENSE = "CC-BY-4.0"
 """SPDX licence of the products written by gsocseq."""
 ROOT_ID = "gsocseq"
+CATALOG_LEASE_SUFFIX = ".lease"
+"""The lease that serialises catalog updates is the folder ``{prefix}.lease`` beside the catalog."""
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _PIXEL_M = 2 * 3.141592653589793 * 6371007.2 * RES_DEG / 360.0
 """30″ at the equator, metres (raster:bands spatial_resolution)."""
@@ -359,11 +363,30 @@ def write_catalog(
     schemas (:mod:`gsocseq.products.stac_schemas`); a failure raises
     :class:`~gsocseq.errors.ProductValidationError` before anything is written.
 
-    The merge is a read-modify-write of ``collection.json``: publish regions that share a prefix
-    one after another, not concurrently.
+    The merge is a read-modify-write of ``collection.json`` and ``catalog.json``, done under a
+    lease beside the prefix (:class:`gsocseq.lease.Lease` at ``{prefix}.lease/``): concurrent writers
+    of any region wait for each other (seconds), so no update is lost and a catalog created by
+    two writers at once ends as one catalog holding both items.
     """
-    io = FsspecStacIO(storage_options)
     prefix = out_prefix.rstrip("/")
+    lease = Lease(f"{prefix}{CATALOG_LEASE_SUFFIX}", storage_options,
+                  purpose=f"STAC update of {', '.join(it.id for it in items)}")
+    with held(lease):  # the merge is a read-modify-write of collection.json and catalog.json
+        return _write_catalog(items, prefix, storage_options, provenance=provenance,
+                              validate=validate, schemas_dir=schemas_dir)
+
+
+def _write_catalog(
+    items: Sequence[pystac.Item],
+    prefix: str,
+    storage_options: dict[str, Any] | None,
+    *,
+    provenance: Provenance,
+    validate: bool,
+    schemas_dir: str | Path | None,
+) -> str:
+    """Merge and write the catalog (see :func:`write_catalog`); the caller holds the lease."""
+    io = FsspecStacIO(storage_options)
     root_url = f"{prefix}/catalog.json"
     cid = collection_id(provenance)
     if io.exists(root_url):
