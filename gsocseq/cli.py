@@ -1,4 +1,5 @@
-"""The ``gsocseq`` command line: run, validate, report, validation-report, demo-data, fao-points.
+"""The ``gsocseq`` command line: run, plan, validate, report, validation-report, sources check, demo-data,
+fao-points.
 
 Flags are parsed once into a :class:`~gsocseq.config.RunConfig`; the commands are thin calls into
 :mod:`gsocseq.pipeline`. Exit status: 0 success, 1 failed tiles or invalid products (named on
@@ -177,6 +178,40 @@ def validate_command(url: str, storage_options: str | None) -> None:
     if problems:
         sys.exit(1)
     click.echo(f"ok: {len(manifests)} run(s) valid")
+
+
+@main.group("sources")
+def sources_group() -> None:
+    """Inspect the input sources."""
+
+
+@sources_group.command("check")
+@click.option("--sources", "sources_url", default=None,
+              help="URL of a sources.toml (default: the shipped real public sources).")
+@click.option("--region", default=None, help="ISO3 code or bbox 'west,south,east,north'.")
+@STORAGE_OPTION
+def sources_check_command(sources_url: str | None, region: str | None,
+                          storage_options: str | None) -> None:
+    """Check each source: reachable, format, CRS, resolution, bands, units, nodata, period, bytes."""
+    from gsocseq.cube.region import resolve_region
+    from gsocseq.sources import load_sources
+    from gsocseq.sources.check import check_sources
+
+    so = _storage_options(storage_options)
+    try:
+        config = load_sources(sources_url, storage_options=so)
+        bounds = resolve_region(region, config, tile_size=120).bbox if region else None
+    except GsocseqError as exc:
+        click.echo(f"problem: {exc}", err=True)
+        sys.exit(1)
+    lines, problems = check_sources(config, bounds)
+    for line in lines:
+        click.echo(line)
+    for p in problems:
+        click.echo(f"problem: {p}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo(f"ok: {len(config.specs)} source(s) as declared")
 
 
 @main.command("demo-data")

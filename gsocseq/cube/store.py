@@ -49,9 +49,10 @@ DTYPES: dict[str, str] = {
     "pet": "float32",
     "cover": "float32",
 }
+#: Variables stored at 30″. The monthly climate (``MONTHLY_VARS``) is stored at the source's own
+#: resolution beside the cube (:mod:`gsocseq.cube.climate`) and regridded when a tile is read.
 DIMS: dict[str, tuple[str, ...]] = {
     **{v: ("latitude", "longitude") for v in STATIC_VARS},
-    **{v: ("latitude", "longitude", "time") for v in MONTHLY_VARS},
     **{v: ("latitude", "longitude", "month") for v in CLIMATOLOGY_VARS},
 }
 UNITS: dict[str, str] = {**STATIC_VARS, **MONTHLY_VARS, **CLIMATOLOGY_VARS}
@@ -240,6 +241,7 @@ def open_cube(url: str, storage_options: Mapping[str, Any] | None = None) -> xr.
         raise SourceError(f"cube at {url}: cannot open as zarr v3: {exc}") from exc
     check_schema(ds, url)
     ds.attrs["cube_url"] = url
+    ds.encoding["storage_options"] = dict(storage_options or {})
     return ds
 
 
@@ -342,7 +344,17 @@ def read_tile(ds: xr.Dataset, tile: TileKey) -> dict[str, np.ndarray]:
                 f"(chunk key {key!r}): {type(exc).__name__}: {exc}"
             ) from exc
     _check_consistent(out, status, keys, url, tile)
-    return out
+    return _climate(ds).add_climate(out, tile)
+
+
+def _climate(ds: xr.Dataset) -> Any:
+    """Return the cube's climate store (:mod:`gsocseq.cube.climate`), opened once per opened cube."""
+    from gsocseq.cube.climate import ClimateStore
+
+    if "climate" not in ds.encoding:
+        url = ds.attrs.get("cube_url", "")
+        ds.encoding["climate"] = ClimateStore(url, ds.encoding.get("storage_options"))
+    return ds.encoding["climate"]
 
 
 def _check_consistent(
