@@ -1,5 +1,4 @@
-"""The ``gsocseq`` command line: run, plan, validate, report, validation-report, sources check, demo-data,
-fao-points.
+"""The ``gsocseq`` command line (run, plan, validate, report, sources check, demo-data, fao-points …).
 
 Flags are parsed once into a :class:`~gsocseq.config.RunConfig`; the commands are thin calls into
 :mod:`gsocseq.pipeline`. Exit status: 0 success, 1 failed tiles or invalid products (named on
