@@ -72,9 +72,19 @@ def bench_procedure(n_pixels: int, config: PhaseConfig = PhaseConfig()) -> dict[
     }
 
 
+#: Goal of issue 14 §2: the whole GSOCseq pixel (with brackets) per core and second.
+GOAL_PIXELS_PER_CPU_S = 1e5
+
+
 if __name__ == "__main__":
     sizes = [int(a) for a in sys.argv[1:]] or [10_000, 100_000]
     for n in sizes:
+        runs = {}
         for unc in (True, False):
             r = bench_procedure(n, PhaseConfig(uncertainty=unc))
+            runs[unc] = r
             print(f"uncertainty={unc!s:5} " + "  ".join(f"{k}={v:.4g}" for k, v in r.items()))
+        with_brackets = runs[True]["pixels_per_cpu_s"]
+        print(f"n={n}: whole pixel with brackets / goal {GOAL_PIXELS_PER_CPU_S:.0e} px/s = "
+              f"{with_brackets / GOAL_PIXELS_PER_CPU_S:.3f}; cost of the brackets (same run) = "
+              f"{runs[False]['pixels_per_cpu_s'] / with_brackets:.2f}x")

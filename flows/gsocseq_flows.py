@@ -5,14 +5,17 @@ configurations, plans, tile ids and URLs, never arrays. A run goes:
 
 1. **plan** (in the flow's own process, before any cluster starts): ``plan_run`` resolves the region;
    an unknown ISO3 raises ``InputValidationError`` and the run fails with its message;
-2. **runtime**: an existing dask cluster (parameter or Prefect variable ``gsocseq-dask-address``,
+2. **region slots** (:mod:`flows.concurrency`): the run waits for the Prefect concurrency slot and
+   the storage lease of each region it writes, so two runs of one region queue (other regions run
+   side by side);
+3. **runtime**: an existing dask cluster (parameter or Prefect variable ``gsocseq-dask-address``,
    checked for workers) or a LocalCluster;
-3. **tiles** (a subflow whose task runner is prefect-dask's ``DaskTaskRunner`` on that runtime):
+4. **tiles** (a subflow whose task runner is prefect-dask's ``DaskTaskRunner`` on that runtime):
    ``prepare_inputs`` and ``prepare_outputs`` per region, then one task per tile (``run_tile``;
    retried on transient storage errors; the pipeline skips tiles already complete, so a retry or a
    rerun resumes), then ``publish`` per region, one region after another (they share the STAC root
    catalog), once all of its tiles succeeded: COGs first, the STAC catalog last;
-4. **report**: a markdown artifact with per-region totals and links to the COGs and STAC items.
+5. **report**: a markdown artifact with per-region totals and links to the COGs and STAC items.
    A region with a failed tile is not published and the run ends Failed, naming it.
 
 Why a subflow: the task runner of a flow is fixed when it is called, and the cluster is known only at
@@ -37,6 +40,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.states import State
 
 from flows.cluster import DaskRuntime, resolve_runtime
+from flows.concurrency import hold_regions
 from flows.params import (
     ALL_SCENARIOS,
     ISO3,
@@ -56,8 +60,8 @@ from gsocseq.pipeline import PublishResult, RunPlan, RunSummary, TileOutcome
 from gsocseq.pipeline.run import RunContext
 from gsocseq.storage import is_transient
 
-WORLD = "-180,-90,180,90"
-"""The default region of a global rebuild: every tile of the world that has modelled land."""
+WORLD = "world"
+"""The default region of a global rebuild: every country of the boundaries source (land tiles only)."""
 
 # ---------------------------------------------------------------------------------------- retries
 
@@ -137,8 +141,18 @@ def tile_task(run: RunContext, tile_id: str, region: str) -> TileOutcome:
 def publish_task(
     run: RunContext, outcomes: list[TileOutcome], started: float, region: str
 ) -> tuple[RunSummary, PublishResult | None]:
-    """Publish the region if all its tiles finished (COGs, then STAC item and catalog); summarise."""
-    return pipeline.finish_region(*run, outcomes, started=started)
+    """Publish the region if all its tiles finished (COGs, then STAC items and catalog); summarise.
+
+    On a dask worker the COGs are written by tasks on the same cluster (one per layer / country).
+    """
+    from distributed import get_worker, worker_client
+
+    try:
+        get_worker()
+    except ValueError:  # not running on a dask worker: publish in this process
+        return pipeline.finish_region(*run, outcomes, started=started)
+    with worker_client() as client:
+        return pipeline.finish_region(*run, outcomes, started=started, client=client)
 
 
 # ---------------------------------------------------------------------------------- tile subflow
@@ -209,13 +223,13 @@ def _run(
     plans = [plan_task(config) for config in configs]  # an unknown region fails here, before compute
     for config, plan in zip(configs, plans, strict=True):
         logger.info("%s: %d tile(s) of %d cells", config.region, len(plan.tiles), config.tile_size)
-    runtime: DaskRuntime = resolve_runtime(
-        cluster_address, local_workers=local_workers, wait_s=cluster_wait_s
-    )
-    logger.info("computing on %s", runtime.description)
-    tiles_flow = compute_tiles.with_options(task_runner=runtime.task_runner())
-    del plans  # the tile flow gets configurations only (see compute_tiles)
-    reports = tiles_flow(list(configs))
+    with hold_regions(list(zip(configs, plans, strict=True))):  # same region: queue
+        runtime: DaskRuntime = resolve_runtime(
+            cluster_address, local_workers=local_workers, wait_s=cluster_wait_s
+        )
+        logger.info("computing on %s", runtime.description)
+        tiles_flow = compute_tiles.with_options(task_runner=runtime.task_runner())
+        reports = tiles_flow(list(configs))  # configurations only (see compute_tiles)
     create_markdown_artifact(markdown=render_markdown(title, runtime.description, reports),
                              key=artifact_key, description=title)
     failed = [r.region for r in reports if not r.published]
@@ -238,6 +252,7 @@ def country_rerun(
     uncertainty: bool = True,
     local_workers: int = 2,
     cluster_wait_s: float = 60.0,
+    ssm_increase: dict[str, list[float]] | None = None,
 ) -> dict[str, Any]:
     """Rerun GSOCseq for one country and republish its COGs and STAC items.
 
@@ -255,10 +270,14 @@ def country_rerun(
         uncertainty: Also compute the uncertainty (min/max bracket) layers.
         local_workers: Worker processes of the LocalCluster when no address is given.
         cluster_wait_s: Seconds to wait for a worker at cluster_address before failing.
+        ssm_increase: SSM input increases over BAU per land-use group (crops, grass, paddy):
+            three fractions [low, medium, high] in [0, 1], non-decreasing. Empty: 0.05, 0.10,
+            0.20 for every group.
     """
     config = build_config(
         iso3, out=out, scenarios=list(scenarios), scheme=scheme, map_version=map_version,
         sources=sources, tile_size=tile_size, uncertainty=uncertainty,
+        ssm_increase=ssm_increase,
     )
     return _run(f"GSOCseq {map_version} country rerun: {iso3}", f"gsocseq-country-{iso3.lower()}",
                 [config], cluster_address, local_workers, cluster_wait_s)
@@ -278,14 +297,16 @@ def global_rebuild(
     uncertainty: bool = True,
     local_workers: int = 2,
     cluster_wait_s: float = 60.0,
+    ssm_increase: dict[str, list[float]] | None = None,
 ) -> dict[str, Any]:
     """Rebuild the GSOCseq map: every tile of the world, or of a list of countries.
 
     Args:
         out: Output URL prefix; products go to {out}/gsocseq/{map_version}/{scheme}/.
         countries: ISO3 codes to rebuild, one product set each. Empty: the whole world (see world).
-        world: Region of a whole-world rebuild: a bbox "west,south,east,north" in degrees, or
-            "demo" for the demo world.
+        world: Region of a whole-world rebuild: "world" (every country of the boundaries
+            source, with one product set per country), a bbox "west,south,east,north" in
+            degrees, or "demo" for the demo world.
         scenarios: Forward scenarios to model (bau, ssm_low, ssm_med, ssm_high).
         scheme: Numerical scheme: exact (RothC-26.3) or fao (FAO R scripts' explicit Euler).
         map_version: Product version used in output keys and the STAC collection (e.g. v1.1).
@@ -296,12 +317,15 @@ def global_rebuild(
         uncertainty: Also compute the uncertainty (min/max bracket) layers.
         local_workers: Worker processes of the LocalCluster when no address is given.
         cluster_wait_s: Seconds to wait for a worker at cluster_address before failing.
+        ssm_increase: SSM input increases over BAU per land-use group (crops, grass, paddy):
+            three fractions [low, medium, high] in [0, 1], non-decreasing. Empty: 0.05, 0.10,
+            0.20 for every group.
     """
     regions = list(dict.fromkeys(countries)) if countries else [world]
     configs = [
         build_config(region, out=out, scenarios=list(scenarios), scheme=scheme,
                      map_version=map_version, sources=sources, tile_size=tile_size,
-                     uncertainty=uncertainty)
+                     uncertainty=uncertainty, ssm_increase=ssm_increase)
         for region in regions
     ]
     return _run(f"GSOCseq {map_version} global rebuild", "gsocseq-global-rebuild", configs,

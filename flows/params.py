@@ -71,6 +71,7 @@ def build_config(
     tile_size: int,
     uncertainty: bool,
     storage_options: dict[str, Any] | None = None,
+    ssm_increase: dict[str, list[float]] | None = None,
 ) -> RunConfig:
     """Build the frozen run configuration of one region from flow parameters.
 
@@ -87,4 +88,5 @@ def build_config(
         tile_size=tile_size,
         uncertainty=uncertainty,
         storage_options=dict(storage_options or {}),
+        ssm_increase=ssm_increase,
     )

@@ -46,6 +46,8 @@ class RegionReport:
     """URL of the STAC root catalog."""
     stac_items: tuple[str, ...] = ()
     """URLs of the region's STAC items."""
+    countries: dict[str, dict[str, float]] = field(default_factory=dict)
+    """World runs: ISO3 → totals (``T0_MtC``, ``{scenario}_rate_MtC_per_yr`` …)."""
 
     @property
     def published(self) -> bool:
@@ -70,6 +72,7 @@ class RegionReport:
             cogs=dict(publish.cogs) if publish is not None else {},
             stac_catalog=publish.stac_url if publish is not None else None,
             stac_items=tuple(publish.stac_items) if publish is not None else (),
+            countries=dict(getattr(publish, "country_totals", {}) or {}),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -88,6 +91,8 @@ class RegionReport:
             "cogs": dict(self.cogs),
             "stac_catalog": self.stac_catalog,
             "stac_items": list(self.stac_items),
+            **({"countries": {k: dict(v) for k, v in self.countries.items()}}
+               if self.countries else {}),
         }
 
 
@@ -116,6 +121,16 @@ def render_markdown(title: str, runtime: str, regions: Iterable[RegionReport]) -
             lines.append(f"| {r.region} | {s.scenario} | {r.t0_stock_mt:.4f} "
                          f"| {s.final_stock_mt:.4f} | {s.change_mt:+.4f} "
                          f"| {s.rate_mt_per_yr:+.5f} |")
+    for r in regions:
+        if not r.countries:
+            continue
+        names = [s.scenario for s in r.scenarios]
+        lines += ["", f"## Totals per country: {r.region}", "",
+                  "| country | SOC at T0 (Mt C) | " + " | ".join(f"{n} rate (Mt C/yr)" for n in names)
+                  + " |", "|---|---:|" + "---:|" * len(names)]
+        for iso3, t in sorted(r.countries.items()):
+            lines.append(f"| {iso3} | {t['T0_MtC']:.4f} | " + " | ".join(
+                f"{t[f'{n}_rate_MtC_per_yr']:+.5f}" for n in names) + " |")
     for r in regions:
         lines += ["", f"## Products: {r.region}", ""]
         if not r.published:

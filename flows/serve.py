@@ -11,6 +11,12 @@ Deployments (``<flow name>/<deployment name>``):
 - ``gsocseq-country-rerun/country-rerun`` — on demand, from the UI form (Run ▸ Custom run) or
   ``prefect deployment run 'gsocseq-country-rerun/country-rerun' -p iso3=KEN``.
 
+Concurrency: runs of one region (product set) queue — a second rerun of a country waits for the
+first, a rerun waits for a rebuild covering that country — while other regions run side by side
+(per-region Prefect global concurrency limits, :mod:`flows.concurrency`); each deployment also has
+a concurrency limit with collision strategy ENQUEUE (``--rebuild-concurrency``,
+``--country-concurrency``).
+
 ``--out``, ``--sources`` and the other options become the deployments' default parameters (editable
 per run in the UI). Flow runs execute in subprocesses of this process, which loads the flows by module
 path (``flows.gsocseq_flows:…``), so the ``gsocseq`` package must be installed where this runs. Storage
@@ -29,6 +35,10 @@ if __package__ in (None, ""):  # run as a file (`python flows/serve.py`): make t
     sys.path[:1] = [str(Path(__file__).resolve().parents[1])]
 
 from prefect import serve  # noqa: E402
+from prefect.client.schemas.objects import (  # noqa: E402
+    ConcurrencyLimitConfig,
+    ConcurrencyLimitStrategy,
+)
 from prefect.deployments.runner import EntrypointType, RunnerDeployment  # noqa: E402
 
 from flows.gsocseq_flows import country_rerun, global_rebuild  # noqa: E402
@@ -38,6 +48,16 @@ GLOBAL_CRON = "0 2 1 * *"
 GLOBAL_DEPLOYMENT = "global-rebuild"
 COUNTRY_DEPLOYMENT = "country-rerun"
 TAGS = ["gsocseq"]
+REBUILD_CONCURRENCY = 1
+"""Global rebuilds running at once; more wait in the queue (a rebuild never overlaps the next)."""
+COUNTRY_CONCURRENCY = 4
+"""Country reruns running at once; more wait in the queue. Reruns of one region also queue among
+themselves and with a rebuild covering it (per-region limits, :mod:`flows.concurrency`)."""
+
+
+def enqueue(limit: int) -> ConcurrencyLimitConfig:
+    """Return a deployment concurrency limit whose extra runs wait (collision strategy ENQUEUE)."""
+    return ConcurrencyLimitConfig(limit=limit, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
 
 
 def build_deployments(
@@ -51,8 +71,15 @@ def build_deployments(
     world: str | None = None,
     scenarios: Sequence[str] | None = None,
     cron: str | None = GLOBAL_CRON,
+    rebuild_concurrency: int = REBUILD_CONCURRENCY,
+    country_concurrency: int = COUNTRY_CONCURRENCY,
 ) -> list[RunnerDeployment]:
-    """Return the global-rebuild (scheduled) and country-rerun (on demand) deployments."""
+    """Return the global-rebuild (scheduled) and country-rerun (on demand) deployments.
+
+    Each has a deployment concurrency limit with collision strategy ENQUEUE (runs beyond it wait
+    in state ``AwaitingConcurrencySlot``); runs of one region queue in any case (per-region global
+    concurrency limits taken by the flows), while runs of different regions go side by side.
+    """
     common: dict[str, Any] = {
         "out": out,
         "map_version": map_version,
@@ -76,12 +103,14 @@ def build_deployments(
             cron=cron,
             parameters=rebuild_params,
             description="Monthly rebuild of every tile of the world (or of a list of countries).",
+            concurrency_limit=enqueue(rebuild_concurrency),
             **shared,
         ),
         country_rerun.to_deployment(
             name=COUNTRY_DEPLOYMENT,
             parameters=common,
             description="Rerun one country (ISO3) and republish its COGs and STAC items.",
+            concurrency_limit=enqueue(country_concurrency),
             **shared,
         ),
     ]
@@ -101,6 +130,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="default scenarios, comma-separated (default: bau,ssm_low,ssm_med,ssm_high)")
     p.add_argument("--no-schedule", action="store_true", help="register the rebuild unscheduled")
     p.add_argument("--limit", type=int, default=None, help="max concurrent flow runs")
+    p.add_argument("--rebuild-concurrency", type=int, default=REBUILD_CONCURRENCY,
+                   help="global rebuilds at once; more are queued (default: %(default)s)")
+    p.add_argument("--country-concurrency", type=int, default=COUNTRY_CONCURRENCY,
+                   help="country reruns at once; more are queued (default: %(default)s)")
     return p.parse_args(argv)
 
 
@@ -117,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         world=args.world,
         scenarios=args.scenarios.split(",") if args.scenarios else None,
         cron=None if args.no_schedule else GLOBAL_CRON,
+        rebuild_concurrency=args.rebuild_concurrency,
+        country_concurrency=args.country_concurrency,
     )
     serve(*deployments, limit=args.limit)
 

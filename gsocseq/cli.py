@@ -55,7 +55,8 @@ def main(verbose: int) -> None:
 
 
 @main.command("run")
-@click.option("--region", default=None, help="(required) ISO3 code, bbox 'west,south,east,north' or 'demo'.")
+@click.option("--region", default=None,
+              help="(required) ISO3 code, bbox 'west,south,east,north', 'demo' or 'world'.")
 @click.option("--out", default=None, help="(required) Output URL prefix (s3://bucket/prefix, file:///path).")
 @click.option("--scenarios", default=None,
               help="Comma-separated subset of " + ", ".join(SCENARIOS) + " (default: all).")
@@ -162,7 +163,8 @@ def validate_command(url: str, storage_options: str | None) -> None:
         plan = RunPlan.from_dict(doc["plan"])
         if not run_problems:
             layers = product_layers(tuple(doc["config"]["scenarios"]),
-                                    bool(doc["config"]["uncertainty"]))
+                                    bool(doc["config"]["uncertainty"]),
+                                    str(doc["config"].get("scheme", "exact")))
             report = validate_products(plan.stac_url, so, expected_layers=layers,
                                        regions=[plan.region_name])
             run_problems += list(report.problems)
@@ -183,18 +185,21 @@ def validate_command(url: str, storage_options: str | None) -> None:
 @click.option("--tiles-x", type=int, default=3, show_default=True)
 @click.option("--tile-size", type=int, default=240, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--stac", is_flag=True, help="STAC flavour: land cover and NDVI cover via a catalog.")
 @STORAGE_OPTION
 def demo_data_command(url: str, tiles_y: int, tiles_x: int, tile_size: int, seed: int,
-                      storage_options: str | None) -> None:
+                      stac: bool, storage_options: str | None) -> None:
     """Write the synthetic demo world (inputs in real formats + sources.toml) to URL."""
     from gsocseq.config import normalise_url
     from gsocseq.demo import write_demo_world
+    from gsocseq.demo_stac import write_demo_stac
 
     try:
         url = normalise_url(url, what="URL")
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    written = write_demo_world(url, _storage_options(storage_options), tiles_y=tiles_y,
+    write = write_demo_stac if stac else write_demo_world
+    written = write(url, _storage_options(storage_options), tiles_y=tiles_y,
                                tiles_x=tiles_x, tile_size=tile_size, seed=seed)
     click.echo(f"demo world written: {written}")
 
@@ -223,8 +228,10 @@ def fao_points_command(spinup: str, warmup: str, forward: str, out_dir: str,
 def _register_optional_commands() -> None:
     """Add the commands that live beside their modules (scheme comparison)."""
     from gsocseq.compare import compare_schemes_command
+    from gsocseq.pipeline.costing import plan_command
 
     main.add_command(compare_schemes_command, "compare-schemes")
+    main.add_command(plan_command(), "plan")
 
 
 _register_optional_commands()

@@ -20,7 +20,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gsocseq.vocabulary import SCENARIOS
+from gsocseq.model.inputs import check_ssm_increase
+from gsocseq.vocabulary import DEFAULT_SSM_INCREASE, LAND_USE_GROUPS, SCENARIOS
 
 #: URL schemes accepted for ``out`` and ``sources``.
 URL_SCHEMES: tuple[str, ...] = ("file", "s3", "memory", "gs", "gcs", "az", "abfs")
@@ -30,7 +31,7 @@ _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*)://(.*)$")
 
 #: Fields that change the numbers in the products; the rest (where, how) do not.
 SCIENCE_FIELDS: tuple[str, ...] = ("region", "scenarios", "scheme", "sources", "map_version",
-                                   "uncertainty")
+                                   "uncertainty", "ssm_increase")
 
 
 def normalise_url(value: str, *, what: str) -> str:
@@ -68,8 +69,8 @@ def parse_region(spec: str) -> str:
     Raises ``ValueError`` naming the value for anything else (paths, URLs, empty strings).
     """
     spec = spec.strip()
-    if spec.lower() == "demo":
-        return "demo"
+    if spec.lower() in ("demo", "world"):
+        return spec.lower()
     if _ISO3.match(spec.upper()) and spec.isalpha():
         return spec.upper()
     parts = spec.split(",")
@@ -89,7 +90,7 @@ def parse_region(spec: str) -> str:
             return ",".join(f"{v:g}" for v in (w, s, e, n))
     raise ValueError(
         f"region {spec!r} is not an ISO3 code (e.g. ARG), a bbox 'west,south,east,north' in degrees, "
-        "or 'demo'"
+        "'demo' or 'world'"
     )
 
 
@@ -123,6 +124,23 @@ class RunConfig(BaseModel):
     map_version: str = "v1.1"
     tile_size: int = 240
     uncertainty: bool = True
+    ssm_increase: dict[str, tuple[float, float, float]] = Field(
+        default_factory=lambda: dict(DEFAULT_SSM_INCREASE))
+    """SSM input increases over BAU per land-use group (``crops``, ``grass``, ``paddy``): three
+    fractions [low, medium, high] each in [0, 1], non-decreasing; groups not given keep
+    [0.05, 0.10, 0.20]. All 0: every SSM layer equals BAU."""
+
+    @field_validator("ssm_increase", mode="before")
+    @classmethod
+    def _check_ssm_increase(cls, v: Any) -> dict[str, tuple[float, float, float]]:
+        if v is None:
+            v = {}
+        if not isinstance(v, dict):
+            raise ValueError(f"ssm_increase {v!r} must map land-use groups {LAND_USE_GROUPS} "
+                             "to [low, medium, high]")
+        check_ssm_increase(v)
+        given = {str(k): tuple(float(x) for x in vals) for k, vals in v.items()}
+        return {g: given.get(g, DEFAULT_SSM_INCREASE[g]) for g in LAND_USE_GROUPS}
 
     @field_validator("region")
     @classmethod

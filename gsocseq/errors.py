@@ -34,5 +34,9 @@ class StorageError(PipelineError):
     """An object could not be read or written; the message names its key."""
 
 
+class LeaseError(GsocseqError):
+    """A lease on a store is held by another process (and waiting was not allowed) or was lost."""
+
+
 class GsocseqWarning(UserWarning):
     """Base warning class of gsocseq (filterable)."""

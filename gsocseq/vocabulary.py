@@ -26,6 +26,7 @@ class Reason(IntEnum):
     FAO_EULER_UNSTABLE = 7
     FAO_IN_MODEL_FILTER = 8
     SPINUP_FAILED = 9
+    NO_VALID_NDVI = 10
 
 
 REASON_DESCRIPTIONS: dict[int, str] = {
@@ -39,6 +40,7 @@ REASON_DESCRIPTIONS: dict[int, str] = {
     Reason.FAO_EULER_UNSTABLE: "fao scheme: explicit Euler unstable (combined rate factor > 2.4)",
     Reason.FAO_IN_MODEL_FILTER: "fao scheme: in-model filter (SOC < 0 or > 300 t C/ha)",
     Reason.SPINUP_FAILED: "spin-up has no positive equilibrium input",
+    Reason.NO_VALID_NDVI: "vegetation cover undefined: no valid NDVI composite in a calendar month",
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -72,8 +74,6 @@ SCENARIOS: tuple[str, ...] = tuple(SCENARIO_TABLE)
 SSM_SCENARIOS: tuple[str, ...] = SCENARIOS[1:]
 SSM_LABELS: tuple[str, ...] = tuple(SCENARIO_TABLE[k].product for k in SSM_SCENARIOS)
 """Product labels of the SSM scenarios (``SSM1``, ``SSM2``, ``SSM3``)."""
-SSM_LEVELS: tuple[str, ...] = ("low", "med", "high")
-"""Level of each SSM scenario, the index into per-group SSM increases."""
 
 BRACKETS: dict[str, str] = {
     "min": "FAO's min bracket run (T x1.02, P x0.95, clay x0.9, SOC x0.8)",
@@ -83,6 +83,9 @@ BRACKETS: dict[str, str] = {
 
 #: SSM land-use groups of FAO's forward script (``*_Crops``, ``*_Grass``, ``*_PaddyFields``).
 LAND_USE_GROUPS: tuple[str, ...] = ("crops", "grass", "paddy")
+#: Default SSM input increases over BAU per land-use group: fractions [low, medium, high].
+DEFAULT_SSM_INCREASE: dict[str, tuple[float, float, float]] = dict.fromkeys(
+    LAND_USE_GROUPS, (0.05, 0.10, 0.20))
 
 # ---------------------------------------------------------------------------------------------
 # modelling periods
@@ -204,6 +207,13 @@ QUALITY_LAYERS: dict[str, Layer] = {
 }
 QUALITY_NODATA: int = 255
 SCHEME_QUALITY_LAYERS: dict[str, tuple[str, ...]] = {"exact": (), "fao": ("EulerUnstableMonths",)}
+#: Every layer a product set can hold: the 29 (float32, nodata NaN), then the quality layers.
+PUBLISHED_LAYERS: dict[str, Layer] = {**LAYER_TABLE, **QUALITY_LAYERS}
+
+
+def layer_nodata(layer: str) -> float:
+    """Return the nodata value of a published layer: NaN (float32) or :data:`QUALITY_NODATA`."""
+    return float("nan") if PUBLISHED_LAYERS[layer].dtype == "float32" else float(QUALITY_NODATA)
 
 
 def fao_file_name(region: str, layer: str) -> str:

@@ -13,7 +13,8 @@
   connections) and come back on the same port (:meth:`start`), like a restarted endpoint whose
   data survived (moto keeps its state in memory, so the upstream itself is never restarted).
 
-``counts`` records how many requests were forwarded, failed and dropped.
+``counts`` records how many requests were forwarded, failed and dropped, and ``bytes_out`` the
+response bytes forwarded.
 """
 
 from __future__ import annotations
@@ -138,6 +139,8 @@ class FaultProxy:
                     conn.request(self.command, self.path, body=body, headers=headers)
                     resp = conn.getresponse()
                     data = resp.read()
+                    with proxy._lock:
+                        proxy.counts["bytes_out"] += len(data)
                     self._reply(resp.status, data, resp.getheaders())
                 finally:
                     conn.close()

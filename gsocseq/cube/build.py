@@ -34,6 +34,7 @@ from gsocseq.cube.store import (
 )
 from gsocseq.errors import GridMismatchError, InputValidationError
 from gsocseq.sources.adapters import read_source
+from gsocseq.sources.cover import mark_no_valid_ndvi
 from gsocseq.sources.spec import SourcesConfig, SourceSpec
 from gsocseq.vocabulary import MODELLED_LAND_USE, Reason
 
@@ -99,12 +100,15 @@ def tile_arrays(region: Region, sources: SourcesConfig, tile: TileKey) -> dict[s
     for name in ("tmp", "prec", "pet"):
         out[name] = _regrid(clim_spec, clim[name], tile)
     cov = sources["cover"]
-    out["cover"] = _regrid(cov, read_source(cov, bounds, so)["cover"], tile)
+    cover = read_source(cov, bounds, so)["cover"]
+    out["cover"] = _regrid(cov, cover, tile)
     inside = region.mask(tile)
     agri = inside & np.isin(out["land_use"], np.fromiter(MODELLED_LAND_USE, dtype=np.int64))
     _check_soc_units(sources["soc"], out["soc"], agri, tile)
     fields = {k: out[k] for k in ("soc", "clay", "tmp", "prec", "pet", "cover")}
     out["reason"] = reason_codes(inside, out["land_use"], fields)
+    if cover.attrs.get("nan_reason") == Reason.NO_VALID_NDVI:
+        mark_no_valid_ndvi(out["reason"], out["cover"])
     out["land_use"][~inside] = 0
     for name in fields:
         out[name][~inside] = np.nan

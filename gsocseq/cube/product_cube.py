@@ -1,9 +1,10 @@
-"""The product cube: a zarr v3 group of the 29 float32 layers + ``reason`` (uint8) per region.
+"""The product cube: a zarr v3 group of the 29 float32 layers, the quality layers and ``reason``.
 
-Created once from a template (coordinates, metadata, empty arrays whose chunks are the tiles), then
-filled tile by tile: each tile writes exactly its own chunks, so tiles can be written concurrently from
-any process and a tile rewritten later produces the same bytes. Unwritten chunks read as the fill
-values (NaN, ``Reason.OUTSIDE_REGION``).
+Created once from a template (coordinates, metadata, empty arrays whose chunks are the tiles; built
+in memory, committed with the group's ``zarr.json`` last and exclusively, so a reader never opens a
+half-created cube and concurrent creators end with one), then filled tile by tile: each tile writes
+exactly its own chunks, so tiles can be written concurrently from any process and a tile rewritten
+later produces the same bytes. Unwritten chunks read as the fill values (NaN, ``OUTSIDE_REGION``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from zarr.codecs import ZstdCodec
 
 from gsocseq.cube.grid import TileKey, cell_latitudes, cell_longitudes
 from gsocseq.errors import GridMismatchError, StorageError
-from gsocseq.vocabulary import LAYER_NAMES, LAYERS, Reason
+from gsocseq.lease import commit_store
+from gsocseq.vocabulary import LAYER_NAMES, LAYERS, QUALITY_LAYERS, QUALITY_NODATA, Reason
 
 DIMS: tuple[str, str] = ("latitude", "longitude")
 WRITE_CONCURRENCY: int = 8
@@ -54,15 +56,12 @@ def create_product_cube(
     chunks of ``tile_size`` cells. An existing cube must have the same grid, else
     :class:`GridMismatchError` (the caller chose a fresh URL per configuration).
     """
-    try:
-        existing = zarr.open_group(zarr_store(url, storage_options, read_only=True), mode="r",
-                                   zarr_format=3)
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
-        existing = None
+    existing = _open_existing(url, storage_options)
     if existing is not None:
         _check_grid(existing, origin_row, origin_col, n_rows, n_cols, tile_size, url)
         return False
-    group = zarr.open_group(zarr_store(url, storage_options), mode="w", zarr_format=3)
+    items: dict[str, Any] = {}  # built in memory, then committed: the group's zarr.json last
+    group = zarr.open_group(zarr.storage.MemoryStore(items), mode="w", zarr_format=3)
     group.attrs.update({
         **attrs, "origin_row": origin_row, "origin_col": origin_col, "tile_size": tile_size,
         "crs": "EPSG:4326",
@@ -83,12 +82,33 @@ def create_product_cube(
             fill_value=np.float32("nan"), dimension_names=DIMS, compressors=_COMPRESSOR,
             attributes={"units": LAYERS[name]},
         )
+    for name, layer in QUALITY_LAYERS.items():  # written by the schemes that have them
+        group.create_array(
+            name, shape=(n_rows, n_cols), dtype=layer.dtype, chunks=(tile_size, tile_size),
+            fill_value=QUALITY_NODATA, dimension_names=DIMS, compressors=_COMPRESSOR,
+            attributes={"units": layer.units, "description": layer.description},
+        )
     group.create_array(
         REASON_VAR, shape=(n_rows, n_cols), dtype="uint8", chunks=(tile_size, tile_size),
         fill_value=int(Reason.OUTSIDE_REGION), dimension_names=DIMS, compressors=_COMPRESSOR,
         attributes={"units": "1", "description": "gsocseq.vocabulary.Reason, 0 = modelled"},
     )
-    return True
+    if commit_store({k: v.to_bytes() for k, v in items.items()}, url, storage_options):
+        return True
+    existing = _open_existing(url, storage_options)  # another process created it meanwhile
+    if existing is None:
+        raise GridMismatchError(f"product cube {url}: created by another process but not readable")
+    _check_grid(existing, origin_row, origin_col, n_rows, n_cols, tile_size, url)
+    return False
+
+
+def _open_existing(url: str, storage_options: dict[str, Any] | None) -> zarr.Group | None:
+    """Return the product cube group at ``url`` read-only, ``None`` if there is none."""
+    try:
+        return zarr.open_group(zarr_store(url, storage_options, read_only=True), mode="r",
+                               zarr_format=3)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        return None
 
 
 def _check_grid(
@@ -119,6 +139,8 @@ def write_product_tile(
     rows, cols = tile.to_slices(*origin)
     arrays = dict(group.arrays())  # all array metadata fetched concurrently
     data = {name: np.asarray(layers[name], dtype=np.float32) for name in LAYER_NAMES}
+    data.update({name: np.asarray(layers[name], dtype=np.uint8) for name in QUALITY_LAYERS
+                 if name in layers})
     data[REASON_VAR] = np.asarray(reason, dtype=np.uint8)
 
     i, j = tile.chunk_index(*origin)
@@ -143,7 +165,8 @@ def read_product_tile(
     group = zarr.open_group(zarr_store(url, storage_options, read_only=True), mode="r",
                             zarr_format=3)
     rows, cols = tile.to_slices(int(group.attrs["origin_row"]), int(group.attrs["origin_col"]))
-    return {name: group[name][rows, cols] for name in (*LAYER_NAMES, REASON_VAR)}
+    names = (*LAYER_NAMES, *(q for q in QUALITY_LAYERS if q in group), REASON_VAR)
+    return {name: group[name][rows, cols] for name in names}
 
 
 def open_product_cube(url: str, storage_options: dict[str, Any] | None = None) -> xr.Dataset:

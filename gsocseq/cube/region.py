@@ -2,8 +2,9 @@
 
 A region is a rectangle of whole tiles (the cube's extent, origin ``(origin_row, origin_col)`` in
 global cells) plus a mask of the cells that belong to it: a country polygon from the boundaries
-source, or a bbox. ``tiles`` are the tiles that contain region cells — the units of work; other
-tiles of the rectangle stay at the cube's fill values (reason ``OUTSIDE_REGION``).
+source, the union of every country of that source (``world``: land only), or a bbox. ``tiles``
+are the tiles that contain region cells — the units of work; other tiles of the rectangle stay at
+the cube's fill values (reason ``OUTSIDE_REGION``).
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from rasterio.features import rasterize
 
 from gsocseq.cube.grid import RES_DEG, TILE_SIZE, TileKey, tiles_for_bbox, tiles_of_rectangle
 from gsocseq.errors import InputValidationError
-from gsocseq.sources.boundaries import read_country
+from gsocseq.sources.boundaries import country_codes, read_country
 from gsocseq.sources.spec import SourcesConfig
 
 _ISO3 = re.compile(r"^[A-Za-z]{3}$")
+WORLD: str = "world"
+"""Region spec of every country of the boundaries source (their union)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class Region:
     """(west, south, east, north) of the region itself, degrees."""
     geometry: Any = field(default=None, compare=False, repr=False)
     """Shapely (multi)polygon in EPSG:4326, or None: every cell inside ``bbox``."""
+    countries: tuple[str, ...] = ()
+    """ISO3 codes the region is the union of (``world``), else empty."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -83,9 +88,13 @@ class Region:
         if self.geometry is None:
             w, s, e, n = self.bbox
             return ((lat >= s) & (lat <= n))[:, None] & ((lon >= w) & (lon <= e))[None, :]
-        west, _, _, north = tile.bounds
+        west, south, east, north = tile.bounds
+        pad = RES_DEG  # clip far-away parts (a world union is large); edges near the tile are kept
+        geom = shapely.clip_by_rect(self.geometry, west - pad, south - pad, east + pad, north + pad)
+        if geom.is_empty:
+            return np.zeros((tile.size, tile.size), dtype=bool)
         burned = rasterize(
-            [(self.geometry, 1)],
+            [(geom, 1)],
             out_shape=(tile.size, tile.size),
             transform=Affine(RES_DEG, 0.0, west, 0.0, -RES_DEG, north),
             fill=0,
@@ -170,6 +179,8 @@ def resolve_region(
     if "," in text:
         bbox = parse_bbox(text)
         return _from_geometry("BBOX", text, None, bbox, tile_size)
+    if text.lower() == WORLD:
+        return resolve_world(sources, tile_size)
     if _ISO3.match(text):
         if sources is None:
             raise InputValidationError(f"region {text!r}: an ISO3 region needs a boundaries source")
@@ -178,6 +189,26 @@ def resolve_region(
             raise InputValidationError(f"region {text!r}: empty boundary geometry")
         return _from_geometry(text.upper(), text, geom, tuple(geom.bounds), tile_size)
     raise InputValidationError(
-        f"region {spec!r}: expected an ISO3 code (e.g. 'ARG'), 'west,south,east,north' or an alias "
-        f"defined in the sources config ({[a for a, _ in sources.regions] if sources else []})"
+        f"region {spec!r}: expected an ISO3 code (e.g. 'ARG'), 'west,south,east,north', "
+        f"'world', or an alias defined in the sources config "
+        f"({[a for a, _ in sources.regions] if sources else []})"
     )
+
+
+def resolve_world(sources: SourcesConfig | None, tile_size: int = TILE_SIZE) -> Region:
+    """Return the ``world`` region: the union of every country of ``sources["boundaries"]``.
+
+    Its tiles are the tiles that intersect some country (ocean-only tiles are never read, built
+    or computed); ``countries`` lists the ISO3 codes in the boundaries file, sorted.
+    """
+    if sources is None:
+        raise InputValidationError(f"region {WORLD!r} needs a boundaries source")
+    spec = sources["boundaries"]
+    codes = tuple(country_codes(spec, sources.storage_options))
+    if not codes:
+        raise InputValidationError(f"region {WORLD!r}: no country in source 'boundaries' at {spec.url}")
+    geoms = {c: read_country(spec, c, sources.storage_options) for c in codes}
+    codes = tuple(c for c in codes if not geoms[c].is_empty)
+    geom = shapely.union_all([geoms[c] for c in codes])
+    region = _from_geometry(WORLD, WORLD, geom, tuple(geom.bounds), tile_size)
+    return Region(**{**region.__dict__, "countries": codes})

@@ -4,7 +4,9 @@ Layout (see :mod:`gsocseq.cube.schema`): one chunk per tile and variable, all mo
 one chunk, dims ``(latitude, longitude[, time|month])`` so time is last in memory. Chunks are zstd
 with checksums, so a corrupted chunk fails loudly. ``tile_status`` (tile_row, tile_col; one chunk
 per tile) is the per-tile completion marker: −1 = not built, otherwise the tile's number of modelled
-pixels; it is written after the tile's data, so a rebuild skips finished tiles.
+pixels; it is written after the tile's data, so a rebuild skips finished tiles. A cube is created
+in one step (metadata first, the group's ``zarr.json`` last and exclusively), so concurrent runs
+end with one cube; they may build the same tile twice, writing the same bytes (atomic writes).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from gsocseq.cube.schema import (
     STATIC_VARS,
 )
 from gsocseq.errors import GridMismatchError, SourceError
+from gsocseq.lease import commit_store
 from gsocseq.storage import filesystem
 from gsocseq.vocabulary import Reason
 
@@ -204,19 +207,25 @@ def create_cube(
     url: str,
     storage_options: Mapping[str, Any] | None = None,
     attrs: Mapping[str, Any] | None = None,
-) -> None:
-    """Write the template's metadata and coordinates (``to_zarr(compute=False)``)."""
+) -> bool:
+    """Create the cube's metadata and coordinates at ``url`` unless it exists; True if created here.
+
+    The template is written to memory (``to_zarr(compute=False)``: no data chunks) and committed
+    with :func:`gsocseq.lease.commit_store`: the group's ``zarr.json`` last, exclusively, so a
+    reader never opens a half-created cube and concurrent creators end with one cube. An existing
+    cube is never overwritten (its built tiles stay).
+    """
     ds = template(region, attrs)
-    store, so = zarr_target(url, storage_options)
+    items: dict[str, Any] = {}
     ds.to_zarr(
-        store,
+        zarr.storage.MemoryStore(items),
         mode="w",
         compute=False,
         zarr_format=3,
         consolidated=False,
-        storage_options=so,
         encoding=encoding(ds),
     )
+    return commit_store({k: v.to_bytes() for k, v in items.items()}, url, storage_options)
 
 
 def open_cube(

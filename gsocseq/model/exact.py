@@ -68,8 +68,6 @@ class _Climate:
     """Annual precipitation (mm/yr) of every year."""
     cover: np.ndarray
     """(12, n) vegetated share."""
-    cover_warm: np.ndarray
-    """(12·warmup_years, n) vegetated share repeated over the warm-up."""
 
     @classmethod
     def build(cls, px: Pixels, config: PhaseConfig) -> _Climate:
@@ -84,7 +82,6 @@ class _Climate:
             t_year=px.tmp.reshape(-1, 12, n).mean(axis=1),
             p_year=px.prec.reshape(-1, 12, n).sum(axis=1),
             cover=px.cover,
-            cover_warm=np.tile(px.cover, (config.warmup_years, 1)),
         )
 
     def subset(self, idx: np.ndarray) -> _Climate:
@@ -94,7 +91,7 @@ class _Climate:
 
         return _Climate(
             cols(self.spin), cols(self.forward), cols(self.warm), *cols(
-                (self.t_year, self.p_year, self.cover, self.cover_warm)
+                (self.t_year, self.p_year, self.cover)
             )
         )
 
@@ -112,11 +109,13 @@ class _BracketRun:
 
 def run(px: Pixels, config: PhaseConfig) -> SchemeOutput:
     """Run all brackets on a block of valid pixels; return stocks, reasons and diagnostics."""
-    f_low, f_med, f_high = config.ssm_factors
-    runs: dict[str, tuple[Bracket, tuple[float, ...]]] = {"": (CENTRAL, (1.0, f_low, f_med, f_high))}
+    f_low, f_med, f_high = config.ssm_factors(px.land_use)  # (n,) each, by land-use group
+    one = np.ones(px.n)
+    runs: dict[str, tuple[Bracket, np.ndarray]] = {
+        "": (CENTRAL, np.stack([one, f_low, f_med, f_high]))}
     if config.uncertainty:
         for name, br in BRACKET_RUNS.items():
-            runs[name] = (br, (1.0, f_med + br.ssm_shift))
+            runs[name] = (br, np.stack([one, f_med + br.ssm_shift]))
     climate = _Climate.build(px, config)
     soil = {"dpm_rpm": landuse.dpm_rpm_ratio(px.land_use), "depth": np.full(px.n, config.depth_cm),
             "rate_modifier": landuse.rate_factor(px.land_use)}
@@ -153,7 +152,7 @@ def _run_bracket(
     climate: _Climate,
     soil: dict[str, np.ndarray],
     br: Bracket,
-    factors: tuple[float, ...],
+    factors: np.ndarray,
     config: PhaseConfig,
 ) -> _BracketRun:
     """Run spin-up, warm-up and forward for one bracket; NaN where the spin-up fails."""
@@ -189,21 +188,19 @@ def _run_bracket(
     n_spin_years = config.spinup_years
     with np.errstate(divide="ignore", invalid="ignore"):
         cin_years = cin_eq * (npp[n_spin_years:] / npp[:n_spin_years].mean(axis=0))
-    c_inp = np.repeat(cin_years / 12.0, 12, axis=0)  # t C/ha per month
+    f_tmp, f_prec, f_pet = climate.forward
+    fwd_site = rothc.site(tmp=f_tmp * ft, prec=f_prec * fp, pet=f_pet, cover=climate.cover,
+                          evap_factor=ef, validate=False, **soil)
     w_tmp, w_prec, w_pet = climate.warm
-    warm_site = rothc.site(tmp=w_tmp * ft if ft != 1.0 else w_tmp,
-                           prec=w_prec * fp if fp != 1.0 else w_prec, pet=w_pet,
-                           cover=climate.cover_warm, evap_factor=ef, validate=False, **soil)
-    pools, smd = rothc.simulate(pools, parts.smd[ok], warm_site, c_inp=c_inp, validate=False)
+    pools, smd = rothc.simulate_annual_input(
+        pools, parts.smd[ok], fwd_site, tmp=w_tmp, prec=w_prec, pet=w_pet, cin_years=cin_years,
+        tmp_factor=ft, prec_factor=fp)
     out.t0[ok] = pools.sum(axis=1)
     cin_bau = cin_years.mean(axis=0)
     out.cin_bau[ok] = cin_bau
     # Forward: mean warm-up climate repeated; every scenario from the affine year maps.
-    f_tmp, f_prec, f_pet = climate.forward
-    fwd_site = rothc.site(tmp=f_tmp * ft, prec=f_prec * fp, pet=f_pet, cover=climate.cover,
-                          evap_factor=ef, validate=False, **soil)
     bau, response = forward_response(pools, smd, cin_bau, fwd_site, config.forward_years)
-    out.finals[:, ok] = bau + (np.asarray(factors)[:, None] - 1.0) * response
+    out.finals[:, ok] = bau + (factors[:, ok] - 1.0) * response
     return out
 
 

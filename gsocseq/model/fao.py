@@ -239,6 +239,7 @@ def _euler_kernel(
     """
     n_calls, n = c_input.shape
     steps = 12 * years_per_call - 1
+    rows = xi.shape[0] // n_calls  # 12 (each call repeats its year) or 12·years (every month)
     h = EULER_STEP
     fb = np.empty(n)
     fh = np.empty(n)
@@ -261,7 +262,7 @@ def _euler_kernel(
             in_dpm[p] = h * o * c_input[c, p]
             in_rpm[p] = h * (1.0 - o) * c_input[c, p]
         for s in range(steps):
-            r = xi[12 * c + s % 12]
+            r = xi[rows * c + s % rows]
             for p in range(n):
                 hr = h * r[p]
                 decomposed = K_DPM * dpm[p] + K_RPM * rpm[p] + K_BIO * bio[p] + K_HUM * hum[p]
@@ -288,22 +289,161 @@ def euler_run(
 
     ``pools`` ``(4, n)`` t C/ha (DPM, RPM, BIO, HUM); ``c_input`` annual plant input (t C/ha/yr) and
     ``dpm_ratio`` per call, ``(calls, n)`` or ``(n,)`` for one call; ``clay`` (%) ``(n,)``; ``xi``
-    ``(12·calls, n)`` the 12 monthly modifiers of each call. Each call of ``years_per_call`` years
-    makes ``12·years_per_call − 1`` steps of 1/12 yr.
+    ``(12·calls, n)`` the 12 monthly modifiers of each call (repeated every year of the call), or
+    ``(12·years_per_call·calls, n)`` every month of every call (:func:`filled_modifiers`). Each
+    call of ``years_per_call`` years makes ``12·years_per_call − 1`` steps of 1/12 yr.
     """
     p0 = np.ascontiguousarray(pools, dtype=np.float64)
     cin = np.atleast_2d(np.asarray(c_input, dtype=np.float64))
     dr = np.ascontiguousarray(np.broadcast_to(dpm_ratio, cin.shape), dtype=np.float64)
     x = np.ascontiguousarray(xi, dtype=np.float64)
-    if x.shape != (12 * cin.shape[0], p0.shape[1]) or p0.shape[0] != 4:
+    rows = (12 * cin.shape[0], 12 * years_per_call * cin.shape[0])
+    if x.shape[0] not in rows or x.shape[1:] != (p0.shape[1],) or p0.shape[0] != 4:
         raise InputValidationError(
-            f"xi {x.shape} must be (12*calls, n) and pools {p0.shape} (4, n) for c_input {cin.shape}"
+            f"xi {x.shape} must be (12*calls, n) or (12*years_per_call*calls, n) and pools "
+            f"{p0.shape} (4, n) for c_input {cin.shape}"
         )
     if years_per_call < 1:
         raise InputValidationError(f"years_per_call must be >= 1, got {years_per_call}")
     out = np.empty_like(p0)
     _euler_kernel(p0, np.ascontiguousarray(cin), dr, np.ascontiguousarray(clay, dtype=np.float64),
                   x, int(years_per_call), out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# NA months: R's splinefun(method = "fmm") through the remaining months of a call
+
+
+@njit(nogil=True, cache=True)
+def fmm_coefficients(x, y, b, c, d):
+    """Fill ``b``, ``c``, ``d`` with R's ``fmm_spline`` coefficients (``splines.c``) of knots x, y.
+
+    Forsythe, Malcolm & Moler: the end conditions match the third derivative of the cubic through
+    the first (last) four knots; with three knots the end third-derivative terms are zero, with
+    two the spline is the straight line, with one it is constant (R leaves the coefficients 0).
+    The spline at ``u`` in interval ``i`` is ``y[i] + dx·(b[i] + dx·(c[i] + dx·d[i]))``.
+    """
+    n = x.shape[0]
+    for i in range(n):
+        b[i] = 0.0
+        c[i] = 0.0
+        d[i] = 0.0
+    if n < 2:
+        return
+    if n < 3:
+        t = y[1] - y[0]
+        b[0] = t / (x[1] - x[0])
+        b[1] = b[0]
+        return
+    nm1 = n - 1
+    d[0] = x[1] - x[0]
+    c[1] = (y[1] - y[0]) / d[0]
+    for i in range(1, nm1):
+        d[i] = x[i + 1] - x[i]
+        b[i] = 2.0 * (d[i - 1] + d[i])
+        c[i + 1] = (y[i + 1] - y[i]) / d[i]
+        c[i] = c[i + 1] - c[i]
+    b[0] = -d[0]
+    b[nm1] = -d[n - 2]
+    c[0] = 0.0
+    c[nm1] = 0.0
+    if n > 3:
+        c[0] = c[2] / (x[3] - x[1]) - c[1] / (x[2] - x[0])
+        c[nm1] = c[n - 2] / (x[nm1] - x[n - 3]) - c[n - 3] / (x[n - 2] - x[n - 4])
+        c[0] = c[0] * d[0] * d[0] / (x[3] - x[0])
+        c[nm1] = -c[nm1] * d[n - 2] * d[n - 2] / (x[nm1] - x[n - 4])
+    for i in range(1, n):
+        t = d[i - 1] / b[i - 1]
+        b[i] = b[i] - t * d[i - 1]
+        c[i] = c[i] - t * c[i - 1]
+    c[nm1] = c[nm1] / b[nm1]
+    for i in range(n - 2, -1, -1):
+        c[i] = (c[i] - d[i] * c[i + 1]) / b[i]
+    b[nm1] = (y[nm1] - y[n - 2]) / d[n - 2] + d[n - 2] * (c[n - 2] + 2.0 * c[nm1])
+    for i in range(nm1):
+        b[i] = (y[i + 1] - y[i]) / d[i] - d[i] * (c[i + 1] + 2.0 * c[i])
+        d[i] = (c[i + 1] - c[i]) / d[i]
+        c[i] = 3.0 * c[i]
+    c[nm1] = 3.0 * c[nm1]
+    d[nm1] = d[n - 2]
+
+
+@njit(nogil=True, cache=True)
+def fmm_eval(x, y, b, c, d, u):
+    """Return R's ``spline_eval`` of the fmm spline at ``u`` (end intervals' cubics outside)."""
+    n = x.shape[0]
+    i = 0
+    if n > 1 and u >= x[0]:
+        j = n
+        while j > i + 1:  # x[i] <= u < x[j]
+            k = (i + j) // 2
+            if u < x[k]:
+                j = k
+            else:
+                i = k
+    dx = u - x[i]
+    return y[i] + dx * (b[i] + dx * (c[i] + dx * d[i]))
+
+
+@njit(nogil=True, cache=True)
+def _fill_call(v):
+    """Replace the NaN knots of one call's modifiers ``v`` (knot k at time k) in place."""
+    m = v.shape[0]
+    valid = 0
+    for k in range(m):
+        if v[k] == v[k]:
+            valid += 1
+    if valid == m or valid == 0:  # nothing to fill / R: "zero non-NA points" (stays NA)
+        return
+    x = np.empty(valid)
+    y = np.empty(valid)
+    j = 0
+    for k in range(m):
+        if v[k] == v[k]:
+            x[j] = k
+            y[j] = v[k]
+            j += 1
+    b = np.empty(valid)
+    c = np.empty(valid)
+    d = np.empty(valid)
+    fmm_coefficients(x, y, b, c, d)
+    for k in range(m):
+        if v[k] != v[k]:
+            v[k] = fmm_eval(x, y, b, c, d, float(k))
+
+
+@njit(nogil=True, cache=True)
+def _fill_kernel(xi, years_per_call, out):
+    """Write every month of every call into ``out`` (calls·12·years, n), NaN knots filled."""
+    n_calls = xi.shape[0] // 12
+    m = 12 * years_per_call
+    v = np.empty(m)
+    for p in range(xi.shape[1]):
+        for c in range(n_calls):
+            for k in range(m):
+                v[k] = xi[12 * c + k % 12, p]
+            _fill_call(v)
+            for k in range(m):
+                out[m * c + k, p] = v[k]
+
+
+def filled_modifiers(xi: np.ndarray, years_per_call: int) -> np.ndarray:
+    """Return the modifiers each Euler call actually steps with, NA months filled as R does.
+
+    FAO's scripts hand SoilR the monthly modifiers of a call (its 12 months repeated for every
+    year of a multi-year call) as a function of time built by ``splinefun(method = "fmm")``, which
+    drops NA knots (SoilR's temperature factor is NA below −18.3 °C): such a month takes the value
+    of the fmm spline through the call's other months (its end cubics outside them, which can be
+    negative). ``xi`` is ``(12·calls, n)``; returns it unchanged when it has no NaN, else the
+    ``(12·years_per_call·calls, n)`` months of every call with the NaN knots filled (a call
+    without any valid month stays NaN, as R then fails).
+    """
+    x = np.ascontiguousarray(xi, dtype=np.float64)
+    if not np.isnan(x).any():
+        return x
+    out = np.empty((x.shape[0] * years_per_call, x.shape[1]))
+    _fill_kernel(x, int(years_per_call), out)
     return out
 
 

@@ -185,7 +185,9 @@ def spin_up(
                             Bracket(clay=br.clay), depth_cm, evap_factor)
             out[name] = fao.analytical_equilibrium(xi.mean(axis=0), soc_b, clay_b, dr, iom)
         else:
-            xi = _modifiers(tmp, prec, pet, clay, cover_factor, lu, br, depth_cm, evap_factor)
+            xi = fao.filled_modifiers(
+                _modifiers(tmp, prec, pet, clay, cover_factor, lu, br, depth_cm, evap_factor),
+                equilibrium_years)
             unstable |= fao.euler_unstable(xi, equilibrium_years, criterion=euler_criterion)
             if name == "":
                 months = fao.euler_unstable_months(xi, equilibrium_years)
@@ -278,8 +280,9 @@ def warm_up(
             cin[0] = f8(spin[ceq_key]) / npp_mean * npp[0]  # central mean NPP divisor (quirk)
             for w in range(1, years):
                 cin[w] = cin[w - 1] / npp[w - 1] * npp[w]
-        xi = fao.rate_modifiers(tmp * br.tmp, prec * br.prec, pet, clay * br.clay, cover_factor,
-                                rate, depth_cm=depth_cm, evap_factor=evap_factor)
+        xi = fao.filled_modifiers(
+            fao.rate_modifiers(tmp * br.tmp, prec * br.prec, pet, clay * br.clay, cover_factor,
+                               rate, depth_cm=depth_cm, evap_factor=evap_factor), 1)
         unstable |= fao.euler_unstable(xi, 1, criterion=euler_criterion)
         if name == "":
             months = fao.euler_unstable_months(xi, 1)
@@ -318,7 +321,8 @@ def forward(
     cover_factor: np.ndarray,
     dpm_ratio: np.ndarray,
     land_use: np.ndarray,
-    ssm_factors: tuple[float, float, float] = (1.05, 1.10, 1.20),
+    ssm_factors: tuple[float | np.ndarray, float | np.ndarray, float | np.ndarray] = (
+        1.05, 1.10, 1.20),
     years: int = 20,
     depth_cm: float = 30.0,
     evap_factor: float = 1.0,
@@ -329,7 +333,8 @@ def forward(
 
     ``warm`` is the warm-up table (:data:`WARMUP_COLUMNS`); ``clay`` (%), ``dpm_ratio``,
     ``land_use`` ``(n,)``; ``tmp`` (°C), ``prec``, ``pet`` (mm/month), ``cover_factor`` ``(12, n)``,
-    the 2001–2020 monthly means; ``ssm_factors`` the low/medium/high input factors (every group).
+    the 2001–2020 monthly means; ``ssm_factors`` the low/medium/high input factors (scalars for
+    every group, or ``(n,)`` per point from its land-use group).
     ``brackets=False`` skips the min/max runs (their columns and the uncertainties stay NaN).
     """
     clay, dr = f8(clay), f8(dpm_ratio)
@@ -347,8 +352,10 @@ def forward(
     months = np.zeros(n, dtype=np.uint8)
 
     def run(br: Bracket, suffix: str, c_input: np.ndarray) -> np.ndarray:
-        xi = fao.rate_modifiers(f8(tmp) * br.tmp, f8(prec) * br.prec, pet, clay * br.clay,
-                                cover_factor, rate, depth_cm=depth_cm, evap_factor=evap_factor)
+        xi = fao.filled_modifiers(
+            fao.rate_modifiers(f8(tmp) * br.tmp, f8(prec) * br.prec, pet, clay * br.clay,
+                               cover_factor, rate, depth_cm=depth_cm, evap_factor=evap_factor),
+            years)
         nonlocal unstable, months
         unstable |= fao.euler_unstable(xi, years, criterion=euler_criterion)
         if br is _CENTRAL:
@@ -447,7 +454,7 @@ def run(px: Pixels, config: PhaseConfig) -> SchemeOutput:
     f_tmp = climatology(w_tmp)
     fwd = forward(warm=warm.columns, clay=clay, tmp=f_tmp, prec=climatology(w_prec),
                   pet=climatology(w_pet), cover_factor=cov_f, dpm_ratio=dr, land_use=lu,
-                  ssm_factors=config.ssm_factors, years=config.forward_years,
+                  ssm_factors=tuple(config.ssm_factors(lu)), years=config.forward_years,
                   brackets=config.uncertainty, **common)
     c = fwd.columns
     finals = {k: c[SCENARIO_TABLE[k].fao_column] for k in SCENARIOS}
@@ -470,7 +477,13 @@ def run(px: Pixels, config: PhaseConfig) -> SchemeOutput:
         for f in factors:
             for series in (tmp[:n_spin], w_tmp, f_tmp):
                 cold |= (series * f < fao.FT_MIN_TEMPERATURE).any(axis=0)
-    reason[cold] = Reason.FAO_TEMPERATURE_UNDEFINED
+    # NA months inside Euler runs are spline-filled as in R (``fao.filled_modifiers``): only a
+    # pixel the scripts leave NA (analytical spin-up, a call without any defined month) keeps 6.
+    stock_arrays = [stocks.t0, *finals.values(),
+                    *(a for br in (brackets or {}).values() for a in br.values())]
+    with np.errstate(invalid="ignore"):
+        scripts_na = spin_bad | np.any([~np.isfinite(a) for a in stock_arrays], axis=0)
+    reason[cold & scripts_na & ~fwd.filtered] = Reason.FAO_TEMPERATURE_UNDEFINED
     s, w = spin.columns, warm.columns
     xi_f = fao.rate_modifiers(f_tmp, climatology(w_prec), climatology(w_pet), clay, cov_f,
                               landuse.rate_factor(lu), depth_cm=config.depth_cm,

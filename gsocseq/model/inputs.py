@@ -16,8 +16,7 @@ from numba import njit
 
 from gsocseq.errors import InputValidationError
 from gsocseq.model import landuse
-from gsocseq.model.uncertainty import SSM_INPUT_SHIFT
-from gsocseq.vocabulary import PERIODS, PLAUSIBLE_RANGES, Reason
+from gsocseq.vocabulary import LAND_USE_GROUPS, PERIODS, PLAUSIBLE_RANGES, Reason
 
 EulerCriterion = Literal["month", "cycle"]
 #: The one default of the ``fao`` scheme's Euler instability criterion (maps and ``fao-points``).
@@ -30,8 +29,10 @@ class PhaseConfig:
 
     scheme: Literal["exact", "fao"] = "exact"
     """Numerical scheme: ``exact`` RothC-26.3 monthly steps, or ``fao`` compatibility."""
-    ssm_factors: tuple[float, float, float] = (1.05, 1.10, 1.20)
-    """C input factors of the SSM low / medium / high scenarios relative to BAU."""
+    ssm_increase: tuple[tuple[float, float, float], ...] = ((0.05, 0.10, 0.20),) * 3
+    """SSM input increases over BAU, fractions [low, medium, high], per land-use group in
+    :data:`gsocseq.vocabulary.LAND_USE_GROUPS` order (crops, grass, paddy): the SSM low scenario
+    of a cropland pixel has input ``(1 + ssm_increase[0][0]) × BAU``."""
     evap_factor: float = 1.0
     """Evaporation factor: 1.0 for potential evapotranspiration input, 0.75 for open-pan."""
     depth_cm: float = 30.0
@@ -53,6 +54,16 @@ class PhaseConfig:
     stepped month (DPM's one-step factor ``1 − 10·ξ/12`` leaves [−1, 1]). FAO's scripts mask
     neither; the ``fao`` scheme's quality layer counts such months."""
 
+    def ssm_factors(self, land_use: np.ndarray) -> np.ndarray:
+        """Return the SSM input factors ``1 + increase`` (3, n) [low, medium, high] per pixel."""
+        groups = landuse.scenario_group(land_use)
+        out = np.ones((3, np.shape(land_use)[0]))
+        for group, inc in zip(LAND_USE_GROUPS, self.ssm_increase, strict=True):
+            sel = groups == group
+            for level in range(3):
+                out[level, sel] = 1.0 + float(inc[level])
+        return out
+
     @property
     def n_months(self) -> int:
         """Months of the monthly climate inputs: spin-up and warm-up years."""
@@ -67,14 +78,12 @@ class PhaseConfig:
             value = getattr(self, name)
             if int(value) != value or value < 1:
                 raise InputValidationError(f"config.{name} must be a positive integer, got {value!r}")
-        factors = self.ssm_factors
-        if len(factors) != 3 or not all(np.isfinite(f) and f > 0 for f in factors):
-            raise InputValidationError(f"config.ssm_factors must be 3 positive numbers, got {factors}")
-        if self.uncertainty and factors[1] <= SSM_INPUT_SHIFT:
+        check_ssm_increase(dict(zip(LAND_USE_GROUPS, self.ssm_increase, strict=False)),
+                           what="config.ssm_increase")
+        if len(self.ssm_increase) != len(LAND_USE_GROUPS):
             raise InputValidationError(
-                f"config.ssm_factors[1] = {factors[1]} must exceed {SSM_INPUT_SHIFT} (its min "
-                f"bracket input factor is {factors[1]} - {SSM_INPUT_SHIFT})"
-            )
+                f"config.ssm_increase needs one [low, medium, high] per group {LAND_USE_GROUPS}, "
+                f"got {self.ssm_increase!r}")
         if not (self.depth_cm > 0 and self.evap_factor > 0):
             raise InputValidationError(
                 f"config.depth_cm ({self.depth_cm}) and config.evap_factor ({self.evap_factor}) "
@@ -150,6 +159,30 @@ class Pixels:
             self.soc[idx], self.clay[idx], self.land_use[idx],
             *(columns(a, idx) for a in (self.tmp, self.prec, self.pet, self.cover)),
         )
+
+
+def check_ssm_increase(increase: dict[str, object], *, what: str = "ssm_increase") -> None:
+    """Raise :class:`InputValidationError` unless every group's SSM increases are valid.
+
+    ``increase`` maps land-use groups (:data:`gsocseq.vocabulary.LAND_USE_GROUPS`) to three
+    fractions [low, medium, high], each finite, in [0, 1] and non-decreasing.
+    """
+    for group, values in increase.items():
+        if group not in LAND_USE_GROUPS:
+            raise InputValidationError(
+                f"{what}: unknown land-use group {group!r}; expected one of {LAND_USE_GROUPS}")
+        try:
+            v = [float(x) for x in values]  # type: ignore[union-attr]
+        except (TypeError, ValueError) as exc:
+            raise InputValidationError(
+                f"{what}[{group!r}] = {values!r} must be 3 numbers [low, medium, high]") from exc
+        if len(v) != 3 or not all(np.isfinite(x) and 0.0 <= x <= 1.0 for x in v):
+            raise InputValidationError(
+                f"{what}[{group!r}] = {values!r} must be 3 fractions in [0, 1] "
+                "[low, medium, high]")
+        if not v[0] <= v[1] <= v[2]:
+            raise InputValidationError(
+                f"{what}[{group!r}] = {values!r} must be non-decreasing (low <= medium <= high)")
 
 
 def classify_pixels(

@@ -4,23 +4,25 @@ Publication is content-addressed: its digest is a hash of every tile's checksums
 ``published.json`` (written last) records the digest, so a rerun with the same results writes nothing.
 ``publishing.json`` records the digest being published, so an interrupted publication resumes
 keeping the COGs it already wrote (temporary objects left by a killed writer are removed).
+The COGs are written by tasks (:mod:`gsocseq.pipeline.publish_tasks`): on the cluster when a dask
+client is given. A ``world`` run also publishes every country's COGs and STAC item, cut from the
+world product cube, and per-country totals.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gsocseq import __version__, storage
 from gsocseq.config import RunConfig
-from gsocseq.cube.product_cube import open_product_cube
 from gsocseq.errors import PipelineError
 from gsocseq.pipeline.plan import RunPlan, resolve
 from gsocseq.pipeline.summary import SCENARIO_LABELS, region_totals, summarise
 from gsocseq.pipeline.tile import outcome_from_marker
-from gsocseq.vocabulary import LAYER_NAMES
+from gsocseq.vocabulary import LAYER_NAMES, SCHEME_QUALITY_LAYERS
 
 
 @dataclass(frozen=True)
@@ -39,10 +41,16 @@ class PublishResult:
     """SHA-256 of the published content (tile checksums + layers)."""
     skipped: bool
     """``True`` when everything was already published with this digest."""
+    country_totals: dict[str, dict[str, float]] = field(default_factory=dict)
+    """World runs: ISO3 → the country's totals (same keys as ``totals``)."""
 
 
-def product_layers(scenarios: tuple[str, ...], uncertainty: bool) -> tuple[str, ...]:
-    """Return the product layers of the requested scenarios, FAO order (T0 always)."""
+def product_layers(scenarios: tuple[str, ...], uncertainty: bool, scheme: str = "exact"
+                   ) -> tuple[str, ...]:
+    """Return the product layers of the requested scenarios and the scheme's quality layers.
+
+    FAO order (T0 always), then ``vocabulary.SCHEME_QUALITY_LAYERS[scheme]``.
+    """
     labels = {SCENARIO_LABELS[s] for s in scenarios}
     wanted = {"T0"}
     for label in labels:
@@ -55,7 +63,7 @@ def product_layers(scenarios: tuple[str, ...], uncertainty: bool) -> tuple[str, 
         unc |= {"BAU_Uncertainty"} if "BAU" in labels else set()
         unc |= {"SSM_Uncertainty"} if labels - {"BAU"} else set()
         wanted |= unc
-    return tuple(n for n in LAYER_NAMES if n in wanted)
+    return (*(n for n in LAYER_NAMES if n in wanted), *SCHEME_QUALITY_LAYERS[scheme])
 
 
 def read_markers(config: RunConfig, plan: RunPlan) -> list[dict[str, Any]]:
@@ -80,15 +88,20 @@ def publication_digest(config: RunConfig, plan: RunPlan, markers: list[dict[str,
     h = hashlib.sha256()
     for marker in markers:
         h.update(json.dumps([marker["tile"], marker["checksums"]], sort_keys=True).encode())
-    layers = product_layers(config.scenarios, config.uncertainty)
+    layers = product_layers(config.scenarios, config.uncertainty, config.scheme)
     h.update(json.dumps([plan.config_hash, plan.products_url, plan.stac_url, layers]).encode())
     return h.hexdigest()
 
 
-def publish(config: RunConfig, plan: RunPlan) -> PublishResult:
-    """Write the COGs and the STAC catalog of a finished run (the catalog last); skip if current."""
-    from gsocseq.products.cog import write_region_cogs
+def publish(config: RunConfig, plan: RunPlan, client: Any = None) -> PublishResult:
+    """Write the COGs and the STAC catalog of a finished run (the catalog last); skip if current.
+
+    With a dask ``client`` the COGs are written by tasks on its workers (one per layer, one per
+    country of a world run); without, in this process.
+    """
+    from gsocseq.pipeline import publish_tasks as tasks
     from gsocseq.products.stac import Provenance, build_item, write_catalog
+    from gsocseq.sources.stac import stac_inputs
 
     so = config.storage_options
     markers = read_markers(config, plan)
@@ -100,25 +113,38 @@ def publish(config: RunConfig, plan: RunPlan) -> PublishResult:
     done = storage.read_json(plan.published_url, so)
     if done is not None and done.get("digest") == digest:
         return PublishResult(dict(done["cogs"]), done["catalog"], tuple(done["items"]), totals,
-                             digest, skipped=True)
+                             digest, skipped=True, country_totals=dict(done.get("countries", {})))
     resuming = (storage.read_json(f"{plan.run_url}/publishing.json", so) or {}).get("digest")
     storage.write_json_if_changed(f"{plan.run_url}/publishing.json", {"digest": digest}, so)
-    for folder in (plan.done_url, f"{plan.products_url}/{plan.region_name}"):
+    _, region = resolve(config)
+    countries = tuple(region.countries) if tasks.is_world(plan) else ()
+    for folder in (plan.done_url, *(f"{plan.products_url}/{n}" for n in (plan.region_name,
+                                                                          *countries))):
         storage.remove_temporaries(folder, so)  # left by killed writers; publication is the only one
-    layers = product_layers(config.scenarios, config.uncertainty)
-    ds = open_product_cube(plan.product_cube_url, so)[list(layers)]
-    assets = write_region_cogs(ds, plan.region_name, plan.products_url, so,
-                               skip_existing=resuming == digest)
+    layers = product_layers(config.scenarios, config.uncertainty, config.scheme)
+    assets = tasks.write_layer_cogs(config, plan, layers, client, skip_existing=resuming == digest)
+    national = tasks.write_country_cogs(config, plan, countries, layers, client,
+                                        skip_existing=resuming == digest)
+    sources, _ = resolve(config)
+    inputs = {"cube": plan.cube_url, "sources": plan.sources_url or "gsocseq:sources.toml"}
+    inputs.update(stac_inputs(sources, region.bbox, sources.storage_options))
     provenance = Provenance(
         code_version=__version__, scheme=config.scheme, config_hash=plan.config_hash,
-        inputs={"cube": plan.cube_url, "sources": plan.sources_url or "gsocseq:sources.toml"},
-        map_version=config.map_version,
+        inputs=inputs, map_version=config.map_version,
+        ssm_increase={k: list(v) for k, v in config.ssm_increase.items()},
     )
-    _, region = resolve(config)
     item = build_item(plan.region_name, assets, bbox=tuple(region.bbox), provenance=provenance)
-    catalog = write_catalog([item], plan.stac_url, so, provenance=provenance)
+    stac_items = [item] + [
+        build_item(iso3, national[iso3][0], bbox=tuple(tasks.country_region(config, iso3).bbox),
+                   provenance=provenance)
+        for iso3 in countries
+    ]
+    catalog = write_catalog(stac_items, plan.stac_url, so, provenance=provenance)
     cogs = {a.layer: a.href for a in assets}
-    items = (item.get_self_href() or "",)
+    items = tuple(it.get_self_href() or "" for it in stac_items)
+    country_totals = {iso3: national[iso3][1] for iso3 in countries}
     storage.write_json(plan.published_url, {"digest": digest, "cogs": cogs, "catalog": catalog,
-                                          "items": list(items), "totals": totals}, so)
-    return PublishResult(cogs, catalog, items, totals, digest, skipped=False)
+                                            "items": list(items), "totals": totals,
+                                            "countries": country_totals}, so)
+    return PublishResult(cogs, catalog, items, totals, digest, skipped=False,
+                         country_totals=country_totals)

@@ -19,8 +19,10 @@ from typing import Any
 
 from gsocseq.config import RunConfig
 from gsocseq.errors import PipelineError
+from gsocseq.lease import held
+from gsocseq.pipeline.exclusive import ensure_demo_world_once, product_set_lease
 from gsocseq.pipeline.plan import RunPlan, plan_run
-from gsocseq.pipeline.prepare import ensure_demo_world, prepare_inputs
+from gsocseq.pipeline.prepare import prepare_inputs
 from gsocseq.pipeline.publish import PublishResult, publish
 from gsocseq.pipeline.summary import RunSummary, summarise
 from gsocseq.pipeline.tile import TileOutcome, finished_tiles, run_tile
@@ -61,8 +63,8 @@ def share_run(client: Any, config: RunConfig, plan: RunPlan, token: str) -> Any:
 
 
 def start_region(config: RunConfig) -> RunPlan:
-    """Write the demo world when a default demo run needs it (explicit step), then plan the run."""
-    ensure_demo_world(config)
+    """Write the demo world if a default demo run needs it (one writer at a time), then plan."""
+    ensure_demo_world_once(config)
     return plan_run(config)
 
 
@@ -185,17 +187,19 @@ def finish_region(
     *,
     started: float,
     stage_seconds: dict[str, float] | None = None,
+    client: Any = None,
 ) -> tuple[RunSummary, PublishResult | None]:
     """Publish the region when every tile finished (COGs, then STAC), and summarise the run.
 
     A region with a failed tile is not published (``None``); its finished tiles stay finished, so a
     rerun resumes. ``started`` is the run's start, :func:`time.time` seconds (the wall time runs
-    until after publication); ``stage_seconds`` (if given) gets the publication's time, s.
+    until after publication); ``stage_seconds`` (if given) gets the publication's time, s. With a
+    dask ``client`` the COGs are written by tasks on its workers.
     """
     published = None
     if not any(o.status == "failed" for o in outcomes):
         t = time.perf_counter()
-        published = publish(config, plan)
+        published = publish(config, plan, client)
         if stage_seconds is not None:
             stage_seconds["publish"] = round(time.perf_counter() - t, 3)
             log.info("stage publish: %.2f s", stage_seconds["publish"])
@@ -209,6 +213,7 @@ def finish_region(
         outcomes, region=plan.region, config_hash=plan.config_hash, scenarios=config.scenarios,
         wall_seconds=time.time() - started, urls=urls, published=published is not None,
         stage_seconds=stage_seconds,
+        country_totals=published.country_totals if published is not None else None,
     )
     return summary, published
 
@@ -222,21 +227,29 @@ def run(
 ) -> RunSummary:
     """Run GSOCseq for ``config.region`` end to end and return the summary.
 
-    Publishes COGs and STAC only when every tile finished; check ``summary.ok``.
+    Publishes COGs and STAC only when every tile finished; check ``summary.ok``. Holds the lease of
+    the region's product set from the first tile to publication: while another run holds it, this
+    one waits (stage ``wait`` of the summary), then skips the tiles that run finished.
     """
     t_start = time.time()
     stages: dict[str, float] = {}
     with _stage(stages, "plan"):
         plan = start_region(config)
+    lease = product_set_lease(config, plan)
+    with held(lease):  # another run of these products: wait for it, then skip what it finished
+        if lease.waited_for is not None:
+            stages["wait"] = round(lease.waited_s, 3)
         all_done = len(finished_tiles(config, plan)) == len(plan.tiles)
-    if all_done and client is None:  # nothing to compute: no cluster needed
-        config = config.model_copy(update={"cluster": "synchronous"})
-    with open_client(config, client) as c:
-        with _stage(stages, "inputs"):
-            prepare_inputs(config, plan, c)
-        with _stage(stages, "tiles"), _progress(progress, len(plan.tiles), on_tile) as cb:
-            outcomes = run_tiles(config, plan, c, on_tile=cb)
-    summary, _ = finish_region(config, plan, outcomes, started=t_start, stage_seconds=stages)
+        if all_done and client is None:  # nothing to compute: no cluster needed
+            config = config.model_copy(update={"cluster": "synchronous"})
+        with open_client(config, client) as c:
+            with _stage(stages, "inputs"):
+                prepare_inputs(config, plan, c)
+            with _stage(stages, "tiles"), _progress(progress, len(plan.tiles), on_tile) as cb:
+                outcomes = run_tiles(config, plan, c, on_tile=cb)
+            lease.check()  # never publish after losing the lease to another run
+            summary, _ = finish_region(config, plan, outcomes, started=t_start,
+                                       stage_seconds=stages, client=c)  # COGs on the cluster
     return summary
 
 

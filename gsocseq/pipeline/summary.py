@@ -70,6 +70,8 @@ class RunSummary:
     """Whether COGs and STAC were written (or found up to date)."""
     stage_seconds: dict[str, float] = field(default_factory=dict)
     """Wall time per stage (plan, inputs, tiles, publish), s."""
+    country_totals: dict[str, dict[str, float]] = field(default_factory=dict)
+    """World runs: ISO3 → that country's totals (keys of :func:`region_totals`, Mt C, Mt C/yr)."""
 
     @property
     def ok(self) -> bool:
@@ -91,6 +93,8 @@ class RunSummary:
             },
             "wall_seconds": self.wall_seconds, "stage_seconds": dict(self.stage_seconds),
             "urls": dict(self.urls), "published": self.published,
+            **({"countries": {k: dict(v) for k, v in self.country_totals.items()}}
+               if self.country_totals else {}),
         }
 
 
@@ -104,6 +108,7 @@ def summarise(
     urls: dict[str, str],
     published: bool = False,
     stage_seconds: dict[str, float] | None = None,
+    country_totals: dict[str, dict[str, float]] | None = None,
 ) -> RunSummary:
     """Combine tile outcomes (any order) into a :class:`RunSummary`; sums run in tile-id order."""
     ordered = sorted(outcomes, key=lambda o: o.tile_id)
@@ -131,6 +136,7 @@ def summarise(
         masked={k: v for k, v in sorted(reasons.items()) if k != Reason.OK and v},
         t0_stock_mt=totals["T0"] / 1e6, scenarios=scen, wall_seconds=wall_seconds,
         urls=dict(urls), published=published, stage_seconds=dict(stage_seconds or {}),
+        country_totals=dict(country_totals or {}),
     )
 
 
@@ -162,6 +168,7 @@ def format_summary(summary: RunSummary) -> str:
             f"  {s.scenario:<9s} 2040 stock {s.final_stock_mt:.4f} Mt C, change "
             f"{s.change_mt:+.4f} Mt C, rate {s.rate_mt_per_yr:+.5f} Mt C/yr"
         )
+    lines += format_country_totals(summary.country_totals, summary.scenarios)
     stages = ", ".join(f"{k} {v:.1f} s" for k, v in summary.stage_seconds.items())
     lines.append(f"wall time: {summary.wall_seconds:.1f} s" + (f" ({stages})" if stages else ""))
     for name, url in summary.urls.items():
@@ -169,3 +176,18 @@ def format_summary(summary: RunSummary) -> str:
     for tile_id, error in summary.tiles_failed.items():
         lines.append(f"FAILED tile {tile_id}: {error}")
     return "\n".join(lines)
+
+
+def format_country_totals(
+    countries: dict[str, dict[str, float]], scenarios: tuple[ScenarioTotals, ...]
+) -> list[str]:
+    """Return the per-country totals table of a world run (one line per country; none if empty)."""
+    if not countries:
+        return []
+    names = [s.scenario for s in scenarios]
+    head = f"{'country':<8s} {'T0 Mt C':>12s}" + "".join(f" {n + ' Mt C/yr':>18s}" for n in names)
+    lines = ["per country (SOC 0-30 cm; rates are ASR):", head]
+    for iso3, t in sorted(countries.items()):
+        lines.append(f"{iso3:<8s} {t['T0_MtC']:>12.4f}"
+                     + "".join(f" {t[f'{n}_rate_MtC_per_yr']:>+18.5f}" for n in names))
+    return lines

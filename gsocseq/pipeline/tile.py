@@ -24,7 +24,14 @@ from gsocseq.errors import PipelineError
 from gsocseq.model.phases import PhaseConfig, run_phases
 from gsocseq.pipeline.plan import RunPlan
 from gsocseq.storage import TILE_ATTEMPTS, call_with_retries
-from gsocseq.vocabulary import LAYER_NAMES, LAYERS, Reason
+from gsocseq.vocabulary import (
+    LAND_USE_GROUPS,
+    LAYER_NAMES,
+    LAYERS,
+    QUALITY_NODATA,
+    SCHEME_QUALITY_LAYERS,
+    Reason,
+)
 
 PIXEL_BATCH: int = 16384
 """Pixels passed to ``run_phases`` at once: bounds the (months × pixels) copies to ~190 MB."""
@@ -59,7 +66,10 @@ class TileOutcome:
 
 def phase_config(config: RunConfig) -> PhaseConfig:
     """Return the model settings of a run configuration."""
-    return PhaseConfig(scheme=config.scheme, uncertainty=config.uncertainty)
+    return PhaseConfig(
+        scheme=config.scheme, uncertainty=config.uncertainty,
+        ssm_increase=tuple(tuple(config.ssm_increase[g]) for g in LAND_USE_GROUPS),
+    )
 
 
 def compute_tile(
@@ -68,12 +78,15 @@ def compute_tile(
     """Run the phases on one tile's input arrays (as from ``read_tile``); return layers and reasons.
 
     Only pixels whose input ``reason`` is 0 are modelled; the others keep their input reason and NaN.
-    Returns float32 ``(ny, nx)`` layers (t C/ha, t C/ha/yr, %) and uint8 ``(ny, nx)`` reasons.
+    Returns float32 ``(ny, nx)`` layers (t C/ha, t C/ha/yr, %), the scheme's uint8 quality layers
+    (``vocabulary.SCHEME_QUALITY_LAYERS``) and uint8 ``(ny, nx)`` reasons.
     """
     shape = arrays["soc"].shape
     n = int(np.prod(shape))
     reason = np.asarray(arrays[REASON_VAR], dtype=np.uint8).reshape(n).copy()
     layers = {name: np.full(n, np.nan, dtype=np.float32) for name in LAYER_NAMES}
+    quality = {name: np.full(n, QUALITY_NODATA, dtype=np.uint8)
+               for name in SCHEME_QUALITY_LAYERS[config.scheme]}
     flat = {k: np.asarray(arrays[k]).reshape(n) for k in ("soc", "clay", "land_use")}
     series = {k: np.asarray(arrays[k]).reshape(n, -1) for k in ("tmp", "prec", "pet", "cover")}
     todo = np.flatnonzero(reason == Reason.OK)
@@ -87,6 +100,9 @@ def compute_tile(
         reason[idx] = result.reason
         for name in LAYER_NAMES:
             layers[name][idx] = result.layers[name]
+        for name in quality:
+            quality[name][idx] = result.quality[name]
+    layers.update(quality)  # uint8 quality layers of the scheme (fao), after the 29
     return {k: v.reshape(shape) for k, v in layers.items()}, reason.reshape(shape)
 
 

@@ -42,7 +42,15 @@ from gsocseq.cube.grid import CRS, N_COLS, N_ROWS, RES_DEG
 from gsocseq.errors import GridMismatchError, InputValidationError, ProductValidationError
 from gsocseq.products.profiles import CogProfile, get_profile
 from gsocseq.storage import filesystem, put_file
-from gsocseq.vocabulary import LAYER_NAMES, LAYERS, fao_file_name
+from gsocseq.vocabulary import (
+    LAYER_NAMES,
+    LAYERS,
+    PUBLISHED_LAYERS,
+    QUALITY_LAYERS,
+    QUALITY_NODATA,
+    fao_file_name,
+    layer_nodata,
+)
 
 __all__ = [
     "CogAsset",
@@ -62,6 +70,8 @@ NODATA: float = math.nan
 """Nodata value of every product layer."""
 STRIP_ROWS: int = 2048
 """Rows computed and written at a time while streaming a layer (bounds memory per file)."""
+GLOBAL_REGION: str = "world"
+"""Region name of the global layers: FAO file names without a country prefix (``GSOCseq_T0_Map030.tif``)."""
 _ALIGN_TOL_CELLS = 1e-6
 _REGION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
@@ -99,6 +109,8 @@ class CogAsset:
 
 def layer_description(layer: str) -> str:
     """Return a one-line description of a product layer (FAO reference §4.1)."""
+    if layer in QUALITY_LAYERS:
+        return QUALITY_LAYERS[layer].description
     if layer not in LAYERS:
         raise InputValidationError(
             f"unknown product layer {layer!r}; expected one of {LAYER_NAMES}"
@@ -119,12 +131,18 @@ def layer_description(layer: str) -> str:
 
 
 def cog_url(out_prefix: str, region: str, layer: str) -> str:
-    """Return the URL of a layer's COG: ``{out_prefix}/{region}/{FAO file name}``."""
+    """Return the URL of a layer's COG: ``{out_prefix}/{region}/{FAO file name}``.
+
+    The global layers (region :data:`GLOBAL_REGION`) carry FAO's names without the country prefix.
+    """
     if not _REGION_RE.fullmatch(region):
         raise InputValidationError(
             f"region={region!r} must be an ISO3 code or a name of letters, digits, '_' and '-'"
         )
-    return f"{out_prefix.rstrip('/')}/{region}/{fao_file_name(region, layer)}"
+    name = fao_file_name(region, layer)
+    if region == GLOBAL_REGION:
+        name = name.removeprefix(f"{region}_")
+    return f"{out_prefix.rstrip('/')}/{region}/{name}"
 
 
 def multihash_sha256(digest: bytes) -> str:
@@ -181,11 +199,13 @@ def check_cog(
     *,
     profile: CogProfile | None = None,
     expected_shape: tuple[int, int] | None = None,
+    dtype: str = "float32",
 ) -> list[str]:
     """Return every problem of a local COG file (empty list: valid).
 
     Checks ``rio_cogeo`` ``cog_validate(strict=True)`` (warnings count as problems, so a large file
-    without overviews fails), one float32 band, nodata NaN, CRS EPSG:4326, 30″ pixels aligned to the
+    without overviews fails), one ``dtype`` band (float32 with nodata NaN; a uint8 quality layer
+    with nodata ``QUALITY_NODATA``), CRS EPSG:4326, 30″ pixels aligned to the
     global grid, no rotation, and — when given — the profile's block size and compression and the
     expected (rows, columns).
     """
@@ -200,10 +220,12 @@ def check_cog(
     with _local_env(), rasterio.open(path) as src:
         if src.count != 1:
             problems.append(f"band count is {src.count}, expected 1")
-        if src.dtypes[0] != "float32":
-            problems.append(f"data type is {src.dtypes[0]}, expected float32")
-        if src.nodata is None or not math.isnan(src.nodata):
+        if src.dtypes[0] != dtype:
+            problems.append(f"data type is {src.dtypes[0]}, expected {dtype}")
+        if dtype == "float32" and (src.nodata is None or not math.isnan(src.nodata)):
             problems.append(f"nodata is {src.nodata}, expected NaN")
+        if dtype != "float32" and src.nodata != QUALITY_NODATA:
+            problems.append(f"nodata is {src.nodata}, expected {QUALITY_NODATA}")
         if src.crs is None or src.crs.to_epsg() != 4326:
             problems.append(f"CRS is {src.crs}, expected {CRS}")
         problems += _transform_problems(src.transform)
@@ -239,6 +261,7 @@ def write_cog(
     *,
     profile: str = "gsocseq",
     tags: Mapping[str, str] | None = None,
+    strip_rows: int = STRIP_ROWS,
 ) -> CogAsset:
     """Write one layer as a validated COG at ``url``, atomically, and describe it.
 
@@ -257,6 +280,9 @@ def write_cog(
         Name of a registered COG profile (:mod:`gsocseq.products.profiles`).
     tags
         Extra GDAL metadata items stored in the file.
+    strip_rows
+        Rows computed and held at a time (memory ≈ ``strip_rows`` × columns × 4 bytes); the file's
+        bytes do not depend on it.
 
     Returns
     -------
@@ -265,17 +291,21 @@ def write_cog(
     """
     prof = get_profile(profile)
     layer = _layer_name(data)
-    units = str(data.attrs.get("units", LAYERS.get(layer, "")))
+    units = str(data.attrs.get("units", PUBLISHED_LAYERS[layer].units))
     description = str(data.attrs.get("description") or layer_description(layer))
+    dtype = PUBLISHED_LAYERS[layer].dtype
     data = _normalised(data)
     transform = grid_transform(data)
     all_tags = {"GSOCSEQ_LAYER": layer, **(dict(tags) if tags else {})}
     with tempfile.TemporaryDirectory(prefix="gsocseq-cog-") as tmp:
         src_path, cog_path = Path(tmp) / "src.tif", Path(tmp) / "cog.tif"
-        _write_strips(data, src_path, transform, units, description, all_tags)
+        _write_strips(data, src_path, transform, units, description, all_tags, dtype, strip_rows)
         with _local_env(), rasterio.open(src_path) as src:
-            rasterio.shutil.copy(src, cog_path, driver="COG", **prof.creation_options())
-        problems = check_cog(cog_path, profile=prof, expected_shape=data.shape)
+            options = prof.creation_options()
+            if dtype != "float32" and options.get("predictor") == 3:  # float predictor only
+                options["predictor"] = 2
+            rasterio.shutil.copy(src, cog_path, driver="COG", **options)
+        problems = check_cog(cog_path, profile=prof, expected_shape=data.shape, dtype=dtype)
         if problems:
             raise ProductValidationError(
                 f"COG for layer {layer!r} ({url}) failed validation, nothing written:\n- "
@@ -291,7 +321,7 @@ def write_cog(
         checksum=checksum,
         shape=(int(data.shape[0]), int(data.shape[1])),
         transform=tuple(transform)[:6],  # type: ignore[arg-type]
-        nodata=NODATA,
+        nodata=layer_nodata(layer),
         units=units,
         description=description,
     )
@@ -305,6 +335,7 @@ def write_region_cogs(
     *,
     skip_existing: bool = True,
     profile: str = "gsocseq",
+    strip_rows: int = STRIP_ROWS,
 ) -> list[CogAsset]:
     """Write every product layer of ``layers`` as ``{out_prefix}/{region}/{FAO file name}``.
 
@@ -321,11 +352,11 @@ def write_region_cogs(
     list[CogAsset]
         One per written or kept layer, in FAO order.
     """
-    ignored = [str(v) for v in layers.data_vars if v not in LAYERS]
+    ignored = [str(v) for v in layers.data_vars if v not in PUBLISHED_LAYERS]
     if ignored:
         log.info("%s: not product layers, no COG written: %s", region, ignored)
     assets = []
-    for layer in LAYER_NAMES:
+    for layer in PUBLISHED_LAYERS:
         if layer not in layers.data_vars:
             continue
         url = cog_url(out_prefix, region, layer)
@@ -337,7 +368,8 @@ def write_region_cogs(
                 assets.append(kept)
                 continue
         assets.append(
-            write_cog(data, url, storage_options, profile=profile, tags={"GSOCSEQ_REGION": region})
+            write_cog(data, url, storage_options, profile=profile, tags={"GSOCSEQ_REGION": region},
+                      strip_rows=strip_rows)
         )
     return assets
 
@@ -353,19 +385,32 @@ def _local_env() -> rasterio.Env:
 
 def _layer_name(data: xr.DataArray) -> str:
     """Return ``data.name`` as a product layer name, raising if it is not one."""
-    if data.name is None or str(data.name) not in LAYERS:
+    if data.name is None or str(data.name) not in PUBLISHED_LAYERS:
         raise InputValidationError(
-            f"data.name={data.name!r} must be a product layer name, one of {LAYER_NAMES}"
+            f"data.name={data.name!r} must be a product layer name, one of "
+            f"{tuple(PUBLISHED_LAYERS)}"
         )
     return str(data.name)
 
 
 def _normalised(data: xr.DataArray) -> xr.DataArray:
-    """Return ``data`` as float32 (latitude, longitude), latitude descending."""
+    """Return ``data`` as its layer's dtype (latitude, longitude), latitude descending.
+
+    Product layers are float32 (NaN = nodata); quality layers uint8 (``QUALITY_NODATA``).
+    """
     if data.ndim != 2 or set(data.dims) != {"latitude", "longitude"}:
         raise InputValidationError(
             f"layer {data.name!r}: dims must be ('latitude', 'longitude'), got {data.dims}"
         )
+    spec = PUBLISHED_LAYERS.get(str(data.name))
+    if spec is not None and spec.dtype != "float32":
+        if data.dtype != np.dtype(spec.dtype):
+            raise InputValidationError(
+                f"layer {data.name!r}: dtype {data.dtype} must be {spec.dtype}")
+        data = data.transpose("latitude", "longitude")
+        if data.sizes["latitude"] > 1 and data["latitude"][0] < data["latitude"][-1]:
+            data = data.isel(latitude=slice(None, None, -1))
+        return data
     if not np.issubdtype(data.dtype, np.floating):
         raise InputValidationError(
             f"layer {data.name!r}: dtype {data.dtype} must be floating point (NaN = nodata)"
@@ -383,27 +428,29 @@ def _write_strips(
     units: str,
     description: str,
     tags: Mapping[str, str],
+    dtype: str = "float32",
+    strip_rows: int = STRIP_ROWS,
 ) -> None:
-    """Stream ``data`` into a tiled, uncompressed local GeoTIFF, ``STRIP_ROWS`` rows at a time."""
+    """Stream ``data`` into a tiled, uncompressed local GeoTIFF, ``strip_rows`` rows at a time."""
     rows, cols = data.shape
     profile = {
         "driver": "GTiff",
         "height": rows,
         "width": cols,
         "count": 1,
-        "dtype": "float32",
+        "dtype": dtype,
         "crs": CRS,
         "transform": transform,
-        "nodata": NODATA,
+        "nodata": NODATA if dtype == "float32" else QUALITY_NODATA,
         "tiled": True,
         "blockxsize": 512,
         "blockysize": 512,
         "BIGTIFF": "IF_SAFER",
     }
     with _local_env(), rasterio.open(path, "w", **profile) as dst:
-        for r0 in range(0, rows, STRIP_ROWS):
-            r1 = min(rows, r0 + STRIP_ROWS)
-            block = np.asarray(data.isel(latitude=slice(r0, r1)).values, dtype=np.float32)
+        for r0 in range(0, rows, max(1, strip_rows)):
+            r1 = min(rows, r0 + max(1, strip_rows))
+            block = np.asarray(data.isel(latitude=slice(r0, r1)).values, dtype=dtype)
             dst.write(block, 1, window=((r0, r1), (0, cols)))
         dst.set_band_description(1, description)
         dst.units = (units,)
@@ -431,10 +478,11 @@ def _existing_asset(
         return None
     data = _normalised(data)
     transform = grid_transform(data)
+    dtype = PUBLISHED_LAYERS[str(data.name)].dtype
     with tempfile.TemporaryDirectory(prefix="gsocseq-cog-") as tmp:
         local = Path(tmp) / "existing.tif"
         fs.get_file(path, str(local))
-        problems = check_cog(local, profile=prof, expected_shape=data.shape)
+        problems = check_cog(local, profile=prof, expected_shape=data.shape, dtype=dtype)
         if problems:
             log.warning("existing %s is not valid, rewriting it: %s", url, problems)
             return None
@@ -452,7 +500,7 @@ def _existing_asset(
         checksum=checksum,
         shape=(int(data.shape[0]), int(data.shape[1])),
         transform=tuple(transform)[:6],  # type: ignore[arg-type]
-        nodata=NODATA,
+        nodata=layer_nodata(str(data.name)),
         units=units,
         description=description,
     )

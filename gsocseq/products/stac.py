@@ -18,6 +18,7 @@ functions of the region, tile and provenance only, so a rerun writes identical J
 
 Every file is written to a temporary key and moved; new items first, then the collection, then the
 root catalog, so a reader following links from ``catalog.json`` never meets a missing document.
+Writers take turns under a lease (the folder ``{out_prefix}.lease/``; :mod:`gsocseq.lease`).
 Objects are validated against the offline JSON schemas before anything is written.
 """
 
@@ -40,10 +41,11 @@ from pystac.utils import make_relative_href
 
 from gsocseq.cube.grid import RES_DEG, TileKey
 from gsocseq.errors import InputValidationError, ProductValidationError
+from gsocseq.lease import Lease, held
 from gsocseq.products.cog import CogAsset, layer_description
 from gsocseq.products.stac_schemas import offline_validator, schema_problems
 from gsocseq.storage import exists, filesystem, put_bytes
-from gsocseq.vocabulary import LAYERS
+from gsocseq.vocabulary import LAYERS, PUBLISHED_LAYERS, QUALITY_LAYERS, QUALITY_NODATA
 
 __all__ = [
     "END_DATETIME",
@@ -68,6 +70,8 @@ END_DATETIME = datetime(2040, 12, 31, 23, 59, 59, tzinfo=UTC)
 LICENSE = "CC-BY-4.0"
 """SPDX licence of the products written by gsocseq."""
 ROOT_ID = "gsocseq"
+CATALOG_LEASE_SUFFIX = ".lease"
+"""The lease that serialises catalog updates is the folder ``{prefix}.lease`` beside the catalog."""
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _PIXEL_M = 2 * 3.141592653589793 * 6371007.2 * RES_DEG / 360.0
 """30″ at the equator, metres (raster:bands spatial_resolution)."""
@@ -87,6 +91,8 @@ class Provenance:
     """Input dataset name → URL with version (e.g. ``"soc": "s3://…/gsocmap/v1.6.1"``)."""
     map_version: str = "v1.1"
     """GSOCseq map version; with the scheme it names the collection."""
+    ssm_increase: dict[str, list[float]] | None = field(default=None, hash=False)
+    """SSM input increases [low, medium, high] per land-use group of the run (fractions)."""
 
     def __post_init__(self) -> None:
         for name in ("code_version", "scheme", "config_hash", "map_version"):
@@ -108,6 +114,8 @@ class Provenance:
             "gsocseq:scheme": self.scheme,
             "gsocseq:config_hash": self.config_hash,
             "gsocseq:inputs": dict(sorted(self.inputs.items())),
+            **({"gsocseq:ssm_increase": {k: list(v) for k, v in self.ssm_increase.items()}}
+               if self.ssm_increase is not None else {}),
         }
 
 
@@ -123,8 +131,16 @@ def item_id(region: str, tile: TileKey | None = None) -> str:
     return region if tile is None else f"{region}-{tile.id}"
 
 
-def _raster_band(units: str) -> RasterBand:
-    """Return the raster:bands entry of a float32 NaN-nodata layer in ``units``."""
+def _raster_band(units: str, layer: str | None = None) -> RasterBand:
+    """Return the raster:bands entry of a layer in ``units``.
+
+    float32 with NaN nodata, or the dtype and nodata of a quality layer
+    (``vocabulary.QUALITY_LAYERS``).
+    """
+    if layer in QUALITY_LAYERS:
+        band = RasterBand.create(data_type=DataType(QUALITY_LAYERS[layer].dtype), unit=units,
+                                 spatial_resolution=round(_PIXEL_M, 1), nodata=QUALITY_NODATA)
+        return band
     band = RasterBand.create(
         data_type=DataType.FLOAT32, unit=units, spatial_resolution=round(_PIXEL_M, 1)
     )
@@ -202,7 +218,7 @@ def build_item(
             roles=["data"],
         )
         item.add_asset(a.layer, asset)
-        RasterExtension.ext(asset).bands = [_raster_band(a.units)]
+        RasterExtension.ext(asset).bands = [_raster_band(a.units, a.layer)]
         file_ext = FileExtension.ext(asset)
         file_ext.size = int(a.size)
         file_ext.checksum = a.checksum
@@ -220,8 +236,8 @@ def _apply_grid(proj: Any, a: CogAsset) -> None:
 
 def _layer_order(layer: str) -> tuple[int, str]:
     """Sort key: FAO order for product layers, then by name."""
-    names = list(LAYERS)
-    return (names.index(layer), layer) if layer in LAYERS else (len(names), layer)
+    names = list(PUBLISHED_LAYERS)
+    return (names.index(layer), layer) if layer in PUBLISHED_LAYERS else (len(names), layer)
 
 
 def _bbox_polygon(bbox: Sequence[float]) -> dict[str, Any]:
@@ -347,11 +363,30 @@ def write_catalog(
     schemas (:mod:`gsocseq.products.stac_schemas`); a failure raises
     :class:`~gsocseq.errors.ProductValidationError` before anything is written.
 
-    The merge is a read-modify-write of ``collection.json``: publish regions that share a prefix
-    one after another, not concurrently.
+    The merge is a read-modify-write of ``collection.json`` and ``catalog.json``, done under a
+    lease beside the prefix (:class:`gsocseq.lease.Lease` at ``{prefix}.lease/``): concurrent writers
+    of any region wait for each other (seconds), so no update is lost and a catalog created by
+    two writers at once ends as one catalog holding both items.
     """
-    io = FsspecStacIO(storage_options)
     prefix = out_prefix.rstrip("/")
+    lease = Lease(f"{prefix}{CATALOG_LEASE_SUFFIX}", storage_options,
+                  purpose=f"STAC update of {', '.join(it.id for it in items)}")
+    with held(lease):  # the merge is a read-modify-write of collection.json and catalog.json
+        return _write_catalog(items, prefix, storage_options, provenance=provenance,
+                              validate=validate, schemas_dir=schemas_dir)
+
+
+def _write_catalog(
+    items: Sequence[pystac.Item],
+    prefix: str,
+    storage_options: dict[str, Any] | None,
+    *,
+    provenance: Provenance,
+    validate: bool,
+    schemas_dir: str | Path | None,
+) -> str:
+    """Merge and write the catalog (see :func:`write_catalog`); the caller holds the lease."""
+    io = FsspecStacIO(storage_options)
     root_url = f"{prefix}/catalog.json"
     cid = collection_id(provenance)
     if io.exists(root_url):

@@ -31,7 +31,7 @@ from gsocseq.errors import ProductValidationError
 from gsocseq.products.cog import check_cog, file_digest
 from gsocseq.products.stac_schemas import OfflineSTACValidator, offline_validator, schema_problems
 from gsocseq.storage import TMP_MARK, filesystem, read_json
-from gsocseq.vocabulary import LAYERS
+from gsocseq.vocabulary import LAYERS, PUBLISHED_LAYERS, QUALITY_LAYERS, QUALITY_NODATA
 
 __all__ = [
     "ValidationReport",
@@ -294,19 +294,31 @@ def _asset_problems(
             )
         problems += [
             f"{where}: {p}"
-            for p in check_cog(local, expected_shape=tuple(shape) if shape else None)
+            for p in check_cog(local, expected_shape=tuple(shape) if shape else None,
+                               dtype=PUBLISHED_LAYERS[key].dtype if key in PUBLISHED_LAYERS
+                               else "float32")
         ]
-        problems += _band_problems(where, asset)
+        problems += _band_problems(where, asset, key)
     return problems
 
 
-def _band_problems(where: str, asset: Mapping[str, Any]) -> list[str]:
-    """Return departures of an asset's raster:bands from float32 / NaN nodata."""
+def _band_problems(where: str, asset: Mapping[str, Any], layer: str = "") -> list[str]:
+    """Return departures of an asset's raster:bands from float32 / NaN nodata.
+
+    A quality layer (``vocabulary.QUALITY_LAYERS``) must have its own dtype and nodata instead.
+    """
     bands = asset.get("raster:bands") or []
     if len(bands) != 1:
         return [f"{where}: raster:bands has {len(bands)} entries, expected 1"]
     band = bands[0]
     problems = []
+    if layer in QUALITY_LAYERS:
+        if band.get("data_type") != QUALITY_LAYERS[layer].dtype:
+            problems.append(f"{where}: raster:bands data_type is {band.get('data_type')!r}")
+        if band.get("nodata") != QUALITY_NODATA:
+            problems.append(f"{where}: raster:bands nodata is {band.get('nodata')!r}, "
+                            f"expected {QUALITY_NODATA}")
+        return problems
     if band.get("data_type") != "float32":
         problems.append(f"{where}: raster:bands data_type is {band.get('data_type')!r}")
     nodata = band.get("nodata")

@@ -14,6 +14,7 @@ kind                      native                                          return
 ``terraclimate``          ``TerraClimate_{var}_{year}.nc`` tmax/tmin/...  ``tmp`` ``prec`` ``pet``
 ``cru_ts``                CRU TS decade files tmp/pre/pet (pet mm/day)    ``tmp`` ``prec`` ``pet``
 ``cover_monthly``         12 GeoTIFFs, vegetated share 0-1 (or %)         ``cover`` (month)
+``stac``                  STAC items (:mod:`gsocseq.sources.stac`)        ``land_use`` / ``cover``
 ========================  ==============================================  ========================
 """
 
@@ -37,6 +38,7 @@ from gsocseq.sources.readers import (
     read_raster_window,
 )
 from gsocseq.sources.spec import SourceSpec
+from gsocseq.sources.stac import StacAdapter
 from gsocseq.sources.units import convert, native_units
 
 
@@ -395,6 +397,7 @@ ADAPTERS: dict[str, SourceAdapter] = {
     "terraclimate": TerraClimateAdapter(),
     "cru_ts": CruTsAdapter(),
     "cover_monthly": CoverMonthlyAdapter(),
+    "stac": StacAdapter(),
 }
 
 

@@ -13,6 +13,7 @@ Relative URLs in a TOML file are resolved against the directory of that file, so
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -35,6 +36,7 @@ KINDS: tuple[str, ...] = (
     "cru_ts",
     "cover_monthly",
     "natural_earth",
+    "stac",
 )
 RESAMPLING: tuple[str, ...] = ("bilinear", "nearest", "mode")
 
@@ -65,8 +67,26 @@ class SourceSpec:
     """Declared CRS; a file in another CRS is rejected."""
     version: str = ""
     """Dataset version (recorded in the cube attributes)."""
+    collection: str = ""
+    """``stac`` kind: collection id; ``url`` is the STAC API root or a static ``catalog.json``."""
+    asset: str = ""
+    """``stac`` kind: asset key to load (``lccs_class``, ``500m_16_days_NDVI``)."""
+    query: str = ""
+    """``stac`` kind: STAC query-extension filter; a TOML table, kept as canonical JSON."""
+    sign: str = ""
+    """``stac`` kind: asset signer, ``""``/``none`` or ``planetary-computer``."""
+    threshold: float = 0.4
+    """``stac`` cover: NDVI above which a composite counts as vegetated (FAO v2 script 0.4)."""
+    qa_asset: str = ""
+    """``stac`` cover: optional pixel-reliability asset; when set only reliability 0-1 counts."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.query, Mapping):
+            object.__setattr__(self, "query", json.dumps(self.query, sort_keys=True))
+        if self.kind == "stac" and not (self.collection and self.asset):
+            raise InputValidationError(
+                f"source {self.name!r}: kind 'stac' needs a collection and an asset"
+            )
         if self.kind not in KINDS:
             raise InputValidationError(
                 f"source {self.name!r}: unknown kind {self.kind!r}; expected one of {KINDS}"
@@ -123,7 +143,14 @@ class SourcesConfig:
 
     def versions(self) -> dict[str, str]:
         """Return ``{dataset: "kind version url"}`` for provenance attributes."""
-        return {s.name: f"{s.kind} {s.version} {s.url}".strip() for s in self.specs}
+        return {s.name: _version(s) for s in self.specs}
+
+
+def _version(s: SourceSpec) -> str:
+    if s.kind != "stac":
+        return f"{s.kind} {s.version} {s.url}".strip()
+    extra = f" query={s.query}" if s.query else ""
+    return f"stac {s.version} {s.url} collection={s.collection} asset={s.asset} period={s.period}{extra}"
 
 
 _SPEC_FIELDS = {f.name for f in fields(SourceSpec)}

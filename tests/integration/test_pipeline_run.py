@@ -40,10 +40,10 @@ def _fs(s3: Any) -> s3fs.S3FileSystem:
 
 
 def _objects(s3: Any, prefix: str) -> dict[str, tuple[str, Any]]:
-    """Map every key under prefix to (ETag, LastModified)."""
+    """Map every key under prefix to (ETag, LastModified), lease documents (``*.lease``) aside."""
     fs = _fs(s3)
     found = fs.find(prefix.removeprefix("s3://"), detail=True)
-    return {k: (v["ETag"], v["LastModified"]) for k, v in found.items()}
+    return {k: (v["ETag"], v["LastModified"]) for k, v in found.items() if not k.endswith(".lease")}
 
 
 @pytest.fixture(scope="module")

@@ -433,3 +433,60 @@ def test_euler_unstable_months_counts_stepped_months_outside_minus_one_one():
     xi[11, 0] = 2.5
     assert fao.euler_unstable_months(xi, 1)[0] == 2
     assert fao.euler_unstable_months(xi, 2)[0] == 3
+
+
+def _lagrange(xs, ys, u):
+    """Hand formula: the polynomial through the points (xs, ys) at u."""
+    total = 0.0
+    for i, (xi, yi) in enumerate(zip(xs, ys, strict=True)):
+        term = yi
+        for j, xj in enumerate(xs):
+            if j != i:
+                term *= (u - xj) / (xi - xj)
+        total += term
+    return total
+
+
+@pytest.mark.parametrize("valid", [(2, 5, 6, 9), (1, 4, 10), (3, 8), (7,)])
+def test_na_months_take_rs_fmm_spline_through_the_other_months(valid):
+    """With ≤ 4 valid knots R's fmm spline is the polynomial through them (cubic: its end
+    conditions are the cubic's own third derivative; 3 knots: a parabola; 2: the line; 1: a
+    constant), so every NA month, inside or beyond the valid ones, is a hand-computable value."""
+    ys = {2: 0.8, 5: 1.9, 6: 2.2, 9: 1.1, 1: 0.5, 4: 1.4, 10: 0.9, 3: 1.0, 8: 1.6, 7: 1.3}
+    xi = np.full((12, 1), np.nan)
+    for k in valid:
+        xi[k, 0] = ys[k]
+    got = fao.filled_modifiers(xi, 1)[:, 0]
+    expected = [_lagrange(valid, [ys[k] for k in valid], float(u)) for u in range(12)]
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
+    assert got[0] != got[11] or len(valid) == 1  # extrapolated at both ends of the call
+
+
+def test_fmm_spline_reproduces_a_cubic_and_repeats_each_year_of_a_call():
+    k = np.arange(24.0)
+    cubic = 0.002 * k**3 - 0.05 * k**2 + 0.3 * k + 1.0
+    xi = np.tile(cubic[:12, None], (2, 1))  # two one-year calls
+    xi[[0, 4, 11, 13], 0] = np.nan
+    filled = fao.filled_modifiers(xi, 1)
+    np.testing.assert_allclose(filled[:12, 0], cubic[:12], rtol=1e-12)
+    np.testing.assert_allclose(filled[12:, 0], cubic[:12], rtol=1e-12)
+    # a two-year call: its 12 months repeated, NA knots of both years filled from all 22 others
+    two = fao.filled_modifiers(xi[:12], 2)
+    assert two.shape == (24, 1) and np.isfinite(two).all()
+    year = np.r_[cubic[:12], cubic[:12]]
+    known = ~np.isnan(np.r_[xi[:12, 0], xi[:12, 0]])
+    np.testing.assert_array_equal(two[known, 0], year[known])
+    assert fao.filled_modifiers(np.ones((12, 3)), 20).shape == (12, 3)  # nothing to fill
+    assert np.isnan(fao.filled_modifiers(np.full((12, 1), np.nan), 1)).all()  # R: no knots, NA
+
+
+def test_euler_run_takes_every_month_of_a_call_or_its_repeated_year():
+    rng = np.random.default_rng(4)
+    xi = rng.uniform(0.2, 1.5, (12, 3))
+    args = (rng.uniform(1, 20, (4, 3)), np.full(3, 2.0), np.full(3, 1.44), np.full(3, 30.0))
+    short = fao.euler_run(*args, xi, years_per_call=3)
+    full = fao.euler_run(*args, np.tile(xi, (3, 1)), years_per_call=3)
+    np.testing.assert_array_equal(full, short)
+    changed = np.tile(xi, (3, 1))
+    changed[20] *= 2.0  # a month of year 2 only
+    assert not np.allclose(fao.euler_run(*args, changed, years_per_call=3), short)

@@ -317,20 +317,22 @@ def test_run_fao_phases_constant_climate_equilibrium_and_layers():
 
 
 def test_run_fao_phases_reason_codes():
-    inp = _map_inputs(5)
-    inp["tmp"][5, 1] = -25.0  # a spin-up month below −18.3 °C
+    inp = _map_inputs(6)
+    inp["tmp"][5:240:12, 1] = -25.0  # June of the spin-up climatology below −18.3 °C: NA
     inp["tmp"][:, 2] = 30.0  # hot
     inp["cover"][:, 2] = 0.0  # bare: xi ≈ 4.8 > 2.4
     inp["soc"][3] = 400.0  # stays ~400 t C/ha > 300
     inp["clay"][4] = np.nan
+    inp["tmp"][300, 5] = -25.0  # a single cold warm-up month: spline-filled as in R, modelled
     res = run_phases(config=PhaseConfig(scheme="fao"), **inp)
     np.testing.assert_array_equal(res.reason, [
         Reason.OK, Reason.FAO_TEMPERATURE_UNDEFINED, Reason.FAO_EULER_UNSTABLE,
-        Reason.FAO_IN_MODEL_FILTER, Reason.MISSING_INPUT,
+        Reason.FAO_IN_MODEL_FILTER, Reason.MISSING_INPUT, Reason.OK,
     ])
     for name in LAYERS:
-        assert np.isnan(res.layers[name][1:]).all()
-        assert np.isfinite(res.layers[name][0])
+        assert np.isnan(res.layers[name][1:5]).all()
+        assert np.isfinite(res.layers[name][[0, 5]]).all()
+    assert 45.0 < res.layers["T0"][5] < 55.0
 
 
 def test_run_fao_phases_without_uncertainty_and_equilibrium_variant():

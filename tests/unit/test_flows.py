@@ -130,7 +130,7 @@ def test_form_schema_accepts_and_rejects(params: dict[str, Any], ok: bool) -> No
 def test_global_rebuild_schema_lists_countries() -> None:
     props = global_rebuild.parameters.model_dump()["properties"]
     assert props["countries"]["anyOf"][0]["items"]["pattern"] == "^[A-Z]{3}$"
-    assert props["world"]["default"] == "-180,-90,180,90"
+    assert props["world"]["default"] == "world"
 
 
 def test_deployments_schedule_and_defaults() -> None:
@@ -222,6 +222,19 @@ def test_markdown_report_tables_and_links() -> None:
     assert "[DEM.json](s3://b/stac/c/DEM/DEM.json)" in md
     assert "Not published: failed tiles t60_r000_c001" in md
     assert ok.as_dict()["published"] and not bad.as_dict()["published"]
+
+
+def test_markdown_report_per_country_totals() -> None:
+    world = RegionReport(
+        region="world", tiles_done=5, tiles_skipped=0, tiles_failed={}, modelled_pixels=100,
+        t0_stock_mt=3.0, scenarios=(ScenarioRow("bau", 3.1, 0.1, 0.005),),
+        countries={"DMX": {"T0_MtC": 1.0, "bau_rate_MtC_per_yr": 0.002},
+                   "DEM": {"T0_MtC": 2.0, "bau_rate_MtC_per_yr": 0.003}},
+    )
+    md = render_markdown("GSOCseq v1.1 global rebuild", "here", [world])
+    assert "## Totals per country: world" in md
+    assert md.index("| DEM | 2.0000 | +0.00300 |") < md.index("| DMX | 1.0000 | +0.00200 |")
+    assert world.as_dict()["countries"]["DEM"]["T0_MtC"] == 2.0
 
 
 # ------------------------------------------------------------------------------- dask runtime
@@ -345,6 +358,30 @@ def test_global_rebuild_of_two_countries(
     artifact = Artifact.get("gsocseq-global-rebuild")
     assert artifact is not None
     assert "| DEM | bau |" in str(artifact.data) and "| DMX | bau |" in str(artifact.data)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_global_rebuild_defaults_to_the_world_of_the_boundaries(
+    harness: None, tmp_path: Path, demo_sources: str, cluster: LocalCluster
+) -> None:
+    """No countries, default world: the demo world's two countries, published from one run."""
+    out = tmp_path / "out"
+    result = global_rebuild(out=f"file://{out}", scenarios=["bau"], sources=demo_sources,
+                            tile_size=TILE, uncertainty=False,
+                            cluster_address=cluster.scheduler_address)
+    (region,) = result["regions"]
+    assert region["region"] == "world" and region["published"]
+    assert set(region["countries"]) == {"DEM", "DMX"}
+    assert sum(c["T0_MtC"] for c in region["countries"].values()) == pytest.approx(
+        region["t0_stock_MtC"], rel=1e-9)
+    items = sorted(p.name for p in out.rglob("*.json")
+                   if json.loads(p.read_text()).get("type") == "Feature")
+    assert items == ["DEM.json", "DMX.json", "world.json"]
+    assert (out / "gsocseq" / "v1.1" / "exact" / "products" / "world" / "GSOCseq_T0_Map030.tif"
+            ).exists()
+    artifact = Artifact.get("gsocseq-global-rebuild")
+    assert artifact is not None and "## Totals per country: world" in str(artifact.data)
 
 
 @pytest.mark.parametrize("argv", [["flows/serve.py"], ["-m", "flows.serve"]], ids=["file", "module"])

@@ -334,10 +334,11 @@ def test_forward_response_matches_monthly_steps_with_and_without_drifting_defici
     assert m1.smd_end[0] == pytest.approx(-12.0)
 
 
-def test_ssm_factors_scale_the_relative_gain_linearly(varying):
-    """RelDiff is proportional to (factor - 1): factors 1.0 / 1.5 / 2.0 give 0 / x / 2x."""
+def test_ssm_increase_scales_the_relative_gain_linearly(varying):
+    """RelDiff is proportional to the increase: increases 0 / 0.5 / 1.0 give 0 / x / 2x."""
     inputs, _ = varying
-    res = run_phases(**inputs, config=PhaseConfig(ssm_factors=(1.0, 1.5, 2.0), uncertainty=False))
+    res = run_phases(**inputs, config=PhaseConfig(ssm_increase=((0.0, 0.5, 1.0),) * 3,
+                                                  uncertainty=False))
     np.testing.assert_allclose(res.layers["finalSOC_SSM1"], res.layers["finalSOC_BAU"], rtol=1e-6)
     np.testing.assert_allclose(
         res.layers["RelDiff_SSM3"], 2 * res.layers["RelDiff_SSM2"], rtol=1e-4, atol=1e-5
@@ -345,12 +346,38 @@ def test_ssm_factors_scale_the_relative_gain_linearly(varying):
     assert (res.layers["RelDiff_SSM2"] > 0.1).all()
 
 
+def test_ssm_increase_per_land_use_group_and_zero_increase_is_bau(varying):
+    """Each pixel takes its group's increases; with every increase 0 each SSM layer is BAU."""
+    inputs, ref = varying
+    lu = inputs["land_use"]
+    crops = np.isin(lu, (2, 12))
+    assert crops.any() and (~crops).any()
+    cfg = PhaseConfig(ssm_increase=((0.05, 0.10, 0.20), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0)))
+    res = run_phases(**inputs, config=cfg)
+    for label in ("SSM1", "SSM2", "SSM3"):
+        np.testing.assert_array_equal(res.layers[f"finalSOC_{label}"][crops],
+                                      ref.layers[f"finalSOC_{label}"][crops])
+        np.testing.assert_array_equal(res.layers[f"finalSOC_{label}"][~crops],
+                                      res.layers["finalSOC_BAU"][~crops])
+        np.testing.assert_array_equal(res.layers[f"RelDiff_{label}"][~crops], 0.0)
+    for scheme in ("exact", "fao"):
+        zero = run_phases(**inputs, config=PhaseConfig(scheme=scheme, ssm_increase=((0, 0, 0),) * 3))
+        ok = zero.reason == Reason.OK
+        assert ok.any()
+        for label in ("SSM1", "SSM2", "SSM3"):
+            np.testing.assert_array_equal(zero.layers[f"finalSOC_{label}"][ok],
+                                          zero.layers["finalSOC_BAU"][ok])
+
+
 @pytest.mark.parametrize(
     ("change", "match"),
     [
         ({"spinup_years": 0}, "spinup_years"),
-        ({"ssm_factors": (1.05, 0.1, 1.2)}, r"ssm_factors\[1\]"),
-        ({"ssm_factors": (1.05, -1.0, 1.2), "uncertainty": False}, "ssm_factors"),
+        ({"ssm_increase": ((0.05, 0.1, 0.2), (0.2, 0.1, 0.3), (0, 0, 0))},
+         r"ssm_increase\['grass'\] .* non-decreasing"),
+        ({"ssm_increase": ((0.05, -0.1, 0.2),) * 3}, r"ssm_increase\['crops'\] .* in \[0, 1\]"),
+        ({"ssm_increase": ((0.05, 0.1, 1.2),) * 3}, r"in \[0, 1\]"),
+        ({"ssm_increase": ((0.05, 0.1, 0.2),) * 2}, "one \\[low, medium, high\\] per group"),
         ({"depth_cm": 0.0}, "depth_cm"),
         ({"scheme": "euler"}, "scheme"),
     ],

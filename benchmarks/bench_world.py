@@ -1,0 +1,300 @@
+"""World runs: publish time against workers, peak memory per publishing task, and the world's cost.
+
+1. A ``--region world`` run of the demo world (its world is its two countries, DEM and DMX) on a
+   local ``file://`` store: input cube, tiles and publication timed on a process LocalCluster;
+   the per-cell rates of this code are derived from it (core-seconds per cell for the inputs,
+   per modelled pixel for the tiles, per cell × layer for publishing; bytes stored per cell).
+2. Publication alone — the global COGs (one task per layer) and both national sets (one task per
+   country) — repeated on fresh clusters of 1 and 2 workers: wall time, speed-up, and each worker's
+   peak resident memory (``VmHWM``) above its idle level after warm-up: the memory of its tasks,
+   bounded by strips of whole tile rows (``gsocseq.products.blocks.STRIP_BYTES``).
+3. One synthetic wide layer (default 2400 × 43 200 cells: ten rows of 2° tiles around the globe)
+   written as a COG in a fresh process with world strips (240 rows) and in one piece: peak memory.
+4. A simulated world plan: ``gsocseq.pipeline.costing.cost_plan("world")`` on a real admin-0
+   boundaries file (default: the Natural Earth 1:110m countries shipped in pyogrio's test
+   fixtures, ``--boundaries`` for another) at 2° tiles — tile count, land fraction — with the rates
+   of step 1: extrapolated core-hours, wall time for ``--world-workers`` workers, bytes stored.
+
+Usage::
+
+    python benchmarks/bench_world.py [--tile-size 120] [--tiles 2x3] [--json out.json]
+                                     [--rates-out gsocseq/pipeline/rates.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import os
+import resource
+import shutil
+import tempfile
+import time
+from importlib import resources as ilr
+from pathlib import Path
+from typing import Any
+
+GRID_TILES_240 = 90 * 180
+"""Tiles of 2° (240 cells) on the whole globe."""
+
+
+def _peak_mib() -> float:
+    """Peak resident memory of this process, MiB (``VmHWM``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _warm_up() -> None:
+    """Import what a publishing task imports and write one tiny COG (GDAL loaded)."""
+    import numpy as np
+    import xarray as xr
+
+    from gsocseq.cube.grid import cell_latitudes, cell_longitudes
+    from gsocseq.products.cog import write_cog
+
+    data = xr.DataArray(np.ones((4, 4), np.float32), name="T0", dims=("latitude", "longitude"),
+                        coords={"latitude": cell_latitudes(0, 4), "longitude": cell_longitudes(0, 4)})
+    with tempfile.TemporaryDirectory() as tmp:
+        write_cog(data, f"{tmp}/w.tif")
+
+
+def _du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _clear_publication(plan: Any, root: Path) -> None:
+    """Remove the COGs, STAC and publication markers so that publishing runs again in full."""
+    base = Path(plan.base_url.removeprefix("file://"))
+    for sub in ("products", "stac"):
+        shutil.rmtree(base / sub, ignore_errors=True)
+    run = Path(plan.run_url.removeprefix("file://"))
+    for name in ("published.json", "publishing.json"):
+        (run / name).unlink(missing_ok=True)
+
+
+def world_run(root: Path, tile_size: int, tiles_y: int, tiles_x: int, workers: int) -> dict[str, Any]:
+    """Run ``--region world`` on the demo world; time its stages; derive the per-cell rates."""
+    from distributed import Client, LocalCluster
+
+    from gsocseq.config import RunConfig
+    from gsocseq.demo import write_demo_world
+    from gsocseq.pipeline import plan_run, run
+    from gsocseq.vocabulary import Reason
+
+    sources = write_demo_world(f"file://{root}/inputs", tiles_y=tiles_y, tiles_x=tiles_x,
+                               tile_size=tile_size)
+    config = RunConfig(region="world", out=f"file://{root}/out", sources=sources,
+                       tile_size=tile_size)
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        client.run(_warm_up)
+        summary = run(config, client=client, progress=False)
+    assert summary.ok and summary.published, summary.tiles_failed
+    plan = plan_run(config)
+    cells = summary.pixels
+    in_region = cells - summary.masked.get(int(Reason.OUTSIDE_REGION), 0)
+    stages = summary.stage_seconds
+    n_layers = len(json.loads(Path(plan.published_url.removeprefix("file://")).read_text())["cogs"])
+    out = Path(root / "out")
+    stored = _du(out / "gsocseq")
+    rates = {
+        "input_core_s_per_cell": stages["inputs"] * workers / cells,
+        "tile_core_s_per_pixel": stages["tiles"] * workers / max(1, summary.modelled),
+        "publish_core_s_per_cell_layer": stages["publish"] * workers / (cells * n_layers),
+        "stored_bytes_per_cell": stored / cells,
+        "eligible_fraction": summary.modelled / max(1, in_region),
+        "measured": (f"benchmarks/bench_world.py {dt.date.today()}: demo world {tiles_y}x{tiles_x} "
+                     f"tiles of {tile_size}, {workers} workers, {os.cpu_count()}-core machine "
+                     f"(load {os.getloadavg()[0]:.1f})"),
+    }
+    return {"config": config, "plan": plan, "summary": summary, "layers": n_layers,
+            "stored_bytes": stored, "rates": rates, "cells": cells}
+
+
+def publish_scaling(config: Any, plan: Any, root: Path, workers: list[int]) -> list[dict[str, Any]]:
+    """Publish (global + national COGs, STAC) on fresh clusters of each worker count."""
+    from distributed import Client, LocalCluster, get_task_stream
+
+    from gsocseq.pipeline import publish
+
+    rows = []
+    for n in workers:
+        _clear_publication(plan, root)
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            client.run(_warm_up)
+            idle = client.run(_peak_mib)
+            t = time.perf_counter()
+            with get_task_stream(client) as stream:
+                result = publish(config, plan, client)
+            seconds = time.perf_counter() - t
+            peaks = client.run(_peak_mib)
+        durations = [sum(ss["stop"] - ss["start"] for ss in rec["startstops"]
+                         if ss["action"] == "compute") for rec in stream.data]
+        assert not result.skipped and len(result.country_totals) == 2
+        rows.append({
+            "workers": n, "publish_s": round(seconds, 2),
+            "cogs": len(result.cogs) * (1 + len(result.country_totals)),
+            "worker_peak_mib": sorted(round(v, 1) for v in peaks.values()),
+            "worker_idle_mib": sorted(round(v, 1) for v in idle.values()),
+            "task_peak_above_idle_mib": round(max(peaks[k] - idle[k] for k in peaks), 1),
+            "tasks": len(durations), "task_seconds_sum": round(sum(durations), 2),
+            "longest_task_s": round(max(durations), 2),
+            "ideal_wall_s": round(max(sum(durations) / n, max(durations)), 2),
+        })
+    base = rows[0]["publish_s"]
+    for row in rows:
+        row["speedup_vs_1"] = round(base / row["publish_s"], 2)
+    return rows
+
+
+def _write_wide(rows: int, cols: int, strip_rows: int, out: str, queue: Any) -> None:
+    """Child process: write one synthetic (rows × cols) layer as a COG; report its peak MiB."""
+    import dask
+    import dask.array as da
+    import numpy as np
+    import xarray as xr
+
+    from gsocseq.cube.grid import cell_latitudes, cell_longitudes
+    from gsocseq.products.blocks import task_env
+    from gsocseq.products.cog import write_cog
+
+    base = _peak_mib()
+
+    def block(block_info: Any = None) -> np.ndarray:
+        (r0, r1), (c0, c1) = block_info[None]["array-location"]
+        y, x = np.mgrid[r0:r1, c0:c1].astype(np.float32)
+        return (50 + 20 * np.sin(y / 700.0) * np.cos(x / 900.0)).astype(np.float32)
+
+    data = xr.DataArray(da.map_blocks(block, dtype=np.float32, chunks=((240,) * (rows // 240),
+                                                                       (240,) * (cols // 240))),
+                        dims=("latitude", "longitude"), name="T0",
+                        coords={"latitude": cell_latitudes(0, rows),
+                                "longitude": cell_longitudes(0, cols)})
+    t = time.perf_counter()
+    with dask.config.set(scheduler="synchronous"), task_env():  # as a publishing task
+        asset = write_cog(data, out, strip_rows=strip_rows)
+    queue.put({"strip_rows": strip_rows, "peak_above_start_mib": round(_peak_mib() - base, 1),
+               "seconds": round(time.perf_counter() - t, 1), "cog_bytes": asset.size})
+
+
+def wide_layer_memory(root: Path, rows: int, cols: int) -> list[dict[str, Any]]:
+    """Peak memory of writing one wide layer with world-like strips vs the whole layer at once."""
+    import multiprocessing as mp
+
+    from gsocseq.products.blocks import strip_rows_for
+
+    ctx = mp.get_context("spawn")
+    out = []
+    for strip in (strip_rows_for(cols, 240), rows):
+        q = ctx.Queue()
+        p = ctx.Process(target=_write_wide, args=(rows, cols, strip, str(root / f"w{strip}.tif"), q))
+        p.start()
+        res = q.get(timeout=1800)
+        p.join()
+        res["layer_mib"] = round(rows * cols * 4 / 2**20, 1)
+        out.append(res)
+    return out
+
+
+def _natural_earth_lowres() -> Path | None:
+    try:
+        import pyogrio
+    except ImportError:
+        return None
+    path = (Path(pyogrio.__file__).parent / "tests" / "fixtures" / "naturalearth_lowres"
+            / "naturalearth_lowres.shp")
+    return path if path.exists() else None
+
+
+def simulated_world_plan(boundaries: Path, root: Path, rates: dict[str, Any], workers: int,
+                         tile_size: int = 240) -> dict[str, Any]:
+    """Plan ``world`` on a real admin-0 file with the measured rates (no source is opened)."""
+    import numpy as np
+    from pyogrio.raw import read as ogr_read
+    from pyogrio.raw import write as ogr_write
+
+    from gsocseq.pipeline.costing import Rates, cost_plan, format_cost_plan
+
+    meta, _, geoms, fields = ogr_read(str(boundaries))
+    names = [str(f) for f in meta["fields"]]
+    key = next(f for f in ("ADM0_A3", "ISO_A3", "iso_a3", "adm0_a3") if f in names)
+    codes = np.array([c if c and c != "-99" else f"X{i:02d}" for i, c in
+                      enumerate(fields[names.index(key)])], dtype=object)
+    buf = io.BytesIO()
+    ogr_write(buf, geoms, [codes], ["ADM0_A3"], driver="GeoJSON", geometry_type="MultiPolygon",
+              crs="EPSG:4326", layer="admin0", promote_to_multi=True)
+    (root / "admin0.geojson").write_bytes(buf.getvalue())
+    shipped = ilr.files("gsocseq.sources").joinpath("sources.toml").read_text()
+    url = "https://naciscdn.org/naturalearth/10m/cultural/ne_10m_admin_0_countries.zip"
+    assert url in shipped, "shipped boundaries URL changed; update the benchmark"
+    toml = root / "sources.toml"
+    toml.write_text(shipped.replace(url, f"file://{root}/admin0.geojson"))
+    t = time.perf_counter()
+    plan = cost_plan("world", sources_url=f"file://{toml}", tile_size=tile_size, workers=workers,
+                     rates=Rates(**rates), read_sources=False)
+    seconds = time.perf_counter() - t
+    print(format_cost_plan(plan))
+    return {"boundaries": str(boundaries), "countries": int(len(set(codes))),
+            "tiles": plan.tiles, "tiles_globe": GRID_TILES_240 if tile_size == 240 else None,
+            "land_tile_fraction": round(plan.tiles / plan.tiles_in_rectangle, 4),
+            "tiles_in_rectangle": plan.tiles_in_rectangle,
+            "region_cells": plan.region_cells, "eligible_pixels": plan.eligible_pixels,
+            "core_hours": round(plan.core_hours, 1), "workers": workers,
+            "wall_hours": round(plan.wall_hours, 2), "stored_TB": round(plan.stored_bytes / 1e12, 2),
+            "cost": round(plan.cost, 0), "plan_seconds": round(seconds, 1)}
+
+
+def main() -> None:
+    """Run the three parts and print a JSON report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tile-size", type=int, default=120)
+    parser.add_argument("--tiles", default="2x3", help="demo world tiles, ROWSxCOLS")
+    parser.add_argument("--workers", default="1,2", help="worker counts for publishing")
+    parser.add_argument("--world-workers", type=int, default=500)
+    parser.add_argument("--boundaries", default=None, help="admin-0 vector file for the world plan")
+    parser.add_argument("--wide", default="2400x43200",
+                        help="ROWSxCOLS of a synthetic layer written with strips vs whole ('' skips)")
+    parser.add_argument("--eligible-share", type=float, default=0.37,
+                        help="modelled share of land for the world plan (FAOSTAT agricultural "
+                             "land ≈ 4.8 of 13.0 Gha; the demo world's share is not the globe's)")
+    parser.add_argument("--json", default=None, help="also write the report to this file")
+    parser.add_argument("--rates-out", default=None, help="write the measured rates (JSON) here")
+    args = parser.parse_args()
+    ty, tx = (int(v) for v in args.tiles.split("x"))
+    counts = [int(v) for v in args.workers.split(",")]
+    with tempfile.TemporaryDirectory(prefix="bench-world-") as tmp:
+        root = Path(tmp)
+        t = time.perf_counter()
+        w = world_run(root, args.tile_size, ty, tx, max(counts))
+        t_run = time.perf_counter() - t
+        scaling = publish_scaling(w["config"], w["plan"], root, counts)
+        wide = wide_layer_memory(root, *(int(v) for v in args.wide.split("x"))) if args.wide else []
+        boundaries = Path(args.boundaries) if args.boundaries else _natural_earth_lowres()
+        world_rates = {**w["rates"], "eligible_fraction": args.eligible_share}
+        world = (simulated_world_plan(boundaries, root, world_rates, args.world_workers)
+                 if boundaries else {"skipped": "no boundaries file"})
+    s = w["summary"]
+    report = {
+        "cpu_count": os.cpu_count(), "load_avg": os.getloadavg(),
+        "demo_world_run": {"tiles": s.tiles_total, "tile_size": args.tile_size, "cells": w["cells"],
+                           "modelled_pixels": s.modelled, "layers": w["layers"],
+                           "stages_s": s.stage_seconds, "wall_s": round(t_run, 1),
+                           "stored_bytes": w["stored_bytes"], "countries": s.country_totals},
+        "rates": w["rates"], "publish_vs_workers": scaling, "wide_layer_memory": wide,
+        "world_plan": world,
+    }
+    text = json.dumps(report, indent=2, default=str)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    if args.rates_out:  # the shipped rates plan any region: the land share defaults to the globe's
+        Path(args.rates_out).write_text(json.dumps(world_rates, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
