@@ -102,16 +102,19 @@ def test_rebuilt_cube_is_not_served_stale(cubes, target) -> None:
     _upload(partial, url, so)
     old = cached_cube(url, so)
     assert read_tile(old, region.tiles[0])["reason"].shape == (TILE, TILE)
-    # rebuilt in place with another tile size: every array's metadata and chunking change
+    fs, path = filesystem(url, so)
+    # removed and rebuilt with another tile size: every array's metadata and chunking change
     bigger = resolve_region("demo", sources, tile_size=2 * TILE)
-    create_cube(bigger, url, so)
+    fs.rm(path, recursive=True)
+    assert create_cube(bigger, url, so) is not False
     new = cached_cube(url, so)
     assert new is not old
     assert int(new.attrs["tile_size"]) == 2 * TILE
     with pytest.raises(SourceError, match="was not built"):  # the old tile's data is gone
         read_tile(new, bigger.tiles[0])
     # rebuilt again with the first layout and other attributes: reopened again, empty markers
-    create_cube(region, url, so, attrs={"note": "rebuilt"})
+    fs.rm(path, recursive=True)
+    assert create_cube(region, url, so, attrs={"note": "rebuilt"}) is not False
     again = cached_cube(url, so)
     assert again is not new and again.attrs["note"] == "rebuilt"
     with pytest.raises(SourceError, match="was not built"):
