@@ -203,7 +203,7 @@ def compute_tiles(configs: list[RunConfig]) -> list[RegionReport]:
         else:
             logger.info("%s: %d COGs, STAC %s%s", config.region, len(published.cogs),
                         published.stac_url, " (already up to date)" if published.skipped else "")
-        reports.append(RegionReport.from_pipeline(summary, published))
+        reports.append(RegionReport.from_pipeline(summary, published, config.storage_options))
     return reports
 
 

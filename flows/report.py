@@ -3,7 +3,9 @@
 The flows build one :class:`RegionReport` per region from the pipeline's ``RunSummary`` (tile
 outcomes aggregated by :func:`gsocseq.pipeline.summarise`) and ``PublishResult``, and publish the
 markdown as a Prefect artifact (the flow run's ``Artifacts`` tab, and under its key on the UI's
-Artifacts page). Nothing here computes science.
+Artifacts page). The quick-look PNGs of T0, final SOC and ASR are embedded as data URIs (the UI
+cannot fetch ``s3://`` or ``file://`` URLs); every quick look is linked. Nothing here computes
+science.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ class RegionReport:
     """URL of the STAC root catalog."""
     stac_items: tuple[str, ...] = ()
     """URLs of the region's STAC items."""
+    quicklooks: dict[str, str] = field(default_factory=dict)
+    """Layer → URL of its quick-look PNG."""
+    pictures: dict[str, str] = field(default_factory=dict)
+    """Layer → ``data:image/png;base64,…`` of the quick looks shown in the artifact."""
     countries: dict[str, dict[str, float]] = field(default_factory=dict)
     """World runs: ISO3 → totals (``T0_MtC``, ``{scenario}_rate_MtC_per_yr`` …)."""
 
@@ -55,8 +61,14 @@ class RegionReport:
         return self.stac_catalog is not None
 
     @classmethod
-    def from_pipeline(cls, summary: Any, publish: Any | None = None) -> RegionReport:
-        """Build from a ``RunSummary`` and, if published, its ``PublishResult``."""
+    def from_pipeline(cls, summary: Any, publish: Any | None = None,
+                      storage_options: dict[str, Any] | None = None) -> RegionReport:
+        """Build from a ``RunSummary`` and, if published, its ``PublishResult``.
+
+        The quick looks of :data:`SHOWN_LAYERS` are read from the store (``storage_options``)
+        and embedded.
+        """
+        quicklooks = dict(getattr(publish, "quicklooks", {}) or {}) if publish is not None else {}
         return cls(
             region=summary.region,
             tiles_done=len(summary.tiles_done),
@@ -72,6 +84,8 @@ class RegionReport:
             cogs=dict(publish.cogs) if publish is not None else {},
             stac_catalog=publish.stac_url if publish is not None else None,
             stac_items=tuple(publish.stac_items) if publish is not None else (),
+            quicklooks=quicklooks,
+            pictures=_pictures(quicklooks, storage_options),
             countries=dict(getattr(publish, "country_totals", {}) or {}),
         )
 
@@ -91,9 +105,30 @@ class RegionReport:
             "cogs": dict(self.cogs),
             "stac_catalog": self.stac_catalog,
             "stac_items": list(self.stac_items),
+            "quicklooks": dict(self.quicklooks),
             **({"countries": {k: dict(v) for k, v in self.countries.items()}}
                if self.countries else {}),
         }
+
+
+def _shown(layer: str) -> bool:
+    """Return whether a layer's quick look is embedded in the artifact (T0, finalSOC, ASR)."""
+    return layer == "T0" or (layer.startswith(("finalSOC_", "ASR_"))
+                             and not layer.endswith("_Uncertainty"))
+
+
+def _pictures(quicklooks: dict[str, str], storage_options: dict[str, Any] | None
+              ) -> dict[str, str]:
+    """Read the shown quick looks from the store as data URIs (a missing one is left out)."""
+    from gsocseq import storage
+    from gsocseq.products.quicklook import data_uri
+
+    out = {}
+    for layer, url in quicklooks.items():
+        png = storage.read_bytes(url, storage_options) if _shown(layer) else None
+        if png is not None:  # a missing one is still linked below
+            out[layer] = data_uri(png)
+    return out
 
 
 def _link(label: str, url: str) -> str:
@@ -142,7 +177,12 @@ def render_markdown(title: str, runtime: str, regions: Iterable[RegionReport]) -
             lines.append(f"- STAC item: {_link(url.rsplit('/', 1)[-1], url)}")
         if r.stac_catalog:
             lines.append(f"- STAC catalog: {_link('catalog.json', r.stac_catalog)}")
-        lines += ["", "| layer | COG |", "|---|---|"]
+        if r.pictures:
+            lines += ["", "### Quick looks", ""]
+            lines += [f"![{r.region} {layer}]({uri})" for layer, uri in r.pictures.items()]
+        lines += ["", "| layer | COG | quick look |", "|---|---|---|"]
         for layer, url in r.cogs.items():
-            lines.append(f"| {layer} | {_link(url.rsplit('/', 1)[-1], url)} |")
+            look = r.quicklooks.get(layer)
+            lines.append(f"| {layer} | {_link(url.rsplit('/', 1)[-1], url)} | "
+                         f"{_link('png', look) if look else ''} |")
     return "\n".join(lines) + "\n"

@@ -1,4 +1,4 @@
-"""The ``gsocseq`` command line: ``run``, ``validate``, ``demo-data``, ``fao-points``, ``compare-schemes``.
+"""The ``gsocseq`` command line (run, plan, validate, report, sources check, demo-data, fao-points …).
 
 Flags are parsed once into a :class:`~gsocseq.config.RunConfig`; the commands are thin calls into
 :mod:`gsocseq.pipeline`. Exit status: 0 success, 1 failed tiles or invalid products (named on
@@ -175,6 +175,40 @@ def validate_command(url: str, storage_options: str | None) -> None:
     click.echo(f"ok: {len(manifests)} run(s) valid")
 
 
+@main.group("sources")
+def sources_group() -> None:
+    """Inspect the input sources."""
+
+
+@sources_group.command("check")
+@click.option("--sources", "sources_url", default=None,
+              help="URL of a sources.toml (default: the shipped real public sources).")
+@click.option("--region", default=None, help="ISO3 code or bbox 'west,south,east,north'.")
+@STORAGE_OPTION
+def sources_check_command(sources_url: str | None, region: str | None,
+                          storage_options: str | None) -> None:
+    """Check each source: reachable, format, CRS, resolution, bands, units, nodata, period, bytes."""
+    from gsocseq.cube.region import resolve_region
+    from gsocseq.sources import load_sources
+    from gsocseq.sources.check import check_sources
+
+    so = _storage_options(storage_options)
+    try:
+        config = load_sources(sources_url, storage_options=so)
+        bounds = resolve_region(region, config, tile_size=120).bbox if region else None
+    except GsocseqError as exc:
+        click.echo(f"problem: {exc}", err=True)
+        sys.exit(1)
+    lines, problems = check_sources(config, bounds)
+    for line in lines:
+        click.echo(line)
+    for p in problems:
+        click.echo(f"problem: {p}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo(f"ok: {len(config.specs)} source(s) as declared")
+
+
 @main.command("demo-data")
 @click.argument("url")
 @click.option("--tiles-y", type=int, default=2, show_default=True)
@@ -263,6 +297,74 @@ def compare_schemes_command(
     click.echo(format_comparison(comparison))
     if csv_path:
         comparison.layers.to_csv(csv_path)
+
+
+@main.command("report")
+@click.argument("url")
+@click.option("--output", "output_dir", type=click.Path(file_okay=False), default=None,
+              help="Also copy each page into this local folder.")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page(s) in a web browser.")
+@STORAGE_OPTION
+def report_command(url: str, output_dir: str | None, open_browser: bool,
+                   storage_options: str | None) -> None:
+    """Write one self-contained HTML report per run under URL (a run's --out) as {run}/report.html."""
+    import tempfile
+    import webbrowser
+
+    from gsocseq.config import normalise_url
+    from gsocseq.products.report import write_reports
+
+    so = _storage_options(storage_options)
+    try:
+        url = normalise_url(url, what="URL")
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    try:
+        written, problems = write_reports(url, so)
+    except GsocseqError as exc:
+        _fail(exc)
+    if open_browser and output_dir is None and not all(t.startswith("file://") for t, _ in written):
+        output_dir = tempfile.mkdtemp(prefix="gsocseq-report-")
+    for target, page in written:
+        local = target.removeprefix("file://") if target.startswith("file://") else None
+        if output_dir is not None:
+            run_name = target.rsplit("/", 2)[-2]
+            scheme = target.split("/runs/")[0].rsplit("/", 1)[-1]
+            local = str(Path(output_dir) / f"{run_name}-{scheme}.html")
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+            Path(local).write_text(page, encoding="utf-8")
+        click.echo(f"report: {target}" + (f" (copy: {local})" if local and output_dir else ""))
+        if open_browser and local:
+            webbrowser.open(Path(local).resolve().as_uri())
+    for problem in problems:
+        click.echo(f"error: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+
+
+@main.command("validation-report")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--fao-sample", type=click.Path(exists=True, file_okay=False), default=None,
+              help="FAO-layout raw-input folder to compare the schemes on (e.g. the repository's "
+                   "tests/data/fao-sample/ARG_PE/raw).")
+@click.option("--rothc-example", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder of the official RothC example (default: the packaged copy).")
+@click.option("--no-demo", is_flag=True, help="Skip the exact-vs-fao comparison on the demo world.")
+@click.option("--long-years", type=int, default=100_000, show_default=True,
+              help="Years of iteration the closed-form equilibrium is checked against.")
+def validation_report_command(out_dir: str, fao_sample: str | None, rothc_example: str | None,
+                              no_demo: bool, long_years: int) -> None:
+    """Write the validation report (HTML with plots, numbers as CSV) into OUT_DIR."""
+    from gsocseq.validation.report import EXAMPLE_DIR, write_validation_report
+
+    try:
+        page = write_validation_report(
+            out_dir, example_dir=rothc_example or EXAMPLE_DIR, fao_sample=fao_sample,
+            demo=not no_demo, long_years=long_years, log=lambda m: click.echo(f"... {m}"),
+        )
+    except GsocseqError as exc:
+        _fail(exc)
+    click.echo(f"validation report: {page}")
 
 
 def _register_optional_commands() -> None:

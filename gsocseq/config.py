@@ -23,8 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from gsocseq.model.inputs import check_ssm_increase
 from gsocseq.vocabulary import DEFAULT_SSM_INCREASE, LAND_USE_GROUPS, SCENARIOS
 
-#: URL schemes accepted for ``out`` and ``sources``.
+#: URL schemes accepted for ``out`` (and ``sources``).
 URL_SCHEMES: tuple[str, ...] = ("file", "s3", "memory", "gs", "gcs", "az", "abfs")
+#: A sources file, like the data it names, may also be on a web server.
+SOURCES_URL_SCHEMES: tuple[str, ...] = (*URL_SCHEMES, "http", "https")
 
 _ISO3 = re.compile(r"^[A-Z]{3}$")
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*)://(.*)$")
@@ -34,7 +36,7 @@ SCIENCE_FIELDS: tuple[str, ...] = ("region", "scenarios", "scheme", "sources", "
                                    "uncertainty", "ssm_increase")
 
 
-def normalise_url(value: str, *, what: str) -> str:
+def normalise_url(value: str, *, what: str, schemes: tuple[str, ...] = URL_SCHEMES) -> str:
     """Return ``value`` as a URL without trailing slash; reject ``..`` segments and odd schemes.
 
     A bare path (no ``scheme://``) becomes an absolute ``file://`` URL.
@@ -49,8 +51,8 @@ def normalise_url(value: str, *, what: str) -> str:
         scheme, rest = "file", str(Path(value).absolute())
     else:
         scheme, rest = m.group(1), m.group(2)
-    if scheme not in URL_SCHEMES:
-        raise ValueError(f"{what}={value!r}: scheme {scheme!r} not supported; use one of {URL_SCHEMES}")
+    if scheme not in schemes:
+        raise ValueError(f"{what}={value!r}: scheme {scheme!r} not supported; use one of {schemes}")
     parts = rest.replace("\\", "/").split("/")
     if any(p in ("..", ".") for p in parts):
         raise ValueError(f"{what}={value!r} contains a '.' or '..' path segment (path traversal)")
@@ -155,7 +157,7 @@ class RunConfig(BaseModel):
     @field_validator("sources")
     @classmethod
     def _check_sources(cls, v: str | None) -> str | None:
-        return None if v is None else normalise_url(v, what="sources")
+        return None if v is None else normalise_url(v, what="sources", schemes=SOURCES_URL_SCHEMES)
 
     @field_validator("scenarios", mode="before")
     @classmethod

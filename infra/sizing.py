@@ -15,13 +15,21 @@ The arithmetic, from a land mask and one measured number:
   in waves: ``wall = ceil(T / 2W) × (N / T) / X`` seconds (every tile given the mean pixel count);
 * cost: allocated vCPU-hours × price, ``2W × wall × p`` (plus the scheduler, negligible).
 
+Per-tile figures measured by ``benchmarks/bench_pipeline.py`` (:data:`MEASURED`: tile-stage
+pixels per CPU-second, input bytes read and product bytes stored per cell) give, for a world
+rebuild and one large country (:data:`LARGE_COUNTRY`), core-hours ``N / X / 3600``, bytes read
+(``tiles × 240² × input bytes per cell``), bytes stored (product cube + COGs) and a cost estimate
+(core-hours × vCPU price, plus a month of storage).
+
 Run ``python infra/sizing.py`` for the README's Markdown table, ``--x 1234`` to evaluate it at a
-measured throughput. Needs only shapely and pyogrio (its test data ship Natural Earth 1:110m).
+measured throughput, ``--bench report.json`` to take every figure from a benchmark report. Needs
+only shapely and pyogrio (its test data ship Natural Earth 1:110m).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +51,46 @@ PRICE_PER_VCPU_HOUR: float = 0.05
 """Assumed on-demand price in USD per vCPU-hour with 3 GiB memory (general-purpose VMs)."""
 WORKER_COUNTS: tuple[int, ...] = (25, 50, 100, 200)
 X_PLACEHOLDER: str = "<<X_MEASURED>>"
+PRICE_PER_GB_MONTH: float = 0.023
+"""Assumed object-storage price in USD per GB-month (standard tier)."""
+LARGE_COUNTRY: str = "Brazil"
+"""The large country of the sizing table (Natural Earth ``name``)."""
+TILE_CELLS: int = (TILE_DEG * CELLS_PER_DEG) ** 2
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Per-tile figures of ``benchmarks/bench_pipeline.py`` (tile stage, warmed workers)."""
+
+    px_per_cpu_s: float
+    """Modelled pixels per worker CPU-second of the whole tile stage (read, phases, write)."""
+    input_bytes_per_cell: float
+    """Input-cube bytes per cell (stored, compressed; the tile stage reads a tile's chunks once)."""
+    product_bytes_per_cell: float
+    """Bytes stored per cell: product cube (29 layers + reason) and the 29 COGs."""
+    source: str
+    """Where the figures come from (benchmark, date, store, region)."""
+
+
+MEASURED = Measured(
+    px_per_cpu_s=5261.6, input_bytes_per_cell=1381.25, product_bytes_per_cell=103.72,
+    source="bench_pipeline.py 2026-11-30, s3 (moto), demo world 6 tiles of 120², cached pass",
+)
+"""``measured_from_bench`` of that run's report (2-core VM, load average ≈ 20)."""
+
+
+def measured_from_bench(path: Path, store: str = "s3") -> Measured:
+    """Read the per-tile figures of a ``bench_pipeline.py --json`` report (cached pass)."""
+    report = json.loads(Path(path).read_text())
+    (r,) = [r for r in report["results"] if r["store"] == store][:1]
+    cells = r["tiles"] * r["tile_size"] ** 2
+    return Measured(
+        px_per_cpu_s=float(r["cached_open"]["px_per_cpu_s"]),
+        input_bytes_per_cell=r["input_cube_bytes_per_tile"] * r["tiles"] / cells,
+        product_bytes_per_cell=(r["product_cube_bytes_per_tile"] + r["cog_bytes_per_tile"])
+        * r["tiles"] / cells,
+        source=f"bench_pipeline.py, {store}, demo world {r['tiles']} tiles of {r['tile_size']}²",
+    )
 
 
 def naturalearth_path() -> Path:
@@ -63,12 +111,15 @@ class LandTiles:
     """30″ cells inside land polygons."""
 
 
-def land_tiles(shapefile: Path | None = None) -> LandTiles:
-    """Count the 2° tiles that intersect land and the 30″ land cells in them."""
+def land_tiles(shapefile: Path | None = None, country: str | None = None) -> LandTiles:
+    """Count the 2° tiles that intersect land (or one country) and the 30″ land cells in them."""
     _meta, _fids, wkb, fields = read_raw(shapefile or naturalearth_path(),
-                                         columns=["continent"])
+                                         columns=["continent", "name"])
     geoms = shapely.from_wkb(wkb)
-    land = shapely.union_all(geoms[np.asarray(fields[0]) != "Antarctica"])
+    keep = (np.asarray(fields[1]) == country) if country else np.asarray(fields[0]) != "Antarctica"
+    if not keep.any():
+        raise ValueError(f"{shapefile or naturalearth_path()}: no country named {country!r}")
+    land = shapely.union_all(geoms[keep])
     west = np.arange(-180, 180, TILE_DEG)
     south = np.arange(-90, 90, TILE_DEG)
     ww, ss = np.meshgrid(west, south)
@@ -107,12 +158,47 @@ def sizing_rows(tiles: LandTiles, share: float = AGRICULTURAL_SHARE,
     return rows
 
 
+@dataclass(frozen=True)
+class Rebuild:
+    """Work, bytes and cost of rebuilding one area from the measured per-tile figures."""
+
+    tiles: int
+    pixels: float
+    core_hours: float
+    bytes_read: float
+    bytes_stored: float
+    compute_usd: float
+    storage_usd_month: float
+
+
+def rebuild(tiles: LandTiles, m: Measured, share: float = AGRICULTURAL_SHARE) -> Rebuild:
+    """Return the figures of one rebuild of ``tiles`` (whole tiles are read and stored)."""
+    pixels = share * tiles.land_cells
+    core_hours = pixels / m.px_per_cpu_s / 3600 if m.px_per_cpu_s else math.nan
+    cells = tiles.n_land_tiles * TILE_CELLS
+    stored = cells * m.product_bytes_per_cell
+    return Rebuild(tiles.n_land_tiles, pixels, core_hours, cells * m.input_bytes_per_cell, stored,
+                   core_hours * PRICE_PER_VCPU_HOUR, stored / 1e9 * PRICE_PER_GB_MONTH)
+
+
+def _bytes(n: float) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.3g} B"
+
+
 def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.3g} h" if seconds >= 3600 else f"{seconds / 60:.3g} min"
 
 
-def markdown(tiles: LandTiles, x: float | None = None, share: float = AGRICULTURAL_SHARE) -> str:
-    """Return the README's sizing section body, evaluated at ``x`` or with the placeholder."""
+def markdown(tiles: LandTiles, x: float | None = None, share: float = AGRICULTURAL_SHARE,
+             measured: Measured = MEASURED, country: LandTiles | None = None) -> str:
+    """Return the README's sizing section body, evaluated at ``x`` or with the placeholder.
+
+    The rebuild table (world and :data:`LARGE_COUNTRY`) uses ``measured``; ``country`` defaults
+    to :func:`land_tiles` of :data:`LARGE_COUNTRY`.
+    """
     pixels = share * tiles.land_cells
     per_tile = pixels / tiles.n_land_tiles
     xs = X_PLACEHOLDER if x is None else f"{x:g}"
@@ -138,6 +224,25 @@ def markdown(tiles: LandTiles, x: float | None = None, share: float = AGRICULTUR
             f"| {r.workers} | {r.cores} | {r.waves} | {r.wall_s_times_x / 3600:.4g} / X h | "
             f"{wall} | ${r.cost_usd_times_x:.4g} / X | {cost} |"
         )
+    m = measured
+    lines += [
+        "",
+        f"Measured per-tile figures ({m.source}): {m.px_per_cpu_s:.4g} modelled pixels per "
+        f"CPU-second of the tile stage, {m.input_bytes_per_cell:.4g} input bytes read and "
+        f"{m.product_bytes_per_cell:.4g} bytes stored (product cube + COGs) per cell; "
+        f"{PRICE_PER_GB_MONTH} $/GB-month storage.",
+        "",
+        "| rebuild | land tiles | modelled pixels | core-hours | bytes read | bytes stored | "
+        f"compute at ${PRICE_PER_VCPU_HOUR}/vCPU-h | storage per month |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    country = country or land_tiles(country=LARGE_COUNTRY)
+    for name, area in (("world", tiles), (LARGE_COUNTRY, country)):
+        b = rebuild(area, m, share)
+        lines.append(
+            f"| {name} | {b.tiles} | {b.pixels:.4g} | {b.core_hours:.4g} | {_bytes(b.bytes_read)} "
+            f"| {_bytes(b.bytes_stored)} | ${b.compute_usd:.3g} | ${b.storage_usd_month:.3g} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -148,8 +253,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="measured throughput, pixels per second per core")
     parser.add_argument("--share", type=float, default=AGRICULTURAL_SHARE,
                         help="modelled (agricultural) share of land cells")
+    parser.add_argument("--bench", type=Path, default=None,
+                        help="a benchmarks/bench_pipeline.py --json report (its s3 figures)")
     args = parser.parse_args(argv)
-    print(markdown(land_tiles(), args.x, args.share), end="")
+    measured = measured_from_bench(args.bench) if args.bench else MEASURED
+    print(markdown(land_tiles(), args.x, args.share, measured), end="")
 
 
 if __name__ == "__main__":

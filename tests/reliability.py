@@ -51,7 +51,7 @@ def make_config(storage_options: dict[str, Any], sources: str, version: str, **k
 
 
 def run_digest(config: RunConfig, storage_options: dict[str, Any]) -> dict[str, str]:
-    """sha256 of every product-cube chunk object and every COG, keyed by path inside the run."""
+    """sha256 of every product-cube chunk object, COG and quick look, keyed by path inside the run."""
     plan = plan_run(config)
     fs = fs_for(storage_options)
     out: dict[str, str] = {}
@@ -60,8 +60,9 @@ def run_digest(config: RunConfig, storage_options: dict[str, Any]) -> dict[str, 
         if "/c/" in key:
             out["cube:" + key.removeprefix(cube)] = hashlib.sha256(fs.cat_file(key)).hexdigest()
     products = f"{plan.products_url}/{plan.region_name}".removeprefix("s3://")
-    for key in fs.find(products):
-        out["cog:" + key.rsplit("/", 1)[-1]] = hashlib.sha256(fs.cat_file(key)).hexdigest()
+    for key in fs.find(products):  # COGs and their quick-look PNGs
+        kind = "cog:" if key.endswith(".tif") else "png:"
+        out[kind + key.rsplit("/", 1)[-1]] = hashlib.sha256(fs.cat_file(key)).hexdigest()
     return out
 
 

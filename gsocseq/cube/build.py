@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from gsocseq.cube.climate import build_climate
 from gsocseq.cube.grid import TileKey
 from gsocseq.cube.mask import reason_codes
 from gsocseq.cube.region import Region
-from gsocseq.cube.regrid import bilinear, mode, nearest
-from gsocseq.cube.schema import FIRST_YEAR, LAST_YEAR
+from gsocseq.cube.regrid import regrid_to_cells
 from gsocseq.cube.store import (
     DIMS,
     DTYPES,
@@ -49,26 +49,9 @@ SOC_CHECK_MIN_PIXELS: int = 200
 def _regrid(
     spec: SourceSpec, da: xr.DataArray, tile: TileKey, dtype: str = "float32"
 ) -> np.ndarray:
-    lat, lon = tile.latitudes(), tile.longitudes()
-    src_lat, src_lon = da["latitude"].values, da["longitude"].values
-    if spec.resampling == "mode" and np.issubdtype(da.dtype, np.integer):
-        return mode(da.values, src_lat, src_lon, lat, lon, fill=0).astype(dtype)
-    if spec.resampling == "nearest" or np.issubdtype(da.dtype, np.integer):
-        fill = 0 if np.issubdtype(da.dtype, np.integer) else np.nan
-        return nearest(da.values, src_lat, src_lon, lat, lon, fill=fill).astype(dtype)
-    return bilinear(da.values, src_lat, src_lon, lat, lon, dtype=np.dtype(dtype).type)
-
-
-def _climate_months(spec: SourceSpec, ds: xr.Dataset) -> xr.Dataset:
-    years = ds["time"].dt.year.values
-    keep = (years >= FIRST_YEAR) & (years <= LAST_YEAR)
-    n = int(keep.sum())
-    if n != (LAST_YEAR - FIRST_YEAR + 1) * 12:
-        raise InputValidationError(
-            f"source {spec.name!r} at {spec.url}: period {spec.period} gives {n} months in "
-            f"{FIRST_YEAR}-{LAST_YEAR}; the cube needs all {(LAST_YEAR - FIRST_YEAR + 1) * 12}"
-        )
-    return ds.isel(time=np.flatnonzero(keep))
+    return regrid_to_cells(
+        spec.resampling, da.values, da["latitude"].values, da["longitude"].values, tile, dtype
+    )
 
 
 def _check_soc_units(spec: SourceSpec, soc: np.ndarray, agri: np.ndarray, tile: TileKey) -> None:
@@ -84,7 +67,12 @@ def _check_soc_units(spec: SourceSpec, soc: np.ndarray, agri: np.ndarray, tile: 
 
 
 def tile_arrays(region: Region, sources: SourcesConfig, tile: TileKey) -> dict[str, np.ndarray]:
-    """Read, regrid and mask one tile's inputs; returns the cube variables as numpy arrays."""
+    """Read, regrid and mask one tile's static inputs; returns the cube variables as numpy arrays.
+
+    Monthly climate is not read here: it stays at the source's resolution in the region's
+    climate store, and the tile read (:func:`gsocseq.cube.climate.add_climate`) regrids it and
+    completes the reason codes with it. The ``reason`` stored here covers the static inputs.
+    """
     if not region.contains_tile(tile):
         raise GridMismatchError(f"tile {tile.id} is not in region {region.name}'s cube rectangle")
     bounds = tile.bounds
@@ -95,17 +83,13 @@ def tile_arrays(region: Region, sources: SourcesConfig, tile: TileKey) -> dict[s
         out[name] = _regrid(spec, read_source(spec, bounds, so)[name], tile)
     lc = sources["land_cover"]
     out["land_use"] = _regrid(lc, read_source(lc, bounds, so)["land_use"], tile, "uint8")
-    clim_spec = sources["climate"]
-    clim = _climate_months(clim_spec, read_source(clim_spec, bounds, so))
-    for name in ("tmp", "prec", "pet"):
-        out[name] = _regrid(clim_spec, clim[name], tile)
     cov = sources["cover"]
     cover = read_source(cov, bounds, so)["cover"]
     out["cover"] = _regrid(cov, cover, tile)
     inside = region.mask(tile)
     agri = inside & np.isin(out["land_use"], np.fromiter(MODELLED_LAND_USE, dtype=np.int64))
     _check_soc_units(sources["soc"], out["soc"], agri, tile)
-    fields = {k: out[k] for k in ("soc", "clay", "tmp", "prec", "pet", "cover")}
+    fields = {k: out[k] for k in ("soc", "clay", "cover")}
     out["reason"] = reason_codes(inside, out["land_use"], fields)
     if cover.attrs.get("nan_reason") == Reason.NO_VALID_NDVI:
         mark_no_valid_ndvi(out["reason"], out["cover"])
@@ -124,7 +108,8 @@ def build_cube_tile(
 ) -> int:
     """Build one tile of an existing cube (data chunks, then the completion marker).
 
-    Returns the number of modelled pixels (reason ``OK``) in the tile.
+    Returns the number of pixels whose static inputs allow modelling (stored reason ``OK``); the
+    climate may still mask some when the tile is read.
     """
     arrays = tile_arrays(region, sources, tile)
     rows, cols = tile.to_slices(region.origin_row, region.origin_col)
@@ -188,10 +173,13 @@ def build_cube(
 ) -> str:
     """Build (or finish) the cube of ``region`` at ``url``; returns ``url``.
 
+    The climate store is filled first (each climate file read once for the region), then tiles.
+
     Tiles whose completion marker exists are skipped. When every region tile is built and none
     has a modelled pixel, :class:`InputValidationError` is raised (nothing to run).
     """
     ensure_cube(region, sources, url, storage_options)
+    build_climate(region, sources["climate"], url, storage_options, sources.storage_options)
     todo = list(region.tiles if tiles is None else tiles)
     ds = open_cube(url, storage_options)
     for tile in todo:

@@ -9,7 +9,12 @@ carried along and moved last: output ``(ny, nx, ...)``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from gsocseq.cube.grid import TileKey
 
 
 def _axis(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -62,11 +67,16 @@ def bilinear(
     outside = ~(in_y[:, None] & in_x[None, :])
     stack = np.asarray(values).reshape(-1, *values.shape[-2:])
     out = np.empty((ny, nx, stack.shape[0]), dtype)
+    prev_ok: np.ndarray | None = None
+    den = np.empty(0)
     for t0 in range(0, stack.shape[0], BLOCK):
         v = stack[t0 : t0 + BLOCK].astype(np.float64)
         ok = np.isfinite(v)
         num = wy @ np.where(ok, v, 0.0) @ wx.T
-        den = wy @ ok.astype(np.float64) @ wx.T
+        if prev_ok is None or not np.array_equal(ok, prev_ok):
+            # the same nodata pattern gives the same weights: computed once, bit for bit the same
+            den = wy @ ok.astype(np.float64) @ wx.T
+            prev_ok = ok
         with np.errstate(invalid="ignore", divide="ignore"):
             res = np.where(den > 1e-12, num / np.where(den > 1e-12, den, 1.0), np.nan)
         res[:, outside] = np.nan
@@ -132,3 +142,26 @@ def mode(
     out = near.reshape(-1).copy()
     out[has] = counts[has].argmax(axis=1).astype(out.dtype)
     return out.reshape(near.shape)
+
+
+def regrid_to_cells(
+    resampling: str,
+    values: np.ndarray,
+    src_lat: np.ndarray,
+    src_lon: np.ndarray,
+    tile: TileKey,
+    dtype: str = "float32",
+) -> np.ndarray:
+    """Regrid ``values[..., lat, lon]`` onto the tile's 30″ cells → ``(ny, nx, ...)`` of ``dtype``.
+
+    ``resampling`` is the source's (``bilinear``, ``nearest``, ``mode``); integer values (classes)
+    are never interpolated: ``mode`` or ``nearest``, no data 0.
+    """
+    lat, lon = tile.latitudes(), tile.longitudes()
+    integer = np.issubdtype(values.dtype, np.integer)
+    if resampling == "mode" and integer:
+        return mode(values, src_lat, src_lon, lat, lon, fill=0).astype(dtype)
+    if resampling == "nearest" or integer:
+        fill = 0 if integer else np.nan
+        return nearest(values, src_lat, src_lon, lat, lon, fill=fill).astype(dtype)
+    return bilinear(values, src_lat, src_lon, lat, lon, dtype=np.dtype(dtype).type)

@@ -16,6 +16,12 @@ cover          (latitude, longitude, month)           1           monthly vegeta
 reason         (latitude, longitude)                  1 (code)    :class:`gsocseq.vocabulary.Reason`, uint8
 =============  =====================================  ==========  =========================================
 
+``tmp``/``prec``/``pet`` are not stored at 30″: the region's climate store beside the cube
+(``….climate.zarr``, :mod:`gsocseq.cube.climate`) keeps the source's variables at its own
+resolution (TerraClimate 1/24°: 25× fewer cells) as published (packed integers), chunked by year ×
+about a tile, and reading a tile regrids them (bilinear) and completes ``reason`` with them; the
+stored ``reason`` covers the static inputs.
+
 ``time`` is monthly, January 1981 … December 2020 (480 months) by default; ``month`` is 1…12.
 Coordinates are cell centres (latitude descending). Global attributes record the grid (``tile_size``,
 ``origin_row``, ``origin_col``), the region, the sources and their versions.

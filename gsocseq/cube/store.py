@@ -12,6 +12,7 @@ end with one cube; they may build the same tile twice, writing the same bytes (a
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,9 +50,10 @@ DTYPES: dict[str, str] = {
     "pet": "float32",
     "cover": "float32",
 }
+#: Variables stored at 30″. The monthly climate (``MONTHLY_VARS``) is stored at the source's own
+#: resolution beside the cube (:mod:`gsocseq.cube.climate`) and regridded when a tile is read.
 DIMS: dict[str, tuple[str, ...]] = {
     **{v: ("latitude", "longitude") for v in STATIC_VARS},
-    **{v: ("latitude", "longitude", "time") for v in MONTHLY_VARS},
     **{v: ("latitude", "longitude", "month") for v in CLIMATOLOGY_VARS},
 }
 UNITS: dict[str, str] = {**STATIC_VARS, **MONTHLY_VARS, **CLIMATOLOGY_VARS}
@@ -227,20 +229,67 @@ def create_cube(
     return commit_store({k: v.to_bytes() for k, v in items.items()}, url, storage_options)
 
 
-def open_cube(url: str, storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:
+def open_cube(
+    url: str, storage_options: Mapping[str, Any] | None = None, *, cache: bool = True
+) -> xr.Dataset:
     """Open a cube lazily (no dask; reads happen on indexing) and check it against the schema.
 
+    With ``cache=False`` nothing read is kept in the dataset (every read goes to storage), so the
+    dataset can be reused while the cube is being written (see :func:`cached_cube`).
     Raises :class:`SourceError` if nothing readable is at ``url`` and :class:`GridMismatchError`
     if the store does not match the cube schema.
     """
     store, so = zarr_target(url, storage_options)
     try:
-        ds = xr.open_zarr(store, storage_options=so, consolidated=False, zarr_format=3, chunks=None)
+        ds = xr.open_dataset(store, engine="zarr", storage_options=so, consolidated=False,
+                             zarr_format=3, chunks=None, cache=cache)
     except (FileNotFoundError, KeyError, OSError, ValueError) as exc:
         raise SourceError(f"cube at {url}: cannot open as zarr v3: {exc}") from exc
     check_schema(ds, url)
     ds.attrs["cube_url"] = url
+    ds.encoding["storage_options"] = dict(storage_options or {})
     return ds
+
+
+CUBE_CACHE_SIZE: int = 4
+"""Opened cubes kept per process by :func:`cached_cube` (0 disables the cache)."""
+_CUBE_CACHE: dict[str, tuple[bytes, xr.Dataset]] = {}
+_CUBE_CACHE_LOCK = threading.Lock()
+
+
+def cached_cube(url: str, storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:
+    """Return :func:`open_cube` of ``url``, opened once per process and reused while unchanged.
+
+    Keyed by URL and storage options. Each call reads the cube's root ``zarr.json`` (one small
+    read) and reopens when its bytes changed: the root metadata (region, tile size, sources,
+    version) determines every array's metadata, so a rebuilt or different cube is never served
+    from a stale open. The dataset is opened with ``cache=False``: chunks and ``tile_status`` are
+    read from storage on every access, never kept.
+    """
+    from dask.base import tokenize
+
+    fs, path = filesystem(url, storage_options)
+    try:
+        token = bytes(fs.cat_file(path.rstrip("/") + "/zarr.json"))
+    except (FileNotFoundError, OSError) as exc:
+        raise SourceError(f"cube at {url}: cannot open as zarr v3: no zarr.json ({exc})") from exc
+    key = tokenize(url, dict(storage_options or {}))
+    hit = _CUBE_CACHE.get(key)
+    if hit is not None and hit[0] == token:
+        return hit[1]
+    ds = open_cube(url, storage_options, cache=False)
+    if CUBE_CACHE_SIZE > 0:
+        with _CUBE_CACHE_LOCK:
+            _CUBE_CACHE[key] = (token, ds)
+            while len(_CUBE_CACHE) > CUBE_CACHE_SIZE:  # oldest first (dicts keep insertion order)
+                del _CUBE_CACHE[next(iter(_CUBE_CACHE))]
+    return ds
+
+
+def clear_cube_cache() -> None:
+    """Forget every cube opened by :func:`cached_cube` in this process."""
+    with _CUBE_CACHE_LOCK:
+        _CUBE_CACHE.clear()
 
 
 def check_schema(ds: xr.Dataset, url: str = "") -> None:
@@ -325,7 +374,7 @@ def read_tile(ds: xr.Dataset, tile: TileKey) -> dict[str, np.ndarray]:
     """
     url = ds.attrs.get("cube_url", "<dataset>")
     i, j = _tile_index(ds, tile)
-    status = int(ds["tile_status"].values[i, j])
+    status = int(ds["tile_status"].variable[i, j].values)  # this tile's marker chunk only
     if status < 0:
         raise SourceError(f"cube at {url}: tile {tile.id} was not built (no completion marker)")
     rows, cols = tile.to_slices(int(ds.attrs["origin_row"]), int(ds.attrs["origin_col"]))
@@ -342,7 +391,17 @@ def read_tile(ds: xr.Dataset, tile: TileKey) -> dict[str, np.ndarray]:
                 f"(chunk key {key!r}): {type(exc).__name__}: {exc}"
             ) from exc
     _check_consistent(out, status, keys, url, tile)
-    return out
+    return _climate(ds).add_climate(out, tile)
+
+
+def _climate(ds: xr.Dataset) -> Any:
+    """Return the cube's climate store (:mod:`gsocseq.cube.climate`), opened once per opened cube."""
+    from gsocseq.cube.climate import ClimateStore
+
+    if "climate" not in ds.encoding:
+        url = ds.attrs.get("cube_url", "")
+        ds.encoding["climate"] = ClimateStore(url, ds.encoding.get("storage_options"))
+    return ds.encoding["climate"]
 
 
 def _check_consistent(

@@ -15,7 +15,10 @@ Equations, constants and order of updates follow Rothamsted's RothC code (``Roth
 Speed (measured, see ``benchmarks/bench_rothc.py``): the four decay factors come from one
 exponential, exp(-r·k) = exp(-r·0.02)^(k/0.02) with integer powers 500/15/33/1 (~1e-14 relative
 from four ``exp`` calls), and that exponential is a polynomial for the usual small arguments, so
-the per-month loops over a block vectorise (the temperature factor too: exp(x/64)^64). Compiled with
+the per-month loops over a block vectorise (the temperature factor too: exp(x/64)^64; the deficit
+and rate step is branch-free, :func:`smd_rate`). The same block layout serves the warm-up
+(:func:`run_years`: one plant input per year, scaled climate read on the fly) and the annual maps
+(:func:`annual`: months outer, the block's pixels inner). Compiled with
 ``error_model="numpy"`` (a division by zero gives inf/NaN, never an exception) and FMA
 contraction only (no fast-math that would drop NaN semantics).
 """
@@ -72,19 +75,27 @@ def smd_step(smd: float, df: float, cover: float, smd_max: float, smd_bare: floa
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
-def rate_factor(
-    a: float, smd: float, cover: float, rmod: float, smd_max: float, smd_1bar: float
-) -> float:
-    """Return the combined monthly rate factor a·b·c·rmod·t (t = 1/12 yr).
+def smd_rate(
+    smd: float, df: float, cover: float, a: float, rmod: float, smd_max: float, smd_1bar: float,
+    smd_bare: float,
+) -> tuple[float, float]:
+    """Return the end-of-month deficit (mm) and the combined monthly rate factor a·b·c·rmod·t.
 
-    ``a`` is :func:`temperature_factor`; b comes from the (already updated) deficit ``smd``.
+    :func:`smd_step`, then b from the updated deficit, c = 1 - 0.4·cover, t = 1/12 yr, with ``a``
+    the :func:`temperature_factor`. Written branch-free: both arms of every rule are computed and
+    one is selected, with the same comparisons (so the same numbers and the same NaN propagation),
+    which lets LLVM vectorise the loop over pixels.
     """
-    if smd > smd_1bar:
-        b = 1.0
-    else:
-        b = RM_MOIST_MIN + (1.0 - RM_MOIST_MIN) * (smd_max - smd) / (smd_max - smd_1bar)
+    v = smd + df
+    v = 0.0 if v > 0.0 else v
+    lo = smd_bare if smd > smd_bare else smd
+    v_bare = lo if lo > v else v
+    v_cov = smd_max if v < smd_max else v
+    s = v_bare if cover < 0.5 else v_cov
+    b_dry = RM_MOIST_MIN + (1.0 - RM_MOIST_MIN) * (smd_max - s) / (smd_max - smd_1bar)
+    b = 1.0 if s > smd_1bar else b_dry
     c = 1.0 - 0.4 * cover
-    return a * b * c * rmod * TSTEP
+    return s, a * b * c * rmod * TSTEP
 
 
 #: |x| up to which :func:`_exp_poly` is used for exp(x).
@@ -104,14 +115,6 @@ def _exp_poly(x: float) -> float:
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
-def exp_small(x: float) -> float:
-    """Return exp(x): :func:`_exp_poly` for |x| ≤ EXP_POLY_MAX, else ``np.exp``. NaN → NaN."""
-    if abs(x) <= EXP_POLY_MAX:
-        return _exp_poly(x)
-    return np.exp(x)
-
-
-@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def _powers(e: float) -> tuple[float, float, float, float]:
     """Return (e^500, e^15, e^33, e): the decay factors of DPM, RPM, BIO, HUM from HUM's."""
     e2 = e * e
@@ -123,16 +126,6 @@ def _powers(e: float) -> tuple[float, float, float, float]:
     e128 = e64 * e64
     e256 = e128 * e128
     return e256 * e128 * e64 * e32 * e16 * e4, e8 * e4 * e2 * e, e32 * e, e
-
-
-@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
-def decay_factors(r: float) -> tuple[float, float, float, float]:
-    """Return exp(-r·k) for DPM, RPM, BIO, HUM, with ``r`` = a·b·c·rmod·t.
-
-    The rate constants are 500, 15, 33 and 1 times K_HUM, so one exponential and integer powers
-    (repeated squaring) give all four: mathematically identical, ~1e-14 relative difference.
-    """
-    return _powers(exp_small(-r * K_HUM))
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
@@ -167,7 +160,8 @@ def _run_block(
     Each month runs as short loops over the block (temperature factor; deficit and rate; decay
     factor; pool update) so the branch-free ones vectorise. With ``check`` the month's six inputs
     (tmp, prec, pet, cover, c_inp, fym), just read and still in L1, are also tested against
-    ``[lo[k], hi[k]]`` and finiteness: returns the number of bad values (0 without ``check``).
+    ``[lo[k], hi[k]]`` (finite bounds, so the same two comparisons also catch NaN and ±inf):
+    returns the number of bad values (0 without ``check``).
     """
     bad = 0
     nb = i1 - i0
@@ -187,6 +181,8 @@ def _run_block(
     co2m = np.empty(nb)
     rate = np.empty(nb)
     ehum = np.empty(nb)
+    fd = np.empty(nb)  # DPM and RPM shares of the plant input
+    fr = np.empty(nb)
     for j in range(nb):
         i = i0 + j
         f_co2[j], f_bio[j], f_hum[j], s_max[j], s_1bar[j], s_bare[j] = soil_constants(
@@ -198,11 +194,18 @@ def _run_block(
         hum[j] = out_pools[i, 3]
         smd[j] = out_smd[i]
         co2s[j] = co2_tot[i]
+        dr = dpm_rpm[0, i]
+        fd[j] = dr / (1.0 + dr)
+        fr[j] = 1.0 / (1.0 + dr)
     n_months = tmp.shape[0]
     for rep in range(repeat):
         for m in range(n_months):
-            md = m if dr_monthly else 0
             mf = m if fym_monthly else 0
+            if dr_monthly:
+                for j in range(nb):
+                    dr = dpm_rpm[m, i0 + j]
+                    fd[j] = dr / (1.0 + dr)
+                    fr[j] = 1.0 / (1.0 + dr)
             for j in range(nb):
                 rate[j] = temperature_factor(tmp[m, i0 + j])
             if check and rep == 0:
@@ -214,18 +217,18 @@ def _run_block(
                     v3 = cover[m, i]
                     v4 = c_inp[m, i]
                     v5 = fym[mf, i]
-                    bad += (((v0 < lo[0]) | (v0 > hi[0]) | (v0 - v0 != 0.0))
-                            + ((v1 < lo[1]) | (v1 > hi[1]) | (v1 - v1 != 0.0))
-                            + ((v2 < lo[2]) | (v2 > hi[2]) | (v2 - v2 != 0.0))
-                            + ((v3 < lo[3]) | (v3 > hi[3]) | (v3 - v3 != 0.0))
-                            + ((v4 < lo[4]) | (v4 > hi[4]) | (v4 - v4 != 0.0))
-                            + ((v5 < lo[5]) | (v5 > hi[5]) | (v5 - v5 != 0.0)))
+                    # lo, hi are finite: NaN and ±inf fail one of the two comparisons
+                    bad += ((not ((v0 >= lo[0]) & (v0 <= hi[0])))
+                            + (not ((v1 >= lo[1]) & (v1 <= hi[1])))
+                            + (not ((v2 >= lo[2]) & (v2 <= hi[2])))
+                            + (not ((v3 >= lo[3]) & (v3 <= hi[3])))
+                            + (not ((v4 >= lo[4]) & (v4 <= hi[4])))
+                            + (not ((v5 >= lo[5]) & (v5 <= hi[5]))))
             for j in range(nb):
                 i = i0 + j
                 cov = cover[m, i]
-                s = smd_step(smd[j], prec[m, i] - evap_factor * pet[m, i], cov, s_max[j],
-                             s_bare[j])
-                r = rate_factor(rate[j], s, cov, rmod[i], s_max[j], s_1bar[j])
+                s, r = smd_rate(smd[j], prec[m, i] - evap_factor * pet[m, i], cov, rate[j],
+                                rmod[i], s_max[j], s_1bar[j], s_bare[j])
                 smd[j] = s + 0.0 * r  # a NaN rate (any NaN input) also marks the deficit
                 rate[j] = r
             for j in range(nb):
@@ -247,10 +250,9 @@ def _run_block(
                 hum1 = p4 * e4
                 tot = (p1 - dpm1) + (p2 - rpm1) + (p3 - bio1) + (p4 - hum1)
                 cin = c_inp[m, i]
-                dr = dpm_rpm[md, i]
                 fy = fym[mf, i]
-                dpm[j] = dpm1 + dr / (1.0 + dr) * cin + FYM_DPM * fy
-                rpm[j] = rpm1 + 1.0 / (1.0 + dr) * cin + FYM_RPM * fy
+                dpm[j] = dpm1 + fd[j] * cin + FYM_DPM * fy
+                rpm[j] = rpm1 + fr[j] * cin + FYM_RPM * fy
                 bio[j] = bio1 + tot * f_bio[j]
                 hum[j] = hum1 + tot * f_hum[j] + FYM_HUM * fy
                 co2m[j] = tot * f_co2[j]
@@ -295,6 +297,107 @@ def run(
             mon_pools, mon_smd, co2_tot, mon_co2, check, lo, hi,
         )
     return bad
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _years_block(
+    i0, i1, out_pools, out_smd, tmp, prec, pet, cover, cin_years, dpm_rpm, clay, depth,
+    evap_factor, rmod, t_scale, p_scale,
+):
+    """Advance pixels ``i0:i1`` through the years of ``cin_years`` month by month, in place.
+
+    Like :func:`_run_block` without manure, checks or monthly output, but the plant input is one
+    annual value per year (``cin_years[y] / 12`` each month), ``cover`` is one calendar year
+    repeated, ``dpm_rpm`` one value per pixel and temperature and precipitation are scaled on the
+    fly (``t_scale``, ``p_scale``): no ``(n_months, n)`` temporaries.
+    """
+    nb = i1 - i0
+    f_co2 = np.empty(nb)
+    f_bio = np.empty(nb)
+    f_hum = np.empty(nb)
+    s_max = np.empty(nb)
+    s_1bar = np.empty(nb)
+    s_bare = np.empty(nb)
+    fd = np.empty(nb)
+    fr = np.empty(nb)
+    dpm = np.empty(nb)
+    rpm = np.empty(nb)
+    bio = np.empty(nb)
+    hum = np.empty(nb)
+    smd = np.empty(nb)
+    cm = np.empty(nb)
+    rate = np.empty(nb)
+    ehum = np.empty(nb)
+    for j in range(nb):
+        i = i0 + j
+        f_co2[j], f_bio[j], f_hum[j], s_max[j], s_1bar[j], s_bare[j] = soil_constants(
+            clay[i], depth[i]
+        )
+        dr = dpm_rpm[i]
+        fd[j] = dr / (1.0 + dr)
+        fr[j] = 1.0 / (1.0 + dr)
+        dpm[j] = out_pools[i, 0]
+        rpm[j] = out_pools[i, 1]
+        bio[j] = out_pools[i, 2]
+        hum[j] = out_pools[i, 3]
+        smd[j] = out_smd[i]
+    for y in range(cin_years.shape[0]):
+        for j in range(nb):
+            cm[j] = cin_years[y, i0 + j] / 12.0
+        for mm in range(12):
+            m = 12 * y + mm
+            for j in range(nb):
+                rate[j] = temperature_factor(tmp[m, i0 + j] * t_scale)
+            for j in range(nb):
+                i = i0 + j
+                cov = cover[mm, i]
+                s, r = smd_rate(smd[j], prec[m, i] * p_scale - evap_factor * pet[m, i], cov,
+                                rate[j], rmod[i], s_max[j], s_1bar[j], s_bare[j])
+                smd[j] = s + 0.0 * r
+                rate[j] = r
+            for j in range(nb):
+                ehum[j] = _exp_poly(-rate[j] * K_HUM)
+            for j in range(nb):
+                x = -rate[j] * K_HUM
+                if not abs(x) <= EXP_POLY_MAX:
+                    ehum[j] = np.exp(x)
+            for j in range(nb):
+                e1, e2, e3, e4 = _powers(ehum[j])
+                p1 = dpm[j]
+                p2 = rpm[j]
+                p3 = bio[j]
+                p4 = hum[j]
+                dpm1 = p1 * e1
+                rpm1 = p2 * e2
+                bio1 = p3 * e3
+                hum1 = p4 * e4
+                tot = (p1 - dpm1) + (p2 - rpm1) + (p3 - bio1) + (p4 - hum1)
+                cin = cm[j]
+                dpm[j] = dpm1 + fd[j] * cin
+                rpm[j] = rpm1 + fr[j] * cin
+                bio[j] = bio1 + tot * f_bio[j]
+                hum[j] = hum1 + tot * f_hum[j]
+    for j in range(nb):
+        i = i0 + j
+        out_pools[i, 0] = dpm[j]
+        out_pools[i, 1] = rpm[j]
+        out_pools[i, 2] = bio[j]
+        out_pools[i, 3] = hum[j]
+        out_smd[i] = smd[j]
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def run_years(
+    out_pools, out_smd, tmp, prec, pet, cover, cin_years, dpm_rpm, clay, depth, evap_factor,
+    rmod, t_scale, p_scale,
+):
+    """Run :func:`_years_block` over all pixels, one block after the other (in place)."""
+    n = out_pools.shape[0]
+    for b in range((n + BLOCK - 1) // BLOCK):
+        _years_block(
+            b * BLOCK, min(n, (b + 1) * BLOCK), out_pools, out_smd, tmp, prec, pet, cover,
+            cin_years, dpm_rpm, clay, depth, evap_factor, rmod, t_scale, p_scale,
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -352,13 +455,13 @@ def steady_smd_pixel(s0, df, cover, smd_max, smd_bare, max_iter=10_000):
             s = u
             continue
         # f(s + k·delta) = s + (k+1)·delta while k·delta stays in [lo, hi]
-        if delta > 0.0:
-            k = np.floor(hi / delta)
-        else:
-            k = np.floor(lo / delta)
-        if k < 0.0:
-            k = 0.0
-        s = s + (k + 1.0) * delta
+        edge = hi if delta > 0.0 else lo
+        q = edge / delta
+        if q < 2.0**52:
+            k = np.floor(q) if q > 0.0 else 0.0
+            s = s + (k + 1.0) * delta
+        else:  # a drift below the rounding of s (e.g. denormal): k·delta would overflow
+            s = s + edge + delta
     return s
 
 
@@ -367,61 +470,125 @@ def steady_smd_pixel(s0, df, cover, smd_max, smd_bare, max_iter=10_000):
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
-def _apply_month(e1, e2, e3, e4, fb, fh, v):
-    """Apply the decay-and-transfer matrix of a month to the 4-vector ``v`` in place."""
-    d = v[0] * (1.0 - e1) + v[1] * (1.0 - e2) + v[2] * (1.0 - e3) + v[3] * (1.0 - e4)
-    v[0] = v[0] * e1
-    v[1] = v[1] * e2
-    v[2] = v[2] * e3 + fb * d
-    v[3] = v[3] * e4 + fh * d
+def _month4(e1, e2, e3, e4, fb, fh, v0, v1, v2, v3):
+    """Return the 4-vector (v0..v3) after a month's decay-and-transfer matrix."""
+    d = v0 * (1.0 - e1) + v1 * (1.0 - e2) + v2 * (1.0 - e3) + v3 * (1.0 - e4)
+    return v0 * e1, v1 * e2, v2 * e3 + fb * d, v3 * e4 + fh * d
+
+
+#: Rows of the block state of :func:`_annual_block`: A's rows 2–3 (8), A[0,0], A[1,1],
+#: b_unit (4), b_fixed (4). A's other entries stay 0 (DPM and RPM only decay).
+_A2, _A3, _A00, _A11, _BU, _BF, _N_STATE = 0, 4, 8, 9, 10, 14, 18
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
-def annual_map_pixel(
-    i, smd0, tmp, prec, pet, cover, c_inp, fym, pattern, dpm_rpm, dr_monthly, clay, depth,
-    evap_factor, rmod, a_out, b_unit, b_fixed,
+def _annual_block(
+    i0, i1, smd0, periodic, tmp, prec, pet, cover, c_inp, fym, pattern, dpm_rpm, dr_monthly,
+    clay, depth, evap_factor, rmod, a_out, b_unit, b_fixed, smd_start, smd_end,
 ):
-    """Fill ``a_out[i]`` (4, 4), ``b_unit[i]`` and ``b_fixed[i]`` (4,) for pixel ``i``.
+    """Build the annual maps of pixels ``i0:i1`` (see :func:`annual`).
 
-    Returns the end-of-year deficit (mm). ``b_unit`` is the December state reached from empty
-    pools with 1 t C/ha/yr of plant input spread by ``pattern[:, i]``; ``b_fixed`` the same with
-    ``c_inp`` and ``fym``.
+    Months are the outer loop and the block's pixels the inner one (the rate, deficit and
+    decay-factor loops vectorise, as in :func:`_run_block`); the state is A's two full rows, its
+    two diagonal DPM/RPM entries and both right-hand sides, kept per pixel in ``st``.
     """
-    f_co2, fb, fh, s_max, s_1bar, s_bare = soil_constants(clay[i], depth[i])
-    a = a_out[i]
-    for r in range(4):
+    nb = i1 - i0
+    n = tmp.shape[0]
+    fb = np.empty(nb)
+    fh = np.empty(nb)
+    s_max = np.empty(nb)
+    s_1bar = np.empty(nb)
+    s_bare = np.empty(nb)
+    smd = np.empty(nb)
+    rate = np.empty(nb)
+    ehum = np.empty(nb)
+    st = np.zeros((_N_STATE, nb))
+    df = np.empty(n)
+    cv = np.empty(n)
+    for j in range(nb):
+        i = i0 + j
+        _, fb[j], fh[j], s_max[j], s_1bar[j], s_bare[j] = soil_constants(clay[i], depth[i])
+        s = smd0[i]
+        if periodic:
+            for m in range(n):
+                df[m] = prec[m, i] - evap_factor * pet[m, i]
+                cv[m] = cover[m, i]
+            s = steady_smd_pixel(s, df, cv, s_max[j], s_bare[j])
+        smd_start[i] = s
+        smd[j] = s
+        st[_A2 + 2, j] = 1.0
+        st[_A3 + 3, j] = 1.0
+        st[_A00, j] = 1.0
+        st[_A11, j] = 1.0
+    for m in range(n):
+        md = m if dr_monthly else 0
+        for j in range(nb):
+            rate[j] = temperature_factor(tmp[m, i0 + j])
+        for j in range(nb):
+            i = i0 + j
+            cov = cover[m, i]
+            s, r = smd_rate(smd[j], prec[m, i] - evap_factor * pet[m, i], cov, rate[j], rmod[i],
+                            s_max[j], s_1bar[j], s_bare[j])
+            smd[j] = s + 0.0 * r
+            rate[j] = r
+        for j in range(nb):
+            ehum[j] = _exp_poly(-rate[j] * K_HUM)
+        for j in range(nb):  # rare: outside the polynomial's range
+            x = -rate[j] * K_HUM
+            if not abs(x) <= EXP_POLY_MAX:
+                ehum[j] = np.exp(x)
+        for j in range(nb):
+            i = i0 + j
+            e1, e2, e3, e4 = _powers(ehum[j])
+            b = fb[j]
+            h = fh[j]
+            # A's columns 0 and 1: (A00, 0, A20, A30) and (0, A11, A21, A31)
+            a00 = st[_A00, j]
+            a11 = st[_A11, j]
+            c0, _, c2, c3 = _month4(e1, e2, e3, e4, b, h, a00, 0.0, st[_A2, j], st[_A3, j])
+            st[_A00, j] = c0
+            st[_A2, j] = c2
+            st[_A3, j] = c3
+            _, c1, c2, c3 = _month4(e1, e2, e3, e4, b, h, 0.0, a11, st[_A2 + 1, j],
+                                    st[_A3 + 1, j])
+            st[_A11, j] = c1
+            st[_A2 + 1, j] = c2
+            st[_A3 + 1, j] = c3
+            for c in range(2, 4):  # columns 2, 3: (0, 0, A2c, A3c)
+                _, _, c2, c3 = _month4(e1, e2, e3, e4, b, h, 0.0, 0.0, st[_A2 + c, j],
+                                       st[_A3 + c, j])
+                st[_A2 + c, j] = c2
+                st[_A3 + c, j] = c3
+            dr = dpm_rpm[md, i]
+            fdpm = dr / (1.0 + dr)
+            frpm = 1.0 / (1.0 + dr)
+            u0, u1, u2, u3 = _month4(e1, e2, e3, e4, b, h, st[_BU, j], st[_BU + 1, j],
+                                     st[_BU + 2, j], st[_BU + 3, j])
+            p = pattern[m, i]
+            st[_BU, j] = u0 + fdpm * p
+            st[_BU + 1, j] = u1 + frpm * p
+            st[_BU + 2, j] = u2
+            st[_BU + 3, j] = u3
+            f0, f1, f2, f3 = _month4(e1, e2, e3, e4, b, h, st[_BF, j], st[_BF + 1, j],
+                                     st[_BF + 2, j], st[_BF + 3, j])
+            cin = c_inp[m, i]
+            fy = fym[m, i]
+            st[_BF, j] = f0 + (fdpm * cin + FYM_DPM * fy)
+            st[_BF + 1, j] = f1 + (frpm * cin + FYM_RPM * fy)
+            st[_BF + 2, j] = f2
+            st[_BF + 3, j] = f3 + FYM_HUM * fy
+    for j in range(nb):
+        i = i0 + j
+        smd_end[i] = smd[j]
         for c in range(4):
-            a[r, c] = 1.0 if r == c else 0.0
-        b_unit[i, r] = 0.0
-        b_fixed[i, r] = 0.0
-    s = smd0
-    col = np.empty(4)
-    for m in range(tmp.shape[0]):
-        cov = cover[m, i]
-        s = smd_step(s, prec[m, i] - evap_factor * pet[m, i], cov, s_max, s_bare)
-        rt = rate_factor(temperature_factor(tmp[m, i]), s, cov, rmod[i], s_max, s_1bar)
-        s = s + 0.0 * rt
-        e1, e2, e3, e4 = decay_factors(rt)
-        for c in range(4):
-            for r in range(4):
-                col[r] = a[r, c]
-            _apply_month(e1, e2, e3, e4, fb, fh, col)
-            for r in range(4):
-                a[r, c] = col[r]
-        dr = dpm_rpm[m if dr_monthly else 0, i]
-        fdpm = dr / (1.0 + dr)
-        frpm = 1.0 / (1.0 + dr)
-        _apply_month(e1, e2, e3, e4, fb, fh, b_unit[i])
-        p = pattern[m, i]
-        b_unit[i, 0] += fdpm * p
-        b_unit[i, 1] += frpm * p
-        _apply_month(e1, e2, e3, e4, fb, fh, b_fixed[i])
-        cin = c_inp[m, i]
-        fy = fym[m, i]
-        b_fixed[i, 0] += fdpm * cin + FYM_DPM * fy
-        b_fixed[i, 1] += frpm * cin + FYM_RPM * fy
-        b_fixed[i, 3] += FYM_HUM * fy
-    return s
+            a_out[i, 0, c] = 0.0
+            a_out[i, 1, c] = 0.0
+            a_out[i, 2, c] = st[_A2 + c, j]
+            a_out[i, 3, c] = st[_A3 + c, j]
+            b_unit[i, c] = st[_BU + c, j]
+            b_fixed[i, c] = st[_BF + c, j]
+        a_out[i, 0, 0] = st[_A00, j]
+        a_out[i, 1, 1] = st[_A11, j]
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
@@ -468,37 +635,24 @@ def solve_steady(a, rhs1, rhs2, x1, x2):
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
-def _annual_pixel(
-    i, smd0, periodic, tmp, prec, pet, cover, c_inp, fym, pattern, dpm_rpm, dr_monthly, clay,
-    depth, evap_factor, rmod, a_out, b_unit, b_fixed, smd_start, smd_end,
-):
-    s = smd0[i]
-    if periodic:
-        _, _, _, s_max, _, s_bare = soil_constants(clay[i], depth[i])
-        n = tmp.shape[0]
-        df = np.empty(n)
-        cv = np.empty(n)
-        for m in range(n):
-            df[m] = prec[m, i] - evap_factor * pet[m, i]
-            cv[m] = cover[m, i]
-        s = steady_smd_pixel(s, df, cv, s_max, s_bare)
-    smd_start[i] = s
-    smd_end[i] = annual_map_pixel(
-        i, s, tmp, prec, pet, cover, c_inp, fym, pattern, dpm_rpm, dr_monthly, clay, depth,
-        evap_factor, rmod, a_out, b_unit, b_fixed,
-    )
-
-
-@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def annual(
     smd0, periodic, tmp, prec, pet, cover, c_inp, fym, pattern, dpm_rpm, dr_monthly, clay, depth,
     evap_factor, rmod, a_out, b_unit, b_fixed, smd_start, smd_end,
 ):
-    """Build every pixel's annual affine map (serial)."""
-    for i in range(a_out.shape[0]):
-        _annual_pixel(
-            i, smd0, periodic, tmp, prec, pet, cover, c_inp, fym, pattern, dpm_rpm, dr_monthly,
-            clay, depth, evap_factor, rmod, a_out, b_unit, b_fixed, smd_start, smd_end,
+    """Build every pixel's annual affine map (serial, blocks of ``BLOCK`` pixels).
+
+    Fills ``a_out[i]`` (4, 4), ``b_unit[i]`` and ``b_fixed[i]`` (4,), ``smd_start[i]`` (the
+    January deficit: ``smd0[i]``, or with ``periodic`` the periodic one reached from it) and
+    ``smd_end[i]`` (mm). ``b_unit`` is the December state reached from empty pools with
+    1 t C/ha/yr of plant input spread by ``pattern[:, i]``; ``b_fixed`` the same with ``c_inp``
+    and ``fym``.
+    """
+    n = a_out.shape[0]
+    for b in range((n + BLOCK - 1) // BLOCK):
+        _annual_block(
+            b * BLOCK, min(n, (b + 1) * BLOCK), smd0, periodic, tmp, prec, pet, cover, c_inp,
+            fym, pattern, dpm_rpm, dr_monthly, clay, depth, evap_factor, rmod, a_out, b_unit,
+            b_fixed, smd_start, smd_end,
         )
 
 

@@ -68,8 +68,6 @@ class _Climate:
     """Annual precipitation (mm/yr) of every year."""
     cover: np.ndarray
     """(12, n) vegetated share."""
-    cover_warm: np.ndarray
-    """(12·warmup_years, n) vegetated share repeated over the warm-up."""
 
     @classmethod
     def build(cls, px: Pixels, config: PhaseConfig) -> _Climate:
@@ -84,7 +82,6 @@ class _Climate:
             t_year=px.tmp.reshape(-1, 12, n).mean(axis=1),
             p_year=px.prec.reshape(-1, 12, n).sum(axis=1),
             cover=px.cover,
-            cover_warm=np.tile(px.cover, (config.warmup_years, 1)),
         )
 
     def subset(self, idx: np.ndarray) -> _Climate:
@@ -94,7 +91,7 @@ class _Climate:
 
         return _Climate(
             cols(self.spin), cols(self.forward), cols(self.warm), *cols(
-                (self.t_year, self.p_year, self.cover, self.cover_warm)
+                (self.t_year, self.p_year, self.cover)
             )
         )
 
@@ -191,19 +188,17 @@ def _run_bracket(
     n_spin_years = config.spinup_years
     with np.errstate(divide="ignore", invalid="ignore"):
         cin_years = cin_eq * (npp[n_spin_years:] / npp[:n_spin_years].mean(axis=0))
-    c_inp = np.repeat(cin_years / 12.0, 12, axis=0)  # t C/ha per month
+    f_tmp, f_prec, f_pet = climate.forward
+    fwd_site = rothc.site(tmp=f_tmp * ft, prec=f_prec * fp, pet=f_pet, cover=climate.cover,
+                          evap_factor=ef, validate=False, **soil)
     w_tmp, w_prec, w_pet = climate.warm
-    warm_site = rothc.site(tmp=w_tmp * ft if ft != 1.0 else w_tmp,
-                           prec=w_prec * fp if fp != 1.0 else w_prec, pet=w_pet,
-                           cover=climate.cover_warm, evap_factor=ef, validate=False, **soil)
-    pools, smd = rothc.simulate(pools, parts.smd[ok], warm_site, c_inp=c_inp, validate=False)
+    pools, smd = rothc.simulate_annual_input(
+        pools, parts.smd[ok], fwd_site, tmp=w_tmp, prec=w_prec, pet=w_pet, cin_years=cin_years,
+        tmp_factor=ft, prec_factor=fp)
     out.t0[ok] = pools.sum(axis=1)
     cin_bau = cin_years.mean(axis=0)
     out.cin_bau[ok] = cin_bau
     # Forward: mean warm-up climate repeated; every scenario from the affine year maps.
-    f_tmp, f_prec, f_pet = climate.forward
-    fwd_site = rothc.site(tmp=f_tmp * ft, prec=f_prec * fp, pet=f_pet, cover=climate.cover,
-                          evap_factor=ef, validate=False, **soil)
     bau, response = forward_response(pools, smd, cin_bau, fwd_site, config.forward_years)
     out.finals[:, ok] = bau + (factors[:, ok] - 1.0) * response
     return out

@@ -299,8 +299,10 @@ def _ensure_checked(s: Site) -> None:
 
 
 _FUSED = ("tmp", "prec", "pet", "cover", "c_inp", "fym")
-_FUSED_LO = np.array([DOMAINS[k][0] for k in _FUSED])
-_FUSED_HI = np.array([DOMAINS[k][1] for k in _FUSED])
+#: Finite bounds (±inf domain ends clipped to the largest float): ``lo <= v <= hi`` then also
+#: rejects NaN and ±inf, two comparisons per value in the kernel's check.
+_FUSED_LO = np.maximum([DOMAINS[k][0] for k in _FUSED], -np.finfo(np.float64).max)
+_FUSED_HI = np.minimum([DOMAINS[k][1] for k in _FUSED], np.finfo(np.float64).max)
 
 
 def _monthly(name: str, value: object, s: Site, default_zero: bool = False) -> np.ndarray:
@@ -434,6 +436,44 @@ def simulate(
         result: tuple[np.ndarray, ...] = (mon_pools, mon_smd)
         return (*result, mon_co2) if return_co2 else result
     return (out_pools, out_smd, co2) if return_co2 else (out_pools, out_smd)
+
+
+def simulate_annual_input(
+    pools: np.ndarray,
+    smd: np.ndarray,
+    year: Site,
+    *,
+    tmp: np.ndarray,
+    prec: np.ndarray,
+    pet: np.ndarray,
+    cin_years: np.ndarray,
+    tmp_factor: float = 1.0,
+    prec_factor: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run RothC month by month over ``n_years`` of climate with one plant input per year.
+
+    Unchecked (the caller has checked every value; NaN in → NaN out), for the GSOCseq warm-up.
+    ``year`` is a 12-month :func:`site` giving the calendar-year ``cover``, a per-pixel
+    ``dpm_rpm``, the soil and ``evap_factor`` (its climate is not used); ``tmp`` (°C), ``prec``,
+    ``pet`` (mm/month) are ``(12·n_years, n)``, temperature and precipitation multiplied by
+    ``tmp_factor`` and ``prec_factor`` as they are read; ``cin_years`` ``(n_years, n)`` the annual
+    plant input (t C/ha/yr), a twelfth of it entering each month, no manure. Same numbers as
+    :func:`simulate` on the expanded arrays. Returns the end pools (n, 5) t C/ha and deficit (n,) mm.
+    """
+    n = year.n_pixels
+    if year.n_months != 12 or year.dpm_rpm.shape[0] != 1:
+        raise InputValidationError("simulate_annual_input: year must be a 12-month site with a "
+                                   "per-pixel dpm_rpm")
+    n_years = np.shape(cin_years)[0]
+    months = {k: _array(k, v, (12 * n_years, n)) for k, v in
+              (("tmp", tmp), ("prec", prec), ("pet", pet))}
+    out_pools = _pools(pools, n).copy()
+    out_smd = _array("smd", smd, (n,)).copy()
+    _k.run_years(out_pools, out_smd, months["tmp"], months["prec"], months["pet"], year.cover,
+                 _array("cin_years", cin_years, (n_years, n)), year.dpm_rpm[0], year.clay,
+                 year.depth, year.evap_factor, year.rate_modifier, float(tmp_factor),
+                 float(prec_factor))
+    return out_pools, out_smd
 
 
 def simulate_years_affine(

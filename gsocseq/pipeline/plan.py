@@ -151,7 +151,8 @@ def _resolve(config_json: str) -> tuple[Any, Any]:
     from gsocseq.sources import load_sources
 
     config = RunConfig.model_validate_json(config_json)
-    sources = load_sources(sources_url(config), storage_options=config.storage_options)
+    sources = load_sources(sources_url(config), storage_options=config.storage_options,
+                           out=config.out)
     return sources, resolve_region(config.region, sources, tile_size=config.tile_size)
 
 

@@ -69,17 +69,21 @@ def _build_task(shared: tuple[Any, Any, str, Any], tile: Any) -> int:
 def prepare_inputs(config: RunConfig, plan: RunPlan, client: Any = None) -> str:
     """Build the input cube (finished tiles skipped) and the empty product cube; return the cube URL.
 
-    With a dask ``client`` the unbuilt tiles are built in parallel on its workers (each task gets
-    a reference to the region, sources spec and URL, sent once, and a tile key); the final pass
+    With a dask ``client`` each climate file still to read is one task (read once for the whole
+    region), then the unbuilt tiles are built in parallel on its workers (each task gets a
+    reference to the region, sources spec and URL, sent once, and a tile key); the final pass
     checks the whole cube.
     """
     from gsocseq.cube.build import build_cube, ensure_cube
+    from gsocseq.cube.climate import build_climate
     from gsocseq.cube.store import open_cube, tile_status
 
     sources, region = resolve(config)
     so = config.storage_options
     if client is not None:
         ensure_cube(region, sources, plan.cube_url, so)
+        build_climate(region, sources["climate"], plan.cube_url, so, sources.storage_options,
+                      client=client)
         ds = open_cube(plan.cube_url, so)
         todo = [t for t in list(plan.tiles) if tile_status(ds, t) < 0]
         if todo:

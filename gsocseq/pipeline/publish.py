@@ -24,6 +24,9 @@ from gsocseq.pipeline.summary import SCENARIO_LABELS, region_totals, summarise
 from gsocseq.pipeline.tile import outcome_from_marker
 from gsocseq.vocabulary import LAYER_NAMES, SCHEME_QUALITY_LAYERS
 
+PUBLICATION_FORMAT: int = 2
+"""What a publication holds; part of the digest (2: COGs, quick-look PNGs, STAC with their assets)."""
+
 
 @dataclass(frozen=True)
 class PublishResult:
@@ -41,6 +44,10 @@ class PublishResult:
     """SHA-256 of the published content (tile checksums + layers)."""
     skipped: bool
     """``True`` when everything was already published with this digest."""
+    quicklooks: dict[str, str] = field(default_factory=dict)
+    """Layer → URL of its quick-look PNG (STAC ``overview`` assets)."""
+    thumbnail: str | None = None
+    """URL of the region's thumbnail PNG (STAC ``thumbnail`` asset)."""
     country_totals: dict[str, dict[str, float]] = field(default_factory=dict)
     """World runs: ISO3 → the country's totals (same keys as ``totals``)."""
 
@@ -89,7 +96,8 @@ def publication_digest(config: RunConfig, plan: RunPlan, markers: list[dict[str,
     for marker in markers:
         h.update(json.dumps([marker["tile"], marker["checksums"]], sort_keys=True).encode())
     layers = product_layers(config.scenarios, config.uncertainty, config.scheme)
-    h.update(json.dumps([plan.config_hash, plan.products_url, plan.stac_url, layers]).encode())
+    h.update(json.dumps([plan.config_hash, plan.products_url, plan.stac_url, layers,
+                         PUBLICATION_FORMAT]).encode())
     return h.hexdigest()
 
 
@@ -100,7 +108,8 @@ def publish(config: RunConfig, plan: RunPlan, client: Any = None) -> PublishResu
     country of a world run); without, in this process.
     """
     from gsocseq.pipeline import publish_tasks as tasks
-    from gsocseq.products.stac import Provenance, build_item, write_catalog
+    from gsocseq.products.quicklook import write_quicklooks
+    from gsocseq.products.stac import Provenance, add_quicklook_assets, build_item, write_catalog
     from gsocseq.sources.stac import stac_inputs
 
     so = config.storage_options
@@ -113,7 +122,9 @@ def publish(config: RunConfig, plan: RunPlan, client: Any = None) -> PublishResu
     done = storage.read_json(plan.published_url, so)
     if done is not None and done.get("digest") == digest:
         return PublishResult(dict(done["cogs"]), done["catalog"], tuple(done["items"]), totals,
-                             digest, skipped=True, country_totals=dict(done.get("countries", {})))
+                             digest, skipped=True, country_totals=dict(done.get("countries", {})),
+                             quicklooks=dict(done.get("quicklooks", {})),
+                             thumbnail=done.get("thumbnail"))
     resuming = (storage.read_json(f"{plan.run_url}/publishing.json", so) or {}).get("digest")
     storage.write_json_if_changed(f"{plan.run_url}/publishing.json", {"digest": digest}, so)
     _, region = resolve(config)
@@ -139,12 +150,22 @@ def publish(config: RunConfig, plan: RunPlan, client: Any = None) -> PublishResu
                    provenance=provenance)
         for iso3 in countries
     ]
+    looks = {}
+    for it, item_assets in zip(stac_items, [assets, *(national[c][0] for c in countries)],
+                               strict=True):
+        looks[it.id] = write_quicklooks({a.layer: a.href for a in item_assets}, it.id,
+                                        plan.products_url, so)
+        add_quicklook_assets(it, looks[it.id].overviews, looks[it.id].thumbnail)
     catalog = write_catalog(stac_items, plan.stac_url, so, provenance=provenance)
     cogs = {a.layer: a.href for a in assets}
+    region_looks = looks[item.id]
     items = tuple(it.get_self_href() or "" for it in stac_items)
     country_totals = {iso3: national[iso3][1] for iso3 in countries}
     storage.write_json(plan.published_url, {"digest": digest, "cogs": cogs, "catalog": catalog,
                                             "items": list(items), "totals": totals,
-                                            "countries": country_totals}, so)
+                                            "countries": country_totals,
+                                            "quicklooks": region_looks.overviews,
+                                            "thumbnail": region_looks.thumbnail}, so)
     return PublishResult(cogs, catalog, items, totals, digest, skipped=False,
-                         country_totals=country_totals)
+                         country_totals=country_totals, quicklooks=region_looks.overviews,
+                         thumbnail=region_looks.thumbnail)

@@ -204,7 +204,11 @@ def finished_tiles(config: RunConfig, plan: RunPlan) -> dict[str, TileOutcome]:
 
 
 def _read_inputs(cube_url: str, so: dict[str, Any], tile: TileKey) -> dict[str, np.ndarray]:
-    """Read one tile of the input cube as numpy arrays (``read_tile`` layout)."""
-    from gsocseq.cube.store import open_cube, read_tile
+    """Read one tile of the input cube as numpy arrays (``read_tile`` layout).
 
-    return read_tile(open_cube(cube_url, so), tile)
+    The cube is opened once per worker process (:func:`~gsocseq.cube.store.cached_cube`); only the
+    tile's chunks are read.
+    """
+    from gsocseq.cube.store import cached_cube, read_tile
+
+    return read_tile(cached_cube(cube_url, so), tile)

@@ -54,6 +54,7 @@ __all__ = [
     "FsspecStacIO",
     "Provenance",
     "build_collection",
+    "add_quicklook_assets",
     "build_item",
     "collection_id",
     "item_id",
@@ -225,6 +226,33 @@ def build_item(
         if len(grids) > 1:
             _apply_grid(ProjectionExtension.ext(asset), a)
     return item
+
+
+def add_quicklook_assets(
+    item: pystac.Item, overviews: dict[str, str], thumbnail: str | None = None
+) -> None:
+    """Add the quick-look PNGs to an item: ``thumbnail`` and one ``<layer>_overview`` per layer.
+
+    Roles as STAC Browser reads them (STAC best practices): the ``thumbnail`` role is the small
+    picture shown in lists and cards, ``overview`` a larger view of one data asset. Media type
+    ``image/png``; hrefs become relative to the item when it is written with :func:`write_catalog`.
+    """
+    if thumbnail is not None:
+        item.add_asset("thumbnail", pystac.Asset(
+            href=thumbnail, title="Thumbnail (T0)", media_type=pystac.MediaType.PNG,
+            roles=["thumbnail"],
+        ))
+    for layer, href in sorted(overviews.items(), key=lambda kv: _layer_order(kv[0])):
+        item.add_asset(f"{layer}_overview", pystac.Asset(
+            href=href, title=f"{layer} quick look",
+            description=f"Quick look of {layer} (PNG, colour bar in {_units(layer)})",
+            media_type=pystac.MediaType.PNG, roles=["overview"],
+        ))
+
+
+def _units(layer: str) -> str:
+    """Return the units of a published layer (product or quality layer), '' if unknown."""
+    return PUBLISHED_LAYERS[layer].units if layer in PUBLISHED_LAYERS else ""
 
 
 def _apply_grid(proj: Any, a: CogAsset) -> None:

@@ -37,9 +37,14 @@ from gsocseq.sources.readers import (
     read_netcdf_raw,
     read_raster_window,
 )
-from gsocseq.sources.spec import SourceSpec
+from gsocseq.sources.spec import SourceSpec, options_for
 from gsocseq.sources.stac import StacAdapter
 from gsocseq.sources.units import convert, native_units
+from gsocseq.storage import call_with_retries
+
+#: Attempts per source read when it fails with a transient error (a dropped connection, a
+#: timeout; :func:`gsocseq.storage.is_transient`), with the storage module's backoff.
+SOURCE_ATTEMPTS: int = 3
 
 
 class SourceAdapter(Protocol):
@@ -164,9 +169,22 @@ class EsaCciAdapter:
     def read(
         self, spec: SourceSpec, bounds: Bounds, storage_options: Mapping[str, Any] | None = None
     ) -> xr.Dataset:
-        """Read the map of year ``period[0]`` and reclassify with reference §3.5."""
+        """Read the map of year ``period[0]`` and reclassify with reference §3.5.
+
+        One file per year (``{year}`` in the URL, one band), or one file with a band per year
+        (``first_band_year``: band = year − first_band_year + 1; v2.0.7's 1992–2015 file has 24).
+        """
         year = spec.period[0] if spec.period else 2015
         url = spec.format_url(year=year)
+        band, bands = 1, spec.bands if spec.bands is not None else 1
+        if spec.first_band_year is not None:
+            band = year - spec.first_band_year + 1
+            if band < 1 or (spec.bands is not None and band > spec.bands):
+                raise InputValidationError(
+                    f"{_where(spec, url)}: year {year} is not in the file's bands "
+                    f"{spec.first_band_year}…{spec.first_band_year + (spec.bands or 1) - 1}"
+                )
+            bands = spec.bands  # type: ignore[assignment]
         da = read_raster_window(
             url,
             bounds,
@@ -174,8 +192,10 @@ class EsaCciAdapter:
             source=spec.name,
             crs=spec.crs,
             nodata=spec.nodata,
+            band=band,
             warp_resampling="nearest",
             as_float=False,
+            bands=bands,
         )
         if da.size and not np.issubdtype(da.dtype, np.integer):
             raise InputValidationError(
@@ -247,6 +267,18 @@ class _ClimateAdapter:
     ) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    def combine(
+        self, raw: dict[str, np.ndarray], units: dict[str, str], where: str, years: range
+    ) -> dict[str, np.ndarray]:
+        """Convert native monthly fields to ``tmp`` degC, ``prec``/``pet`` mm/month (float64).
+
+        ``raw`` by key of :attr:`variables`; ``units`` the files' ``units`` attributes ("" if absent).
+        """
+        resolved = {
+            k: native_units("", units.get(k), where) or self.variables[k][1] for k in raw
+        }
+        return self._combine(raw, resolved, where, years)
+
     def read(
         self, spec: SourceSpec, bounds: Bounds, storage_options: Mapping[str, Any] | None = None
     ) -> xr.Dataset:
@@ -254,17 +286,17 @@ class _ClimateAdapter:
         if spec.period is None:
             raise InputValidationError(f"{_where(spec, spec.url)}: climate source needs a period")
         years = range(spec.period[0], spec.period[1] + 1)
-        names = dict(zip(self.variables, spec.layers, strict=False)) if spec.layers else {}
+        names = climate_variables(spec)
         raw: dict[str, np.ndarray] = {}
         units: dict[str, str] = {}
         template: NcWindow | None = None
         url_for = self._url_for(spec)
-        file_vars = [names.get(k, v[0]) for k, v in self.variables.items()]
+        file_vars = list(names.values())
         prefetched = prefetch_small(
             sorted({url_for(v, y)[0] for v in file_vars for y in years}), storage_options
         )
-        for key, (default_var, default_units) in self.variables.items():
-            var = names.get(key, default_var)
+        for key, (_, default_units) in self.variables.items():
+            var = names[key]
             values, tpl = _stack_years(
                 spec, bounds, storage_options, var, years, url_for, prefetched
             )
@@ -401,6 +433,16 @@ ADAPTERS: dict[str, SourceAdapter] = {
 }
 
 
+def climate_variables(spec: SourceSpec) -> dict[str, str]:
+    """Return ``{key: variable in the file}`` of a climate source (``layers`` rename them in order)."""
+    adapter = ADAPTERS[spec.kind]
+    variables: dict[str, tuple[str, str]] = getattr(adapter, "variables", {})
+    if not variables:
+        raise InputValidationError(f"source {spec.name!r}: kind {spec.kind!r} is not climate")
+    names = dict(zip(variables, spec.layers, strict=False)) if spec.layers else {}
+    return {k: names.get(k, v[0]) for k, v in variables.items()}
+
+
 def read_source(
     spec: SourceSpec, bounds: Bounds, storage_options: Mapping[str, Any] | None = None
 ) -> xr.Dataset:
@@ -411,4 +453,6 @@ def read_source(
         raise InputValidationError(
             f"source {spec.name!r}: kind {spec.kind!r} has no raster adapter"
         ) from None
-    return adapter.read(spec, bounds, storage_options)
+    so = options_for(spec, storage_options)
+    return call_with_retries(lambda: adapter.read(spec, bounds, so),
+                             what=f"source {spec.name!r} at {spec.url}", attempts=SOURCE_ATTEMPTS)

@@ -1,13 +1,15 @@
 """Country boundaries (Natural Earth admin-0 or any OGR vector file) read with pyogrio via fsspec.
 
-The file is read whole (admin-0 at 1:10m is ≈ 5 MB) and features are looked up by an ISO3-like
-attribute: ``spec.variable`` (``ADM0_A3`` by default), then ``ISO_A3``.
+The file is read whole (admin-0 at 1:10m is ≈ 5 MB zipped; a zipped shapefile, GeoPackage or
+GeoJSON) and a country is looked up in ``spec.variable`` (if set), then ``ISO_A3``, ``ISO_A3_EH``
+and ``ADM0_A3``; :func:`lookup_country` says which attribute matched.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -17,14 +19,20 @@ from pyogrio.raw import read as ogr_read
 from rasterio.crs import CRS
 
 from gsocseq.errors import GridMismatchError, InputValidationError, SourceError
-from gsocseq.sources.spec import SourceSpec
+from gsocseq.sources.spec import SourceSpec, options_for
 from gsocseq.storage import filesystem
 
-ISO_FIELDS: tuple[str, ...] = ("ADM0_A3", "ISO_A3")
+#: Attributes searched for a country code, in order. Natural Earth's ``ISO_A3`` is −99 for a few
+#: countries (France, Norway, Kosovo…), ``ISO_A3_EH`` fills most of them, and ``ADM0_A3`` is
+#: Natural Earth's own code, not always ISO 3166 (South Sudan is ``SDS`` there, ``SSD`` in ISO).
+ISO_FIELDS: tuple[str, ...] = ("ISO_A3", "ISO_A3_EH", "ADM0_A3")
+
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=8)
-def _read_all(url: str, so_json: str, field: str) -> dict[str, Any]:
+def _read_all(url: str, so_json: str, field: str) -> dict[str, dict[str, Any]]:
+    """Return ``{attribute: {code: geometry}}`` for each ISO-like attribute present in the file."""
     where = f"source 'boundaries' at {url}"
     try:
         fs, path = filesystem(url, json.loads(so_json))
@@ -32,7 +40,7 @@ def _read_all(url: str, so_json: str, field: str) -> dict[str, Any]:
             data = f.read()
     except (FileNotFoundError, OSError) as exc:
         raise SourceError(f"{where}: cannot open vector file: {exc}") from exc
-    try:
+    try:  # GeoPackage, GeoJSON, or a zipped shapefile (Natural Earth's distribution)
         meta, _, geoms, columns = ogr_read(io.BytesIO(data))
     except Exception as exc:  # pyogrio raises its own DataSourceError family
         raise SourceError(f"{where}: not a readable vector file: {exc}") from exc
@@ -42,38 +50,55 @@ def _read_all(url: str, so_json: str, field: str) -> dict[str, Any]:
     fields = list(meta["fields"])
     candidates = [field] if field else []
     candidates += [f for f in ISO_FIELDS if f not in candidates]
-    name = next((f for f in candidates if f in fields), None)
-    if name is None:
+    present = [f for f in candidates if f in fields]
+    if not present:
         raise SourceError(f"{where}: no ISO3 attribute {candidates} among fields {fields}")
-    codes = columns[fields.index(name)]
-    out: dict[str, Any] = {}
-    for code, wkb in zip(codes, geoms, strict=True):
-        if code is None or wkb is None:
-            continue
-        geom = shapely.from_wkb(wkb)
-        key = str(code).upper()
-        out[key] = shapely.union(out[key], geom) if key in out else geom
+    shapes = [shapely.from_wkb(w) if w is not None else None for w in geoms]
+    out: dict[str, dict[str, Any]] = {}
+    for name in present:
+        table: dict[str, Any] = {}
+        for code, geom in zip(columns[fields.index(name)], shapes, strict=True):
+            key = str(code).upper() if code is not None else ""
+            if geom is None or not key or key == "-99":
+                continue
+            table[key] = shapely.union(table[key], geom) if key in table else geom
+        out[name] = table
     return out
 
 
 def country_codes(spec: SourceSpec, storage_options: Mapping[str, Any] | None = None) -> list[str]:
-    """Return the sorted ISO3 codes present in the boundaries file."""
-    return sorted(_read_all(spec.url, _key(storage_options), spec.variable))
+    """Return the sorted codes present in the boundaries file (any of the ISO-like attributes)."""
+    tables = _read_all(spec.url, _key(options_for(spec, storage_options)), spec.variable)
+    return sorted({code for table in tables.values() for code in table})
 
 
 def _key(storage_options: Mapping[str, Any] | None) -> str:
     return json.dumps(dict(storage_options or {}), sort_keys=True, default=str)
 
 
+def lookup_country(
+    spec: SourceSpec, iso3: str, storage_options: Mapping[str, Any] | None = None
+) -> tuple[Any, str]:
+    """Return ``(geometry, attribute)``: country ``iso3`` and the attribute whose value matched.
+
+    Attributes are searched in order: ``spec.variable`` (if set), then :data:`ISO_FIELDS`.
+    """
+    tables = _read_all(spec.url, _key(options_for(spec, storage_options)), spec.variable)
+    key = iso3.upper()
+    for name, table in tables.items():
+        if key in table:
+            return table[key], name
+    some = sorted({c for t in tables.values() for c in t})
+    raise InputValidationError(
+        f"unknown ISO3 {iso3!r}: not in {list(tables)} of source 'boundaries' at {spec.url} "
+        f"({len(some)} codes, e.g. {some[:5]})"
+    )
+
+
 def read_country(
     spec: SourceSpec, iso3: str, storage_options: Mapping[str, Any] | None = None
 ) -> Any:
     """Return the (multi)polygon of country ``iso3`` (EPSG:4326 shapely geometry)."""
-    table = _read_all(spec.url, _key(storage_options), spec.variable)
-    key = iso3.upper()
-    if key not in table:
-        raise InputValidationError(
-            f"unknown ISO3 {iso3!r}: not in source 'boundaries' at {spec.url} "
-            f"({len(table)} countries, e.g. {sorted(table)[:5]})"
-        )
-    return table[key]
+    geom, name = lookup_country(spec, iso3, storage_options)
+    log.info("boundaries %s: %s matched attribute %s", spec.url, iso3.upper(), name)
+    return geom

@@ -67,6 +67,13 @@ class SourceSpec:
     """Declared CRS; a file in another CRS is rejected."""
     version: str = ""
     """Dataset version (recorded in the cube attributes)."""
+    first_band_year: int | None = None
+    """Band-per-year rasters (ESA CCI v2.0.7 1992–2015 in one file): band = year − this + 1."""
+    bands: int | None = None
+    """Band count the file must have (checked on read); default 1 for yearly maps."""
+    storage_options: Mapping[str, Any] | None = field(default=None, compare=False, hash=False,
+                                                      repr=False)
+    """fsspec options for this source only (else the run's rule: :func:`source_options`)."""
     collection: str = ""
     """``stac`` kind: collection id; ``url`` is the STAC API root or a static ``catalog.json``."""
     asset: str = ""
@@ -197,17 +204,66 @@ def parse_sources(
     return SourcesConfig(specs, regions, origin, dict(storage_options or {}))
 
 
+#: fsspec options for anonymous public reads, per protocol (sources on another store than --out).
+ANONYMOUS: dict[str, dict[str, Any]] = {
+    "s3": {"anon": True}, "s3a": {"anon": True}, "gs": {"token": "anon"},
+    "gcs": {"token": "anon"},
+}
+
+
+def _protocol(url: str) -> str:
+    return url.split("://", 1)[0].lower() if "://" in url else "file"
+
+
+def source_options(
+    url: str, out: str | None = None, out_options: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Return the default fsspec options for reading a source at ``url``.
+
+    A source on the same protocol as the output store (``--out``) is read with the output's
+    options (the same endpoint and credentials: a mirror bucket, the demo world under ``--out``);
+    any other source with anonymous public access (``s3``: ``anon``; ``gs``: anonymous token;
+    ``https``/``file``: nothing). The output's options never reach a source on another protocol
+    (e.g. S3 retry ``config_kwargs`` on an HTTPS source). A source entry's own
+    ``storage_options`` replace these.
+    """
+    proto = _protocol(url)
+    if out is not None and _protocol(out) == proto:
+        return dict(out_options or {})
+    return dict(ANONYMOUS.get(proto, {}))
+
+
+def options_for(spec: SourceSpec, fallback: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return the fsspec options to read ``spec``: its own when set, else ``fallback``."""
+    return dict(spec.storage_options if spec.storage_options is not None else fallback or {})
+
+
 def load_sources(
     url_or_path: str | None = None,
     overrides: Mapping[str, str | Mapping[str, Any]] | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    *,
+    out: str | None = None,
 ) -> SourcesConfig:
     """Read a ``sources.toml`` (default: the shipped one with the real public datasets).
 
     ``overrides`` maps a dataset name to a URL (``{"soc": "s3://b/soc.tif"}``) or to a table of
-    spec fields (``{"soc": {"url": …, "units": "kg/m2"}}``). ``storage_options`` are kept in the
-    config and used to read every source (and the TOML itself).
+    spec fields (``{"soc": {"url": …, "units": "kg/m2"}}``). The TOML may be at any fsspec URL
+    (``https://`` included); relative entries are resolved against it. Without ``out``,
+    ``storage_options`` read the TOML and every source (kept as ``config.storage_options``). With
+    ``out`` (the output store's URL, whose options ``storage_options`` are), options are per store
+    (:func:`source_options`): each source without its own ``storage_options`` gets the output's
+    options only when it is on the output's protocol, else anonymous public access.
     """
+    if out is not None:
+        toml_so = source_options(url_or_path or "", out, storage_options)
+        config = load_sources(url_or_path, overrides, toml_so)
+        specs = tuple(
+            s if s.storage_options is not None
+            else replace(s, storage_options=source_options(s.url, out, storage_options))
+            for s in config.specs
+        )
+        return replace(config, specs=specs)
     so = dict(storage_options or {})
     if url_or_path is None:
         text = resources.files("gsocseq.sources").joinpath("sources.toml").read_text()

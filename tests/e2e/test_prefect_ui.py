@@ -124,4 +124,10 @@ def test_country_rerun_from_the_ui_form(
     expect(page.get_by_role("heading", name="Totals (SOC 0–30 cm)")).to_be_visible()
     expect(page.get_by_role("cell", name="ssm_med").first).to_be_visible()
     expect(page.get_by_role("link", name="DEM_GSOCseq_T0_Map030.tif")).to_be_visible()
+    # and shows the quick looks (embedded PNGs): T0, final SOC and ASR of the requested scenarios
+    t0 = page.get_by_role("img", name="DEM T0")
+    expect(t0).to_be_visible()
+    shown = page.evaluate("() => Array.from(document.images).filter(i => i.alt.startsWith('DEM '))"
+                          ".map(i => [i.alt, i.complete && i.naturalWidth > 100])")
+    assert len(shown) >= 3 and all(ok for _, ok in shown), shown
     _shot(page, "prefect-country-run-report.png")

@@ -16,18 +16,19 @@ def tmpl():
 
 
 def test_template_layout(tmpl) -> None:
-    assert tmpl["tmp"].dims == ("latitude", "longitude", "time")
+    # monthly climate is not stored at 30″: it lives in the climate store (gsocseq.cube.climate)
+    assert not {"tmp", "prec", "pet"} & set(tmpl.data_vars)
     assert tmpl["cover"].dims == ("latitude", "longitude", "month")
-    assert tmpl["tmp"].shape == (120, 120, 480)
-    assert tmpl["tmp"].data.chunksize == (60, 60, 480)  # one chunk per tile, all months
-    assert tmpl["soc"].attrs["units"] == "t C/ha" and tmpl["pet"].attrs["units"] == "mm/month"
+    assert tmpl["cover"].shape == (120, 120, 12)
+    assert tmpl["cover"].data.chunksize == (60, 60, 12)  # one chunk per tile, all months
+    assert tmpl["soc"].attrs["units"] == "t C/ha" and tmpl["clay"].attrs["units"] == "%"
     assert tmpl.attrs["origin_row"] == 14880 and tmpl.attrs["tile_size"] == 60
     assert months()[0] == np.datetime64("1981-01-01") and months()[-1] == np.datetime64(
         "2020-12-01"
     )
     enc = encoding(tmpl)
     assert enc["reason"]["fill_value"] == 1  # unwritten cells read as OUTSIDE_REGION
-    assert enc["tmp"]["chunks"] == (60, 60, 480)
+    assert enc["cover"]["chunks"] == (60, 60, 12)
     assert enc["tile_status"]["fill_value"] == -1
     check_schema(tmpl)
 

@@ -1220,3 +1220,18 @@ def test_release_script_and_ci_workflow_build_scan_push_and_pin() -> None:
     runs = [s.get("run", "") for job in workflow["jobs"].values() for s in job["steps"]]
     assert any(r.strip().startswith("infra/scripts/release-image.sh") for r in runs)
     assert "infra/scripts/release-image.sh" in README and "infra/image.py" in README
+
+
+def test_rebuild_figures_follow_the_measured_per_tile_figures() -> None:
+    world = _land_tiles()
+    country = sizing.land_tiles(country=sizing.LARGE_COUNTRY)
+    assert 0 < country.n_land_tiles < world.n_land_tiles and country.land_cells < world.land_cells
+    m = sizing.MEASURED
+    assert m.px_per_cpu_s > 0 and m.input_bytes_per_cell > 0 and m.product_bytes_per_cell > 0
+    for area in (world, country):
+        b = sizing.rebuild(area, m)
+        assert b.core_hours == pytest.approx(b.pixels / m.px_per_cpu_s / 3600)
+        assert b.bytes_read == pytest.approx(area.n_land_tiles * 240**2 * m.input_bytes_per_cell)
+        assert b.compute_usd == pytest.approx(b.core_hours * sizing.PRICE_PER_VCPU_HOUR)
+    with pytest.raises(ValueError, match="no country named 'Atlantis'"):
+        sizing.land_tiles(country="Atlantis")

@@ -198,6 +198,19 @@ def test_steady_smd_follows_a_slow_drift():
     assert steady[0] < smd_max + 5.01  # it did creep all the way (from 0 to near SMDmax)
 
 
+def test_steady_smd_of_a_denormal_drift_reaches_the_bare_limit():
+    # bare all year, prec 0, pet denormal: the deficit drifts by ~1e-310 mm a year towards the
+    # bare limit; the jump count (distance / drift) overflows and must not give -inf (a NaN map).
+    soil = {"clay": np.zeros(1), "depth": np.ones(1)}
+    year = rothc.site(tmp=np.full((12, 1), 15.0), prec=np.zeros((12, 1)),
+                      pet=np.full((12, 1), 2.2e-311), cover=np.zeros((12, 1)),
+                      dpm_rpm=np.zeros(1), **soil)
+    smd_bare = 0.556 * rothc.smd_max(soil["clay"], soil["depth"])
+    np.testing.assert_allclose(rothc.steady_smd(year), smd_bare, rtol=1e-12)
+    parts = rothc.equilibrium_parts(year)
+    assert np.isfinite(parts.p_unit).all() and parts.p_unit.sum() > 0
+
+
 def test_equilibrium_input_recovers_target_soc():
     site = _sites()
     soc = np.array([42.0, 80.0, 15.0, 60.0, 35.0])

@@ -44,7 +44,10 @@ def test_shipped_sources_are_real_public_datasets() -> None:
     assert cfg["climate"].format_url(var="ppt", year=1990).endswith("TerraClimate_ppt_1990.nc")
     assert cfg["clay"].units == "g/kg" and cfg["clay"].layers == ("0-5cm", "5-15cm", "15-30cm")
     assert cfg["land_cover"].resampling == "nearest"
-    assert cfg["boundaries"].variable == "ADM0_A3"
+    assert cfg["boundaries"].variable == ""  # ISO_A3, ISO_A3_EH, ADM0_A3 in turn
+    assert cfg["soc"].url.endswith("fao-maps-catalog-data/geonetwork/gsoc/GSOCmap/GSOCmap1.5.0.tif")
+    assert cfg["soc"].version == "1.5.0" and cfg["climate"].version == "1.1"
+    assert cfg["land_cover"].kind == "stac"  # the band-per-year file is the documented alternative
 
 
 def test_relative_urls_resolve_against_the_toml_directory() -> None:

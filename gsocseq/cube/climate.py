@@ -1,0 +1,363 @@
+"""The per-region climate store: monthly climate kept at the source's own resolution, regridded per tile.
+
+Owns ``{cube}.climate.zarr`` (beside the cube): each (variable, file) of the climate source is read
+ONCE per run for the whole region (:func:`write_climate_file`, one task per file), and its stored
+values — packed integers as published — are kept on the source grid, chunked by year × about a
+tile. :func:`read_climate_tile` decodes one tile's window and regrids it to the tile's 30″ cells,
+giving exactly the numbers the cube held when it stored climate at 30″ (25× fewer cells stored).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import zarr
+
+from gsocseq.cube.grid import RES_DEG, TileKey
+from gsocseq.cube.mask import reason_codes
+from gsocseq.cube.region import Region
+from gsocseq.cube.regrid import regrid_to_cells
+from gsocseq.cube.schema import FIRST_YEAR, LAST_YEAR
+from gsocseq.errors import GridMismatchError, InputValidationError, SourceError
+from gsocseq.sources.adapters import ADAPTERS, SOURCE_ATTEMPTS, climate_variables
+from gsocseq.sources.readers import (
+    MARGIN_CELLS,
+    NcGrid,
+    Packing,
+    netcdf_grid,
+    open_netcdf,
+)
+from gsocseq.sources.spec import SourceSpec, options_for
+from gsocseq.storage import call_with_retries, filesystem
+from gsocseq.vocabulary import Reason
+
+CLIMATE_SCHEMA_VERSION: str = "1"
+YEARS: range = range(FIRST_YEAR, LAST_YEAR + 1)
+N_MONTHS: int = len(YEARS) * 12
+
+
+def climate_url(cube_url: str) -> str:
+    """Return the climate store beside the cube: ``….zarr`` → ``….climate.zarr``."""
+    base = cube_url.rstrip("/")
+    return (base[: -len(".zarr")] if base.endswith(".zarr") else base) + ".climate.zarr"
+
+
+@dataclass(frozen=True)
+class ClimateFile:
+    """One file of a climate source and what the store takes from it."""
+
+    key: str
+    """Cube-side name of the variable (``tmax``, ``prec``, …; see ``climate_variables``)."""
+    variable: str
+    """Variable name in the file (``tmax``, ``ppt``, ``pre``, …)."""
+    url: str
+    years: tuple[int, ...]
+    """Years of the cube period this file supplies (1 for TerraClimate, ≤ 10 for CRU TS)."""
+
+
+def climate_files(spec: SourceSpec) -> list[ClimateFile]:
+    """List the files of ``spec`` the cube period 1981–2020 needs, one entry per (variable, file)."""
+    if spec.period is None or spec.period[0] > FIRST_YEAR or spec.period[1] < LAST_YEAR:
+        raise InputValidationError(
+            f"source {spec.name!r} at {spec.url}: period {spec.period} does not cover "
+            f"{FIRST_YEAR}-{LAST_YEAR}; the cube needs all {N_MONTHS} months"
+        )
+    out: dict[tuple[str, str], list[int]] = {}
+    names: dict[tuple[str, str], str] = {}
+    adapter = ADAPTERS[spec.kind]
+    url_for = adapter._url_for(spec)  # type: ignore[attr-defined]
+    for key, var in climate_variables(spec).items():
+        for year in YEARS:
+            url = url_for(var, year)[0]
+            out.setdefault((key, url), []).append(year)
+            names[(key, url)] = var
+    return [ClimateFile(k, names[(k, u)], u, tuple(ys)) for (k, u), ys in out.items()]
+
+
+def _open_group(url: str, so: Mapping[str, Any] | None, mode: str) -> Any:
+    if url.startswith("file://"):
+        return zarr.open_group(url[len("file://"):], mode=mode, zarr_format=3)
+    return zarr.open_group(url, mode=mode, zarr_format=3, storage_options=dict(so or {}) or None)
+
+
+def _exists(url: str, so: Mapping[str, Any] | None) -> bool:
+    fs, path = filesystem(url, so)
+    return bool(fs.exists(path.rstrip("/") + "/zarr.json"))
+
+
+def _region_window(grid: NcGrid, region: Region) -> tuple[slice, slice]:
+    # One native cell more than a tile read uses, so every tile's window lies inside it.
+    # (empty when the region lies outside the source: its cells then read as missing climate)
+    return grid.window(region.bounds, margin=MARGIN_CELLS + 1)
+
+
+def ensure_climate(
+    region: Region, spec: SourceSpec, cube_url: str, so: Mapping[str, Any] | None = None,
+    source_so: Mapping[str, Any] | None = None,
+) -> list[ClimateFile]:
+    """Create the region's climate store unless it exists; return the files still to be read.
+
+    Creating it reads only the headers of the first file of each variable (grid, packing,
+    units); every file is then checked against them when it is read.
+    """
+    url = climate_url(cube_url)
+    if _exists(url, so):  # a finished store is not checked against the sources again
+        status = np.asarray(_open_group(url, so, "r")["file_status"][...])
+        if (status > 0).all():
+            return []
+    files = climate_files(spec)
+    if not _exists(url, so):
+        _create(region, spec, url, so, source_so, files)
+    group = _open_group(url, so, "r")
+    done = np.asarray(group["file_status"][...])
+    return [f for i, f in enumerate(files) if done[i] <= 0]
+
+
+def _create(
+    region: Region, spec: SourceSpec, url: str, so: Mapping[str, Any] | None,
+    source_so: Mapping[str, Any] | None, files: Sequence[ClimateFile],
+) -> None:
+    first: dict[str, ClimateFile] = {}
+    for f in files:
+        first.setdefault(f.key, f)
+    grids: dict[str, NcGrid] = {}
+    for key, f in first.items():
+        with open_netcdf(f.url, source_so, source=spec.name) as ds:
+            grids[key] = netcdf_grid(ds, f.variable, f"source {spec.name!r} at {f.url}")
+    ref = next(iter(grids.values()))
+    for key, g in grids.items():
+        if not (np.array_equal(g.latitude, ref.latitude)
+                and np.array_equal(g.longitude, ref.longitude)):
+            raise GridMismatchError(
+                f"source {spec.name!r} at {first[key].url}: {g.variable!r} is on another grid "
+                f"than {ref.variable!r}"
+            )
+    rows, cols = _region_window(ref, region)
+    ny, nx = rows.stop - rows.start, cols.stop - cols.start
+    per_tile = max(1, math.ceil(region.tile_size * RES_DEG / min(ref.dlat, ref.dlon)))
+    _writer.cache_clear()
+    group = _open_group(url, so, "w")
+    group.attrs.update({
+        "title": f"gsocseq climate store, region {region.name}, source grid",
+        "climate_schema_version": CLIMATE_SCHEMA_VERSION,
+        "source": json.dumps({k: v for k, v in asdict(spec).items() if k != "storage_options"},
+                             default=list),
+        "first_year": FIRST_YEAR, "last_year": LAST_YEAR,
+        "dlat": ref.dlat, "dlon": ref.dlon,
+        "lon_offset": int(cols.start),
+        "files": json.dumps([asdict(f) for f in files]),
+        "packing": json.dumps({k: asdict(g.packing) for k, g in grids.items()}),
+        "variables": json.dumps({k: first[k].variable for k in grids}),
+    })
+    comp = [zarr.codecs.ZstdCodec(level=3, checksum=True)]
+    for name, dim, values in (("latitude", "clim_latitude", ref.latitude[rows]),
+                              ("longitude", "clim_longitude", ref.longitude[cols]),
+                              ("lon_index", "clim_longitude", ref.lon_index[cols])):
+        arr = group.create_array(name, shape=values.shape, dtype=values.dtype,
+                                 chunks=values.shape, compressors=comp, dimension_names=(dim,))
+        arr[...] = values
+    for key, g in grids.items():
+        fill = g.packing.fills[0] if g.packing.fills else 0
+        group.create_array(
+            key, shape=(N_MONTHS, ny, nx), dtype=g.packing.dtype,
+            chunks=(12, max(1, min(ny, per_tile)), max(1, min(nx, per_tile))),
+            fill_value=np.array(fill).astype(g.packing.dtype), compressors=comp,
+            dimension_names=("time", "clim_latitude", "clim_longitude"),
+        )
+    status = group.create_array("file_status", shape=(len(files),), dtype="int8", chunks=(1,),
+                                fill_value=0, dimension_names=("file",))
+    status.attrs["long_name"] = "1 once the file's months are stored (order of attrs['files'])"
+
+
+class _Writer:
+    """An opened climate store for writing: its metadata read once per process (:func:`_writer`)."""
+
+    def __init__(self, url: str, so: Mapping[str, Any] | None) -> None:
+        self.group = _open_group(url, so, "r+")
+        attrs = self.group.attrs
+        self.source = json.loads(attrs["source"])["name"]
+        self.files = [ClimateFile(d["key"], d["variable"], d["url"], tuple(d["years"]))
+                      for d in json.loads(attrs["files"])]
+        self.packing = {k: Packing(v["dtype"], v["scale"], v["offset"], tuple(v["fills"]),
+                                   v["units"]) for k, v in json.loads(attrs["packing"]).items()}
+        self.lat = np.asarray(self.group["latitude"][...])
+        self.lon = np.asarray(self.group["longitude"][...])
+        self.lon_offset = int(attrs["lon_offset"])
+        self.arrays = {k: self.group[k] for k in self.packing}
+        self.status = self.group["file_status"]
+
+
+@lru_cache(maxsize=4)
+def _writer(url: str, so_json: str) -> _Writer:
+    return _Writer(url, json.loads(so_json) or None)
+
+
+def write_climate_file(
+    cube_url: str, index: int, so: Mapping[str, Any] | None = None,
+    source_so: Mapping[str, Any] | None = None,
+) -> int:
+    """Read file ``index`` of the store's file list once and store the region's window of it.
+
+    The file's grid and packing must equal the store's (else :class:`GridMismatchError` naming
+    the source, URL, expected and found). Returns the number of months stored.
+    """
+    w = _writer(climate_url(cube_url), json.dumps(dict(so or {}), sort_keys=True, default=str))
+    f = w.files[index]
+    want = w.packing[f.key]
+    where = f"source {w.source!r} at {f.url}"
+    lat, lon = w.lat, w.lon
+    if lat.size == 0 or lon.size == 0:  # the region lies outside the source's grid
+        w.status[index] = 1
+        return 0
+    with open_netcdf(f.url, source_so, source=w.source) as ds:
+        grid = netcdf_grid(ds, f.variable, where)
+        if grid.packing != want:
+            raise GridMismatchError(
+                f"{where}: variable {f.variable!r} is stored as {grid.packing}, "
+                f"but the source's other files are {want}"
+            )
+        r0 = int(np.flatnonzero(grid.latitude == lat[0])[0]) if lat[0] in grid.latitude else -1
+        c0 = w.lon_offset
+        rows, cols = slice(r0, r0 + lat.size), slice(c0, c0 + lon.size)
+        if r0 < 0 or not (np.array_equal(grid.latitude[rows], lat)
+                          and np.array_equal(grid.longitude[cols], lon)):
+            raise GridMismatchError(f"{where}: {f.variable!r} is on another grid than the store")
+        times = grid.time
+        if times is None:
+            raise SourceError(f"{where}: variable {f.variable!r} has no time coordinate")
+        years_in = times.astype("datetime64[Y]").astype(int) + 1970
+        if len(f.years) == 1 and not (years_in == f.years[0]).all():
+            raise SourceError(
+                f"{where}: file for {f.years[0]} holds dates of {sorted(set(years_in.tolist()))}"
+            )
+        raw = grid.read(ds, rows, cols)
+    for year in f.years:
+        sel = np.flatnonzero(years_in == year)
+        if sel.size != 12:
+            raise SourceError(
+                f"{where}: variable {f.variable!r} has {sel.size} months for {year}, expected 12"
+            )
+        t0 = (year - FIRST_YEAR) * 12
+        w.arrays[f.key][t0 : t0 + 12] = raw[sel]
+    w.status[index] = 1
+    return 12 * len(f.years)
+
+
+def build_climate(
+    region: Region, spec: SourceSpec, cube_url: str, so: Mapping[str, Any] | None = None,
+    source_so: Mapping[str, Any] | None = None, client: Any = None,
+) -> str:
+    """Create and fill the region's climate store (each file read once); return its URL.
+
+    With a dask ``client`` every pending file is one task on the cluster.
+    """
+    source_so = options_for(spec, source_so)
+    pending = ensure_climate(region, spec, cube_url, so, source_so)
+    files = climate_files(spec) if pending else []
+    index = [files.index(f) for f in pending]
+    def one(i: int) -> int:
+        return call_with_retries(lambda: write_climate_file(cube_url, i, so, source_so),
+                                 what=f"climate file {files[i].url}", attempts=SOURCE_ATTEMPTS)
+
+    if client is not None and index:
+        futures = client.map(write_climate_file, [cube_url] * len(index), index,
+                             [so] * len(index), [source_so] * len(index), pure=False,
+                             retries=SOURCE_ATTEMPTS - 1)
+        client.gather(futures)
+    else:
+        for i in index:
+            one(i)
+    return climate_url(cube_url)
+
+
+class ClimateStore:
+    """An opened climate store: the source grid, packing and the adapter that combines variables."""
+
+    def __init__(self, cube_url: str, so: Mapping[str, Any] | None = None) -> None:
+        self.url = climate_url(cube_url)
+        try:
+            self.group = _open_group(self.url, so, "r")
+        except (FileNotFoundError, OSError, KeyError, ValueError) as exc:
+            raise SourceError(f"climate store at {self.url}: cannot open: {exc}") from exc
+        attrs = self.group.attrs
+        self.spec = SourceSpec(**{
+            k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(attrs["source"]).items()
+        })
+        self.packing = {k: Packing(v["dtype"], v["scale"], v["offset"], tuple(v["fills"]),
+                                   v["units"]) for k, v in json.loads(attrs["packing"]).items()}
+        self.dlat, self.dlon = float(attrs["dlat"]), float(attrs["dlon"])
+        self.latitude = np.asarray(self.group["latitude"][...])
+        self.longitude = np.asarray(self.group["longitude"][...])
+        status = np.asarray(self.group["file_status"][...])
+        if (status <= 0).any():
+            raise SourceError(
+                f"climate store at {self.url}: {int((status <= 0).sum())} source file(s) not stored"
+            )
+
+    def window(self, tile: TileKey) -> tuple[slice, slice]:
+        """Return the native cells a tile's bilinear regridding reads (tile bounds + margin)."""
+        w, s, e, n = tile.bounds
+        lat, lon = self.latitude, self.longitude
+        m = MARGIN_CELLS
+        ilat = np.flatnonzero((lat >= s - m * self.dlat) & (lat <= n + m * self.dlat))
+        ilon = np.flatnonzero((lon >= w - m * self.dlon) & (lon <= e + m * self.dlon))
+        if ilat.size == 0 or ilon.size == 0:
+            return slice(0, 0), slice(0, 0)
+        return slice(ilat[0], ilat[-1] + 1), slice(ilon[0], ilon[-1] + 1)
+
+    def native(self, tile: TileKey) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """Return decoded native values (months, lat, lon) float64 per variable, and their coordinates."""
+        rows, cols = self.window(tile)
+        raw = {k: p.decode(self.group[k][:, rows, cols]) for k, p in self.packing.items()}
+        return raw, self.latitude[rows], self.longitude[cols]
+
+    def read_tile(self, tile: TileKey) -> dict[str, np.ndarray]:
+        """Return ``tmp`` degC, ``prec``/``pet`` mm/month as (ny, nx, 480) float32 on the tile."""
+        raw, lat, lon = self.native(tile)
+        units = {k: p.units for k, p in self.packing.items()}
+        adapter = ADAPTERS[self.spec.kind]
+        where = f"source {self.spec.name!r} ({self.spec.kind}) at {self.spec.url}"
+        fields = adapter.combine(raw, units, where, YEARS)  # type: ignore[attr-defined]
+        return {
+            name: regrid_to_cells(self.spec.resampling, fields[name], lat, lon, tile)
+            for name in ("tmp", "prec", "pet")
+        }
+
+
+    def add_climate(self, arrays: dict[str, np.ndarray], tile: TileKey) -> dict[str, np.ndarray]:
+        """Add the tile's regridded climate to its static arrays and complete the reason codes.
+
+        ``arrays`` as stored in the cube (static reason). The reasons are recomputed with the
+        climate by :func:`gsocseq.cube.mask.reason_codes` from the same inputs the cube used when
+        it stored 30″ climate, so they are the same codes; climate outside the region is NaN.
+        """
+        out = dict(arrays)
+        out.update(self.read_tile(tile))
+        stored = out["reason"]
+        inside = stored != Reason.OUTSIDE_REGION
+        fields = {k: out[k] for k in ("soc", "clay", "tmp", "prec", "pet", "cover")}
+        full = reason_codes(inside, out["land_use"], fields)
+        # codes the cube build refines (e.g. NO_VALID_NDVI for missing cover) are kept as stored
+        keep = ~np.isin(stored, np.array(_MASK_CODES, dtype=stored.dtype))
+        out["reason"] = np.where(keep, stored, full).astype(stored.dtype)
+        for name in ("tmp", "prec", "pet"):
+            out[name][~inside] = np.nan
+        return out
+
+
+#: Codes :func:`gsocseq.cube.mask.reason_codes` assigns (recomputed here with the climate).
+_MASK_CODES: tuple[int, ...] = (Reason.OK, Reason.OUTSIDE_REGION, Reason.NOT_AGRICULTURAL,
+                                Reason.MISSING_INPUT, Reason.INPUT_OUT_OF_RANGE)
+
+
+def read_climate_tile(
+    cube_url: str, tile: TileKey, so: Mapping[str, Any] | None = None
+) -> dict[str, np.ndarray]:
+    """Open the climate store of the cube at ``cube_url`` and regrid one tile (see ClimateStore)."""
+    return ClimateStore(cube_url, so).read_tile(tile)
