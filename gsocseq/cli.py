@@ -189,8 +189,8 @@ def sources_check_command(sources_url: str | None, region: str | None,
                           storage_options: str | None) -> None:
     """Check each source: reachable, format, CRS, resolution, bands, units, nodata, period, bytes."""
     from gsocseq.cube.region import resolve_region
+    from gsocseq.cube.source_check import check_sources
     from gsocseq.sources import load_sources
-    from gsocseq.sources.check import check_sources
 
     so = _storage_options(storage_options)
     try:
@@ -312,7 +312,7 @@ def report_command(url: str, output_dir: str | None, open_browser: bool,
     import webbrowser
 
     from gsocseq.config import normalise_url
-    from gsocseq.products.report import write_reports
+    from gsocseq.report import write_reports
 
     so = _storage_options(storage_options)
     try:

@@ -186,7 +186,8 @@ def is_transient(exc: BaseException) -> bool:
     """Return whether ``exc`` (or an exception it was raised from) is a transient I/O error.
 
     Transient: an ``OSError`` such as a 5xx answer after the client's retries, a dropped connection
-    or a timeout, anywhere in the exception chain; not missing objects, denied access or bad data.
+    or a timeout, an HTTP 408/429/5xx answer of an ``http(s)://`` source, anywhere in the exception
+    chain; not missing objects, denied access or bad data.
     """
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -198,6 +199,9 @@ def is_transient(exc: BaseException) -> bool:
             return True
         if type(current).__name__ in ("ClientError", "EndpointConnectionError",
                                       "ConnectionClosedError", "ReadTimeoutError"):
+            return True
+        status = getattr(current, "status", None)  # HTTP sources: aiohttp's ClientResponseError
+        if isinstance(status, int) and (status in (408, 429) or 500 <= status < 600):
             return True
         current = current.__cause__ or current.__context__
     return False

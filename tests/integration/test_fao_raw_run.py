@@ -1,4 +1,4 @@
-"""The ARG_PE FAO raw-input folder end to end with scheme ``fao``: cube, 29 COGs and STAC.
+"""The ARG_PE FAO raw-input folder end to end with scheme ``fao``: cube, 29 COGs + the fao quality COG, STAC.
 
 The input cube is checked against FAO's own point extraction of the same folder
 (``points/points_*_inputs.csv.xz``: the values the FAO stack scripts hand to RothC).
@@ -19,7 +19,7 @@ from gsocseq.cube.store import open_cube
 from gsocseq.pipeline import run_fao_inputs
 from gsocseq.pipeline.publish import product_layers
 from gsocseq.products.validate import validate_products
-from gsocseq.vocabulary import LAYER_NAMES, Reason, fao_file_name
+from gsocseq.vocabulary import LAYER_NAMES, SCHEME_QUALITY_LAYERS, Reason, fao_file_name
 
 SAMPLE = Path(__file__).resolve().parents[2] / "tests" / "data" / "fao-sample" / "ARG_PE"
 
@@ -33,17 +33,18 @@ def arg_pe_run(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.mark.slow
-def test_run_publishes_29_products_and_stac(arg_pe_run) -> None:
+def test_run_publishes_29_products_the_quality_layer_and_stac(arg_pe_run) -> None:
     out, summary = arg_pe_run
     assert summary.ok and summary.published and summary.region == "ARG"
     products = out / "gsocseq" / "v1.1" / "fao" / "products" / "ARG"
     names = sorted(p.name for p in products.glob("*.tif"))
     assert len(LAYER_NAMES) == 29
-    assert names == sorted(fao_file_name("ARG", layer) for layer in LAYER_NAMES)
+    layers = product_layers(("bau", "ssm_low", "ssm_med", "ssm_high"), True, "fao")
+    assert set(layers) == set(LAYER_NAMES) | set(SCHEME_QUALITY_LAYERS["fao"])  # + EulerUnstableMonths
+    assert names == sorted(fao_file_name("ARG", layer) for layer in layers)
     stac = summary.urls["stac"]
-    layers = product_layers(("bau", "ssm_low", "ssm_med", "ssm_high"), True)
     report = validate_products(stac, {}, layers, regions=["ARG"])
-    assert report.problems == () and report.n_items == 1 and report.n_assets >= 29
+    assert report.problems == () and report.n_items == 1 and report.n_assets >= len(layers)
     catalog = json.loads(Path(stac.removeprefix("file://")).read_text())
     assert catalog["type"] == "Catalog"
     with rasterio.open(products / fao_file_name("ARG", "T0")) as src:

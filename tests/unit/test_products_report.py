@@ -7,9 +7,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from gsocseq import report
 from gsocseq.cube.grid import TileKey
 from gsocseq.pipeline.plan import RunPlan
-from gsocseq.products import report
 
 
 def _plan(n_rows: int, n_cols: int, tile: int) -> RunPlan:
