@@ -185,7 +185,7 @@ def test_two_runs_of_one_region_take_turns_beside_a_run_of_another_version(
     _validate(t)  # every run under the output: complete, COGs valid, STAC valid
 
 
-@pytest.mark.parametrize("target", ["file"], indirect=True)  # on S3: tests/integration/test_lease.py
+@pytest.mark.parametrize("target", ["file"], indirect=True)  # on S3: tests/pipeline/test_lease.py
 def test_a_killed_run_does_not_block_the_next_one(target: Target, tmp_path: Path) -> None:
     """SIGKILL mid-tiles (lease left behind, ttl 60 s); the next run takes over at once, resumes."""
     t = target

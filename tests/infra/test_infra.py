@@ -724,7 +724,7 @@ def test_dockerignore_keeps_the_package_and_drops_the_rest() -> None:
                    "gsocseq/sources/sources.toml"):
         assert not ignored(needed), needed
     assert not ignored("uv.lock")
-    for dropped in (".git/config", ".venv/bin/python", "tests/unit/test_infra.py",
+    for dropped in (".git/config", ".venv/bin/python", "tests/infra/test_infra.py",
                     "gsocseq/__pycache__/x.pyc", "prod.env"):
         assert ignored(dropped), dropped
 
