@@ -1,4 +1,5 @@
-"""Fixtures for the Prefect end-to-end tests: a real serve process on the root ``prefect_server``.
+"""Fixtures of the end-to-end tests: a real serve process on the root ``prefect_server``, and the
+headless Chromium (Debian's, else Playwright's managed one) that the browser tests drive.
 
 A separate OS process, started once per session (only when a test asks for it) and stopped by its
 finalizer (SIGTERM to the process group, SIGKILL after 15 s). It reaches the moto S3 server of the
@@ -9,14 +10,34 @@ object store.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 from prefect_procs import COUNTRY, GLOBAL, ServeProcess, s3_env
 from servers import PrefectServer, start_process, stop_process, tail
+
+# Debian's chromium when installed, else Playwright's managed browser (`make test` provisions one of them)
+CHROMIUM = os.environ.get("GSOCSEQ_CHROMIUM") or shutil.which("chromium")
+# flags measured on the project's machines (headless, no network side channels)
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """A headless Chromium for one test module."""
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
 
 
 @pytest.fixture(scope="session")

@@ -9,37 +9,20 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 from prefect_procs import COUNTRY, REPO, PrefectServer, ServeProcess
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.slow, pytest.mark.prefect,
               pytest.mark.browser, pytest.mark.s3]
 
 ARTIFACTS = Path(os.environ.get("PYTEST_ARTIFACTS", REPO / "tests" / "artifacts"))
-# Debian's chromium when installed, else Playwright's managed browser (`make test` provisions one of them)
-CHROMIUM = os.environ.get("GSOCSEQ_CHROMIUM") or shutil.which("chromium")
-# flags measured on the project's machines (headless, no network side channels)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
 FORM_FIELDS = ("iso3", "out", "scenarios", "scheme", "map_version", "cluster_address", "sources",
                "tile_size", "uncertainty")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture

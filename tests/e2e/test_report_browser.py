@@ -10,7 +10,6 @@ import functools
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 import s3fs
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from gsocseq.config import RunConfig
 from gsocseq.pipeline import RunSummary, run
@@ -32,10 +31,6 @@ BUCKET = "gsocseq-pipeline-shared"
 OUT = f"s3://{BUCKET}/report-runs"  # only this module's runs: the report covers every run under it
 VERSION = "report-test"
 GSOCSEQ = str(Path(sys.executable).parent / "gsocseq")
-CHROMIUM = os.environ.get("GSOCSEQ_CHROMIUM") or shutil.which("chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
 def _report(s3: Any, *args: str) -> subprocess.CompletedProcess[str]:
@@ -86,16 +81,6 @@ def http_root(pages: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.mark.parametrize("scheme", ["exact", "fao"])
