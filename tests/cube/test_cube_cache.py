@@ -16,6 +16,7 @@ import pytest
 
 from gsocseq.cube import build_cube, open_cube, read_tile, resolve_region
 from gsocseq.cube import store as cube_store
+from gsocseq.cube.climate import climate_url
 from gsocseq.cube.store import cached_cube, clear_cube_cache, create_cube
 from gsocseq.demo import write_demo_world
 from gsocseq.errors import SourceError
@@ -37,6 +38,7 @@ def cubes(tmp_path_factory) -> tuple[Path, Path, Any]:
     partial, full = root / "partial.zarr", root / "full.zarr"
     build_cube(region, sources, f"file://{partial}", tiles=region.tiles[:1])
     shutil.copytree(partial, full)
+    shutil.copytree(_climate(partial), _climate(full))  # the climate store beside the cube
     build_cube(region, sources, f"file://{full}", tiles=region.tiles[1:2])
     return partial, full, sources
 
@@ -54,14 +56,20 @@ def target(request, tmp_path) -> tuple[str, dict[str, Any]]:
     clear_cube_cache()
 
 
+def _climate(cube: Path) -> Path:
+    """The climate store beside a cube on disk (``climate_url``'s rule)."""
+    return Path(climate_url(f"file://{cube}").removeprefix("file://"))
+
+
 def _upload(local: Path, url: str, so: dict[str, Any]) -> None:
-    """Copy a cube built on disk to ``url``, file by file (overwriting what is there)."""
-    fs, path = filesystem(url, so)
-    for f in sorted(local.rglob("*")):
-        if f.is_file():
-            dest = f"{path}/{f.relative_to(local).as_posix()}"
-            ensure_parent(fs, dest)
-            fs.pipe_file(dest, f.read_bytes())
+    """Copy a cube built on disk and its climate store to ``url``, file by file (overwriting)."""
+    for src, dst in ((local, url), (_climate(local), climate_url(url))):
+        fs, path = filesystem(dst, so)
+        for f in sorted(src.rglob("*")):
+            if f.is_file():
+                dest = f"{path}/{f.relative_to(src).as_posix()}"
+                ensure_parent(fs, dest)
+                fs.pipe_file(dest, f.read_bytes())
 
 
 def _same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
