@@ -29,11 +29,13 @@ Coordinates are cell centres (latitude descending). Global attributes record the
 
 from __future__ import annotations
 
+from gsocseq.vocabulary import PERIODS
+
 STATIC_VARS: dict[str, str] = {"soc": "t C/ha", "clay": "%", "land_use": "1", "reason": "1"}
 MONTHLY_VARS: dict[str, str] = {"tmp": "degC", "prec": "mm/month", "pet": "mm/month"}
 CLIMATOLOGY_VARS: dict[str, str] = {"cover": "1"}
-FIRST_YEAR: int = 1981
-LAST_YEAR: int = 2020
-SPINUP_YEARS: tuple[int, int] = (1981, 2000)
-WARMUP_YEARS: tuple[int, int] = (2001, 2020)
-FORWARD_YEARS: tuple[int, int] = (2021, 2040)
+FIRST_YEAR: int = PERIODS["spinup"].first
+LAST_YEAR: int = PERIODS["warmup"].last
+SPINUP_YEARS: tuple[int, int] = (PERIODS["spinup"].first, PERIODS["spinup"].last)
+WARMUP_YEARS: tuple[int, int] = (PERIODS["warmup"].first, PERIODS["warmup"].last)
+FORWARD_YEARS: tuple[int, int] = (PERIODS["forward"].first, PERIODS["forward"].last)

@@ -42,10 +42,15 @@ from pyogrio.raw import read as ogr_read
 from rasterio.crs import CRS
 from rasterio.io import MemoryFile
 
-from gsocseq.cube.schema import FIRST_YEAR, LAST_YEAR
 from gsocseq.errors import GridMismatchError, InputValidationError, SourceError
 from gsocseq.sources.spec import SourcesConfig, load_sources
 from gsocseq.storage import filesystem
+from gsocseq.vocabulary import PERIODS
+
+FIRST_YEAR: int = PERIODS["spinup"].first
+"""First year of the monthly climate the scripts export (the spin-up's first year)."""
+LAST_YEAR: int = PERIODS["warmup"].last
+"""Last year of the monthly climate (the warm-up's last year, T0)."""
 
 #: FAO script weights of the SoilGrids-2017 layers sl1…sl4 (0-1, 1-5, 5-15, 15-30 cm; §3.2).
 CLAY_WEIGHTS: tuple[float, ...] = (1 / 30, 4 / 30, 10 / 30, 15 / 30)
