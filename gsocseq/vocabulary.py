@@ -1,4 +1,4 @@
-"""The project's shared words: product layers, scenarios, brackets, reason codes, periods, input ranges.
+"""The project's shared words: layers, scenarios, brackets, reason codes, periods, input ranges, the 30″ grid.
 
 Ground floor: pure constants and tiny pure functions, importing nothing of the project. Every other
 module (model, cube, pipeline, products, flows) takes these names from here.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 from typing import NamedTuple
+
+import numpy as np
 
 # ---------------------------------------------------------------------------------------------
 # reason codes
@@ -229,3 +231,25 @@ def fao_file_name(region: str, layer: str) -> str:
     if layer.endswith("_Uncertainty"):
         return f"{region}_GSOCseq_{layer}Map030.tif"
     return f"{region}_GSOCseq_{layer}_Map030.tif"
+
+
+# ---------------------------------------------------------------------------------------------
+# the global 30-arc-second grid of every product ("Map030")
+
+RES_DEG: float = 1.0 / 120.0
+"""Cell size in degrees (30 arc-seconds)."""
+N_COLS: int = 43200
+"""Columns of the global grid; column 0 starts at the west edge (180°W)."""
+N_ROWS: int = 21600
+"""Rows of the global grid; row 0 starts at the north edge (90°N)."""
+CRS: str = "EPSG:4326"
+
+
+def cell_latitudes(row_start: int, row_stop: int) -> np.ndarray:
+    """Cell-centre latitudes of global rows [row_start, row_stop), degrees north, descending."""
+    return 90.0 - (np.arange(row_start, row_stop) + 0.5) * RES_DEG
+
+
+def cell_longitudes(col_start: int, col_stop: int) -> np.ndarray:
+    """Cell-centre longitudes of global columns [col_start, col_stop), degrees east, ascending."""
+    return -180.0 + (np.arange(col_start, col_stop) + 0.5) * RES_DEG

@@ -15,13 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-RES_DEG: float = 1.0 / 120.0
-"""Cell size in degrees (30 arc-seconds)."""
-N_COLS: int = 43200
-N_ROWS: int = 21600
+from gsocseq.vocabulary import CRS as CRS  # the global grid itself is vocabulary (re-exported)
+from gsocseq.vocabulary import N_COLS as N_COLS
+from gsocseq.vocabulary import N_ROWS as N_ROWS
+from gsocseq.vocabulary import RES_DEG as RES_DEG
+from gsocseq.vocabulary import cell_latitudes as cell_latitudes
+from gsocseq.vocabulary import cell_longitudes as cell_longitudes
+
 TILE_SIZE: int = 240
 """Default tile edge in cells (2°); divides both grid dimensions."""
-CRS: str = "EPSG:4326"
 
 
 @dataclass(frozen=True, order=True)
@@ -94,16 +96,6 @@ class TileKey:
     def longitudes(self) -> np.ndarray:
         """Cell-centre longitudes (ascending), degrees."""
         return cell_longitudes(self.col0, self.col0 + self.size)
-
-
-def cell_latitudes(row_start: int, row_stop: int) -> np.ndarray:
-    """Cell-centre latitudes of global rows [row_start, row_stop), degrees north, descending."""
-    return 90.0 - (np.arange(row_start, row_stop) + 0.5) * RES_DEG
-
-
-def cell_longitudes(col_start: int, col_stop: int) -> np.ndarray:
-    """Cell-centre longitudes of global columns [col_start, col_stop), degrees east, ascending."""
-    return -180.0 + (np.arange(col_start, col_stop) + 0.5) * RES_DEG
 
 
 def tiles_of_rectangle(

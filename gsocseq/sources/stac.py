@@ -25,9 +25,9 @@ from affine import Affine
 from odc.geo.geobox import GeoBox
 from pystac.stac_io import StacIO
 
-from gsocseq.cube.grid import RES_DEG
 from gsocseq.errors import GridMismatchError, InputValidationError, SourceError
 from gsocseq.sources.spec import SourceSpec
+from gsocseq.vocabulary import RES_DEG, cell_latitudes, cell_longitudes
 
 Bounds = tuple[float, float, float, float]
 
@@ -377,8 +377,6 @@ def _scale_of(spec: SourceSpec, item: pystac.Item, default: float) -> float:
 
 
 def _on_tile(da: xr.DataArray, bounds: Bounds) -> xr.DataArray:
-    from gsocseq.cube.grid import cell_latitudes, cell_longitudes
-
     row0 = round((90.0 - bounds[3]) / RES_DEG)
     col0 = round((bounds[0] + 180.0) / RES_DEG)
     ny, nx = da.sizes["latitude"], da.sizes["longitude"]
