@@ -102,7 +102,7 @@ def _config(t: Target, version: str) -> RunConfig:
 
 
 def _digest(t: Target, version: str) -> dict[str, str]:
-    """sha256 of every product-cube chunk and COG of a run, keyed by the path inside the run."""
+    """sha256 of every product-cube chunk, COG and quick-look of a run, keyed by the path inside it."""
     plan = plan_run(_config(t, version))
     fs, _ = fsspec.core.url_to_fs(t.out, **t.storage_options)
     fs.invalidate_cache()
@@ -112,7 +112,8 @@ def _digest(t: Target, version: str) -> dict[str, str]:
         root = fsspec.core.url_to_fs(prefix, **t.storage_options)[1]
         for key in fs.find(root):
             if tag == "cog" or "/c/" in key:
-                out[f"{tag}:{key.removeprefix(root)}"] = hashlib.sha256(fs.cat_file(key)).hexdigest()
+                kind = "png" if key.endswith(".png") else tag  # quick-looks beside the COGs
+                out[f"{kind}:{key.removeprefix(root)}"] = hashlib.sha256(fs.cat_file(key)).hexdigest()
     assert sum(k.startswith("cog:") for k in out) == 4 and sum(k.startswith("cube:") for k in out)
     return out
 
