@@ -15,7 +15,9 @@ import pytest
 import rasterio
 import xarray as xr
 
-from gsocseq.cube.store import open_cube
+from gsocseq.cube.grid import RES_DEG, TileKey
+from gsocseq.cube.store import open_cube, read_tile
+from gsocseq.errors import SourceError
 from gsocseq.pipeline import run_fao_inputs
 from gsocseq.pipeline.publish import product_layers
 from gsocseq.products.validate import validate_products
@@ -53,6 +55,25 @@ def test_run_publishes_29_products_the_quality_layer_and_stac(arg_pe_run) -> Non
     assert 30.0 < float(t0.mean()) < 90.0  # t C/ha: a Pampas topsoil after warm-up
 
 
+def _climate_at_points(cube: xr.Dataset, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """Monthly climate (points, 480) of the cells holding the points, as the tile task reads it
+    (``read_tile``: the climate store at the source's resolution, regridded to the tile)."""
+    size = int(cube.attrs["tile_size"])
+    rows = np.floor((90.0 - y) / RES_DEG).astype(int)
+    cols = np.floor((x + 180.0) / RES_DEG).astype(int)
+    out = {v: np.full((len(x), 480), np.nan) for v in ("tmp", "prec", "pet")}
+    for tr, tc in sorted(set(zip(rows // size, cols // size, strict=True))):
+        key = TileKey(int(tr), int(tc), size)
+        sel = (rows // size == tr) & (cols // size == tc)
+        try:
+            tile = read_tile(cube, key)
+        except SourceError:  # a tile of the bounding box that no point of the region needs
+            continue
+        for v in out:
+            out[v][sel] = tile[v][rows[sel] - key.row0, cols[sel] - key.col0]
+    return out
+
+
 @pytest.mark.slow
 def test_cube_matches_fao_point_extraction(arg_pe_run) -> None:
     _, summary = arg_pe_run
@@ -67,8 +88,9 @@ def test_cube_matches_fao_point_extraction(arg_pe_run) -> None:
     np.testing.assert_allclose(at.clay.values[inside], spin.clay[inside], atol=1e-4)
     np.testing.assert_array_equal(at.land_use.values[inside], spin.LU[inside])
     n = len(spin)
+    climate = _climate_at_points(cube, spin.x.values, spin.y.values)  # from the climate store
     for var, col, tol in (("tmp", "T", 0.01), ("prec", "P", 0.1), ("pet", "PET", 0.01)):
-        series = at[var].values
+        series = climate[var]
         for frame, months in ((spin, slice(0, 240)), (fwd, slice(240, 480))):
             mean = series[:, months].reshape(n, 20, 12).mean(axis=1)
             want = frame[[f"{col}{m}" for m in range(1, 13)]].to_numpy()
