@@ -233,6 +233,25 @@ def source_options(
     return dict(ANONYMOUS.get(proto, {}))
 
 
+OBJECT_STORES: frozenset[str] = frozenset({"s3", "gs", "gcs", "az", "abfs"})
+
+
+def _stac_options(
+    spec: SourceSpec, out: str, out_options: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Options of a ``stac`` source: its assets' URLs come from the items, not from ``spec.url``.
+
+    An API or catalog on the output's protocol gets the output's options; otherwise, when the output
+    is on an object store, its options (endpoint, credentials) go to the asset reads — assets are
+    commonly mirrored to the output's store — and only GDAL's object-store settings are taken from
+    them (:func:`gsocseq.sources.stac.gdal_env`); the catalog itself is then read with no options
+    unless it is on an object store too (:class:`gsocseq.sources.stac.FsspecStacIO`).
+    """
+    if _protocol(out) in OBJECT_STORES:
+        return dict(out_options or {})
+    return source_options(spec.url, out, out_options)
+
+
 def options_for(spec: SourceSpec, fallback: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Return the fsspec options to read ``spec``: its own when set, else ``fallback``."""
     return dict(spec.storage_options if spec.storage_options is not None else fallback or {})
@@ -260,7 +279,8 @@ def load_sources(
         config = load_sources(url_or_path, overrides, toml_so)
         specs = tuple(
             s if s.storage_options is not None
-            else replace(s, storage_options=source_options(s.url, out, storage_options))
+            else replace(s, storage_options=_stac_options(s, out, storage_options)
+                         if s.kind == "stac" else source_options(s.url, out, storage_options))
             for s in config.specs
         )
         return replace(config, specs=specs)

@@ -119,8 +119,11 @@ class FsspecStacIO(StacIO):
         self.storage_options = dict(storage_options or {})
 
     def read_text(self, source: Any, *args: Any, **kwargs: Any) -> str:
-        """Read a STAC document."""
-        with fsspec.open(str(source), "rt", **self.storage_options) as f:
+        """Read a STAC document (object-store options are not given to ``http(s)``/``file`` URLs)."""
+        url = str(source)
+        proto = url.split("://", 1)[0].lower() if "://" in url else "file"
+        so = self.storage_options if proto not in ("http", "https", "file") else {}
+        with fsspec.open(url, "rt", **so) as f:
             return f.read()
 
     def write_text(self, dest: Any, txt: str, *args: Any, **kwargs: Any) -> None:
