@@ -25,6 +25,7 @@ from gsocseq.cube.region import Region
 from gsocseq.cube.regrid import regrid_to_cells
 from gsocseq.cube.schema import FIRST_YEAR, LAST_YEAR
 from gsocseq.errors import GridMismatchError, InputValidationError, SourceError
+from gsocseq.lease import commit_store
 from gsocseq.sources.adapters import ADAPTERS, SOURCE_ATTEMPTS, climate_variables
 from gsocseq.sources.readers import (
     MARGIN_CELLS,
@@ -142,7 +143,8 @@ def _create(
     ny, nx = rows.stop - rows.start, cols.stop - cols.start
     per_tile = max(1, math.ceil(region.tile_size * RES_DEG / min(ref.dlat, ref.dlon)))
     _writer.cache_clear()
-    group = _open_group(url, so, "w")
+    items: dict[str, Any] = {}  # built in memory, then committed root-last and exclusively
+    group = zarr.open_group(zarr.storage.MemoryStore(items), mode="w", zarr_format=3)
     group.attrs.update({
         "title": f"gsocseq climate store, region {region.name}, source grid",
         "climate_schema_version": CLIMATE_SCHEMA_VERSION,
@@ -173,6 +175,8 @@ def _create(
     status = group.create_array("file_status", shape=(len(files),), dtype="int8", chunks=(1,),
                                 fill_value=0, dimension_names=("file",))
     status.attrs["long_name"] = "1 once the file's months are stored (order of attrs['files'])"
+    # a concurrent run never sees a half-created store, and never overwrites a finished one
+    commit_store({k: v.to_bytes() for k, v in items.items()}, url, so)
 
 
 class _Writer:
