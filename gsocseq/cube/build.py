@@ -18,6 +18,14 @@ import numpy as np
 import xarray as xr
 
 from gsocseq.cube.climate import build_climate
+from gsocseq.cube.fingerprint import (
+    SOURCE_VARIABLES,
+    content_hash,
+    data_window_hash,
+    digests,
+    source_keys,
+    window_hash,
+)
 from gsocseq.cube.grid import TileKey
 from gsocseq.cube.mask import reason_codes
 from gsocseq.cube.region import Region
@@ -30,6 +38,7 @@ from gsocseq.cube.store import (
     cube_exists,
     open_cube,
     tile_status,
+    write_tile_record,
     zarr_target,
 )
 from gsocseq.errors import GridMismatchError, InputValidationError
@@ -66,27 +75,35 @@ def _check_soc_units(spec: SourceSpec, soc: np.ndarray, agri: np.ndarray, tile: 
             )
 
 
-def tile_arrays(region: Region, sources: SourcesConfig, tile: TileKey) -> dict[str, np.ndarray]:
+def tile_arrays(
+    region: Region, sources: SourcesConfig, tile: TileKey, windows: dict[str, str] | None = None
+) -> dict[str, np.ndarray]:
     """Read, regrid and mask one tile's static inputs; returns the cube variables as numpy arrays.
 
     Monthly climate is not read here: it stays at the source's resolution in the region's
     climate store, and the tile read (:func:`gsocseq.cube.climate.add_climate`) regrids it and
     completes the reason codes with it. The ``reason`` stored here covers the static inputs.
+    ``windows`` (if given) receives the hash of each source's window as read
+    (:func:`gsocseq.cube.fingerprint.window_hash`, what a rebuild compares).
     """
     if not region.contains_tile(tile):
         raise GridMismatchError(f"tile {tile.id} is not in region {region.name}'s cube rectangle")
     bounds = tile.bounds
     so = sources.storage_options
     out: dict[str, np.ndarray] = {}
+    read: dict[str, xr.DataArray] = {}
+    for name, var in SOURCE_VARIABLES.items():
+        read[name] = read_source(sources[name], bounds, so)[var]
+        if windows is not None:
+            windows[name] = data_window_hash(read[name])
     for name in ("soc", "clay"):
-        spec = sources[name]
-        out[name] = _regrid(spec, read_source(spec, bounds, so)[name], tile)
-    lc = sources["land_cover"]
-    out["land_use"] = _regrid(lc, read_source(lc, bounds, so)["land_use"], tile, "uint8")
-    cov = sources["cover"]
-    cover = read_source(cov, bounds, so)["cover"]
-    out["cover"] = _regrid(cov, cover, tile)
+        out[name] = _regrid(sources[name], read[name], tile)
+    out["land_use"] = _regrid(sources["land_cover"], read["land_cover"], tile, "uint8")
+    cover = read["cover"]
+    out["cover"] = _regrid(sources["cover"], cover, tile)
     inside = region.mask(tile)
+    if windows is not None:
+        windows["boundaries"] = window_hash(inside)
     agri = inside & np.isin(out["land_use"], np.fromiter(MODELLED_LAND_USE, dtype=np.int64))
     _check_soc_units(sources["soc"], out["soc"], agri, tile)
     fields = {k: out[k] for k in ("soc", "clay", "cover")}
@@ -105,17 +122,27 @@ def build_cube_tile(
     url: str,
     tile: TileKey,
     storage_options: Mapping[str, Any] | None = None,
+    source_digests: Mapping[str, str] | None = None,
+    *,
+    arrays: dict[str, np.ndarray] | None = None,
+    windows: Mapping[str, str] | None = None,
 ) -> int:
-    """Build one tile of an existing cube (data chunks, then the completion marker).
+    """Build one tile of an existing cube (data chunks, the completion marker, then its record).
 
     Returns the number of pixels whose static inputs allow modelling (stored reason ``OK``); the
-    climate may still mask some when the tile is read.
+    climate may still mask some when the tile is read. ``source_digests`` are the sources' file
+    digests of this run (:func:`gsocseq.cube.fingerprint.source_keys`, computed here when not
+    given); ``arrays`` and ``windows``, when given, are the tile's already extracted arrays
+    (:func:`tile_arrays`) and window hashes.
     """
-    arrays = tile_arrays(region, sources, tile)
+    if arrays is None or windows is None:
+        windows = {}
+        arrays = tile_arrays(region, sources, tile, windows)
+    if source_digests is None:
+        source_digests = digests(source_keys(sources))
     rows, cols = tile.to_slices(region.origin_row, region.origin_col)
-    ds = xr.Dataset(
-        {name: (DIMS[name], arrays[name].astype(DTYPES[name], copy=False)) for name in DIMS}
-    )
+    stored = {name: arrays[name].astype(DTYPES[name], copy=False) for name in DIMS}
+    ds = xr.Dataset({name: (DIMS[name], stored[name]) for name in DIMS})
     store, so = zarr_target(url, storage_options)
     ds.to_zarr(
         store,
@@ -134,6 +161,10 @@ def build_cube_tile(
         consolidated=False,
         storage_options=so,
     )
+    write_tile_record(url, {
+        "tile": tile.id, "modelled": n_ok, "content": content_hash(stored),
+        "sources": {k: {"digest": source_digests[k], "window": windows[k]} for k in windows},
+    }, storage_options)
     log.info("cube %s: tile %s built, %d modelled pixels", url, tile.id, n_ok)
     return n_ok
 
@@ -170,23 +201,28 @@ def build_cube(
     url: str,
     storage_options: dict | None = None,
     tiles: Sequence[TileKey] | None = None,
+    source_digests: Mapping[str, str] | None = None,
 ) -> str:
     """Build (or finish) the cube of ``region`` at ``url``; returns ``url``.
 
     The climate store is filled first (each climate file read once for the region), then tiles.
 
-    Tiles whose completion marker exists are skipped. When every region tile is built and none
+    Tiles whose completion marker exists are skipped (a changed source is handled by
+    :mod:`gsocseq.cube.refresh`); ``source_digests`` (computed here when needed and not given)
+    go into each built tile's record. When every region tile is built and none
     has a modelled pixel, :class:`InputValidationError` is raised (nothing to run).
     """
     ensure_cube(region, sources, url, storage_options)
     build_climate(region, sources["climate"], url, storage_options, sources.storage_options)
     todo = list(region.tiles if tiles is None else tiles)
     ds = open_cube(url, storage_options)
+    keys = dict(source_digests) if source_digests is not None else None
     for tile in todo:
         if tile_status(ds, tile) >= 0:
             log.info("cube %s: tile %s already built, skipped", url, tile.id)
             continue
-        build_cube_tile(region, sources, url, tile, storage_options)
+        keys = keys if keys is not None else digests(source_keys(sources))  # once per call
+        build_cube_tile(region, sources, url, tile, storage_options, keys)
     ds = open_cube(url, storage_options)
     check_schema(ds, url)
     status = [tile_status(ds, t) for t in region.tiles]

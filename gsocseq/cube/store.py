@@ -4,7 +4,10 @@ Layout (see :mod:`gsocseq.cube.schema`): one chunk per tile and variable, all mo
 one chunk, dims ``(latitude, longitude[, time|month])`` so time is last in memory. Chunks are zstd
 with checksums, so a corrupted chunk fails loudly. ``tile_status`` (tile_row, tile_col; one chunk
 per tile) is the per-tile completion marker: −1 = not built, otherwise the tile's number of modelled
-pixels; it is written after the tile's data, so a rebuild skips finished tiles. A cube is created
+pixels; it is written after the tile's data, so a rebuild skips finished tiles. Each built tile also
+has a record ``{cube}.tiles/{tile_id}.json`` beside the cube (written last: the sources' digests and
+window hashes it was built from and its content hash, :mod:`gsocseq.cube.fingerprint`), so a rebuild
+after a source changed rebuilds only the tiles whose inputs changed. A cube is created
 in one step (metadata first, the group's ``zarr.json`` last and exclusively), so concurrent runs
 end with one cube; they may build the same tile twice, writing the same bytes (atomic writes).
 """
@@ -34,7 +37,7 @@ from gsocseq.cube.schema import (
 )
 from gsocseq.errors import GridMismatchError, SourceError
 from gsocseq.lease import commit_store
-from gsocseq.storage import filesystem
+from gsocseq.storage import filesystem, list_names, write_json
 from gsocseq.vocabulary import Reason
 
 SCHEMA_VERSION: str = "1"
@@ -420,6 +423,54 @@ def _check_consistent(
                 f"cube at {url}: variable {name!r} of tile {tile.id} has nodata on modelled "
                 f"pixels (chunk key {keys[name]!r} missing or stale)"
             )
+
+
+def records_url(cube_url: str) -> str:
+    """Return the folder of the per-tile records beside the cube: ``….zarr`` → ``….tiles``."""
+    base = cube_url.rstrip("/")
+    return (base[: -len(".zarr")] if base.endswith(".zarr") else base) + ".tiles"
+
+
+def write_tile_record(
+    cube_url: str, record: Mapping[str, Any], storage_options: Mapping[str, Any] | None = None
+) -> None:
+    """Write one tile's record (``record["tile"]`` names it) atomically beside the cube.
+
+    A record holds ``tile``, ``sources`` (``{source: {"digest", "window"}}``: the source's file
+    digest and the SHA-256 of the tile's window of it), ``content`` (SHA-256 of the stored tile)
+    and ``modelled`` (its completion marker). Written after the tile's data and marker.
+    """
+    write_json(f"{records_url(cube_url)}/{record['tile']}.json", dict(record), storage_options)
+
+
+def read_tile_records(
+    cube_url: str, tile_ids: Any, storage_options: Mapping[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Return the records of ``tile_ids`` that exist (one listing, then the records fetched together)."""
+    url = records_url(cube_url)
+    wanted = {f"{t}.json" for t in tile_ids}
+    names = [n for n in list_names(url, storage_options) if n in wanted]
+    if not names:
+        return {}
+    fs, path = filesystem(url, storage_options)
+    blobs = fs.cat([f"{path}/{n}" for n in names], on_error="omit")
+    out = {}
+    for blob in blobs.values():
+        doc = json.loads(blob)
+        out[str(doc["tile"])] = doc
+    return out
+
+
+def reset_tile_status(
+    cube_url: str, tile: TileKey, storage_options: Mapping[str, Any] | None = None
+) -> None:
+    """Mark a built tile as not built (−1) before its data is rewritten (readers then fail loudly)."""
+    ds = open_cube(cube_url, storage_options, cache=False)
+    i, j = _tile_index(ds, tile)
+    store, so = zarr_target(cube_url, storage_options)
+    marker = xr.Dataset({"tile_status": (("tile_row", "tile_col"), np.array([[-1]], "int32"))})
+    marker.to_zarr(store, region={"tile_row": slice(i, i + 1), "tile_col": slice(j, j + 1)},
+                   zarr_format=3, consolidated=False, storage_options=so)
 
 
 def cube_summary(ds: xr.Dataset) -> dict[str, Any]:

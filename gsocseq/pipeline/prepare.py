@@ -58,12 +58,15 @@ def _bundle(*parts: Any) -> tuple[Any, ...]:
     return parts
 
 
-def _build_task(shared: tuple[Any, Any, str, Any], tile: Any) -> int:
-    """Dask task: build one tile of the input cube from the shared (region, sources, url, options)."""
+def _build_task(shared: tuple[Any, Any, str, Any, Any], tile: Any) -> int:
+    """Dask task: build one tile of the input cube from the shared run values.
+
+    ``shared`` is (region, sources, url, storage options, source digests).
+    """
     from gsocseq.cube.build import build_cube_tile
 
-    region, sources, url, so = shared
-    return build_cube_tile(region, sources, url, tile, so)
+    region, sources, url, so, keys = shared
+    return build_cube_tile(region, sources, url, tile, so, keys)
 
 
 def prepare_inputs(config: RunConfig, plan: RunPlan, client: Any = None) -> str:
@@ -72,14 +75,19 @@ def prepare_inputs(config: RunConfig, plan: RunPlan, client: Any = None) -> str:
     With a dask ``client`` each climate file still to read is one task (read once for the whole
     region), then the unbuilt tiles are built in parallel on its workers (each task gets a
     reference to the region, sources spec and URL, sent once, and a tile key); the final pass
-    checks the whole cube.
+    checks the whole cube. Built tiles and climate files whose sources changed since they were built
+    are refreshed first (:func:`gsocseq.pipeline.incremental.refresh_inputs`; report in
+    ``{run}/refresh.json``).
     """
     from gsocseq.cube.build import build_cube, ensure_cube
     from gsocseq.cube.climate import build_climate
+    from gsocseq.cube.refresh import write_climate_record
     from gsocseq.cube.store import open_cube, tile_status
+    from gsocseq.pipeline.incremental import refresh_inputs, refresh_url
 
     sources, region = resolve(config)
     so = config.storage_options
+    report, keys, climate_key = refresh_inputs(region, sources, plan, so, client)
     if client is not None:
         ensure_cube(region, sources, plan.cube_url, so)
         build_climate(region, sources["climate"], plan.cube_url, so, sources.storage_options,
@@ -89,14 +97,17 @@ def prepare_inputs(config: RunConfig, plan: RunPlan, client: Any = None) -> str:
         if todo:
             log.info("input cube %s: building %d tile(s) on the cluster", plan.cube_url, len(todo))
             token = uuid.uuid4().hex[:8]
-            shared = client.submit(_bundle, region, sources, plan.cube_url, so,
+            shared = client.submit(_bundle, region, sources, plan.cube_url, so, keys,
                                    key=f"gsocseq-cube-inputs-{token}", pure=False)
             futures = client.map(_build_task, [shared] * len(todo), todo,
                                  key=[f"gsocseq-cube-{t.id}-{token}" for t in todo],
                                  pure=False, retries=1)
             client.gather(futures, errors="skip")
             del futures, shared
-    url = build_cube(region, sources, plan.cube_url, so, tiles=list(plan.tiles))
+    url = build_cube(region, sources, plan.cube_url, so, tiles=list(plan.tiles),
+                     source_digests=keys)
+    write_climate_record(plan.cube_url, climate_key, so)
+    storage.write_json_if_changed(refresh_url(plan), report.to_dict(), so)
     prepare_outputs(config, plan)
     return url
 

@@ -19,6 +19,7 @@ from typing import Any
 from gsocseq import __version__, storage
 from gsocseq.config import RunConfig
 from gsocseq.errors import PipelineError
+from gsocseq.pipeline.incremental import Republish, layer_digests, republish, tile_digests_of
 from gsocseq.pipeline.plan import RunPlan, resolve
 from gsocseq.pipeline.summary import SCENARIO_LABELS, region_totals, summarise
 from gsocseq.pipeline.tile import outcome_from_marker
@@ -50,6 +51,12 @@ class PublishResult:
     """URL of the region's thumbnail PNG (STAC ``thumbnail`` asset)."""
     country_totals: dict[str, dict[str, float]] = field(default_factory=dict)
     """World runs: ISO3 → the country's totals (same keys as ``totals``)."""
+    rewritten: tuple[str, ...] | None = None
+    """Layers whose COG was written now (``None``: every layer); the others were kept as published."""
+    changed_tiles: tuple[str, ...] | None = None
+    """Tiles whose results changed since the previous publication (``None``: no previous one)."""
+    items_rewritten: tuple[str, ...] = ()
+    """Items (region, countries) whose COGs or pictures were written now."""
 
 
 def product_layers(scenarios: tuple[str, ...], uncertainty: bool, scheme: str = "exact"
@@ -133,9 +140,22 @@ def publish(config: RunConfig, plan: RunPlan, client: Any = None) -> PublishResu
                                                                           *countries))):
         storage.remove_temporaries(folder, so)  # left by killed writers; publication is the only one
     layers = product_layers(config.scenarios, config.uncertainty, config.scheme)
-    assets = tasks.write_layer_cogs(config, plan, layers, client, skip_existing=resuming == digest)
-    national = tasks.write_country_cogs(config, plan, countries, layers, client,
-                                        skip_existing=resuming == digest)
+    # only what changed since the publication on record is rewritten (all of it without one)
+    changes = republish(done, markers, layers)
+    again = frozenset(layers) if resuming == digest else changes.layers  # resume: keep valid COGs
+    keep = resuming == digest
+    assets = _in_order(layers, [
+        *tasks.write_layer_cogs(config, plan, [n for n in layers if n in again], client,
+                                skip_existing=keep),
+        *tasks.write_layer_cogs(config, plan, [n for n in layers if n not in again], client,
+                                skip_existing=True),
+    ])
+    touched = tuple(c for c in countries if _touches(changes, config, plan, c))
+    national = {
+        **tasks.write_country_cogs(config, plan, touched, layers, client, skip_existing=keep),
+        **tasks.write_country_cogs(config, plan, [c for c in countries if c not in touched],
+                                   layers, client, skip_existing=True),
+    }
     sources, _ = resolve(config)
     inputs = {"cube": plan.cube_url, "sources": plan.sources_url or "gsocseq:sources.toml"}
     inputs.update(stac_inputs(sources, region.bbox, sources.storage_options))
@@ -151,10 +171,12 @@ def publish(config: RunConfig, plan: RunPlan, client: Any = None) -> PublishResu
         for iso3 in countries
     ]
     looks = {}
+    redraw = {item.id: _redraw(again, layers), **{c: frozenset(layers) if c in touched
+                                                  else frozenset() for c in countries}}
     for it, item_assets in zip(stac_items, [assets, *(national[c][0] for c in countries)],
                                strict=True):
         looks[it.id] = write_quicklooks({a.layer: a.href for a in item_assets}, it.id,
-                                        plan.products_url, so)
+                                        plan.products_url, so, redraw=redraw.get(it.id))
         add_quicklook_assets(it, looks[it.id].overviews, looks[it.id].thumbnail)
     catalog = write_catalog(stac_items, plan.stac_url, so, provenance=provenance)
     cogs = {a.layer: a.href for a in assets}
@@ -165,7 +187,40 @@ def publish(config: RunConfig, plan: RunPlan, client: Any = None) -> PublishResu
                                             "items": list(items), "totals": totals,
                                             "countries": country_totals,
                                             "quicklooks": region_looks.overviews,
-                                            "thumbnail": region_looks.thumbnail}, so)
+                                            "thumbnail": region_looks.thumbnail,
+                                            "layer_digests": layer_digests(markers, layers),
+                                            "tile_digests": tile_digests_of(markers)}, so)
     return PublishResult(cogs, catalog, items, totals, digest, skipped=False,
                          country_totals=country_totals, quicklooks=region_looks.overviews,
-                         thumbnail=region_looks.thumbnail)
+                         thumbnail=region_looks.thumbnail,
+                         rewritten=None if changes.tiles is None else tuple(
+                             n for n in layers if n in again),
+                         changed_tiles=None if changes.tiles is None else tuple(
+                             sorted(changes.tiles)),
+                         items_rewritten=tuple(k for k, v in redraw.items() if v))
+
+
+def _in_order(layers: tuple[str, ...], assets: list[Any]) -> list[Any]:
+    """Return COG assets in the order of ``layers`` (FAO order)."""
+    rank = {n: i for i, n in enumerate(layers)}
+    return sorted(assets, key=lambda a: rank[a.layer])
+
+
+def _redraw(again: frozenset[str], layers: tuple[str, ...]) -> frozenset[str]:
+    """Return the region's quick-looks to draw again: changed layers, all stocks if one changed.
+
+    Stocks share colour limits, so one changed stock redraws them all.
+    """
+    stocks = {n for n in layers if n == "T0" or n.startswith("finalSOC_")}
+    return again | (frozenset(stocks) if again & stocks else frozenset())
+
+
+def _touches(changes: Republish, config: RunConfig, plan: RunPlan, iso3: str) -> bool:
+    """Return whether a world run's country window holds a tile whose results changed."""
+    from gsocseq.pipeline.publish_tasks import country_region
+
+    if changes.tiles is None:
+        return True
+    r = country_region(config, iso3)
+    return changes.touches((r.origin_row, r.origin_row + r.n_rows),
+                           (r.origin_col, r.origin_col + r.n_cols), plan)

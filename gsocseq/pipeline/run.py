@@ -21,10 +21,11 @@ from gsocseq.config import RunConfig
 from gsocseq.errors import InputValidationError, PipelineError
 from gsocseq.lease import held
 from gsocseq.pipeline.exclusive import ensure_demo_world_once, product_set_lease
-from gsocseq.pipeline.plan import RunPlan, plan_run
+from gsocseq.pipeline.incremental import inputs_changed, read_refresh
+from gsocseq.pipeline.plan import RunPlan, plan_run, resolve
 from gsocseq.pipeline.prepare import fao_inputs_fields, prepare_inputs
 from gsocseq.pipeline.publish import PublishResult, publish
-from gsocseq.pipeline.summary import RunSummary, summarise
+from gsocseq.pipeline.summary import RunSummary, reuse_report, summarise
 from gsocseq.pipeline.tile import TileOutcome, finished_tiles, run_tile
 from gsocseq.pipeline.versions import check_versions
 
@@ -219,11 +220,22 @@ def finish_region(
             "products": f"{plan.products_url}/{plan.region_name}", "stac": plan.stac_url}
     if published is not None:
         urls["stac"] = published.stac_url
+    refreshed = read_refresh(plan, config.storage_options)
+    reuse = reuse_report(
+        refreshed.to_dict() if refreshed is not None else None, outcomes,
+        published=published is not None,
+        rewritten=published.rewritten if published is not None else None,
+        layers=tuple(published.cogs) if published is not None else (),
+        changed_tiles=published.changed_tiles if published is not None else None,
+        items_rewritten=published.items_rewritten if published is not None else (),
+        publish_skipped=published is not None and published.skipped,
+    )
     summary = summarise(
         outcomes, region=plan.region, config_hash=plan.config_hash, scenarios=config.scenarios,
         wall_seconds=time.time() - started, urls=urls, published=published is not None,
         stage_seconds=stage_seconds,
         country_totals=published.country_totals if published is not None else None,
+        reuse=reuse,
     )
     return summary, published
 
@@ -249,7 +261,8 @@ def run(
     with held(lease):  # another run of these products: wait for it, then skip what it finished
         if lease.waited_for is not None:
             stages["wait"] = round(lease.waited_s, 3)
-        all_done = len(finished_tiles(config, plan)) == len(plan.tiles)
+        all_done = (len(finished_tiles(config, plan)) == len(plan.tiles)
+                    and not inputs_changed(resolve(config)[0], plan, config.storage_options))
         if all_done and client is None:  # nothing to compute: no cluster needed
             config = config.model_copy(update={"cluster": "synchronous"})
         with open_client(config, client) as c:

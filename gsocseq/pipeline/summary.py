@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +72,8 @@ class RunSummary:
     """Wall time per stage (plan, inputs, tiles, publish), s."""
     country_totals: dict[str, dict[str, float]] = field(default_factory=dict)
     """World runs: ISO3 → that country's totals (keys of :func:`region_totals`, Mt C, Mt C/yr)."""
+    reuse: dict[str, Any] = field(default_factory=dict)
+    """What the run reused and redid (:func:`reuse_report`): inputs, tiles, publication."""
 
     @property
     def ok(self) -> bool:
@@ -93,6 +95,7 @@ class RunSummary:
             },
             "wall_seconds": self.wall_seconds, "stage_seconds": dict(self.stage_seconds),
             "urls": dict(self.urls), "published": self.published,
+            **({"reuse": dict(self.reuse)} if self.reuse else {}),
             **({"countries": {k: dict(v) for k, v in self.country_totals.items()}}
                if self.country_totals else {}),
         }
@@ -109,6 +112,7 @@ def summarise(
     published: bool = False,
     stage_seconds: dict[str, float] | None = None,
     country_totals: dict[str, dict[str, float]] | None = None,
+    reuse: dict[str, Any] | None = None,
 ) -> RunSummary:
     """Combine tile outcomes (any order) into a :class:`RunSummary`; sums run in tile-id order."""
     ordered = sorted(outcomes, key=lambda o: o.tile_id)
@@ -136,8 +140,64 @@ def summarise(
         masked={k: v for k, v in sorted(reasons.items()) if k != Reason.OK and v},
         t0_stock_mt=totals["T0"] / 1e6, scenarios=scen, wall_seconds=wall_seconds,
         urls=dict(urls), published=published, stage_seconds=dict(stage_seconds or {}),
-        country_totals=dict(country_totals or {}),
+        country_totals=dict(country_totals or {}), reuse=dict(reuse or {}),
     )
+
+
+def reuse_report(
+    inputs: dict[str, Any] | None, outcomes: Iterable[TileOutcome], *,
+    published: bool, rewritten: Sequence[str] | None, layers: Sequence[str],
+    changed_tiles: Sequence[str] | None, items_rewritten: Sequence[str], publish_skipped: bool,
+) -> dict[str, Any]:
+    """Return what a run reused and redid, as ``RunSummary.reuse`` (JSON-ready).
+
+    ``inputs`` is the input stage's refresh report (``InputsRefresh.to_dict()``); ``rewritten``
+    the layers whose COG was written (``None``: all); ``publish_skipped`` when the publication on
+    record was already current.
+    """
+    ordered = sorted(outcomes, key=lambda o: o.tile_id)
+    inp = dict(inputs or {})
+    if not published:
+        pub: dict[str, Any] = {"layers_rewritten": [], "layers_kept": [], "items_rewritten": []}
+    elif publish_skipped:
+        pub = {"layers_rewritten": [], "layers_kept": list(layers), "items_rewritten": []}
+    else:
+        again = list(layers) if rewritten is None else list(rewritten)
+        pub = {"layers_rewritten": again, "layers_kept": [n for n in layers if n not in again],
+               "items_rewritten": list(items_rewritten)}
+    return {
+        "inputs": {
+            "sources_changed": list(inp.get("sources_changed", [])),
+            "climate_files_changed": list(inp.get("climate_files_changed", [])),
+            "cube_tiles_checked": list(inp.get("tiles_checked", [])),
+            "cube_tiles_rebuilt": list(inp.get("tiles_rebuilt", [])),
+            "fingerprints": dict(inp.get("methods", {})),
+        },
+        "tiles": {"computed": [o.tile_id for o in ordered if o.status == "done"],
+                  "reused": [o.tile_id for o in ordered if o.status == "skipped"]},
+        "publication": {**pub, "changed_tiles": None if changed_tiles is None
+                        else list(changed_tiles)},
+    }
+
+
+def format_reuse(reuse: dict[str, Any]) -> list[str]:
+    """Return the summary lines saying what was reused (none when nothing is known)."""
+    if not reuse:
+        return []
+    inp, tiles, pub = reuse["inputs"], reuse["tiles"], reuse["publication"]
+    lines = [
+        f"reused: {len(tiles['reused'])} tile(s) as computed, "
+        f"{len(pub['layers_kept'])} layer(s) as published; "
+        f"redone: {len(tiles['computed'])} tile(s), {len(pub['layers_rewritten'])} layer(s)"
+    ]
+    if inp["sources_changed"] or inp["climate_files_changed"]:
+        lines.append(
+            f"  inputs changed: {', '.join(inp['sources_changed']) or '-'}"
+            f" ({len(inp['climate_files_changed'])} climate file(s)); cube tiles checked "
+            f"{len(inp['cube_tiles_checked'])}, rebuilt {len(inp['cube_tiles_rebuilt'])}"
+            + (f": {', '.join(inp['cube_tiles_rebuilt'])}" if inp["cube_tiles_rebuilt"] else "")
+        )
+    return lines
 
 
 def region_totals(summary: RunSummary) -> dict[str, float]:
@@ -169,6 +229,7 @@ def format_summary(summary: RunSummary) -> str:
             f"{s.change_mt:+.4f} Mt C, rate {s.rate_mt_per_yr:+.5f} Mt C/yr"
         )
     lines += format_country_totals(summary.country_totals, summary.scenarios)
+    lines += format_reuse(summary.reuse)
     stages = ", ".join(f"{k} {v:.1f} s" for k, v in summary.stage_seconds.items())
     lines.append(f"wall time: {summary.wall_seconds:.1f} s" + (f" ({stages})" if stages else ""))
     for name, url in summary.urls.items():

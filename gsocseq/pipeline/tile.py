@@ -22,6 +22,7 @@ from gsocseq.cube.grid import TileKey, cell_area_ha
 from gsocseq.cube.product_cube import REASON_VAR, write_product_tile
 from gsocseq.errors import PipelineError
 from gsocseq.model.phases import PhaseConfig, run_phases
+from gsocseq.pipeline.incremental import input_key, input_keys
 from gsocseq.pipeline.plan import RunPlan
 from gsocseq.storage import TILE_ATTEMPTS, call_with_retries
 from gsocseq.vocabulary import (
@@ -153,7 +154,8 @@ def _run_tile_once(config: RunConfig, plan: RunPlan, tile_id: str) -> TileOutcom
     so = config.storage_options
     marker_url = plan.marker_url(tile_id)
     marker = storage.read_json(marker_url, so)
-    if marker is not None and marker.get("config_hash") == plan.config_hash:
+    inputs = input_key(plan.cube_url, tile_id, so)  # the cube tile and climate it reads now
+    if current(marker, plan, inputs):
         return outcome_from_marker(marker, "skipped")
     t_start = time.perf_counter()
     tile = TileKey.from_id(tile_id)
@@ -163,12 +165,22 @@ def _run_tile_once(config: RunConfig, plan: RunPlan, tile_id: str) -> TileOutcom
     write_product_tile(plan.product_cube_url, tile, layers, reason, so)
     doc = {
         "tile": tile_id, "config_hash": plan.config_hash, "code_version": __version__,
-        "product_cube": plan.product_cube_url, "cube": plan.cube_url,
+        "inputs": inputs, "product_cube": plan.product_cube_url, "cube": plan.cube_url,
         **tile_statistics(tile, layers, reason),
         "seconds": round(time.perf_counter() - t_start, 3),
     }
     storage.write_json(marker_url, doc, so)
     return outcome_from_marker(doc, "done")
+
+
+def current(marker: dict[str, Any] | None, plan: RunPlan, inputs: str | None) -> bool:
+    """Return whether a completion marker holds this configuration's results of these inputs.
+
+    ``inputs`` is the tile's input key now (:func:`gsocseq.pipeline.incremental.input_keys`); a
+    marker from another configuration or other inputs (or from before input keys) is not current.
+    """
+    return (marker is not None and marker.get("config_hash") == plan.config_hash
+            and bool(inputs) and marker.get("inputs") == inputs)
 
 
 def outcome_from_marker(marker: dict[str, Any], status: Status) -> TileOutcome:
@@ -183,12 +195,13 @@ def outcome_from_marker(marker: dict[str, Any], status: Status) -> TileOutcome:
 
 
 def finished_tiles(config: RunConfig, plan: RunPlan) -> dict[str, TileOutcome]:
-    """Return the tiles whose completion marker exists for this configuration, as ``skipped``.
+    """Return the tiles whose completion marker is current (this configuration, these inputs).
 
     One listing of the marker folder, then the markers fetched together (concurrently on object
-    stores).
+    stores); the input keys come from the cube's tile records (one listing, :func:`input_keys`).
     """
     so = config.storage_options
+    keys = input_keys(plan.cube_url, plan.tile_ids, so)
     wanted = {f"{t}.json": t for t in plan.tile_ids}
     names = [n for n in storage.list_names(plan.done_url, so) if n in wanted]
     if not names:
@@ -198,7 +211,7 @@ def finished_tiles(config: RunConfig, plan: RunPlan) -> dict[str, TileOutcome]:
     out = {}
     for blob in blobs.values():
         marker = json.loads(blob)
-        if marker.get("config_hash") == plan.config_hash:
+        if current(marker, plan, keys.get(marker["tile"])):
             out[marker["tile"]] = outcome_from_marker(marker, "skipped")
     return out
 

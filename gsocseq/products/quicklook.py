@@ -11,7 +11,7 @@ import base64
 import io
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ from rasterio.enums import Resampling
 from rasterio.session import DummySession
 
 from gsocseq.errors import InputValidationError
-from gsocseq.storage import put_bytes
+from gsocseq.storage import exists, put_bytes
 from gsocseq.vocabulary import LAYERS, QUALITY_LAYERS
 
 __all__ = [
@@ -256,30 +256,46 @@ def write_quicklooks(
     region: str,
     products_url: str,
     storage_options: Mapping[str, Any] | None = None,
+    *,
+    redraw: Collection[str] | None = None,
 ) -> QuickLook:
     """Draw every COG of a region (layer → URL) as an overview PNG beside it, plus a thumbnail.
 
     Each PNG is written to a temporary key and moved (no reader sees half a picture). Stocks of
-    one region share colour limits (T0 and every finalSOC), so the pictures compare.
+    one region share colour limits (T0 and every finalSOC), so the pictures compare. With
+    ``redraw`` only those layers' PNGs (and the thumbnail if its layer is one) are drawn again,
+    plus any PNG that is missing; the others are kept as they are (an incremental republication).
     """
     so = dict(storage_options or {})
+    thumb_layer = ("T0" if "T0" in cogs else next(iter(cogs))) if cogs else None
+    if redraw is not None:
+        redraw = {n for n in cogs if n in redraw or not exists(quicklook_url(cogs[n]), so)}
+        if thumb_layer is not None and not exists(thumbnail_url(products_url, region), so):
+            redraw.add(thumb_layer)
+        if not redraw:
+            return QuickLook({n: quicklook_url(u) for n, u in cogs.items()},
+                             thumbnail_url(products_url, region) if cogs else None)
     previews = {layer: read_preview(url, so) for layer, url in cogs.items()}
     shared = _shared_limits(previews)
     overviews: dict[str, str] = {}
     for layer, url in cogs.items():
+        if redraw is not None and layer not in redraw:
+            overviews[layer] = quicklook_url(url)
+            continue
         values, bbox = previews[layer]
         png = render_png(values, layer=layer, bbox=bbox, title=f"{region} {layer}",
                          limits=shared.get(layer))
         overviews[layer] = quicklook_url(url)
         put_bytes(overviews[layer], png, so)
     thumb = None
-    if cogs:
-        layer = "T0" if "T0" in cogs else next(iter(cogs))
+    if thumb_layer is not None:
+        layer = thumb_layer
         values, bbox = previews[layer]
         thumb = thumbnail_url(products_url, region)
-        put_bytes(thumb, render_png(values, layer=layer, bbox=bbox, title=f"{region} {layer}",
-                                             max_pixels=THUMBNAIL_PIXELS,
-                                             limits=shared.get(layer)), so)
+        if redraw is None or layer in redraw:
+            put_bytes(thumb, render_png(values, layer=layer, bbox=bbox, title=f"{region} {layer}",
+                                        max_pixels=THUMBNAIL_PIXELS,
+                                        limits=shared.get(layer)), so)
     log.info("%s: %d quick look(s) written", region, len(overviews))
     return QuickLook(overviews, thumb)
 

@@ -44,7 +44,7 @@ from gsocseq.errors import InputValidationError, ProductValidationError
 from gsocseq.lease import Lease, held
 from gsocseq.products.cog import CogAsset, layer_description
 from gsocseq.products.stac_schemas import offline_validator, schema_problems
-from gsocseq.storage import exists, filesystem, put_bytes
+from gsocseq.storage import exists, filesystem, put_bytes, read_bytes
 from gsocseq.vocabulary import LAYERS, PUBLISHED_LAYERS, QUALITY_LAYERS, QUALITY_NODATA
 
 __all__ = [
@@ -354,8 +354,15 @@ class FsspecStacIO(pystac.StacIO):
         return fs.cat_file(path).decode("utf-8")
 
     def write_text(self, dest: Any, txt: str, *args: Any, **kwargs: Any) -> None:
-        """Write ``txt`` to ``dest`` via ``<dest>.tmp-<random>`` and a move."""
-        put_bytes(str(dest), txt.encode("utf-8"), self.storage_options)
+        """Write ``txt`` to ``dest`` via ``<dest>.tmp-<random>`` and a move, unless it holds ``txt``.
+
+        A document whose bytes are unchanged is not rewritten (its timestamp stays: an
+        incremental republication touches only the documents that changed).
+        """
+        data = txt.encode("utf-8")
+        if read_bytes(str(dest), self.storage_options) == data:
+            return
+        put_bytes(str(dest), data, self.storage_options)
 
     def exists(self, href: str) -> bool:
         """Return whether ``href`` exists on its store (now, not per a cached listing).
