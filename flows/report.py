@@ -54,6 +54,8 @@ class RegionReport:
     """Layer → ``data:image/png;base64,…`` of the quick looks shown in the artifact."""
     countries: dict[str, dict[str, float]] = field(default_factory=dict)
     """World runs: ISO3 → totals (``T0_MtC``, ``{scenario}_rate_MtC_per_yr`` …)."""
+    reuse: dict[str, Any] = field(default_factory=dict)
+    """What the run reused and redid (``RunSummary.reuse``: inputs, tiles, publication)."""
 
     @property
     def published(self) -> bool:
@@ -87,6 +89,7 @@ class RegionReport:
             quicklooks=quicklooks,
             pictures=_pictures(quicklooks, storage_options),
             countries=dict(getattr(publish, "country_totals", {}) or {}),
+            reuse=dict(getattr(summary, "reuse", {}) or {}),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -108,6 +111,7 @@ class RegionReport:
             "quicklooks": dict(self.quicklooks),
             **({"countries": {k: dict(v) for k, v in self.countries.items()}}
                if self.countries else {}),
+            **({"reuse": dict(self.reuse)} if self.reuse else {}),
         }
 
 
@@ -135,6 +139,27 @@ def _link(label: str, url: str) -> str:
     """Return a markdown link (spaces and parentheses in the URL escaped)."""
     safe = url.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
     return f"[{label}]({safe})"
+
+
+def _reuse_lines(regions: list[RegionReport]) -> list[str]:
+    """Return the "what was reused" table of an incremental rerun (none when nothing is known)."""
+    known = [r for r in regions if r.reuse]
+    if not known:
+        return []
+    lines = ["", "## Reused from earlier runs", "",
+             "| region | inputs changed | cube tiles checked / rebuilt | tiles reused / computed "
+             "| layers kept / rewritten | items rewritten |", "|---|---|---:|---:|---:|---|"]
+    for r in known:
+        inp, tiles, pub = r.reuse["inputs"], r.reuse["tiles"], r.reuse["publication"]
+        changed = ", ".join(inp["sources_changed"]) or "none"
+        if inp["climate_files_changed"]:
+            changed += f" (+{len(inp['climate_files_changed'])} climate file(s))"
+        lines.append(
+            f"| {r.region} | {changed} | {len(inp['cube_tiles_checked'])} / "
+            f"{len(inp['cube_tiles_rebuilt'])} | {len(tiles['reused'])} / {len(tiles['computed'])} "
+            f"| {len(pub['layers_kept'])} / {len(pub['layers_rewritten'])} "
+            f"| {', '.join(pub['items_rewritten']) or 'none'} |")
+    return lines
 
 
 def render_markdown(title: str, runtime: str, regions: Iterable[RegionReport]) -> str:
@@ -166,6 +191,7 @@ def render_markdown(title: str, runtime: str, regions: Iterable[RegionReport]) -
         for iso3, t in sorted(r.countries.items()):
             lines.append(f"| {iso3} | {t['T0_MtC']:.4f} | " + " | ".join(
                 f"{t[f'{n}_rate_MtC_per_yr']:+.5f}" for n in names) + " |")
+    lines += _reuse_lines(regions)
     for r in regions:
         lines += ["", f"## Products: {r.region}", ""]
         if not r.published:
