@@ -1,14 +1,18 @@
 """Check that the runs recorded under an output URL are complete: every tile marked, products listed.
 
 Used by ``gsocseq validate``. Finds the manifests ``{out}/gsocseq/*/*/runs/*/run.json`` and, for each,
-checks the tile completion markers, the publication marker and that every published COG exists.
+checks the tile completion markers (present, and computed from the input cube tiles as they are now:
+:func:`gsocseq.pipeline.incremental.input_keys`), the publication marker and that every published COG
+exists.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from gsocseq import storage
+from gsocseq.pipeline.incremental import input_keys
 from gsocseq.pipeline.plan import RunPlan
 
 
@@ -18,6 +22,17 @@ def find_manifests(out: str, storage_options: dict[str, Any] | None = None) -> l
     fs.invalidate_cache()
     found = fs.glob(f"{path.rstrip('/')}/gsocseq/*/*/runs/*/run.json")
     return sorted(fs.unstrip_protocol(p) for p in found)
+
+
+def _stale_tiles(plan: RunPlan, tile_ids: list[str], so: dict[str, Any] | None) -> list[str]:
+    """Return the finished tiles whose marker names another input key than the cube's now."""
+    if not tile_ids:
+        return []
+    keys = input_keys(plan.cube_url, tile_ids, so)
+    fs, path = storage.filesystem(plan.done_url, so)
+    blobs = fs.cat([f"{path}/{t}.json" for t in tile_ids], on_error="omit")
+    markers = {json.loads(b)["tile"]: json.loads(b) for b in blobs.values()}
+    return [t for t in tile_ids if markers.get(t, {}).get("inputs") != keys.get(t)]
 
 
 def check_run(manifest_url: str, storage_options: dict[str, Any] | None = None) -> list[str]:
@@ -34,6 +49,12 @@ def check_run(manifest_url: str, storage_options: dict[str, Any] | None = None) 
         problems.append(
             f"{plan.region}: {len(missing)}/{len(plan.tiles)} tile(s) not finished: "
             + ", ".join(missing)
+        )
+    stale = _stale_tiles(plan, [t for t in plan.tile_ids if t not in missing], so)
+    if stale:
+        problems.append(
+            f"{plan.region}: {len(stale)} tile(s) computed from older inputs than the cube "
+            f"{plan.cube_url} holds (rerun to update): " + ", ".join(stale)
         )
     published = storage.read_json(plan.published_url, so)
     if published is None:

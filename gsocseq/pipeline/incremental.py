@@ -201,7 +201,7 @@ class Republish:
     tiles: frozenset[str] | None
     """Tiles whose results changed (``None``: unknown, i.e. everything)."""
 
-    def touches(self, rows: tuple[int, int], cols: tuple[int, int], plan: RunPlan) -> bool:
+    def touches(self, rows: tuple[int, int], cols: tuple[int, int]) -> bool:
         """Return whether a window (global rows, cols: start, stop) holds a changed tile."""
         if self.tiles is None:
             return True

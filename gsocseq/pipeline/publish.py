@@ -150,7 +150,7 @@ def publish(config: RunConfig, plan: RunPlan, client: Any = None) -> PublishResu
         *tasks.write_layer_cogs(config, plan, [n for n in layers if n not in again], client,
                                 skip_existing=True),
     ])
-    touched = tuple(c for c in countries if _touches(changes, config, plan, c))
+    touched = tuple(c for c in countries if _touches(changes, config, c))
     national = {
         **tasks.write_country_cogs(config, plan, touched, layers, client, skip_existing=keep),
         **tasks.write_country_cogs(config, plan, [c for c in countries if c not in touched],
@@ -215,7 +215,7 @@ def _redraw(again: frozenset[str], layers: tuple[str, ...]) -> frozenset[str]:
     return again | (frozenset(stocks) if again & stocks else frozenset())
 
 
-def _touches(changes: Republish, config: RunConfig, plan: RunPlan, iso3: str) -> bool:
+def _touches(changes: Republish, config: RunConfig, iso3: str) -> bool:
     """Return whether a world run's country window holds a tile whose results changed."""
     from gsocseq.pipeline.publish_tasks import country_region
 
@@ -223,4 +223,4 @@ def _touches(changes: Republish, config: RunConfig, plan: RunPlan, iso3: str) ->
         return True
     r = country_region(config, iso3)
     return changes.touches((r.origin_row, r.origin_row + r.n_rows),
-                           (r.origin_col, r.origin_col + r.n_cols), plan)
+                           (r.origin_col, r.origin_col + r.n_cols))

@@ -9,6 +9,7 @@ inputs. File mtimes are the "object timestamps" on this store.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from gsocseq.config import RunConfig
 from gsocseq.cube.fingerprint import file_key, source_key
 from gsocseq.cube.grid import TileKey
 from gsocseq.pipeline import run
+from gsocseq.pipeline.completeness import check_run, find_manifests
 from gsocseq.pipeline.summary import format_summary
 from gsocseq.sources.spec import SourceSpec
 
@@ -103,6 +105,7 @@ def test_changed_soc_recomputes_one_tile_and_equals_a_full_rebuild(tmp_path: Pat
     assert "## Reused from earlier runs" in md and "| demo | soc | 6 / 1 | 5 / 1 |" in md
 
     changed = _changed(before, _mtimes(out))
+    assert [check_run(m) for m in find_manifests(f"file://{out}")] == [[]]
     run_dir = next((out / "gsocseq/v1.1/exact/runs").iterdir()).relative_to(out)
     cube = next((out / "gsocseq/cube").glob("*.zarr"))
     cube_dir = cube.relative_to(out)
@@ -140,6 +143,18 @@ def test_changed_soc_recomputes_one_tile_and_equals_a_full_rebuild(tmp_path: Pat
             == {k: v for k, v in _sums(fresh_cube).items() if "/c/" in k})
     assert full.t0_stock_mt == second.t0_stock_mt
 
+    # a climate file republished with the same values: re-read into the climate store; climate is
+    # keyed region-wide (coarse), so every tile is recomputed — to the same bytes, nothing republished
+    climate = sorted((out / "demo-inputs/climate").glob("*_2001.nc"))[0]
+    os.utime(climate, ns=(climate.stat().st_atime_ns, climate.stat().st_mtime_ns + 10**9))
+    before = _mtimes(out)
+    third = run(_config(out), progress=False)
+    assert [Path(u).name for u in third.reuse["inputs"]["climate_files_changed"]] == [climate.name]
+    assert len(third.tiles_done) == 6 and third.reuse["inputs"]["cube_tiles_checked"] == []
+    assert third.reuse["publication"]["layers_rewritten"] == []
+    assert _sums(out / products) == _sums(fresh / products)
+    assert not {k for k in _changed(before, _mtimes(out)) if k.startswith(products)}
+
 
 def test_file_keys_say_how_each_store_identifies_bytes(tmp_path: Path, s3_bucket: str,
                                                        s3_server: Any) -> None:
@@ -168,3 +183,23 @@ def test_file_keys_say_how_each_store_identifies_bytes(tmp_path: Path, s3_bucket
     assert sorted(Path(u).name for u in key["files"]) == ["cover_M01.tif", "cover_M02.tif"]
     (tmp_path / "cover_M03.tif").write_bytes(b"x")
     assert source_key(spec)["digest"] != key["digest"]
+
+
+def test_republish_names_only_the_layers_and_tiles_whose_checksums_changed() -> None:
+    from gsocseq.pipeline.incremental import layer_digests, republish, tile_digests_of
+
+    tiles = ["t60_r248_c232", "t60_r248_c233", "t60_r249_c232"]
+    markers = [{"tile": t, "checksums": {"T0": f"a{i}", "ASR_BAU": f"b{i}"}}
+               for i, t in enumerate(tiles)]
+    layers = ("T0", "ASR_BAU")
+    first = republish(None, markers, layers)
+    assert first.tiles is None and first.layers == set(layers)  # nothing on record: everything
+    previous = {"layer_digests": layer_digests(markers, layers),
+                "tile_digests": tile_digests_of(markers)}
+    assert republish(previous, markers, layers).layers == set()
+    markers[1] = {"tile": tiles[1], "checksums": {"T0": "changed", "ASR_BAU": "b1"}}
+    again = republish(previous, markers, layers)
+    assert again.layers == {"T0"} and again.tiles == {tiles[1]}
+    row, col = TileKey.from_id(tiles[1]).row0, TileKey.from_id(tiles[1]).col0
+    assert again.touches((row, row + 60), (col, col + 60))
+    assert not again.touches((row + 60, row + 120), (col, col + 60))
