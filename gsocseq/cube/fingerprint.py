@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -34,6 +35,8 @@ import numpy as np
 
 from gsocseq.sources.spec import SourcesConfig, SourceSpec, options_for
 from gsocseq.storage import filesystem
+
+log = logging.getLogger(__name__)
 
 #: ``info()`` fields naming an object version, in order of preference.
 VERSION_FIELDS: tuple[str, ...] = ("VersionId", "version_id", "generation")
@@ -60,6 +63,10 @@ def file_key(url: str, storage_options: Mapping[str, Any] | None = None) -> dict
         info = fs.info(path)
     except FileNotFoundError:
         return {"method": "missing", "key": ""}
+    except Exception as exc:  # noqa: BLE001 — fsspec stores raise their own types; the read reports it
+        log.warning("source file %s: no fingerprint (%s: %s); changes to it are not detected",
+                    url, type(exc).__name__, exc)
+        return {"method": "unavailable", "key": type(exc).__name__}
     for name in VERSION_FIELDS:
         if info.get(name):
             return {"method": "version", "key": f"{name}={info[name]}"}
@@ -76,13 +83,21 @@ def source_files(spec: SourceSpec, storage_options: Mapping[str, Any] | None = N
     """Return the URLs of the files ``spec`` may read: its URL, or every match of a templated one.
 
     A template's placeholders (``{year}``, ``{month:02d}``, ``{depth}``, ``{var}``) become ``*``
-    and the store is globbed (over-inclusive, never missing a file the adapter opens).
+    and the store is globbed (over-inclusive, never missing a file the adapter opens). A store
+    that cannot list (HTTP without a directory index) gives none: such a source is keyed by its
+    declaration only.
     """
     if not _PLACEHOLDER.search(spec.url):
         return [spec.url]
     fs, path = filesystem(spec.url, storage_options)
     pattern = _PLACEHOLDER.sub("*", path)
-    return sorted(fs.unstrip_protocol(p) for p in fs.glob(pattern))
+    try:
+        found = fs.glob(pattern)
+    except Exception as exc:  # noqa: BLE001 — a store that cannot list (plain HTTP without index)
+        log.warning("source %r: cannot list %s (%s); its files are not fingerprinted", spec.name,
+                    spec.url, exc)
+        return []
+    return sorted(fs.unstrip_protocol(p) for p in found)
 
 
 def source_key(spec: SourceSpec, storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
