@@ -33,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from gsocseq.sources.adapters import SOURCE_ATTEMPTS
 from gsocseq.sources.spec import SourcesConfig, SourceSpec, options_for
-from gsocseq.storage import filesystem
+from gsocseq.storage import call_with_retries, filesystem
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,14 @@ def file_key(url: str, storage_options: Mapping[str, Any] | None = None) -> dict
     """Return ``{"method": …, "key": …}`` identifying the bytes of the file at ``url`` now.
 
     ``method`` is ``version``, ``etag``, ``size+mtime`` or ``sha256`` (whole file read: only for
-    stores that report none of the others). A missing file gives method ``missing``.
+    stores that report none of the others). A missing file gives method ``missing``; a store that
+    still fails after the transient-error retries gives ``unavailable`` (logged: such a file's
+    changes are seen only once it answers again).
     """
     fs, path = filesystem(url, storage_options)
     try:
-        info = fs.info(path)
+        info = call_with_retries(lambda: fs.info(path), what=f"source file {url}",
+                                 attempts=SOURCE_ATTEMPTS)  # transient errors retried
     except FileNotFoundError:
         return {"method": "missing", "key": ""}
     except Exception as exc:  # noqa: BLE001 — fsspec stores raise their own types; the read reports it
@@ -92,7 +96,8 @@ def source_files(spec: SourceSpec, storage_options: Mapping[str, Any] | None = N
     fs, path = filesystem(spec.url, storage_options)
     pattern = _PLACEHOLDER.sub("*", path)
     try:
-        found = fs.glob(pattern)
+        found = call_with_retries(lambda: fs.glob(pattern), what=f"source {spec.name!r} listing",
+                                  attempts=SOURCE_ATTEMPTS)
     except Exception as exc:  # noqa: BLE001 — a store that cannot list (plain HTTP without index)
         log.warning("source %r: cannot list %s (%s); its files are not fingerprinted", spec.name,
                     spec.url, exc)
