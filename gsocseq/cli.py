@@ -160,7 +160,8 @@ def validate_command(url: str, storage_options: str | None) -> None:
         if not run_problems:
             layers = product_layers(tuple(doc["config"]["scenarios"]),
                                     bool(doc["config"]["uncertainty"]),
-                                    str(doc["config"].get("scheme", "exact")))
+                                    str(doc["config"].get("scheme", "exact")),
+                                    int(doc["config"].get("draws", 0)) > 0)
             report = validate_products(plan.stac_url, so, expected_layers=layers,
                                        regions=[plan.region_name])
             run_problems += list(report.problems)
