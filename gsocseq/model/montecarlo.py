@@ -60,10 +60,10 @@ __all__ = ["DRAWN_INPUTS", "HALF_WIDTHS", "draw_factors", "montecarlo_layers", "
 DRAWN_INPUTS: tuple[str, ...] = ("soc", "clay", "tmp", "prec")
 #: Half-widths of FAO's ranges (fractions), from the bracket factors of :mod:`uncertainty`.
 HALF_WIDTHS: dict[str, float] = {
-    "soc": SOC_FACTORS[1] - 1.0,
-    "clay": CLAY_FACTORS[1] - 1.0,
-    "tmp": TEMPERATURE_FACTORS[0] - 1.0,
-    "prec": PRECIPITATION_FACTORS[1] - 1.0,
+    "soc": round(SOC_FACTORS[1] - 1.0, 9),
+    "clay": round(CLAY_FACTORS[1] - 1.0, 9),
+    "tmp": round(TEMPERATURE_FACTORS[0] - 1.0, 9),
+    "prec": round(PRECIPITATION_FACTORS[1] - 1.0, 9),
 }
 Z_95: float = 1.959963984540054
 """Standard normal 97.5 % quantile: σ = half-width / Z_95."""
