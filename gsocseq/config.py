@@ -138,8 +138,8 @@ class RunConfig(BaseModel):
     """FAO's min/max bracket runs and layers. Also given as the method ``"brackets"`` (True),
     ``"none"`` (False) or ``"montecarlo"`` (True, with ``draws`` Monte Carlo draws)."""
     draws: int = 0
-    """Monte Carlo draws per pixel; 0 without Monte Carlo (``"montecarlo"`` default:
-    :data:`DEFAULT_DRAWS`)."""
+    """Monte Carlo draws per pixel; 0 without Monte Carlo, > 0 is the ``"montecarlo"`` method
+    (its default: :data:`DEFAULT_DRAWS`)."""
     seed: int = 0
     """Seed of the Monte Carlo draws (each pixel's draws are keyed by seed, global cell and draw)."""
     ssm_increase: dict[str, tuple[float, float, float]] = Field(
