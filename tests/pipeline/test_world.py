@@ -72,6 +72,29 @@ def test_world_region_is_the_union_of_the_countries(world_inputs: str) -> None:
         assert np.array_equal(world.mask(tile), np.broadcast_to(both, (TILE, TILE)))
 
 
+def test_world_leaves_antarctica_out(world_inputs: str, tmp_path: Path) -> None:
+    """``world`` is every country of the boundaries less ``WORLD_EXCLUDED`` (Antarctica)."""
+    src = Path(world_inputs.removeprefix("file://")).parent
+    (tmp_path / "boundaries").mkdir()
+    (tmp_path / "sources.toml").write_bytes((src / "sources.toml").read_bytes())
+    meta, _, geoms, fields = ogr_read(io.BytesIO((src / "boundaries" / "admin0.geojson")
+                                                 .read_bytes()))
+    names = list(meta["fields"])
+    ata = shapely.box(-64.0, -80.0, -63.5, -79.5)  # one tile of Antarctica
+    geoms = np.array([*geoms, shapely.to_wkb(ata)], dtype=object)
+    fields = [np.array([*col, "ATA" if n == "ADM0_A3" else col[0]], dtype=col.dtype)
+              for n, col in zip(names, fields, strict=True)]
+    buf = io.BytesIO()
+    ogr_write(buf, geoms, fields, names, driver="GeoJSON", geometry_type="Polygon",
+              crs="EPSG:4326", layer="admin0")
+    (tmp_path / "boundaries" / "admin0.geojson").write_bytes(buf.getvalue())
+    sources = load_sources(f"file://{tmp_path}/sources.toml")
+    world = resolve_region("world", sources, tile_size=TILE)
+    assert world.countries == ("DEM", "DMX") and len(world.tiles) == 5
+    assert world.bbox[1] > -40  # Antarctica's tile is not in the rectangle either
+    assert len(resolve_region("ATA", sources, tile_size=TILE).tiles) == 1  # itself still runs
+
+
 def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
 
