@@ -8,7 +8,9 @@ bytes changed is written back with its completion marker updated (counts, totals
 merged tile, as a world run computing it would write them). Nothing is recomputed. The world is
 then republished with those tiles (:func:`gsocseq.pipeline.publish.publish` ``changed_tiles``):
 global COGs re-encoded from the product cube, uploaded where their bytes changed; no other
-country's files rewritten. All of it under the world's product-set lease.
+country's files rewritten. All of it under the world's product-set lease: a country run that
+finishes while the world run is still computing waits for it, then merges (so the world never
+keeps the country's old values).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from gsocseq.lease import held
 from gsocseq.pipeline.exclusive import product_set_lease
 from gsocseq.pipeline.plan import RunPlan, run_url
 from gsocseq.pipeline.tile import tile_statistics
-from gsocseq.vocabulary import LAYER_NAMES, SCHEME_QUALITY_LAYERS, Reason
+from gsocseq.vocabulary import LAYER_NAMES, SCHEME_QUALITY_LAYERS, WORLD_EXCLUDED, Reason
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +86,8 @@ def update_world(config: RunConfig, plan: RunPlan, result: Any, client: Any = No
     from gsocseq.pipeline.publish import publish
     from gsocseq.pipeline.publish_tasks import is_world, map_tasks
 
-    if is_world(plan) or len(plan.region) != 3 or not plan.region.isalpha():
+    if (is_world(plan) or len(plan.region) != 3 or not plan.region.isalpha()
+            or plan.region in WORLD_EXCLUDED):  # not a country of the world
         return ()
     found = world_of(config)
     if found is None:
