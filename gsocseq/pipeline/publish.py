@@ -129,7 +129,7 @@ def publish(
     from gsocseq.pipeline.publish_world import update_world
 
     result = _publish(config, plan, client, changed_tiles)
-    world_tiles = update_world(config, plan, result, client)
+    world_tiles = update_world(config, plan, client, republish=_publish)
     return result if not world_tiles else replace(result, world_tiles=world_tiles)
 
 

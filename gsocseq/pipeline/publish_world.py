@@ -16,6 +16,7 @@ keeps the country's old values).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -74,16 +75,18 @@ def merge_tile_task(config: RunConfig, plan: RunPlan, world: RunPlan, tile_id: s
     return True
 
 
-def update_world(config: RunConfig, plan: RunPlan, result: Any, client: Any = None
-                 ) -> tuple[str, ...]:
-    """After a country run published ``result``: update the published world run it belongs to.
+def update_world(
+    config: RunConfig, plan: RunPlan, client: Any, republish: Callable[..., Any]
+) -> tuple[str, ...]:
+    """After a country run published its products: update the published world run it belongs to.
 
     Returns the world tiles changed (empty: no published world run with this configuration, or
     nothing changed). The merge is skipped when the world's publication digest is the one this
     country's publication last merged into (recorded as ``world_digest`` in its
     ``published.json``). Merge tasks run on ``client``'s workers (one per tile) when given.
+    ``republish(config, plan, client, changed_tiles)`` publishes the world (the publisher's own
+    function, passed in: publishing calls this module, not the other way round).
     """
-    from gsocseq.pipeline.publish import publish
     from gsocseq.pipeline.publish_tasks import is_world, map_tasks
 
     if (is_world(plan) or len(plan.region) != 3 or not plan.region.isalpha()
@@ -113,6 +116,6 @@ def update_world(config: RunConfig, plan: RunPlan, result: Any, client: Any = No
         if changed:
             log.info("%s: %d tile(s) of the world product cube replaced; republishing the world",
                      plan.region, len(changed))
-            digest = publish(world_config, world, client, changed_tiles=changed).digest
+            digest = republish(world_config, world, client, changed).digest
     storage.write_json(plan.published_url, {**mine, "world_digest": digest}, so)
     return changed
