@@ -261,6 +261,20 @@ def fao_file_name(region: str, layer: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# the world of a global rebuild
+
+WORLD_EXCLUDED: dict[str, str] = {
+    "ATA": "Antarctica: GSOCseq is a country-driven mosaic of agricultural soils (national maps of "
+           "land-use classes 2, 3, 5, 12, 13); Antarctica has no national submission and no land of "
+           "those classes (permanent snow and ice, bare rock, sparse vegetation: ESA CCI 220, 200, "
+           "150), so every one of its ≈ 1 700 tiles of 2° would be read to model nothing",
+}
+"""Country codes (ISO 3166-1 alpha-3, as in the boundaries source) left out of region ``world``,
+with the reason. The one rule for ``gsocseq run/plan --region world``, ``bench_world`` and
+``infra/sizing.py``; a run of the country itself (``--region ATA``) is still possible."""
+
+
+# ---------------------------------------------------------------------------------------------
 # the global 30-arc-second grid of every product ("Map030")
 
 RES_DEG: float = 1.0 / 120.0

@@ -341,7 +341,7 @@ def test_natural_earth_zipped_shapefile_lookup_says_which_attribute(tmp_path: Pa
     import shapely
     from pyogrio.raw import write
 
-    from gsocseq.sources.boundaries import lookup_country
+    from gsocseq.sources.boundaries import country_codes, lookup_country
 
     shp = tmp_path / "shp"
     shp.mkdir()
@@ -365,5 +365,6 @@ def test_natural_earth_zipped_shapefile_lookup_says_which_attribute(tmp_path: Pa
     geom, field = lookup_country(spec, "ssd")
     assert field == "ISO_A3_EH" and geom.equals(shapely.box(0, 0, 1, 1))
     assert lookup_country(spec, "SDS")[1] == "ADM0_A3"
+    assert country_codes(spec) == ["FRA", "KEN", "SSD"]  # one per country (a world publishes each once)
     with pytest.raises(Exception, match=r"unknown ISO3 'XYZ'.*ISO_A3.*ne_10m_admin_0_countries"):
         lookup_country(spec, "XYZ")
