@@ -83,6 +83,7 @@ class RasterCache:
     def __init__(self, size: int = OPEN_RASTERS) -> None:
         self.size = size
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsocseq-rasters")
+        self._pid = os.getpid()
         self.opens = 0
         """Rasters opened through the cache since the process started (for tests, benchmarks)."""
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
@@ -133,6 +134,11 @@ class RasterCache:
         """Run ``fn(*args, **kwargs)`` on the raster thread of this process; return its result."""
         if threading.current_thread().name.startswith("gsocseq-rasters"):
             return fn(*args, **kwargs)
+        if os.getpid() != self._pid:  # a forked child: its parent's thread and handles are not here
+            self._pid = os.getpid()
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsocseq-rasters")
+            self._lock = threading.Lock()
+            self._entries = OrderedDict()
         return self._thread.submit(fn, *args, **kwargs).result()
 
     def clear(self) -> None:
