@@ -157,6 +157,6 @@ def prepare_outputs(config: RunConfig, plan: RunPlan) -> str:
         attrs={"region": plan.region, "config_hash": plan.config_hash,
                "code_version": plan.code_version, "scheme": config.scheme,
                "map_version": config.map_version, "input_cube": plan.cube_url},
-        storage_options=config.storage_options,
+        storage_options=config.storage_options, montecarlo=config.draws > 0,
     )
     return plan.product_cube_url

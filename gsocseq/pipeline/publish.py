@@ -22,7 +22,13 @@ from gsocseq.errors import PipelineError
 from gsocseq.pipeline.plan import RunPlan, resolve
 from gsocseq.pipeline.summary import SCENARIO_LABELS, region_totals, summarise
 from gsocseq.pipeline.tile import outcome_from_marker
-from gsocseq.vocabulary import LAYER_NAMES, SCHEME_QUALITY_LAYERS
+from gsocseq.vocabulary import (
+    LAYER_NAMES,
+    MONTECARLO_BASES,
+    MONTECARLO_STATISTICS,
+    SCHEME_QUALITY_LAYERS,
+    montecarlo_layer,
+)
 
 PUBLICATION_FORMAT: int = 2
 """What a publication holds; part of the digest (2: COGs, quick-look PNGs, STAC with their assets)."""
@@ -52,11 +58,12 @@ class PublishResult:
     """World runs: ISO3 → the country's totals (same keys as ``totals``)."""
 
 
-def product_layers(scenarios: tuple[str, ...], uncertainty: bool, scheme: str = "exact"
-                   ) -> tuple[str, ...]:
+def product_layers(scenarios: tuple[str, ...], uncertainty: bool, scheme: str = "exact",
+                   montecarlo: bool = False) -> tuple[str, ...]:
     """Return the product layers of the requested scenarios and the scheme's quality layers.
 
-    FAO order (T0 always), then ``vocabulary.SCHEME_QUALITY_LAYERS[scheme]``.
+    FAO order (T0 always), then ``vocabulary.SCHEME_QUALITY_LAYERS[scheme]``, then with
+    ``montecarlo`` the Monte Carlo layers of T0 and the scenarios' final SOC and ASR.
     """
     labels = {SCENARIO_LABELS[s] for s in scenarios}
     wanted = {"T0"}
@@ -70,7 +77,22 @@ def product_layers(scenarios: tuple[str, ...], uncertainty: bool, scheme: str = 
         unc |= {"BAU_Uncertainty"} if "BAU" in labels else set()
         unc |= {"SSM_Uncertainty"} if labels - {"BAU"} else set()
         wanted |= unc
-    return (*(n for n in LAYER_NAMES if n in wanted), *SCHEME_QUALITY_LAYERS[scheme])
+    mc = [montecarlo_layer(b, st) for b in MONTECARLO_BASES for st in MONTECARLO_STATISTICS
+          if montecarlo and b in wanted]
+    return (*(n for n in LAYER_NAMES if n in wanted), *SCHEME_QUALITY_LAYERS[scheme], *mc)
+
+
+def uncertainty_provenance(config: RunConfig) -> dict[str, Any]:
+    """Return the run's uncertainty method as recorded in STAC (``gsocseq:uncertainty``)."""
+    doc: dict[str, Any] = {"method": config.uncertainty_method}
+    if config.draws:
+        from gsocseq.model.montecarlo import DRAWN_INPUTS, HALF_WIDTHS
+
+        doc.update(draws=config.draws, seed=config.seed, distribution=(
+            "normal factor 1 + (h/1.96)·z per input and draw, z clipped to ±4, keyed by seed, "
+            "global cell row/column and draw (gsocseq.model.montecarlo)"),
+            half_widths={k: HALF_WIDTHS[k] for k in DRAWN_INPUTS})
+    return doc
 
 
 def read_markers(config: RunConfig, plan: RunPlan) -> list[dict[str, Any]]:
@@ -95,7 +117,8 @@ def publication_digest(config: RunConfig, plan: RunPlan, markers: list[dict[str,
     h = hashlib.sha256()
     for marker in markers:
         h.update(json.dumps([marker["tile"], marker["checksums"]], sort_keys=True).encode())
-    layers = product_layers(config.scenarios, config.uncertainty, config.scheme)
+    layers = product_layers(config.scenarios, config.uncertainty, config.scheme,
+                            config.draws > 0)
     h.update(json.dumps([plan.config_hash, plan.products_url, plan.stac_url, layers,
                          PUBLICATION_FORMAT]).encode())
     return h.hexdigest()
@@ -132,7 +155,8 @@ def publish(config: RunConfig, plan: RunPlan, client: Any = None) -> PublishResu
     for folder in (plan.done_url, *(f"{plan.products_url}/{n}" for n in (plan.region_name,
                                                                           *countries))):
         storage.remove_temporaries(folder, so)  # left by killed writers; publication is the only one
-    layers = product_layers(config.scenarios, config.uncertainty, config.scheme)
+    layers = product_layers(config.scenarios, config.uncertainty, config.scheme,
+                            config.draws > 0)
     assets = tasks.write_layer_cogs(config, plan, layers, client, skip_existing=resuming == digest)
     national = tasks.write_country_cogs(config, plan, countries, layers, client,
                                         skip_existing=resuming == digest)
@@ -143,6 +167,7 @@ def publish(config: RunConfig, plan: RunPlan, client: Any = None) -> PublishResu
         code_version=__version__, scheme=config.scheme, config_hash=plan.config_hash,
         inputs=inputs, map_version=config.map_version,
         ssm_increase={k: list(v) for k, v in config.ssm_increase.items()},
+        uncertainty=uncertainty_provenance(config),
     )
     item = build_item(plan.region_name, assets, bbox=tuple(region.bbox), provenance=provenance)
     stac_items = [item] + [

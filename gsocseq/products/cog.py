@@ -45,6 +45,7 @@ from gsocseq.storage import filesystem, put_file
 from gsocseq.vocabulary import (
     LAYER_NAMES,
     LAYERS,
+    MONTECARLO_LAYERS,
     PUBLISHED_LAYERS,
     QUALITY_LAYERS,
     QUALITY_NODATA,
@@ -111,6 +112,9 @@ def layer_description(layer: str) -> str:
     """Return a one-line description of a product layer (FAO reference §4.1)."""
     if layer in QUALITY_LAYERS:
         return QUALITY_LAYERS[layer].description
+    if layer in MONTECARLO_LAYERS:
+        spec = MONTECARLO_LAYERS[layer]
+        return f"{spec.description[0].upper()}{spec.description[1:]} ({spec.units})"
     if layer not in LAYERS:
         raise InputValidationError(
             f"unknown product layer {layer!r}; expected one of {LAYER_NAMES}"
