@@ -117,15 +117,19 @@ def share_task(config: RunConfig, plan: RunPlan) -> RunContext:
 
 
 @task(name="prepare-inputs", task_run_name="inputs-{region}", **STORAGE_TASK_OPTIONS)
-def prepare_inputs_task(run: RunContext, region: str) -> str:
-    """Build the region's input cube (finished tiles kept) on this cluster; return its URL.
+def prepare_inputs_task(run: RunContext, region: str) -> dict[str, str]:
+    """Build the region's input cube (finished tiles kept) on this cluster.
 
+    Returns the tiles whose inputs could not be built (tile id → error naming the source and
+    URL): a source that stays down fails only the tiles it feeds, the others are built and run.
     ``worker_client`` secedes this task from the worker's thread pool while the cube's tiles are
     built, so it cannot deadlock a cluster with a single thread (prefect-dask's
     ``get_dask_client`` opens a second client without seceding, and does).
     """
+    failures: dict[str, str] = {}
     with worker_client() as client:
-        return pipeline.prepare_inputs(*run, client)
+        pipeline.prepare_inputs(*run, client, failures=failures)
+    return failures
 
 
 @task(name="prepare-outputs", task_run_name="outputs-{region}", **STORAGE_TASK_OPTIONS)
@@ -135,8 +139,16 @@ def prepare_outputs_task(run: RunContext, region: str) -> str:
 
 
 @task(name="run-tile", task_run_name="tile-{region}-{tile_id}", **STORAGE_TASK_OPTIONS)
-def tile_task(run: RunContext, tile_id: str, region: str) -> TileOutcome:
-    """Run the RothC phases on one tile; skipped by the pipeline when already complete."""
+def tile_task(
+    run: RunContext, tile_id: str, region: str, failed_inputs: dict[str, str]
+) -> TileOutcome:
+    """Run the RothC phases on one tile; skipped by the pipeline when already complete.
+
+    A tile whose inputs could not be built (``failed_inputs``, from the input stage) fails with
+    that error, naming the source and URL.
+    """
+    if tile_id in failed_inputs:
+        return TileOutcome(tile_id, "failed", error=failed_inputs[tile_id])
     return pipeline.run_tile(*run, tile_id, raise_errors=True)
 
 
@@ -177,10 +189,11 @@ def compute_tiles(configs: list[RunConfig]) -> list[RegionReport]:
         plan = pipeline.plan_run(config)  # tile ids; the manifest is already current
         run = share_task.submit(config, plan)
         runs.append(run)
-        ready = [prepare_inputs_task.submit(run, config.region),
-                 prepare_outputs_task.submit(run, config.region)]
+        failed_inputs = prepare_inputs_task.submit(run, config.region)
+        ready = [prepare_outputs_task.submit(run, config.region)]
         for tile_id in plan.tile_ids:  # the tile id names the task run, marker and COG window
-            futures[tile_task.submit(run, tile_id, config.region, wait_for=ready)] = (i, tile_id)
+            future = tile_task.submit(run, tile_id, config.region, failed_inputs, wait_for=ready)
+            futures[future] = (i, tile_id)
         del plan
     n = len(futures)
     logger.info("running %d tile(s) of %d region(s)", n, len(configs))
