@@ -149,6 +149,42 @@ def temperature_factor(tmp: float) -> float:
     return 47.91 / (1.0 + e)
 
 
+@njit(inline="always", error_model="numpy", fastmath={"contract"})
+def _month_rate(tmp, df, cover, rmod, smd, smd_max, smd_1bar, smd_bare):
+    """Return a pixel's month: (deficit, combined rate, polynomial exp(-rate·K_HUM), far).
+
+    ``df`` = prec - f·pet (mm). The deficit is NaN if the rate is (any NaN input marks both);
+    ``far`` is 1 when -rate·K_HUM lies outside the polynomial's range (then :func:`_exp_far`
+    must replace the third value), else 0. Branch-free: the loops over pixels vectorise.
+    """
+    s, r = smd_rate(smd, df, cover, temperature_factor(tmp), rmod, smd_max, smd_1bar, smd_bare)
+    x = -r * K_HUM
+    return s + 0.0 * r, r, _exp_poly(x), not abs(x) <= EXP_POLY_MAX
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _exp_far(rate, ehum):
+    """Replace ``ehum[j]`` by libm's exp(-rate[j]·K_HUM) where that is outside the polynomial's range."""
+    for j in range(rate.shape[0]):
+        x = -rate[j] * K_HUM
+        if not abs(x) <= EXP_POLY_MAX:
+            ehum[j] = np.exp(x)
+
+
+@njit(inline="always", error_model="numpy", fastmath={"contract"})
+def _decay(ehum, p1, p2, p3, p4):
+    """Return DPM, RPM, BIO, HUM after a month's decay and the C they lost (t C/ha).
+
+    ``ehum`` is HUM's decay factor exp(-rate·K_HUM); the others are its powers (:func:`_powers`).
+    """
+    e1, e2, e3, e4 = _powers(ehum)
+    d1 = p1 * e1
+    d2 = p2 * e2
+    d3 = p3 * e3
+    d4 = p4 * e4
+    return d1, d2, d3, d4, (p1 - d1) + (p2 - d2) + (p3 - d3) + (p4 - d4)
+
+
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def _run_block(
     i0, i1, out_pools, out_smd, tmp, prec, pet, cover, c_inp, fym, dpm_rpm, dr_monthly,
@@ -206,8 +242,6 @@ def _run_block(
                     dr = dpm_rpm[m, i0 + j]
                     fd[j] = dr / (1.0 + dr)
                     fr[j] = 1.0 / (1.0 + dr)
-            for j in range(nb):
-                rate[j] = temperature_factor(tmp[m, i0 + j])
             if check and rep == 0:
                 for j in range(nb):
                     i = i0 + j
@@ -224,31 +258,18 @@ def _run_block(
                             + (not ((v3 >= lo[3]) & (v3 <= hi[3])))
                             + (not ((v4 >= lo[4]) & (v4 <= hi[4])))
                             + (not ((v5 >= lo[5]) & (v5 <= hi[5]))))
+            far = 0
             for j in range(nb):
                 i = i0 + j
-                cov = cover[m, i]
-                s, r = smd_rate(smd[j], prec[m, i] - evap_factor * pet[m, i], cov, rate[j],
-                                rmod[i], s_max[j], s_1bar[j], s_bare[j])
-                smd[j] = s + 0.0 * r  # a NaN rate (any NaN input) also marks the deficit
-                rate[j] = r
-            for j in range(nb):
-                ehum[j] = _exp_poly(-rate[j] * K_HUM)
-            for j in range(nb):  # rare: outside the polynomial's range
-                x = -rate[j] * K_HUM
-                if not abs(x) <= EXP_POLY_MAX:
-                    ehum[j] = np.exp(x)
+                smd[j], rate[j], ehum[j], f = _month_rate(
+                    tmp[m, i], prec[m, i] - evap_factor * pet[m, i], cover[m, i], rmod[i],
+                    smd[j], s_max[j], s_1bar[j], s_bare[j])
+                far += f
+            if far:  # rare: outside the polynomial's range
+                _exp_far(rate, ehum)
             for j in range(nb):
                 i = i0 + j
-                e1, e2, e3, e4 = _powers(ehum[j])
-                p1 = dpm[j]
-                p2 = rpm[j]
-                p3 = bio[j]
-                p4 = hum[j]
-                dpm1 = p1 * e1
-                rpm1 = p2 * e2
-                bio1 = p3 * e3
-                hum1 = p4 * e4
-                tot = (p1 - dpm1) + (p2 - rpm1) + (p3 - bio1) + (p4 - hum1)
+                dpm1, rpm1, bio1, hum1, tot = _decay(ehum[j], dpm[j], rpm[j], bio[j], hum[j])
                 cin = c_inp[m, i]
                 fy = fym[mf, i]
                 dpm[j] = dpm1 + fd[j] * cin + FYM_DPM * fy
@@ -346,32 +367,17 @@ def _years_block(
             cm[j] = cin_years[y, i0 + j] / 12.0
         for mm in range(12):
             m = 12 * y + mm
-            for j in range(nb):
-                rate[j] = temperature_factor(tmp[m, i0 + j] * t_scale)
+            far = 0
             for j in range(nb):
                 i = i0 + j
-                cov = cover[mm, i]
-                s, r = smd_rate(smd[j], prec[m, i] * p_scale - evap_factor * pet[m, i], cov,
-                                rate[j], rmod[i], s_max[j], s_1bar[j], s_bare[j])
-                smd[j] = s + 0.0 * r
-                rate[j] = r
+                smd[j], rate[j], ehum[j], f = _month_rate(
+                    tmp[m, i] * t_scale, prec[m, i] * p_scale - evap_factor * pet[m, i],
+                    cover[mm, i], rmod[i], smd[j], s_max[j], s_1bar[j], s_bare[j])
+                far += f
+            if far:
+                _exp_far(rate, ehum)
             for j in range(nb):
-                ehum[j] = _exp_poly(-rate[j] * K_HUM)
-            for j in range(nb):
-                x = -rate[j] * K_HUM
-                if not abs(x) <= EXP_POLY_MAX:
-                    ehum[j] = np.exp(x)
-            for j in range(nb):
-                e1, e2, e3, e4 = _powers(ehum[j])
-                p1 = dpm[j]
-                p2 = rpm[j]
-                p3 = bio[j]
-                p4 = hum[j]
-                dpm1 = p1 * e1
-                rpm1 = p2 * e2
-                bio1 = p3 * e3
-                hum1 = p4 * e4
-                tot = (p1 - dpm1) + (p2 - rpm1) + (p3 - bio1) + (p4 - hum1)
+                dpm1, rpm1, bio1, hum1, tot = _decay(ehum[j], dpm[j], rpm[j], bio[j], hum[j])
                 cin = cm[j]
                 dpm[j] = dpm1 + fd[j] * cin
                 rpm[j] = rpm1 + fr[j] * cin
@@ -522,21 +528,15 @@ def _annual_block(
         st[_A11, j] = 1.0
     for m in range(n):
         md = m if dr_monthly else 0
-        for j in range(nb):
-            rate[j] = temperature_factor(tmp[m, i0 + j])
+        far = 0
         for j in range(nb):
             i = i0 + j
-            cov = cover[m, i]
-            s, r = smd_rate(smd[j], prec[m, i] - evap_factor * pet[m, i], cov, rate[j], rmod[i],
-                            s_max[j], s_1bar[j], s_bare[j])
-            smd[j] = s + 0.0 * r
-            rate[j] = r
-        for j in range(nb):
-            ehum[j] = _exp_poly(-rate[j] * K_HUM)
-        for j in range(nb):  # rare: outside the polynomial's range
-            x = -rate[j] * K_HUM
-            if not abs(x) <= EXP_POLY_MAX:
-                ehum[j] = np.exp(x)
+            smd[j], rate[j], ehum[j], f = _month_rate(
+                tmp[m, i], prec[m, i] - evap_factor * pet[m, i], cover[m, i], rmod[i], smd[j],
+                s_max[j], s_1bar[j], s_bare[j])
+            far += f
+        if far:  # rare: outside the polynomial's range
+            _exp_far(rate, ehum)
         for j in range(nb):
             i = i0 + j
             e1, e2, e3, e4 = _powers(ehum[j])

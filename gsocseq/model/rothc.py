@@ -461,9 +461,10 @@ def simulate_annual_input(
     Unchecked (the caller has checked every value; NaN in → NaN out), for the GSOCseq warm-up.
     ``year`` is a 12-month :func:`site` giving the calendar-year ``cover``, a per-pixel
     ``dpm_rpm``, the soil and ``evap_factor`` (its climate is not used); ``tmp`` (°C), ``prec``,
-    ``pet`` (mm/month) are ``(12·n_years, n)`` (float32 read as is), temperature and precipitation multiplied by
-    ``tmp_factor`` and ``prec_factor`` as they are read; ``cin_years`` ``(n_years, n)`` the annual
-    plant input (t C/ha/yr), a twelfth of it entering each month, no manure. Same numbers as
+    ``pet`` (mm/month) are ``(12·n_years, n)`` (float32 read as is), temperature and
+    precipitation multiplied by ``tmp_factor`` and ``prec_factor`` as they are read;
+    ``cin_years`` ``(n_years, n)`` the annual plant input (t C/ha/yr), a twelfth of it entering
+    each month, no manure. Same numbers as
     :func:`simulate` on the expanded arrays. Returns the end pools (n, 5) t C/ha and deficit (n,) mm.
     """
     n = year.n_pixels
