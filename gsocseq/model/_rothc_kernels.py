@@ -490,7 +490,7 @@ _A2, _A3, _A00, _A11, _BU, _BF, _N_STATE = 0, 4, 8, 9, 10, 14, 18
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def _annual_block(
     i0, i1, smd0, periodic, tmp, prec, pet, cover, c_inp, fym, pattern, dpm_rpm, dr_monthly,
-    clay, depth, evap_factor, rmod, a_out, b_unit, b_fixed, smd_start, smd_end,
+    clay, depth, evap_factor, rmod, a_out, b_unit, b_fixed, smd_start, smd_end, fixed,
 ):
     """Build the annual maps of pixels ``i0:i1`` (see :func:`annual`).
 
@@ -569,6 +569,8 @@ def _annual_block(
             st[_BU + 1, j] = u1 + frpm * p
             st[_BU + 2, j] = u2
             st[_BU + 3, j] = u3
+            if not fixed:
+                continue
             f0, f1, f2, f3 = _month4(e1, e2, e3, e4, b, h, st[_BF, j], st[_BF + 1, j],
                                      st[_BF + 2, j], st[_BF + 3, j])
             cin = c_inp[m, i]
@@ -586,7 +588,8 @@ def _annual_block(
             a_out[i, 2, c] = st[_A2 + c, j]
             a_out[i, 3, c] = st[_A3 + c, j]
             b_unit[i, c] = st[_BU + c, j]
-            b_fixed[i, c] = st[_BF + c, j]
+            # without fixed inputs: 0, NaN where the rates are (as the stepped zeros would be)
+            b_fixed[i, c] = st[_BF + c, j] if fixed else 0.0 * st[_A00, j]
         a_out[i, 0, 0] = st[_A00, j]
         a_out[i, 1, 1] = st[_A11, j]
 
@@ -637,7 +640,7 @@ def solve_steady(a, rhs1, rhs2, x1, x2):
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def annual(
     smd0, periodic, tmp, prec, pet, cover, c_inp, fym, pattern, dpm_rpm, dr_monthly, clay, depth,
-    evap_factor, rmod, a_out, b_unit, b_fixed, smd_start, smd_end,
+    evap_factor, rmod, a_out, b_unit, b_fixed, smd_start, smd_end, fixed,
 ):
     """Build every pixel's annual affine map (serial, blocks of ``BLOCK`` pixels).
 
@@ -645,14 +648,14 @@ def annual(
     January deficit: ``smd0[i]``, or with ``periodic`` the periodic one reached from it) and
     ``smd_end[i]`` (mm). ``b_unit`` is the December state reached from empty pools with
     1 t C/ha/yr of plant input spread by ``pattern[:, i]``; ``b_fixed`` the same with ``c_inp``
-    and ``fym``.
+    and ``fym`` (not computed, 0, unless ``fixed``: any of them non-zero).
     """
     n = a_out.shape[0]
     for b in range((n + BLOCK - 1) // BLOCK):
         _annual_block(
             b * BLOCK, min(n, (b + 1) * BLOCK), smd0, periodic, tmp, prec, pet, cover, c_inp,
             fym, pattern, dpm_rpm, dr_monthly, clay, depth, evap_factor, rmod, a_out, b_unit,
-            b_fixed, smd_start, smd_end,
+            b_fixed, smd_start, smd_end, fixed,
         )
 
 
@@ -665,20 +668,34 @@ def steady_pools(a, b_unit, b_fixed, p_unit, p_fixed):
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def years_affine(pools, a, b, n_years, yearly, out_years):
-    """Iterate ``p <- a p + b`` ``n_years`` times for the four active pools, in place."""
-    v = np.empty(4)
+    """Iterate ``p <- a p + b`` ``n_years`` times for the four active pools, in place.
+
+    A pixel's map and pools stay in registers for all its years; each row sums
+    ``b[r] + a[r, 0]·p[0] + … + a[r, 3]·p[3]`` in that order.
+    """
     for i in range(pools.shape[0]):
+        a00, a01, a02, a03 = a[i, 0, 0], a[i, 0, 1], a[i, 0, 2], a[i, 0, 3]
+        a10, a11, a12, a13 = a[i, 1, 0], a[i, 1, 1], a[i, 1, 2], a[i, 1, 3]
+        a20, a21, a22, a23 = a[i, 2, 0], a[i, 2, 1], a[i, 2, 2], a[i, 2, 3]
+        a30, a31, a32, a33 = a[i, 3, 0], a[i, 3, 1], a[i, 3, 2], a[i, 3, 3]
+        b0, b1, b2, b3 = b[i, 0], b[i, 1], b[i, 2], b[i, 3]
+        p0, p1, p2, p3 = pools[i, 0], pools[i, 1], pools[i, 2], pools[i, 3]
         for y in range(n_years):
-            for r in range(4):
-                acc = b[i, r]
-                for c in range(4):
-                    acc += a[i, r, c] * pools[i, c]
-                v[r] = acc
-            for r in range(4):
-                pools[i, r] = v[r]
+            v0 = b0 + a00 * p0 + a01 * p1 + a02 * p2 + a03 * p3
+            v1 = b1 + a10 * p0 + a11 * p1 + a12 * p2 + a13 * p3
+            v2 = b2 + a20 * p0 + a21 * p1 + a22 * p2 + a23 * p3
+            v3 = b3 + a30 * p0 + a31 * p1 + a32 * p2 + a33 * p3
+            p0, p1, p2, p3 = v0, v1, v2, v3
             if yearly:
-                for k in range(5):
-                    out_years[y, i, k] = pools[i, k]
+                out_years[y, i, 0] = p0
+                out_years[y, i, 1] = p1
+                out_years[y, i, 2] = p2
+                out_years[y, i, 3] = p3
+                out_years[y, i, 4] = pools[i, 4]
+        pools[i, 0] = p0
+        pools[i, 1] = p1
+        pools[i, 2] = p2
+        pools[i, 3] = p3
 
 
 #: Values per chunk of :func:`first_bad`: a branch-free count per chunk, an exit check after it.

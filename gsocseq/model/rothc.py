@@ -557,7 +557,7 @@ def _annual(s: Site, c_inp: np.ndarray, fym: np.ndarray, pattern: np.ndarray, s0
     _k.annual(
         s0, periodic, s.tmp, s.prec, s.pet, s.cover, c_inp, fym, pattern, s.dpm_rpm,
         s.dpm_rpm.shape[0] > 1, s.clay, s.depth, s.evap_factor, s.rate_modifier, a, b_unit,
-        b_fixed, s_start, s_end,
+        b_fixed, s_start, s_end, bool(np.any(c_inp != 0.0) or np.any(fym != 0.0)),
     )
     return AnnualMap(a, b_unit, b_fixed, s_start, s_end)
 
