@@ -111,24 +111,20 @@ def _reduce_climate(tmp, prec, pet, n_spin_years, spin, forward, t_year, p_year)
     """
     n_months, n = tmp.shape
     n_years = n_months // 12
-    arrays = (tmp, prec, pet)
-    for k in range(3):
-        a = arrays[k]
-        for y in range(n_years):
-            out = spin if y < n_spin_years else forward
-            first = y == 0 or y == n_spin_years
-            for mm in range(12):
-                for i in range(n):
-                    v = np.float64(a[12 * y + mm, i])
-                    out[k, mm, i] = v if first else out[k, mm, i] + v
     for y in range(n_years):
-        for i in range(n):
-            t_year[y, i] = np.float64(tmp[12 * y, i])
-            p_year[y, i] = np.float64(prec[12 * y, i])
-        for mm in range(1, 12):
-            for i in range(n):
-                t_year[y, i] += np.float64(tmp[12 * y + mm, i])
-                p_year[y, i] += np.float64(prec[12 * y + mm, i])
+        out = spin if y < n_spin_years else forward
+        first = y == 0 or y == n_spin_years
+        for mm in range(12):
+            m = 12 * y + mm
+            for i in range(n):  # one pass: every input value read once
+                t = np.float64(tmp[m, i])
+                p = np.float64(prec[m, i])
+                e = np.float64(pet[m, i])
+                out[0, mm, i] = t if first else out[0, mm, i] + t
+                out[1, mm, i] = p if first else out[1, mm, i] + p
+                out[2, mm, i] = e if first else out[2, mm, i] + e
+                t_year[y, i] = t if mm == 0 else t_year[y, i] + t
+                p_year[y, i] = p if mm == 0 else p_year[y, i] + p
         for i in range(n):
             t_year[y, i] /= 12.0
     n_fwd = n_years - n_spin_years
