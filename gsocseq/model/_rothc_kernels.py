@@ -185,6 +185,20 @@ def _decay(ehum, p1, p2, p3, p4):
     return d1, d2, d3, d4, (p1 - d1) + (p2 - d2) + (p3 - d3) + (p4 - d4)
 
 
+@njit(inline="always", error_model="numpy")
+def _n_outside(v0, v1, v2, v3, v4, v5, lo, hi):
+    """Return how many of the six values lie outside ``[lo[k], hi[k]]``.
+
+    ``lo``, ``hi`` are finite: NaN and ±inf fail one of the two comparisons.
+    """
+    return ((not ((v0 >= lo[0]) & (v0 <= hi[0])))
+            + (not ((v1 >= lo[1]) & (v1 <= hi[1])))
+            + (not ((v2 >= lo[2]) & (v2 <= hi[2])))
+            + (not ((v3 >= lo[3]) & (v3 <= hi[3])))
+            + (not ((v4 >= lo[4]) & (v4 <= hi[4])))
+            + (not ((v5 >= lo[5]) & (v5 <= hi[5]))))
+
+
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def _run_block(
     i0, i1, out_pools, out_smd, tmp, prec, pet, cover, c_inp, fym, dpm_rpm, dr_monthly,
@@ -242,29 +256,26 @@ def _run_block(
                     dr = dpm_rpm[m, i0 + j]
                     fd[j] = dr / (1.0 + dr)
                     fr[j] = 1.0 / (1.0 + dr)
-            if check and rep == 0:
+            far = 0
+            if check and rep == 0:  # the same loop, also checking the month's six inputs
                 for j in range(nb):
                     i = i0 + j
                     v0 = tmp[m, i]
                     v1 = prec[m, i]
                     v2 = pet[m, i]
                     v3 = cover[m, i]
-                    v4 = c_inp[m, i]
-                    v5 = fym[mf, i]
-                    # lo, hi are finite: NaN and ±inf fail one of the two comparisons
-                    bad += ((not ((v0 >= lo[0]) & (v0 <= hi[0])))
-                            + (not ((v1 >= lo[1]) & (v1 <= hi[1])))
-                            + (not ((v2 >= lo[2]) & (v2 <= hi[2])))
-                            + (not ((v3 >= lo[3]) & (v3 <= hi[3])))
-                            + (not ((v4 >= lo[4]) & (v4 <= hi[4])))
-                            + (not ((v5 >= lo[5]) & (v5 <= hi[5]))))
-            far = 0
-            for j in range(nb):
-                i = i0 + j
-                smd[j], rate[j], ehum[j], f = _month_rate(
-                    tmp[m, i], prec[m, i] - evap_factor * pet[m, i], cover[m, i], rmod[i],
-                    smd[j], s_max[j], s_1bar[j], s_bare[j])
-                far += f
+                    smd[j], rate[j], ehum[j], f = _month_rate(
+                        v0, v1 - evap_factor * v2, v3, rmod[i], smd[j], s_max[j], s_1bar[j],
+                        s_bare[j])
+                    far += f
+                    bad += _n_outside(v0, v1, v2, v3, c_inp[m, i], fym[mf, i], lo, hi)
+            else:
+                for j in range(nb):
+                    i = i0 + j
+                    smd[j], rate[j], ehum[j], f = _month_rate(
+                        tmp[m, i], prec[m, i] - evap_factor * pet[m, i], cover[m, i], rmod[i],
+                        smd[j], s_max[j], s_1bar[j], s_bare[j])
+                    far += f
             if far:  # rare: outside the polynomial's range
                 _exp_far(rate, ehum)
             for j in range(nb):
