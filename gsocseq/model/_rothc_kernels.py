@@ -200,6 +200,37 @@ def _n_outside(v0, v1, v2, v3, v4, v5, lo, hi):
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _block_start(i0, nb, clay, depth, out_pools, out_smd):
+    """Return the soil constants and start state of pixels ``i0:i0+nb`` as arrays over the block.
+
+    (f_co2, f_bio, f_hum, smd_max, smd_1bar, smd_bare) from :func:`soil_constants`, then DPM,
+    RPM, BIO, HUM (t C/ha) and the deficit (mm).
+    """
+    soil = np.empty((6, nb))
+    st = np.empty((5, nb))
+    for j in range(nb):
+        i = i0 + j
+        soil[0, j], soil[1, j], soil[2, j], soil[3, j], soil[4, j], soil[5, j] = soil_constants(
+            clay[i], depth[i])
+        for k in range(4):
+            st[k, j] = out_pools[i, k]
+        st[4, j] = out_smd[i]
+    return soil[0], soil[1], soil[2], soil[3], soil[4], soil[5], st[0], st[1], st[2], st[3], st[4]
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _block_end(i0, dpm, rpm, bio, hum, smd, out_pools, out_smd):
+    """Write a block's end state (pools t C/ha, deficit mm) back to pixels ``i0:i0+len(dpm)``."""
+    for j in range(dpm.shape[0]):
+        i = i0 + j
+        out_pools[i, 0] = dpm[j]
+        out_pools[i, 1] = rpm[j]
+        out_pools[i, 2] = bio[j]
+        out_pools[i, 3] = hum[j]
+        out_smd[i] = smd[j]
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def _run_block(
     i0, i1, out_pools, out_smd, tmp, prec, pet, cover, c_inp, fym, dpm_rpm, dr_monthly,
     clay, depth, evap_factor, rmod, repeat, monthly, mon_pools, mon_smd, co2_tot, mon_co2,
@@ -216,17 +247,8 @@ def _run_block(
     bad = 0
     nb = i1 - i0
     fym_monthly = fym.shape[0] > 1  # (1, n): no manure (one row of zeros)
-    f_co2 = np.empty(nb)
-    f_bio = np.empty(nb)
-    f_hum = np.empty(nb)
-    s_max = np.empty(nb)
-    s_1bar = np.empty(nb)
-    s_bare = np.empty(nb)
-    dpm = np.empty(nb)
-    rpm = np.empty(nb)
-    bio = np.empty(nb)
-    hum = np.empty(nb)
-    smd = np.empty(nb)
+    f_co2, f_bio, f_hum, s_max, s_1bar, s_bare, dpm, rpm, bio, hum, smd = _block_start(
+        i0, nb, clay, depth, out_pools, out_smd)
     co2s = np.empty(nb)
     co2m = np.empty(nb)
     rate = np.empty(nb)
@@ -235,14 +257,6 @@ def _run_block(
     fr = np.empty(nb)
     for j in range(nb):
         i = i0 + j
-        f_co2[j], f_bio[j], f_hum[j], s_max[j], s_1bar[j], s_bare[j] = soil_constants(
-            clay[i], depth[i]
-        )
-        dpm[j] = out_pools[i, 0]
-        rpm[j] = out_pools[i, 1]
-        bio[j] = out_pools[i, 2]
-        hum[j] = out_pools[i, 3]
-        smd[j] = out_smd[i]
         co2s[j] = co2_tot[i]
         dr = dpm_rpm[0, i]
         fd[j] = dr / (1.0 + dr)
@@ -298,14 +312,9 @@ def _run_block(
                     mon_pools[m, i, 3] = hum[j]
                     mon_smd[m, i] = smd[j]
                     mon_co2[m, i] = co2m[j]
+    _block_end(i0, dpm, rpm, bio, hum, smd, out_pools, out_smd)
     for j in range(nb):
-        i = i0 + j
-        out_pools[i, 0] = dpm[j]
-        out_pools[i, 1] = rpm[j]
-        out_pools[i, 2] = bio[j]
-        out_pools[i, 3] = hum[j]
-        out_smd[i] = smd[j]
-        co2_tot[i] = co2s[j]
+        co2_tot[i0 + j] = co2s[j]
     return bad
 
 
@@ -344,35 +353,17 @@ def _years_block(
     fly (``t_scale``, ``p_scale``): no ``(n_months, n)`` temporaries.
     """
     nb = i1 - i0
-    f_co2 = np.empty(nb)
-    f_bio = np.empty(nb)
-    f_hum = np.empty(nb)
-    s_max = np.empty(nb)
-    s_1bar = np.empty(nb)
-    s_bare = np.empty(nb)
+    _, f_bio, f_hum, s_max, s_1bar, s_bare, dpm, rpm, bio, hum, smd = _block_start(
+        i0, nb, clay, depth, out_pools, out_smd)
     fd = np.empty(nb)
     fr = np.empty(nb)
-    dpm = np.empty(nb)
-    rpm = np.empty(nb)
-    bio = np.empty(nb)
-    hum = np.empty(nb)
-    smd = np.empty(nb)
     cm = np.empty(nb)
     rate = np.empty(nb)
     ehum = np.empty(nb)
     for j in range(nb):
-        i = i0 + j
-        f_co2[j], f_bio[j], f_hum[j], s_max[j], s_1bar[j], s_bare[j] = soil_constants(
-            clay[i], depth[i]
-        )
-        dr = dpm_rpm[i]
+        dr = dpm_rpm[i0 + j]
         fd[j] = dr / (1.0 + dr)
         fr[j] = 1.0 / (1.0 + dr)
-        dpm[j] = out_pools[i, 0]
-        rpm[j] = out_pools[i, 1]
-        bio[j] = out_pools[i, 2]
-        hum[j] = out_pools[i, 3]
-        smd[j] = out_smd[i]
     for y in range(cin_years.shape[0]):
         for j in range(nb):
             cm[j] = cin_years[y, i0 + j] / 12.0
@@ -394,13 +385,7 @@ def _years_block(
                 rpm[j] = rpm1 + fr[j] * cin
                 bio[j] = bio1 + tot * f_bio[j]
                 hum[j] = hum1 + tot * f_hum[j]
-    for j in range(nb):
-        i = i0 + j
-        out_pools[i, 0] = dpm[j]
-        out_pools[i, 1] = rpm[j]
-        out_pools[i, 2] = bio[j]
-        out_pools[i, 3] = hum[j]
-        out_smd[i] = smd[j]
+    _block_end(i0, dpm, rpm, bio, hum, smd, out_pools, out_smd)
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
