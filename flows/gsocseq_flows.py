@@ -45,11 +45,14 @@ from flows.params import (
     ALL_SCENARIOS,
     ISO3,
     DaskAddress,
+    Draws,
     MapVersion,
     OutUrl,
     Scenarios,
     Scheme,
+    Seed,
     TileSize,
+    UncertaintyMethod,
     build_config,
 )
 from flows.report import RegionReport, render_markdown
@@ -249,7 +252,9 @@ def country_rerun(
     cluster_address: DaskAddress | None = None,
     sources: str | None = None,
     tile_size: TileSize = 240,
-    uncertainty: bool = True,
+    uncertainty: bool | UncertaintyMethod = True,
+    draws: Draws | None = None,
+    seed: Seed = 0,
     local_workers: int = 2,
     cluster_wait_s: float = 60.0,
     ssm_increase: dict[str, list[float]] | None = None,
@@ -267,7 +272,11 @@ def country_rerun(
             gsocseq-dask-address, else a LocalCluster on the flow's machine.
         sources: URL of a sources.toml listing the input datasets. Empty: the shipped defaults.
         tile_size: Tile edge in 30-arc-second cells (240 = 2 degrees); must divide 21600.
-        uncertainty: Also compute the uncertainty (min/max bracket) layers.
+        uncertainty: Uncertainty layers: "brackets" (FAO's min/max runs; true), "montecarlo"
+            (brackets plus per-pixel mean, sd, 5/95 % percentiles of seeded draws) or "none"
+            (false).
+        draws: Monte Carlo draws per pixel (montecarlo only). Empty: 100.
+        seed: Seed of the Monte Carlo draws (same seed: same bytes on any cluster).
         local_workers: Worker processes of the LocalCluster when no address is given.
         cluster_wait_s: Seconds to wait for a worker at cluster_address before failing.
         ssm_increase: SSM input increases over BAU per land-use group (crops, grass, paddy):
@@ -277,7 +286,7 @@ def country_rerun(
     config = build_config(
         iso3, out=out, scenarios=list(scenarios), scheme=scheme, map_version=map_version,
         sources=sources, tile_size=tile_size, uncertainty=uncertainty,
-        ssm_increase=ssm_increase,
+        ssm_increase=ssm_increase, draws=draws, seed=seed,
     )
     return _run(f"GSOCseq {map_version} country rerun: {iso3}", f"gsocseq-country-{iso3.lower()}",
                 [config], cluster_address, local_workers, cluster_wait_s)
@@ -294,7 +303,9 @@ def global_rebuild(
     cluster_address: DaskAddress | None = None,
     sources: str | None = None,
     tile_size: TileSize = 240,
-    uncertainty: bool = True,
+    uncertainty: bool | UncertaintyMethod = True,
+    draws: Draws | None = None,
+    seed: Seed = 0,
     local_workers: int = 2,
     cluster_wait_s: float = 60.0,
     ssm_increase: dict[str, list[float]] | None = None,
@@ -314,7 +325,11 @@ def global_rebuild(
             gsocseq-dask-address, else a LocalCluster on the flow's machine.
         sources: URL of a sources.toml listing the input datasets. Empty: the shipped defaults.
         tile_size: Tile edge in 30-arc-second cells (240 = 2 degrees); must divide 21600.
-        uncertainty: Also compute the uncertainty (min/max bracket) layers.
+        uncertainty: Uncertainty layers: "brackets" (FAO's min/max runs; true), "montecarlo"
+            (brackets plus per-pixel mean, sd, 5/95 % percentiles of seeded draws) or "none"
+            (false).
+        draws: Monte Carlo draws per pixel (montecarlo only). Empty: 100.
+        seed: Seed of the Monte Carlo draws (same seed: same bytes on any cluster).
         local_workers: Worker processes of the LocalCluster when no address is given.
         cluster_wait_s: Seconds to wait for a worker at cluster_address before failing.
         ssm_increase: SSM input increases over BAU per land-use group (crops, grass, paddy):
@@ -325,7 +340,8 @@ def global_rebuild(
     configs = [
         build_config(region, out=out, scenarios=list(scenarios), scheme=scheme,
                      map_version=map_version, sources=sources, tile_size=tile_size,
-                     uncertainty=uncertainty, ssm_increase=ssm_increase)
+                     uncertainty=uncertainty, ssm_increase=ssm_increase, draws=draws,
+                     seed=seed)
         for region in regions
     ]
     return _run(f"GSOCseq {map_version} global rebuild", "gsocseq-global-rebuild", configs,

@@ -97,6 +97,9 @@ def test_country_form_schema_has_types_constraints_and_help() -> None:
     assert props["scenarios"]["minItems"] == 1
     assert props["scheme"]["enum"] == ["exact", "fao"]
     assert props["tile_size"]["minimum"] == 8
+    assert {"brackets", "montecarlo", "none"} <= {
+        v for alt in props["uncertainty"]["anyOf"] for v in alt.get("enum", ())}
+    assert props["draws"]["anyOf"][0]["minimum"] == 1 and props["seed"]["minimum"] == 0
     assert {"cluster_address", "map_version", "out", "sources"} <= set(props)
     assert all(p.get("description") for p in props.values()), "every field has a help text"
 
@@ -112,6 +115,12 @@ def test_country_form_schema_has_types_constraints_and_help() -> None:
         ({"iso3": "KEN", "out": "s3://b/x", "scenarios": ["bau", "foo"]}, False),
         ({"iso3": "KEN", "out": "s3://b/x", "scheme": "rk4"}, False),
         ({"iso3": "KEN", "out": "s3://b/x", "cluster_address": "scheduler:8786"}, False),
+        ({"iso3": "KEN", "out": "s3://b/x", "uncertainty": "montecarlo", "draws": 100,
+          "seed": 3}, True),
+        ({"iso3": "KEN", "out": "s3://b/x", "uncertainty": False}, True),
+        ({"iso3": "KEN", "out": "s3://b/x", "uncertainty": "mc"}, False),
+        ({"iso3": "KEN", "out": "s3://b/x", "uncertainty": "montecarlo", "draws": 0}, False),
+        ({"iso3": "KEN", "out": "s3://b/x", "seed": -1}, False),
     ],
 )
 def test_form_schema_accepts_and_rejects(params: dict[str, Any], ok: bool) -> None:
