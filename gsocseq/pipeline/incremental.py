@@ -10,6 +10,7 @@ a product tile is recomputed when it differs from the key in its completion mark
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -61,9 +62,21 @@ def refresh_url(plan: RunPlan) -> str:
     return f"{plan.run_url}/refresh.json"
 
 
+_RUN_TOKEN: list[str] = [""]
+
+
 def _refresh_task(shared: tuple[Any, ...], tile: Any, record: Any) -> str:
-    """Dask task: :func:`~gsocseq.cube.refresh.refresh_cube_tile` of one tile."""
-    region, sources, url, so, keys = shared
+    """Dask task: :func:`~gsocseq.cube.refresh.refresh_cube_tile` of one tile.
+
+    The worker's open rasters are dropped when the task belongs to another run than the last
+    (the source files may have changed since they were opened).
+    """
+    from gsocseq.sources.readers import RASTERS
+
+    region, sources, url, so, keys, token = shared
+    if _RUN_TOKEN[0] != token:
+        _RUN_TOKEN[0] = token
+        RASTERS.clear()
     return refresh_cube_tile(region, sources, url, tile, keys, record, so)
 
 
@@ -72,7 +85,8 @@ def _bundle(*parts: Any) -> tuple[Any, ...]:
 
 
 def refresh_inputs(
-    region: Any, sources: Any, plan: RunPlan, so: dict[str, Any], client: Any = None
+    region: Any, sources: Any, plan: RunPlan, so: dict[str, Any], client: Any = None,
+    token: str = "",
 ) -> tuple[InputsRefresh, dict[str, str], dict[str, Any]]:
     """Bring the built part of the cube up to date with the sources; return (report, digests, climate key).
 
@@ -97,8 +111,8 @@ def refresh_inputs(
                       if records.get(t.id, {}).get("sources", {}).get(name, {}).get("digest") != d})
     results: list[str] = []
     if stale and client is not None:
-        token = uuid.uuid4().hex[:8]
-        shared = client.submit(_bundle, region, sources, plan.cube_url, so, tile_digests,
+        token = token or uuid.uuid4().hex[:8]
+        shared = client.submit(_bundle, region, sources, plan.cube_url, so, tile_digests, token,
                                key=f"gsocseq-refresh-inputs-{token}", pure=False)
         futures = client.map(_refresh_task, [shared] * len(stale), stale,
                              [records.get(t.id) for t in stale],
@@ -227,3 +241,21 @@ def republish(previous: dict[str, Any] | None, markers: list[dict[str, Any]],
         frozenset(n for n, d in now_layers.items() if old_layers.get(n) != d),
         frozenset(t for t, d in now_tiles.items() if old_tiles.get(t) != d),
     )
+
+
+def changed_since_publication(plan: RunPlan, so: dict[str, Any] | None) -> list[str] | None:
+    """Return the tiles whose results changed since the run's last publication (``None``: unknown).
+
+    Compares every tile's checksums (its completion marker) with the per-tile digests the last
+    ``published.json`` recorded; ``None`` when there is no earlier publication or it predates them
+    (publish everything). Handed to :func:`gsocseq.pipeline.publish.publish` as ``changed_tiles``.
+    """
+    previous = storage.read_json(plan.published_url, so)
+    if not previous or "tile_digests" not in previous:
+        return None
+    fs, path = storage.filesystem(plan.done_url, so)
+    blobs = fs.cat([f"{path}/{t}.json" for t in plan.tile_ids], on_error="omit")
+    markers = [json.loads(b) for b in blobs.values()]
+    now = tile_digests_of(markers)
+    old = previous["tile_digests"]
+    return sorted(t for t in plan.tile_ids if now.get(t) != old.get(t))

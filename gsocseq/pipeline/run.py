@@ -21,7 +21,11 @@ from gsocseq.config import RunConfig
 from gsocseq.errors import InputValidationError, PipelineError
 from gsocseq.lease import held
 from gsocseq.pipeline.exclusive import ensure_demo_world_once, product_set_lease
-from gsocseq.pipeline.incremental import inputs_changed, read_refresh
+from gsocseq.pipeline.incremental import (
+    changed_since_publication,
+    inputs_changed,
+    read_refresh,
+)
 from gsocseq.pipeline.plan import RunPlan, plan_run, resolve
 from gsocseq.pipeline.prepare import fao_inputs_fields, prepare_inputs
 from gsocseq.pipeline.publish import PublishResult, publish
@@ -150,11 +154,14 @@ def run_tiles(
     *,
     on_tile: ProgressCallback | None = None,
     retries: int = 1,
+    failed_inputs: dict[str, str] | None = None,
 ) -> list[TileOutcome]:
     """Run every tile of the plan on ``client`` (or in this process when ``None``).
 
-    Tiles whose completion marker is already there are reported as skipped without a task.
+    Tiles whose completion marker is already there are reported as skipped without a task; tiles
+    in ``failed_inputs`` (tile id → error of the input stage) are reported failed without one.
     """
+    failed_inputs = failed_inputs or {}
     total = len(plan.tiles)
     outcomes: list[TileOutcome] = []
     finished = finished_tiles(config, plan)
@@ -171,7 +178,9 @@ def run_tiles(
     for tile_id in plan.tile_ids:
         if tile_id in finished:
             record(finished[tile_id])
-    todo = [t for t in plan.tile_ids if t not in finished]
+        elif tile_id in failed_inputs:
+            record(TileOutcome(tile_id, "failed", error=failed_inputs[tile_id]))
+    todo = [t for t in plan.tile_ids if t not in finished and t not in failed_inputs]
     if client is None or not todo:
         for tile_id in todo:
             record(run_tile(config, plan, tile_id))
@@ -208,9 +217,11 @@ def finish_region(
     dask ``client`` the COGs are written by tasks on its workers.
     """
     published = None
+    changed: list[str] | None = None
     if not any(o.status == "failed" for o in outcomes):
         t = time.perf_counter()
-        published = publish(config, plan, client)
+        changed = changed_since_publication(plan, config.storage_options)
+        published = publish(config, plan, client, changed_tiles=changed)
         if stage_seconds is not None:
             stage_seconds["publish"] = round(time.perf_counter() - t, 3)
             log.info("stage publish: %.2f s", stage_seconds["publish"])
@@ -226,7 +237,7 @@ def finish_region(
         published=published is not None,
         rewritten=published.rewritten if published is not None else None,
         layers=tuple(published.cogs) if published is not None else (),
-        changed_tiles=published.changed_tiles if published is not None else None,
+        changed_tiles=changed if published is not None else None,
         items_rewritten=published.items_rewritten if published is not None else (),
         publish_skipped=published is not None and published.skipped,
     )
@@ -266,10 +277,11 @@ def run(
         if all_done and client is None:  # nothing to compute: no cluster needed
             config = config.model_copy(update={"cluster": "synchronous"})
         with open_client(config, client) as c:
+            failed_inputs: dict[str, str] = {}  # a source down fails only the tiles it feeds
             with _stage(stages, "inputs"):
-                prepare_inputs(config, plan, c)
+                prepare_inputs(config, plan, c, failures=failed_inputs)
             with _stage(stages, "tiles"), _progress(progress, len(plan.tiles), on_tile) as cb:
-                outcomes = run_tiles(config, plan, c, on_tile=cb)
+                outcomes = run_tiles(config, plan, c, on_tile=cb, failed_inputs=failed_inputs)
             lease.check()  # never publish after losing the lease to another run
             summary, _ = finish_region(config, plan, outcomes, started=t_start,
                                        stage_seconds=stages, client=c)  # COGs on the cluster
