@@ -149,7 +149,13 @@ def _stored_files(group: Any) -> list[Any]:
 
 def write_climate_record(cube_url: str, key: Mapping[str, Any],
                          so: Mapping[str, Any] | None = None) -> None:
-    """Record the climate source key the store now holds (after :func:`build_climate`)."""
+    """Record the climate source key the store now holds (after :func:`build_climate`).
+
+    Nothing is recorded while a file of the store is not stored (a climate read failed).
+    """
+    url = climate_url(cube_url)
+    if not _exists(url, so) or (np.asarray(_open_group(url, so, "r")["file_status"][...]) <= 0).any():
+        return
     if read_json(climate_record_url(cube_url), so) != dict(key):
         write_json(climate_record_url(cube_url), dict(key), so)
 

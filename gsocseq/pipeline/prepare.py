@@ -145,8 +145,7 @@ def prepare_inputs(
     rest = [t for t in plan.tiles if t.id not in failed]
     url = build_cube(region, sources, plan.cube_url, so, tiles=rest, source_digests=keys,
                      failures=failed if (failures is not None or failed) else None)
-    if not failed:
-        write_climate_record(plan.cube_url, climate_key, so)
+    write_climate_record(plan.cube_url, climate_key, so)  # once every climate file is stored
     storage.write_json_if_changed(refresh_url(plan), report.to_dict(), so)
     if failures is None and failed:
         first = next(iter(errors.values()), None)
