@@ -15,8 +15,8 @@ Fixtures
     - ``fs()``: a fresh :class:`s3fs.S3FileSystem` on the server (listing cache cleared);
     - ``gdal_env()``: the GDAL config for /vsis3/ (``AWS_S3_ENDPOINT`` host:port, ``AWS_HTTPS=NO``,
       ``AWS_VIRTUAL_HOSTING=FALSE``, ``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR``,
-      ``CPL_VSIL_USE_TEMP_FILE_FOR_RANDOM_WRITE=YES``, credentials); ``with s3.gdal():`` wraps it
-      in a :class:`rasterio.Env`.
+      ``CPL_VSIL_USE_TEMP_FILE_FOR_RANDOM_WRITE=YES``, credentials) as environment variables for a
+      process (``rasterio.Env`` refuses ``AWS_*`` keys as options: pass them as a session).
 ``s3_bucket`` (function)
     A fresh, uniquely named bucket on ``s3_server``; yields ``"s3://<name>"`` and deletes it after.
 ``demo_world`` (session)
@@ -43,7 +43,6 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,14 +96,6 @@ class S3Server:
             "AWS_SECRET_ACCESS_KEY": AWS_ENV["AWS_SECRET_ACCESS_KEY"],
             "AWS_REGION": AWS_ENV["AWS_DEFAULT_REGION"],
         }
-
-    @contextmanager
-    def gdal(self) -> Iterator[None]:
-        """Context in which rasterio/GDAL reach this server through /vsis3/ (``s3://`` paths)."""
-        import rasterio
-
-        with rasterio.Env(**self.gdal_env()):
-            yield
 
 
 def _wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
