@@ -12,7 +12,8 @@
    written as a COG in a fresh process with world strips (240 rows) and in one piece: peak memory.
 4. A simulated world plan: ``gsocseq.pipeline.costing.cost_plan("world")`` on a real admin-0
    boundaries file (default: the Natural Earth 1:110m countries shipped in pyogrio's test
-   fixtures, ``--boundaries`` for another) at 2° tiles — tile count, land fraction — with the rates
+   fixtures, ``--boundaries`` for another; Antarctica left out as ``world`` leaves it out:
+   ``gsocseq.vocabulary.WORLD_EXCLUDED``) at 2° tiles — tile count, land fraction — with the rates
    of step 1: extrapolated core-hours, wall time for ``--world-workers`` workers, bytes stored.
 
 Usage::
@@ -239,7 +240,10 @@ def simulated_world_plan(boundaries: Path, root: Path, rates: dict[str, Any], wo
                      rates=Rates(**rates), read_sources=False)
     seconds = time.perf_counter() - t
     print(format_cost_plan(plan))
-    return {"boundaries": str(boundaries), "countries": int(len(set(codes))),
+    from gsocseq.vocabulary import WORLD_EXCLUDED
+
+    return {"boundaries": str(boundaries), "countries": int(len(set(codes) - set(WORLD_EXCLUDED))),
+            "excluded": sorted(set(codes) & set(WORLD_EXCLUDED)),
             "tiles": plan.tiles, "tiles_globe": GRID_TILES_240 if tile_size == 240 else None,
             "land_tile_fraction": round(plan.tiles / plan.tiles_in_rectangle, 4),
             "tiles_in_rectangle": plan.tiles_in_rectangle,

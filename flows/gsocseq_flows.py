@@ -45,11 +45,14 @@ from flows.params import (
     ALL_SCENARIOS,
     ISO3,
     DaskAddress,
+    Draws,
     MapVersion,
     OutUrl,
     Scenarios,
     Scheme,
+    Seed,
     TileSize,
+    UncertaintyMethod,
     build_config,
 )
 from flows.report import RegionReport, render_markdown
@@ -114,15 +117,19 @@ def share_task(config: RunConfig, plan: RunPlan) -> RunContext:
 
 
 @task(name="prepare-inputs", task_run_name="inputs-{region}", **STORAGE_TASK_OPTIONS)
-def prepare_inputs_task(run: RunContext, region: str) -> str:
-    """Build the region's input cube (finished tiles kept) on this cluster; return its URL.
+def prepare_inputs_task(run: RunContext, region: str) -> dict[str, str]:
+    """Build the region's input cube (finished tiles kept) on this cluster.
 
+    Returns the tiles whose inputs could not be built (tile id → error naming the source and
+    URL): a source that stays down fails only the tiles it feeds, the others are built and run.
     ``worker_client`` secedes this task from the worker's thread pool while the cube's tiles are
     built, so it cannot deadlock a cluster with a single thread (prefect-dask's
     ``get_dask_client`` opens a second client without seceding, and does).
     """
+    failures: dict[str, str] = {}
     with worker_client() as client:
-        return pipeline.prepare_inputs(*run, client)
+        pipeline.prepare_inputs(*run, client, failures=failures)
+    return failures
 
 
 @task(name="prepare-outputs", task_run_name="outputs-{region}", **STORAGE_TASK_OPTIONS)
@@ -132,8 +139,16 @@ def prepare_outputs_task(run: RunContext, region: str) -> str:
 
 
 @task(name="run-tile", task_run_name="tile-{region}-{tile_id}", **STORAGE_TASK_OPTIONS)
-def tile_task(run: RunContext, tile_id: str, region: str) -> TileOutcome:
-    """Run the RothC phases on one tile; skipped by the pipeline when already complete."""
+def tile_task(
+    run: RunContext, tile_id: str, region: str, failed_inputs: dict[str, str]
+) -> TileOutcome:
+    """Run the RothC phases on one tile; skipped by the pipeline when already complete.
+
+    A tile whose inputs could not be built (``failed_inputs``, from the input stage) fails with
+    that error, naming the source and URL.
+    """
+    if tile_id in failed_inputs:
+        return TileOutcome(tile_id, "failed", error=failed_inputs[tile_id])
     return pipeline.run_tile(*run, tile_id, raise_errors=True)
 
 
@@ -174,10 +189,11 @@ def compute_tiles(configs: list[RunConfig]) -> list[RegionReport]:
         plan = pipeline.plan_run(config)  # tile ids; the manifest is already current
         run = share_task.submit(config, plan)
         runs.append(run)
-        ready = [prepare_inputs_task.submit(run, config.region),
-                 prepare_outputs_task.submit(run, config.region)]
+        failed_inputs = prepare_inputs_task.submit(run, config.region)
+        ready = [prepare_outputs_task.submit(run, config.region)]
         for tile_id in plan.tile_ids:  # the tile id names the task run, marker and COG window
-            futures[tile_task.submit(run, tile_id, config.region, wait_for=ready)] = (i, tile_id)
+            future = tile_task.submit(run, tile_id, config.region, failed_inputs, wait_for=ready)
+            futures[future] = (i, tile_id)
         del plan
     n = len(futures)
     logger.info("running %d tile(s) of %d region(s)", n, len(configs))
@@ -249,7 +265,9 @@ def country_rerun(
     cluster_address: DaskAddress | None = None,
     sources: str | None = None,
     tile_size: TileSize = 240,
-    uncertainty: bool = True,
+    uncertainty: bool | UncertaintyMethod = True,
+    draws: Draws | None = None,
+    seed: Seed = 0,
     local_workers: int = 2,
     cluster_wait_s: float = 60.0,
     ssm_increase: dict[str, list[float]] | None = None,
@@ -267,7 +285,11 @@ def country_rerun(
             gsocseq-dask-address, else a LocalCluster on the flow's machine.
         sources: URL of a sources.toml listing the input datasets. Empty: the shipped defaults.
         tile_size: Tile edge in 30-arc-second cells (240 = 2 degrees); must divide 21600.
-        uncertainty: Also compute the uncertainty (min/max bracket) layers.
+        uncertainty: Uncertainty layers: "brackets" (FAO's min/max runs; true), "montecarlo"
+            (brackets plus per-pixel mean, sd, 5/95 % percentiles of seeded draws) or "none"
+            (false).
+        draws: Monte Carlo draws per pixel (montecarlo only). Empty: 100.
+        seed: Seed of the Monte Carlo draws (same seed: same bytes on any cluster).
         local_workers: Worker processes of the LocalCluster when no address is given.
         cluster_wait_s: Seconds to wait for a worker at cluster_address before failing.
         ssm_increase: SSM input increases over BAU per land-use group (crops, grass, paddy):
@@ -277,7 +299,7 @@ def country_rerun(
     config = build_config(
         iso3, out=out, scenarios=list(scenarios), scheme=scheme, map_version=map_version,
         sources=sources, tile_size=tile_size, uncertainty=uncertainty,
-        ssm_increase=ssm_increase,
+        ssm_increase=ssm_increase, draws=draws, seed=seed,
     )
     return _run(f"GSOCseq {map_version} country rerun: {iso3}", f"gsocseq-country-{iso3.lower()}",
                 [config], cluster_address, local_workers, cluster_wait_s)
@@ -294,7 +316,9 @@ def global_rebuild(
     cluster_address: DaskAddress | None = None,
     sources: str | None = None,
     tile_size: TileSize = 240,
-    uncertainty: bool = True,
+    uncertainty: bool | UncertaintyMethod = True,
+    draws: Draws | None = None,
+    seed: Seed = 0,
     local_workers: int = 2,
     cluster_wait_s: float = 60.0,
     ssm_increase: dict[str, list[float]] | None = None,
@@ -314,7 +338,11 @@ def global_rebuild(
             gsocseq-dask-address, else a LocalCluster on the flow's machine.
         sources: URL of a sources.toml listing the input datasets. Empty: the shipped defaults.
         tile_size: Tile edge in 30-arc-second cells (240 = 2 degrees); must divide 21600.
-        uncertainty: Also compute the uncertainty (min/max bracket) layers.
+        uncertainty: Uncertainty layers: "brackets" (FAO's min/max runs; true), "montecarlo"
+            (brackets plus per-pixel mean, sd, 5/95 % percentiles of seeded draws) or "none"
+            (false).
+        draws: Monte Carlo draws per pixel (montecarlo only). Empty: 100.
+        seed: Seed of the Monte Carlo draws (same seed: same bytes on any cluster).
         local_workers: Worker processes of the LocalCluster when no address is given.
         cluster_wait_s: Seconds to wait for a worker at cluster_address before failing.
         ssm_increase: SSM input increases over BAU per land-use group (crops, grass, paddy):
@@ -325,7 +353,8 @@ def global_rebuild(
     configs = [
         build_config(region, out=out, scenarios=list(scenarios), scheme=scheme,
                      map_version=map_version, sources=sources, tile_size=tile_size,
-                     uncertainty=uncertainty, ssm_increase=ssm_increase)
+                     uncertainty=uncertainty, ssm_increase=ssm_increase, draws=draws,
+                     seed=seed)
         for region in regions
     ]
     return _run(f"GSOCseq {map_version} global rebuild", "gsocseq-global-rebuild", configs,

@@ -54,6 +54,15 @@ OutUrl = Annotated[
 DaskAddress = Annotated[str, Field(pattern=r"^(tcp|tls|ws|wss|ucx)://\S+$")]
 """A dask scheduler address (``tcp://host:8786``)."""
 
+UncertaintyMethod = Literal["brackets", "montecarlo", "none"]
+"""FAO's min/max brackets, brackets plus seeded Monte Carlo layers, or no uncertainty."""
+
+Draws = Annotated[int, Field(ge=1, le=10_000)]
+"""Monte Carlo draws per pixel."""
+
+Seed = Annotated[int, Field(ge=0, lt=2**63)]
+"""Seed of the Monte Carlo draws."""
+
 TileSize = Annotated[int, Field(ge=8, le=3600)]
 """Tile edge in 30-arc-second cells; must divide 21600 (checked by ``RunConfig``)."""
 
@@ -69,9 +78,11 @@ def build_config(
     map_version: str,
     sources: str | None,
     tile_size: int,
-    uncertainty: bool,
+    uncertainty: bool | str,
     storage_options: dict[str, Any] | None = None,
     ssm_increase: dict[str, list[float]] | None = None,
+    draws: int | None = None,
+    seed: int = 0,
 ) -> RunConfig:
     """Build the frozen run configuration of one region from flow parameters.
 
@@ -89,4 +100,6 @@ def build_config(
         uncertainty=uncertainty,
         storage_options=dict(storage_options or {}),
         ssm_increase=ssm_increase,
+        **({"draws": draws} if draws is not None else {}),
+        seed=seed,
     )

@@ -69,7 +69,15 @@ def main(verbose: int) -> None:
 @click.option("--sources", default=None, help="URL of a sources.toml (default: shipped sources; "
                                               "the demo world for --region demo).")
 @click.option("--tile-size", type=int, default=None, help="Tile edge, cells (default: 240).")
-@click.option("--no-uncertainty", is_flag=True, help="Skip the bracket runs (uncertainty = NaN).")
+@click.option("--no-uncertainty", is_flag=True, help="Skip the bracket runs (uncertainty = NaN); "
+                                                     "same as --uncertainty none.")
+@click.option("--uncertainty", "uncertainty_method",
+              type=click.Choice(["brackets", "montecarlo", "none"]), default=None,
+              help="FAO's min/max brackets (default), brackets plus seeded Monte Carlo layers, "
+                   "or none.")
+@click.option("--draws", type=int, default=None,
+              help="Monte Carlo draws per pixel (with --uncertainty montecarlo; default 100).")
+@click.option("--seed", type=int, default=None, help="Seed of the Monte Carlo draws (default 0).")
 @click.option("--map-version", default=None, help="Map version (default: v1.1).")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               default=None, help="TOML file with the same keys; flags override it.")
@@ -83,7 +91,8 @@ def main(verbose: int) -> None:
 @STORAGE_OPTION
 def run_command(
     region: str | None, out: str | None, scenarios: str | None, scheme: str | None, cluster: str | None,
-    sources: str | None, tile_size: int | None, no_uncertainty: bool, map_version: str | None,
+    sources: str | None, tile_size: int | None, no_uncertainty: bool,
+    uncertainty_method: str | None, draws: int | None, seed: int | None, map_version: str | None,
     config_file: str | None, summary_json: str | None, no_progress: bool,
     fao_inputs: str | None, storage_options: str | None,
 ) -> None:
@@ -91,8 +100,12 @@ def run_command(
     from gsocseq.config import RunConfig
     from gsocseq.pipeline import format_summary, run
 
+    if no_uncertainty and uncertainty_method not in (None, "none"):
+        raise click.UsageError(f"--no-uncertainty contradicts --uncertainty {uncertainty_method}")
     given = dict(region=region, out=out, scenarios=scenarios, scheme=scheme, cluster=cluster,
-                 sources=sources, tile_size=tile_size, uncertainty=False if no_uncertainty else None,
+                 sources=sources, tile_size=tile_size,
+                 uncertainty="none" if no_uncertainty else uncertainty_method,
+                 draws=draws, seed=seed,
                  map_version=map_version, storage_options=_storage_options(storage_options) or None)
     fields = {k: v for k, v in given.items() if v is not None}
     if fao_inputs is not None:
@@ -160,7 +173,8 @@ def validate_command(url: str, storage_options: str | None) -> None:
         if not run_problems:
             layers = product_layers(tuple(doc["config"]["scenarios"]),
                                     bool(doc["config"]["uncertainty"]),
-                                    str(doc["config"].get("scheme", "exact")))
+                                    str(doc["config"].get("scheme", "exact")),
+                                    int(doc["config"].get("draws", 0)) > 0)
             report = validate_products(plan.stac_url, so, expected_layers=layers,
                                        regions=[plan.region_name])
             run_problems += list(report.problems)

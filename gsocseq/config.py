@@ -21,7 +21,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gsocseq.model.inputs import check_ssm_increase
-from gsocseq.vocabulary import DEFAULT_SSM_INCREASE, LAND_USE_GROUPS, SCENARIOS
+from gsocseq.vocabulary import (
+    DEFAULT_SSM_INCREASE,
+    LAND_USE_GROUPS,
+    SCENARIOS,
+    UNCERTAINTY_METHODS,
+)
 
 #: URL schemes accepted for ``out`` (and ``sources``).
 URL_SCHEMES: tuple[str, ...] = ("file", "s3", "memory", "gs", "gcs", "az", "abfs")
@@ -30,6 +35,10 @@ SOURCES_URL_SCHEMES: tuple[str, ...] = (*URL_SCHEMES, "http", "https")
 
 _ISO3 = re.compile(r"^[A-Z]{3}$")
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*)://(.*)$")
+
+#: Monte Carlo draws per pixel of ``uncertainty = "montecarlo"`` unless given, and the most allowed.
+DEFAULT_DRAWS: int = 100
+MAX_DRAWS: int = 10_000
 
 #: Fields that change the numbers in the products; the rest (where, how) do not.
 SCIENCE_FIELDS: tuple[str, ...] = ("region", "scenarios", "scheme", "sources", "map_version",
@@ -126,6 +135,13 @@ class RunConfig(BaseModel):
     map_version: str = "v1.1"
     tile_size: int = 240
     uncertainty: bool = True
+    """FAO's min/max bracket runs and layers. Also given as the method ``"brackets"`` (True),
+    ``"none"`` (False) or ``"montecarlo"`` (True, with ``draws`` Monte Carlo draws)."""
+    draws: int = 0
+    """Monte Carlo draws per pixel; 0 without Monte Carlo, > 0 is the ``"montecarlo"`` method
+    (its default: :data:`DEFAULT_DRAWS`)."""
+    seed: int = 0
+    """Seed of the Monte Carlo draws (each pixel's draws are keyed by seed, global cell and draw)."""
     ssm_increase: dict[str, tuple[float, float, float]] = Field(
         default_factory=lambda: dict(DEFAULT_SSM_INCREASE))
     """SSM input increases over BAU per land-use group (``crops``, ``grass``, ``paddy``): three
@@ -143,6 +159,43 @@ class RunConfig(BaseModel):
         check_ssm_increase(v)
         given = {str(k): tuple(float(x) for x in vals) for k, vals in v.items()}
         return {g: given.get(g, DEFAULT_SSM_INCREASE[g]) for g in LAND_USE_GROUPS}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _uncertainty_method(cls, data: Any) -> Any:
+        """Map ``uncertainty = "brackets" | "montecarlo" | "none"`` onto the fields."""
+        if not isinstance(data, dict) or not isinstance(data.get("uncertainty"), str):
+            return data
+        method = data["uncertainty"].strip().lower()
+        if method not in UNCERTAINTY_METHODS:
+            raise ValueError(f"uncertainty {data['uncertainty']!r}: expected one of "
+                             f"{UNCERTAINTY_METHODS}")
+        data = {**data, "uncertainty": method != "none"}
+        if method == "montecarlo":
+            data["draws"] = data.get("draws") or DEFAULT_DRAWS
+        elif data.get("draws"):
+            raise ValueError(f"draws={data['draws']!r} needs uncertainty 'montecarlo', "
+                             f"got {method!r}")
+        return data
+
+    @model_validator(mode="after")
+    def _check_montecarlo(self) -> RunConfig:
+        if not 0 <= self.draws <= MAX_DRAWS:
+            raise ValueError(f"draws {self.draws} must be in [0, {MAX_DRAWS}] (0: no Monte Carlo)")
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed {self.seed} must be in [0, 2**63)")
+        if self.draws and not self.uncertainty:
+            raise ValueError(f"draws={self.draws}: Monte Carlo also publishes the brackets; "
+                             "it cannot run with uncertainty 'none'")
+        if self.draws and self.scheme != "exact":
+            raise ValueError(f"uncertainty 'montecarlo' runs the exact scheme, got scheme "
+                             f"{self.scheme!r}")
+        return self
+
+    @property
+    def uncertainty_method(self) -> str:
+        """``"montecarlo"``, ``"brackets"`` or ``"none"``."""
+        return "montecarlo" if self.draws else ("brackets" if self.uncertainty else "none")
 
     @field_validator("region")
     @classmethod
@@ -219,6 +272,8 @@ class RunConfig(BaseModel):
     def config_hash(self) -> str:
         """Return the SHA-256 (hex) of the science-relevant fields (see ``SCIENCE_FIELDS``)."""
         doc = {k: getattr(self, k) for k in SCIENCE_FIELDS}
+        if self.draws:  # only Monte Carlo runs: the hashes of the other runs stay as they were
+            doc.update(draws=self.draws, seed=self.seed)
         blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=list)
         return hashlib.sha256(blob.encode()).hexdigest()
 

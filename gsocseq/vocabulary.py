@@ -209,8 +209,34 @@ QUALITY_LAYERS: dict[str, Layer] = {
 }
 QUALITY_NODATA: int = 255
 SCHEME_QUALITY_LAYERS: dict[str, tuple[str, ...]] = {"exact": (), "fao": ("EulerUnstableMonths",)}
-#: Every layer a product set can hold: the 29 (float32, nodata NaN), then the quality layers.
-PUBLISHED_LAYERS: dict[str, Layer] = {**LAYER_TABLE, **QUALITY_LAYERS}
+
+#: Uncertainty methods of a run: FAO's min/max brackets, brackets plus seeded Monte Carlo, none.
+UNCERTAINTY_METHODS: tuple[str, ...] = ("brackets", "montecarlo", "none")
+#: Layers whose Monte Carlo distribution is published (stocks t C/ha, rates t C/ha/yr).
+MONTECARLO_BASES: tuple[str, ...] = (
+    "T0", *(f"finalSOC_{SCENARIO_TABLE[k].product}" for k in SCENARIOS),
+    *(f"ASR_{SCENARIO_TABLE[k].product}" for k in SCENARIOS))
+#: Per-pixel statistics over the draws: mean, standard deviation, 5 % and 95 % percentiles.
+MONTECARLO_STATISTICS: tuple[str, ...] = ("MCmean", "MCsd", "MCp05", "MCp95")
+_MC_TITLES = {"MCmean": "Monte Carlo mean", "MCsd": "Monte Carlo standard deviation",
+              "MCp05": "Monte Carlo 5 % percentile", "MCp95": "Monte Carlo 95 % percentile"}
+
+
+def montecarlo_layer(base: str, statistic: str) -> str:
+    """Name of a Monte Carlo layer: ``{base}_{statistic}``, e.g. ``ASR_SSM1_MCp95``."""
+    return f"{base}_{statistic}"
+
+
+#: Monte Carlo layers (float32, nodata NaN) of runs with ``uncertainty = "montecarlo"``.
+MONTECARLO_LAYERS: dict[str, Layer] = {
+    montecarlo_layer(b, s): Layer(montecarlo_layer(b, s), LAYER_TABLE[b].units,
+                                  f"{_MC_TITLES[s]} of the {LAYER_TABLE[b].description} "
+                                  "(seeded draws of SOC, clay, temperature, precipitation)")
+    for b in MONTECARLO_BASES for s in MONTECARLO_STATISTICS
+}
+#: Every layer a product set can hold: the 29 (float32, nodata NaN), then the quality layers,
+#: then the Monte Carlo layers.
+PUBLISHED_LAYERS: dict[str, Layer] = {**LAYER_TABLE, **QUALITY_LAYERS, **MONTECARLO_LAYERS}
 
 
 def layer_nodata(layer: str) -> float:
@@ -223,14 +249,29 @@ def fao_file_name(region: str, layer: str) -> str:
 
     Uncertainty layers are named ``..._{Product}_UncertaintyMap030.tif`` as in the FAO specification
     (reference §4.1), e.g. ``ARG_GSOCseq_T0_UncertaintyMap030.tif``; quality layers
-    (:data:`QUALITY_LAYERS`) like the others, e.g. ``ARG_GSOCseq_EulerUnstableMonths_Map030.tif``.
+    (:data:`QUALITY_LAYERS`) and Monte Carlo layers (:data:`MONTECARLO_LAYERS`) like the others,
+    e.g. ``ARG_GSOCseq_EulerUnstableMonths_Map030.tif``, ``ARG_GSOCseq_T0_MCsd_Map030.tif``.
     """
-    if layer not in LAYERS and layer not in QUALITY_LAYERS:
+    if layer not in PUBLISHED_LAYERS:
         raise KeyError(f"unknown product layer {layer!r}; expected one of "
-                       f"{LAYER_NAMES + tuple(QUALITY_LAYERS)}")
+                       f"{tuple(PUBLISHED_LAYERS)}")
     if layer.endswith("_Uncertainty"):
         return f"{region}_GSOCseq_{layer}Map030.tif"
     return f"{region}_GSOCseq_{layer}_Map030.tif"
+
+
+# ---------------------------------------------------------------------------------------------
+# the world of a global rebuild
+
+WORLD_EXCLUDED: dict[str, str] = {
+    "ATA": "Antarctica: GSOCseq is a country-driven mosaic of agricultural soils (national maps of "
+           "land-use classes 2, 3, 5, 12, 13); Antarctica has no national submission and no land of "
+           "those classes (permanent snow and ice, bare rock, sparse vegetation: ESA CCI 220, 200, "
+           "150), so every one of its ≈ 1 700 tiles of 2° would be read to model nothing",
+}
+"""Country codes (ISO 3166-1 alpha-3, as in the boundaries source) left out of region ``world``,
+with the reason. The one rule for ``gsocseq run/plan --region world``, ``bench_world`` and
+``infra/sizing.py``; a run of the country itself (``--region ATA``) is still possible."""
 
 
 # ---------------------------------------------------------------------------------------------

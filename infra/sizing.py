@@ -4,7 +4,8 @@ The arithmetic, from a land mask and one measured number:
 
 * tiles: the 30-arc-second global grid (43 200 × 21 600 cells) in 2° × 2° tiles of 240 × 240 cells
   = 180 × 90 = 16 200 tiles; *land tiles* are those that intersect a land polygon (Natural Earth
-  1:110m countries, Antarctica left out: no agricultural land);
+  1:110m countries less ``gsocseq.vocabulary.WORLD_EXCLUDED`` — Antarctica: no agricultural land —
+  the rule ``gsocseq plan/run --region world`` applies);
 * land cells: the 30″ cells inside land polygons, ``area in deg² × 120²`` summed over tiles;
 * modelled pixels ``N = s × land cells``, ``s`` the modelled (agricultural: cropland + grassland)
   share of land, FAOSTAT ≈ 4.8 Gha of 13.0 Gha ice-free land ≈ 0.37 (an area share used as a cell
@@ -23,7 +24,7 @@ rebuild and one large country (:data:`LARGE_COUNTRY`), core-hours ``N / X / 3600
 
 Run ``python infra/sizing.py`` for the README's Markdown table, ``--x 1234`` to evaluate it at a
 measured throughput, ``--bench report.json`` to take every figure from a benchmark report. Needs
-only shapely and pyogrio (its test data ship Natural Earth 1:110m).
+only shapely, pyogrio (its test data ship Natural Earth 1:110m) and ``gsocseq.vocabulary``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ import numpy as np
 import pyogrio
 import shapely
 from pyogrio.raw import read as read_raw
+
+from gsocseq.vocabulary import WORLD_EXCLUDED
 
 TILE_DEG: int = 2
 """Tile edge in degrees (240 cells of 30″)."""
@@ -106,17 +109,19 @@ class LandTiles:
     n_tiles: int
     """Tiles of the global grid (16 200)."""
     n_land_tiles: int
-    """Tiles that intersect land (Antarctica excluded)."""
+    """Tiles that intersect land (``WORLD_EXCLUDED``, i.e. Antarctica, left out)."""
     land_cells: float
     """30″ cells inside land polygons."""
 
 
 def land_tiles(shapefile: Path | None = None, country: str | None = None) -> LandTiles:
     """Count the 2° tiles that intersect land (or one country) and the 30″ land cells in them."""
-    _meta, _fids, wkb, fields = read_raw(shapefile or naturalearth_path(),
-                                         columns=["continent", "name"])
+    meta, _fids, wkb, fields = read_raw(shapefile or naturalearth_path(),
+                                        columns=["iso_a3", "name"])
+    column = dict(zip(meta["fields"], fields, strict=True))  # file order, not the order asked
     geoms = shapely.from_wkb(wkb)
-    keep = (np.asarray(fields[1]) == country) if country else np.asarray(fields[0]) != "Antarctica"
+    keep = ((np.asarray(column["name"]) == country) if country
+            else ~np.isin(np.asarray(column["iso_a3"]), list(WORLD_EXCLUDED)))
     if not keep.any():
         raise ValueError(f"{shapefile or naturalearth_path()}: no country named {country!r}")
     land = shapely.union_all(geoms[keep])

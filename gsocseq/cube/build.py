@@ -4,7 +4,7 @@
 native cells), regrids them onto the tile's 30″ cells, computes the reason codes, writes the tile's
 chunks (zarr region write) and then its completion marker. Memory is bounded by the tile size,
 not by the region. :func:`build_cube` creates the store from the template and loops over tiles,
-skipping those already finished.
+skipping those already finished; a tile whose sources cannot be read fails alone.
 """
 
 from __future__ import annotations
@@ -170,23 +170,44 @@ def build_cube(
     url: str,
     storage_options: dict | None = None,
     tiles: Sequence[TileKey] | None = None,
+    *,
+    failures: dict[str, str] | None = None,
 ) -> str:
     """Build (or finish) the cube of ``region`` at ``url``; returns ``url``.
 
     The climate store is filled first (each climate file read once for the region), then tiles.
+    Tiles whose completion marker exists are skipped. A tile whose inputs cannot be read (a source
+    that stays down after its retries, bad data) fails alone: the other tiles are built and kept.
+    With ``failures`` each failed tile's error (naming source and URL) is recorded there by tile
+    id; without it the first error is raised once the other tiles are built. A climate source
+    that cannot be read fails every tile still to build.
 
-    Tiles whose completion marker exists are skipped. When every region tile is built and none
-    has a modelled pixel, :class:`InputValidationError` is raised (nothing to run).
+    When every region tile is built and none has a modelled pixel, :class:`InputValidationError`
+    is raised (nothing to run).
     """
     ensure_cube(region, sources, url, storage_options)
-    build_climate(region, sources["climate"], url, storage_options, sources.storage_options)
     todo = list(region.tiles if tiles is None else tiles)
     ds = open_cube(url, storage_options)
+    todo = [t for t in todo if tile_status(ds, t) < 0]
+    errors: dict[str, Exception] = {}
+    try:
+        build_climate(region, sources["climate"], url, storage_options, sources.storage_options)
+    except Exception as exc:
+        if failures is None or not todo:
+            raise
+        log.error("cube %s: climate not built, %d tile(s) fail: %s", url, len(todo), exc)
+        errors = {t.id: exc for t in todo}
+        todo = []
     for tile in todo:
-        if tile_status(ds, tile) >= 0:
-            log.info("cube %s: tile %s already built, skipped", url, tile.id)
-            continue
-        build_cube_tile(region, sources, url, tile, storage_options)
+        try:
+            build_cube_tile(region, sources, url, tile, storage_options)
+        except Exception as exc:  # this tile fails alone; the others are built
+            log.error("cube %s: tile %s not built: %s", url, tile.id, exc)
+            errors[tile.id] = exc
+    if errors:
+        if failures is None:
+            raise next(iter(errors.values()))
+        failures.update({k: describe_failure(e) for k, e in errors.items()})
     ds = open_cube(url, storage_options)
     check_schema(ds, url)
     status = [tile_status(ds, t) for t in region.tiles]
@@ -196,3 +217,8 @@ def build_cube(
             "cell is outside the region, not agricultural, missing input or out of range"
         )
     return url
+
+
+def describe_failure(exc: BaseException) -> str:
+    """Return the failed-tile message of an input error: ``inputs: <type>: <message>``."""
+    return f"inputs: {type(exc).__name__}: {exc}"

@@ -20,7 +20,14 @@ from zarr.codecs import ZstdCodec
 from gsocseq.cube.grid import TileKey, cell_latitudes, cell_longitudes
 from gsocseq.errors import GridMismatchError, StorageError
 from gsocseq.lease import commit_store
-from gsocseq.vocabulary import LAYER_NAMES, LAYERS, QUALITY_LAYERS, QUALITY_NODATA, Reason
+from gsocseq.vocabulary import (
+    LAYER_NAMES,
+    LAYERS,
+    MONTECARLO_LAYERS,
+    QUALITY_LAYERS,
+    QUALITY_NODATA,
+    Reason,
+)
 
 DIMS: tuple[str, str] = ("latitude", "longitude")
 WRITE_CONCURRENCY: int = 8
@@ -49,11 +56,13 @@ def create_product_cube(
     tile_size: int,
     attrs: dict[str, Any],
     storage_options: dict[str, Any] | None = None,
+    montecarlo: bool = False,
 ) -> bool:
     """Create the empty product cube at ``url`` unless it exists; return whether it was created.
 
     The cube covers global cells ``[origin_row, origin_row + n_rows)`` × ``[origin_col, …)`` with
-    chunks of ``tile_size`` cells. An existing cube must have the same grid, else
+    chunks of ``tile_size`` cells; with ``montecarlo`` it also holds the float32 Monte Carlo
+    layers (``vocabulary.MONTECARLO_LAYERS``). An existing cube must have the same grid, else
     :class:`GridMismatchError` (the caller chose a fresh URL per configuration).
     """
     existing = _open_existing(url, storage_options)
@@ -81,6 +90,12 @@ def create_product_cube(
             name, shape=(n_rows, n_cols), dtype="float32", chunks=(tile_size, tile_size),
             fill_value=np.float32("nan"), dimension_names=DIMS, compressors=_COMPRESSOR,
             attributes={"units": LAYERS[name]},
+        )
+    for name, layer in (MONTECARLO_LAYERS if montecarlo else {}).items():
+        group.create_array(
+            name, shape=(n_rows, n_cols), dtype="float32", chunks=(tile_size, tile_size),
+            fill_value=np.float32("nan"), dimension_names=DIMS, compressors=_COMPRESSOR,
+            attributes={"units": layer.units, "description": layer.description},
         )
     for name, layer in QUALITY_LAYERS.items():  # written by the schemes that have them
         group.create_array(
@@ -141,6 +156,8 @@ def write_product_tile(
     data = {name: np.asarray(layers[name], dtype=np.float32) for name in LAYER_NAMES}
     data.update({name: np.asarray(layers[name], dtype=np.uint8) for name in QUALITY_LAYERS
                  if name in layers})
+    data.update({name: np.asarray(layers[name], dtype=np.float32) for name in MONTECARLO_LAYERS
+                 if name in layers})
     data[REASON_VAR] = np.asarray(reason, dtype=np.uint8)
 
     i, j = tile.chunk_index(*origin)
@@ -165,7 +182,8 @@ def read_product_tile(
     group = zarr.open_group(zarr_store(url, storage_options, read_only=True), mode="r",
                             zarr_format=3)
     rows, cols = tile.to_slices(int(group.attrs["origin_row"]), int(group.attrs["origin_col"]))
-    names = (*LAYER_NAMES, *(q for q in QUALITY_LAYERS if q in group), REASON_VAR)
+    names = (*LAYER_NAMES, *(q for q in (*QUALITY_LAYERS, *MONTECARLO_LAYERS) if q in group),
+             REASON_VAR)
     return {name: group[name][rows, cols] for name in names}
 
 

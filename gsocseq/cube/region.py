@@ -2,9 +2,10 @@
 
 A region is a rectangle of whole tiles (the cube's extent, origin ``(origin_row, origin_col)`` in
 global cells) plus a mask of the cells that belong to it: a country polygon from the boundaries
-source, the union of every country of that source (``world``: land only), or a bbox. ``tiles``
-are the tiles that contain region cells — the units of work; other tiles of the rectangle stay at
-the cube's fill values (reason ``OUTSIDE_REGION``).
+source, the union of every country of that source (``world``: land only, Antarctica left out:
+``vocabulary.WORLD_EXCLUDED``), or a bbox. ``tiles`` are the tiles that contain region cells — the
+units of work; other tiles of the rectangle stay at the cube's fill values (reason
+``OUTSIDE_REGION``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from gsocseq.cube.grid import RES_DEG, TILE_SIZE, TileKey, tiles_for_bbox, tiles
 from gsocseq.errors import InputValidationError
 from gsocseq.sources.boundaries import country_codes, read_country
 from gsocseq.sources.spec import SourcesConfig
+from gsocseq.vocabulary import WORLD_EXCLUDED
 
 _ISO3 = re.compile(r"^[A-Za-z]{3}$")
 WORLD: str = "world"
@@ -199,12 +201,13 @@ def resolve_world(sources: SourcesConfig | None, tile_size: int = TILE_SIZE) -> 
     """Return the ``world`` region: the union of every country of ``sources["boundaries"]``.
 
     Its tiles are the tiles that intersect some country (ocean-only tiles are never read, built
-    or computed); ``countries`` lists the ISO3 codes in the boundaries file, sorted.
+    or computed); ``countries`` lists the ISO3 codes in the boundaries file, sorted, less
+    :data:`~gsocseq.vocabulary.WORLD_EXCLUDED` (Antarctica).
     """
     if sources is None:
         raise InputValidationError(f"region {WORLD!r} needs a boundaries source")
     spec = sources["boundaries"]
-    codes = tuple(country_codes(spec, sources.storage_options))
+    codes = tuple(c for c in country_codes(spec, sources.storage_options) if c not in WORLD_EXCLUDED)
     if not codes:
         raise InputValidationError(f"region {WORLD!r}: no country in source 'boundaries' at {spec.url}")
     geoms = {c: read_country(spec, c, sources.storage_options) for c in codes}

@@ -149,6 +149,87 @@ def temperature_factor(tmp: float) -> float:
     return 47.91 / (1.0 + e)
 
 
+@njit(inline="always", error_model="numpy", fastmath={"contract"})
+def _month_rate(tmp, df, cover, rmod, smd, smd_max, smd_1bar, smd_bare):
+    """Return a pixel's month: (deficit, combined rate, polynomial exp(-rate·K_HUM), far).
+
+    ``df`` = prec - f·pet (mm). The deficit is NaN if the rate is (any NaN input marks both);
+    ``far`` is 1 when -rate·K_HUM lies outside the polynomial's range (then :func:`_exp_far`
+    must replace the third value), else 0. Branch-free: the loops over pixels vectorise.
+    """
+    s, r = smd_rate(smd, df, cover, temperature_factor(tmp), rmod, smd_max, smd_1bar, smd_bare)
+    x = -r * K_HUM
+    return s + 0.0 * r, r, _exp_poly(x), not abs(x) <= EXP_POLY_MAX
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _exp_far(rate, ehum):
+    """Replace ``ehum[j]`` by libm's exp(-rate[j]·K_HUM) where that is outside the polynomial's range."""
+    for j in range(rate.shape[0]):
+        x = -rate[j] * K_HUM
+        if not abs(x) <= EXP_POLY_MAX:
+            ehum[j] = np.exp(x)
+
+
+@njit(inline="always", error_model="numpy", fastmath={"contract"})
+def _decay(ehum, p1, p2, p3, p4):
+    """Return DPM, RPM, BIO, HUM after a month's decay and the C they lost (t C/ha).
+
+    ``ehum`` is HUM's decay factor exp(-rate·K_HUM); the others are its powers (:func:`_powers`).
+    """
+    e1, e2, e3, e4 = _powers(ehum)
+    d1 = p1 * e1
+    d2 = p2 * e2
+    d3 = p3 * e3
+    d4 = p4 * e4
+    return d1, d2, d3, d4, (p1 - d1) + (p2 - d2) + (p3 - d3) + (p4 - d4)
+
+
+@njit(inline="always", error_model="numpy")
+def _n_outside(v0, v1, v2, v3, v4, v5, lo, hi):
+    """Return how many of the six values lie outside ``[lo[k], hi[k]]``.
+
+    ``lo``, ``hi`` are finite: NaN and ±inf fail one of the two comparisons.
+    """
+    return ((not ((v0 >= lo[0]) & (v0 <= hi[0])))
+            + (not ((v1 >= lo[1]) & (v1 <= hi[1])))
+            + (not ((v2 >= lo[2]) & (v2 <= hi[2])))
+            + (not ((v3 >= lo[3]) & (v3 <= hi[3])))
+            + (not ((v4 >= lo[4]) & (v4 <= hi[4])))
+            + (not ((v5 >= lo[5]) & (v5 <= hi[5]))))
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _block_start(i0, nb, clay, depth, out_pools, out_smd):
+    """Return the soil constants and start state of pixels ``i0:i0+nb`` as arrays over the block.
+
+    (f_co2, f_bio, f_hum, smd_max, smd_1bar, smd_bare) from :func:`soil_constants`, then DPM,
+    RPM, BIO, HUM (t C/ha) and the deficit (mm).
+    """
+    soil = np.empty((6, nb))
+    st = np.empty((5, nb))
+    for j in range(nb):
+        i = i0 + j
+        soil[0, j], soil[1, j], soil[2, j], soil[3, j], soil[4, j], soil[5, j] = soil_constants(
+            clay[i], depth[i])
+        for k in range(4):
+            st[k, j] = out_pools[i, k]
+        st[4, j] = out_smd[i]
+    return soil[0], soil[1], soil[2], soil[3], soil[4], soil[5], st[0], st[1], st[2], st[3], st[4]
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _block_end(i0, dpm, rpm, bio, hum, smd, out_pools, out_smd):
+    """Write a block's end state (pools t C/ha, deficit mm) back to pixels ``i0:i0+len(dpm)``."""
+    for j in range(dpm.shape[0]):
+        i = i0 + j
+        out_pools[i, 0] = dpm[j]
+        out_pools[i, 1] = rpm[j]
+        out_pools[i, 2] = bio[j]
+        out_pools[i, 3] = hum[j]
+        out_smd[i] = smd[j]
+
+
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def _run_block(
     i0, i1, out_pools, out_smd, tmp, prec, pet, cover, c_inp, fym, dpm_rpm, dr_monthly,
@@ -166,17 +247,8 @@ def _run_block(
     bad = 0
     nb = i1 - i0
     fym_monthly = fym.shape[0] > 1  # (1, n): no manure (one row of zeros)
-    f_co2 = np.empty(nb)
-    f_bio = np.empty(nb)
-    f_hum = np.empty(nb)
-    s_max = np.empty(nb)
-    s_1bar = np.empty(nb)
-    s_bare = np.empty(nb)
-    dpm = np.empty(nb)
-    rpm = np.empty(nb)
-    bio = np.empty(nb)
-    hum = np.empty(nb)
-    smd = np.empty(nb)
+    f_co2, f_bio, f_hum, s_max, s_1bar, s_bare, dpm, rpm, bio, hum, smd = _block_start(
+        i0, nb, clay, depth, out_pools, out_smd)
     co2s = np.empty(nb)
     co2m = np.empty(nb)
     rate = np.empty(nb)
@@ -185,14 +257,6 @@ def _run_block(
     fr = np.empty(nb)
     for j in range(nb):
         i = i0 + j
-        f_co2[j], f_bio[j], f_hum[j], s_max[j], s_1bar[j], s_bare[j] = soil_constants(
-            clay[i], depth[i]
-        )
-        dpm[j] = out_pools[i, 0]
-        rpm[j] = out_pools[i, 1]
-        bio[j] = out_pools[i, 2]
-        hum[j] = out_pools[i, 3]
-        smd[j] = out_smd[i]
         co2s[j] = co2_tot[i]
         dr = dpm_rpm[0, i]
         fd[j] = dr / (1.0 + dr)
@@ -206,49 +270,31 @@ def _run_block(
                     dr = dpm_rpm[m, i0 + j]
                     fd[j] = dr / (1.0 + dr)
                     fr[j] = 1.0 / (1.0 + dr)
-            for j in range(nb):
-                rate[j] = temperature_factor(tmp[m, i0 + j])
-            if check and rep == 0:
+            far = 0
+            if check and rep == 0:  # the same loop, also checking the month's six inputs
                 for j in range(nb):
                     i = i0 + j
                     v0 = tmp[m, i]
                     v1 = prec[m, i]
                     v2 = pet[m, i]
                     v3 = cover[m, i]
-                    v4 = c_inp[m, i]
-                    v5 = fym[mf, i]
-                    # lo, hi are finite: NaN and ±inf fail one of the two comparisons
-                    bad += ((not ((v0 >= lo[0]) & (v0 <= hi[0])))
-                            + (not ((v1 >= lo[1]) & (v1 <= hi[1])))
-                            + (not ((v2 >= lo[2]) & (v2 <= hi[2])))
-                            + (not ((v3 >= lo[3]) & (v3 <= hi[3])))
-                            + (not ((v4 >= lo[4]) & (v4 <= hi[4])))
-                            + (not ((v5 >= lo[5]) & (v5 <= hi[5]))))
+                    smd[j], rate[j], ehum[j], f = _month_rate(
+                        v0, v1 - evap_factor * v2, v3, rmod[i], smd[j], s_max[j], s_1bar[j],
+                        s_bare[j])
+                    far += f
+                    bad += _n_outside(v0, v1, v2, v3, c_inp[m, i], fym[mf, i], lo, hi)
+            else:
+                for j in range(nb):
+                    i = i0 + j
+                    smd[j], rate[j], ehum[j], f = _month_rate(
+                        tmp[m, i], prec[m, i] - evap_factor * pet[m, i], cover[m, i], rmod[i],
+                        smd[j], s_max[j], s_1bar[j], s_bare[j])
+                    far += f
+            if far:  # rare: outside the polynomial's range
+                _exp_far(rate, ehum)
             for j in range(nb):
                 i = i0 + j
-                cov = cover[m, i]
-                s, r = smd_rate(smd[j], prec[m, i] - evap_factor * pet[m, i], cov, rate[j],
-                                rmod[i], s_max[j], s_1bar[j], s_bare[j])
-                smd[j] = s + 0.0 * r  # a NaN rate (any NaN input) also marks the deficit
-                rate[j] = r
-            for j in range(nb):
-                ehum[j] = _exp_poly(-rate[j] * K_HUM)
-            for j in range(nb):  # rare: outside the polynomial's range
-                x = -rate[j] * K_HUM
-                if not abs(x) <= EXP_POLY_MAX:
-                    ehum[j] = np.exp(x)
-            for j in range(nb):
-                i = i0 + j
-                e1, e2, e3, e4 = _powers(ehum[j])
-                p1 = dpm[j]
-                p2 = rpm[j]
-                p3 = bio[j]
-                p4 = hum[j]
-                dpm1 = p1 * e1
-                rpm1 = p2 * e2
-                bio1 = p3 * e3
-                hum1 = p4 * e4
-                tot = (p1 - dpm1) + (p2 - rpm1) + (p3 - bio1) + (p4 - hum1)
+                dpm1, rpm1, bio1, hum1, tot = _decay(ehum[j], dpm[j], rpm[j], bio[j], hum[j])
                 cin = c_inp[m, i]
                 fy = fym[mf, i]
                 dpm[j] = dpm1 + fd[j] * cin + FYM_DPM * fy
@@ -266,14 +312,9 @@ def _run_block(
                     mon_pools[m, i, 3] = hum[j]
                     mon_smd[m, i] = smd[j]
                     mon_co2[m, i] = co2m[j]
+    _block_end(i0, dpm, rpm, bio, hum, smd, out_pools, out_smd)
     for j in range(nb):
-        i = i0 + j
-        out_pools[i, 0] = dpm[j]
-        out_pools[i, 1] = rpm[j]
-        out_pools[i, 2] = bio[j]
-        out_pools[i, 3] = hum[j]
-        out_smd[i] = smd[j]
-        co2_tot[i] = co2s[j]
+        co2_tot[i0 + j] = co2s[j]
     return bad
 
 
@@ -312,78 +353,39 @@ def _years_block(
     fly (``t_scale``, ``p_scale``): no ``(n_months, n)`` temporaries.
     """
     nb = i1 - i0
-    f_co2 = np.empty(nb)
-    f_bio = np.empty(nb)
-    f_hum = np.empty(nb)
-    s_max = np.empty(nb)
-    s_1bar = np.empty(nb)
-    s_bare = np.empty(nb)
+    _, f_bio, f_hum, s_max, s_1bar, s_bare, dpm, rpm, bio, hum, smd = _block_start(
+        i0, nb, clay, depth, out_pools, out_smd)
     fd = np.empty(nb)
     fr = np.empty(nb)
-    dpm = np.empty(nb)
-    rpm = np.empty(nb)
-    bio = np.empty(nb)
-    hum = np.empty(nb)
-    smd = np.empty(nb)
     cm = np.empty(nb)
     rate = np.empty(nb)
     ehum = np.empty(nb)
     for j in range(nb):
-        i = i0 + j
-        f_co2[j], f_bio[j], f_hum[j], s_max[j], s_1bar[j], s_bare[j] = soil_constants(
-            clay[i], depth[i]
-        )
-        dr = dpm_rpm[i]
+        dr = dpm_rpm[i0 + j]
         fd[j] = dr / (1.0 + dr)
         fr[j] = 1.0 / (1.0 + dr)
-        dpm[j] = out_pools[i, 0]
-        rpm[j] = out_pools[i, 1]
-        bio[j] = out_pools[i, 2]
-        hum[j] = out_pools[i, 3]
-        smd[j] = out_smd[i]
     for y in range(cin_years.shape[0]):
         for j in range(nb):
             cm[j] = cin_years[y, i0 + j] / 12.0
         for mm in range(12):
             m = 12 * y + mm
-            for j in range(nb):
-                rate[j] = temperature_factor(tmp[m, i0 + j] * t_scale)
+            far = 0
             for j in range(nb):
                 i = i0 + j
-                cov = cover[mm, i]
-                s, r = smd_rate(smd[j], prec[m, i] * p_scale - evap_factor * pet[m, i], cov,
-                                rate[j], rmod[i], s_max[j], s_1bar[j], s_bare[j])
-                smd[j] = s + 0.0 * r
-                rate[j] = r
+                smd[j], rate[j], ehum[j], f = _month_rate(
+                    tmp[m, i] * t_scale, prec[m, i] * p_scale - evap_factor * pet[m, i],
+                    cover[mm, i], rmod[i], smd[j], s_max[j], s_1bar[j], s_bare[j])
+                far += f
+            if far:
+                _exp_far(rate, ehum)
             for j in range(nb):
-                ehum[j] = _exp_poly(-rate[j] * K_HUM)
-            for j in range(nb):
-                x = -rate[j] * K_HUM
-                if not abs(x) <= EXP_POLY_MAX:
-                    ehum[j] = np.exp(x)
-            for j in range(nb):
-                e1, e2, e3, e4 = _powers(ehum[j])
-                p1 = dpm[j]
-                p2 = rpm[j]
-                p3 = bio[j]
-                p4 = hum[j]
-                dpm1 = p1 * e1
-                rpm1 = p2 * e2
-                bio1 = p3 * e3
-                hum1 = p4 * e4
-                tot = (p1 - dpm1) + (p2 - rpm1) + (p3 - bio1) + (p4 - hum1)
+                dpm1, rpm1, bio1, hum1, tot = _decay(ehum[j], dpm[j], rpm[j], bio[j], hum[j])
                 cin = cm[j]
                 dpm[j] = dpm1 + fd[j] * cin
                 rpm[j] = rpm1 + fr[j] * cin
                 bio[j] = bio1 + tot * f_bio[j]
                 hum[j] = hum1 + tot * f_hum[j]
-    for j in range(nb):
-        i = i0 + j
-        out_pools[i, 0] = dpm[j]
-        out_pools[i, 1] = rpm[j]
-        out_pools[i, 2] = bio[j]
-        out_pools[i, 3] = hum[j]
-        out_smd[i] = smd[j]
+    _block_end(i0, dpm, rpm, bio, hum, smd, out_pools, out_smd)
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
@@ -484,7 +486,7 @@ _A2, _A3, _A00, _A11, _BU, _BF, _N_STATE = 0, 4, 8, 9, 10, 14, 18
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def _annual_block(
     i0, i1, smd0, periodic, tmp, prec, pet, cover, c_inp, fym, pattern, dpm_rpm, dr_monthly,
-    clay, depth, evap_factor, rmod, a_out, b_unit, b_fixed, smd_start, smd_end,
+    clay, depth, evap_factor, rmod, a_out, b_unit, b_fixed, smd_start, smd_end, fixed,
 ):
     """Build the annual maps of pixels ``i0:i1`` (see :func:`annual`).
 
@@ -522,21 +524,15 @@ def _annual_block(
         st[_A11, j] = 1.0
     for m in range(n):
         md = m if dr_monthly else 0
-        for j in range(nb):
-            rate[j] = temperature_factor(tmp[m, i0 + j])
+        far = 0
         for j in range(nb):
             i = i0 + j
-            cov = cover[m, i]
-            s, r = smd_rate(smd[j], prec[m, i] - evap_factor * pet[m, i], cov, rate[j], rmod[i],
-                            s_max[j], s_1bar[j], s_bare[j])
-            smd[j] = s + 0.0 * r
-            rate[j] = r
-        for j in range(nb):
-            ehum[j] = _exp_poly(-rate[j] * K_HUM)
-        for j in range(nb):  # rare: outside the polynomial's range
-            x = -rate[j] * K_HUM
-            if not abs(x) <= EXP_POLY_MAX:
-                ehum[j] = np.exp(x)
+            smd[j], rate[j], ehum[j], f = _month_rate(
+                tmp[m, i], prec[m, i] - evap_factor * pet[m, i], cover[m, i], rmod[i], smd[j],
+                s_max[j], s_1bar[j], s_bare[j])
+            far += f
+        if far:  # rare: outside the polynomial's range
+            _exp_far(rate, ehum)
         for j in range(nb):
             i = i0 + j
             e1, e2, e3, e4 = _powers(ehum[j])
@@ -569,6 +565,8 @@ def _annual_block(
             st[_BU + 1, j] = u1 + frpm * p
             st[_BU + 2, j] = u2
             st[_BU + 3, j] = u3
+            if not fixed:
+                continue
             f0, f1, f2, f3 = _month4(e1, e2, e3, e4, b, h, st[_BF, j], st[_BF + 1, j],
                                      st[_BF + 2, j], st[_BF + 3, j])
             cin = c_inp[m, i]
@@ -586,7 +584,8 @@ def _annual_block(
             a_out[i, 2, c] = st[_A2 + c, j]
             a_out[i, 3, c] = st[_A3 + c, j]
             b_unit[i, c] = st[_BU + c, j]
-            b_fixed[i, c] = st[_BF + c, j]
+            # without fixed inputs: 0, NaN where the rates are (as the stepped zeros would be)
+            b_fixed[i, c] = st[_BF + c, j] if fixed else 0.0 * st[_A00, j]
         a_out[i, 0, 0] = st[_A00, j]
         a_out[i, 1, 1] = st[_A11, j]
 
@@ -637,7 +636,7 @@ def solve_steady(a, rhs1, rhs2, x1, x2):
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def annual(
     smd0, periodic, tmp, prec, pet, cover, c_inp, fym, pattern, dpm_rpm, dr_monthly, clay, depth,
-    evap_factor, rmod, a_out, b_unit, b_fixed, smd_start, smd_end,
+    evap_factor, rmod, a_out, b_unit, b_fixed, smd_start, smd_end, fixed,
 ):
     """Build every pixel's annual affine map (serial, blocks of ``BLOCK`` pixels).
 
@@ -645,14 +644,14 @@ def annual(
     January deficit: ``smd0[i]``, or with ``periodic`` the periodic one reached from it) and
     ``smd_end[i]`` (mm). ``b_unit`` is the December state reached from empty pools with
     1 t C/ha/yr of plant input spread by ``pattern[:, i]``; ``b_fixed`` the same with ``c_inp``
-    and ``fym``.
+    and ``fym`` (not computed, 0, unless ``fixed``: any of them non-zero).
     """
     n = a_out.shape[0]
     for b in range((n + BLOCK - 1) // BLOCK):
         _annual_block(
             b * BLOCK, min(n, (b + 1) * BLOCK), smd0, periodic, tmp, prec, pet, cover, c_inp,
             fym, pattern, dpm_rpm, dr_monthly, clay, depth, evap_factor, rmod, a_out, b_unit,
-            b_fixed, smd_start, smd_end,
+            b_fixed, smd_start, smd_end, fixed,
         )
 
 
@@ -665,20 +664,34 @@ def steady_pools(a, b_unit, b_fixed, p_unit, p_fixed):
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def years_affine(pools, a, b, n_years, yearly, out_years):
-    """Iterate ``p <- a p + b`` ``n_years`` times for the four active pools, in place."""
-    v = np.empty(4)
+    """Iterate ``p <- a p + b`` ``n_years`` times for the four active pools, in place.
+
+    A pixel's map and pools stay in registers for all its years; each row sums
+    ``b[r] + a[r, 0]·p[0] + … + a[r, 3]·p[3]`` in that order.
+    """
     for i in range(pools.shape[0]):
+        a00, a01, a02, a03 = a[i, 0, 0], a[i, 0, 1], a[i, 0, 2], a[i, 0, 3]
+        a10, a11, a12, a13 = a[i, 1, 0], a[i, 1, 1], a[i, 1, 2], a[i, 1, 3]
+        a20, a21, a22, a23 = a[i, 2, 0], a[i, 2, 1], a[i, 2, 2], a[i, 2, 3]
+        a30, a31, a32, a33 = a[i, 3, 0], a[i, 3, 1], a[i, 3, 2], a[i, 3, 3]
+        b0, b1, b2, b3 = b[i, 0], b[i, 1], b[i, 2], b[i, 3]
+        p0, p1, p2, p3 = pools[i, 0], pools[i, 1], pools[i, 2], pools[i, 3]
         for y in range(n_years):
-            for r in range(4):
-                acc = b[i, r]
-                for c in range(4):
-                    acc += a[i, r, c] * pools[i, c]
-                v[r] = acc
-            for r in range(4):
-                pools[i, r] = v[r]
+            v0 = b0 + a00 * p0 + a01 * p1 + a02 * p2 + a03 * p3
+            v1 = b1 + a10 * p0 + a11 * p1 + a12 * p2 + a13 * p3
+            v2 = b2 + a20 * p0 + a21 * p1 + a22 * p2 + a23 * p3
+            v3 = b3 + a30 * p0 + a31 * p1 + a32 * p2 + a33 * p3
+            p0, p1, p2, p3 = v0, v1, v2, v3
             if yearly:
-                for k in range(5):
-                    out_years[y, i, k] = pools[i, k]
+                out_years[y, i, 0] = p0
+                out_years[y, i, 1] = p1
+                out_years[y, i, 2] = p2
+                out_years[y, i, 3] = p3
+                out_years[y, i, 4] = pools[i, 4]
+        pools[i, 0] = p0
+        pools[i, 1] = p1
+        pools[i, 2] = p2
+        pools[i, 3] = p3
 
 
 #: Values per chunk of :func:`first_bad`: a branch-free count per chunk, an exit check after it.

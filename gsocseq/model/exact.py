@@ -29,9 +29,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from gsocseq.model import landuse, rothc
-from gsocseq.model.inputs import PhaseConfig, Pixels, climatology, columns
+from gsocseq.model.inputs import PhaseConfig, Pixels, columns, f8
 from gsocseq.model.layers import SchemeOutput, Stocks
 from gsocseq.model.npp import miami_npp_carbon
 from gsocseq.model.uncertainty import BRACKET_RUNS, CENTRAL, Bracket
@@ -71,17 +72,20 @@ class _Climate:
 
     @classmethod
     def build(cls, px: Pixels, config: PhaseConfig) -> _Climate:
-        """Reduce the ``(n_months, n)`` inputs of a block."""
+        """Reduce the ``(n_months, n)`` inputs of a block (one pass, float32 read as is)."""
         n_spin = 12 * config.spinup_years
         n = px.n
-        monthly = (px.tmp, px.prec, px.pet)
+        n_years = px.tmp.shape[0] // 12
+        spin = np.empty((3, 12, n))
+        forward = np.empty((3, 12, n))
+        t_year = np.empty((n_years, n))
+        p_year = np.empty((n_years, n))
+        _reduce_climate(px.tmp, px.prec, px.pet, config.spinup_years, spin, forward, t_year,
+                        p_year)
         return cls(
-            spin=tuple(climatology(a[:n_spin]) for a in monthly),
-            forward=tuple(climatology(a[n_spin:]) for a in monthly),
-            warm=tuple(a[n_spin:] for a in monthly),
-            t_year=px.tmp.reshape(-1, 12, n).mean(axis=1),
-            p_year=px.prec.reshape(-1, 12, n).sum(axis=1),
-            cover=px.cover,
+            spin=tuple(spin), forward=tuple(forward),
+            warm=tuple(a[n_spin:] for a in (px.tmp, px.prec, px.pet)),
+            t_year=t_year, p_year=p_year, cover=f8(px.cover),
         )
 
     def subset(self, idx: np.ndarray) -> _Climate:
@@ -94,6 +98,41 @@ class _Climate:
                 (self.t_year, self.p_year, self.cover)
             )
         )
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _reduce_climate(tmp, prec, pet, n_spin_years, spin, forward, t_year, p_year):
+    """Fill the calendar-month means of the spin-up and warm-up years and the annual figures.
+
+    ``spin``, ``forward`` (3, 12, n): tmp, prec, pet means of years ``:n_spin_years`` and
+    ``n_spin_years:``; ``t_year`` (n_years, n) annual mean temperature, ``p_year`` annual
+    precipitation. Sums run year after year (month after month) in float64, then are divided by
+    the count: the numbers of NumPy's ``mean``/``sum`` over those axes on float64 arrays.
+    """
+    n_months, n = tmp.shape
+    n_years = n_months // 12
+    for y in range(n_years):
+        out = spin if y < n_spin_years else forward
+        first = y == 0 or y == n_spin_years
+        for mm in range(12):
+            m = 12 * y + mm
+            for i in range(n):  # one pass: every input value read once
+                t = np.float64(tmp[m, i])
+                p = np.float64(prec[m, i])
+                e = np.float64(pet[m, i])
+                out[0, mm, i] = t if first else out[0, mm, i] + t
+                out[1, mm, i] = p if first else out[1, mm, i] + p
+                out[2, mm, i] = e if first else out[2, mm, i] + e
+                t_year[y, i] = t if mm == 0 else t_year[y, i] + t
+                p_year[y, i] = p if mm == 0 else p_year[y, i] + p
+        for i in range(n):
+            t_year[y, i] /= 12.0
+    n_fwd = n_years - n_spin_years
+    for k in range(3):
+        for mm in range(12):
+            for i in range(n):
+                spin[k, mm, i] /= n_spin_years
+                forward[k, mm, i] /= n_fwd
 
 
 @dataclass

@@ -154,7 +154,7 @@ class Pixels:
         return cls(np.asarray(soc, np.float64), np.asarray(clay, np.float64), lu, **monthly)
 
     def block(self, idx: np.ndarray) -> Pixels:
-        """Return pixels ``idx`` (sorted, unique), the monthly arrays as C-contiguous float64."""
+        """Return pixels ``idx`` (sorted, unique), the monthly arrays C-contiguous (:func:`columns`)."""
         return Pixels(
             self.soc[idx], self.clay[idx], self.land_use[idx],
             *(columns(a, idx) for a in (self.tmp, self.prec, self.pet, self.cover)),
@@ -231,11 +231,21 @@ def climatology(monthly: np.ndarray) -> np.ndarray:
     return monthly.reshape(-1, 12, monthly.shape[-1]).mean(axis=0)
 
 
+def real_dtype(arr: np.ndarray) -> np.dtype:
+    """Return float32 for float32 ``arr`` (kernels read it directly, exactly), else float64."""
+    return np.dtype(np.float32) if arr.dtype == np.float32 else np.dtype(np.float64)
+
+
 def columns(arr: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Return pixels ``idx`` (sorted, unique; last axis) of ``arr`` as C-contiguous float64."""
+    """Return pixels ``idx`` (sorted, unique; last axis) of ``arr`` as a C-contiguous array.
+
+    float32 stays float32 (every float32 value is exactly a float64 one: kernels convert as they
+    read, half the bytes copied); any other dtype becomes float64.
+    """
+    dtype = real_dtype(arr)
     if idx.size and idx[-1] - idx[0] == idx.size - 1:  # consecutive: a slice, no gather
-        return np.ascontiguousarray(arr[..., idx[0] : idx[-1] + 1], dtype=np.float64)
-    return np.ascontiguousarray(np.take(arr, idx, axis=-1), dtype=np.float64)
+        return np.ascontiguousarray(arr[..., idx[0] : idx[-1] + 1], dtype=dtype)
+    return np.ascontiguousarray(np.take(arr, idx, axis=-1), dtype=dtype)
 
 
 def f8(arr: np.ndarray) -> np.ndarray:

@@ -149,10 +149,16 @@ def _fmt(idx: tuple[int, ...]) -> str:
     return ", ".join(str(i) for i in idx)
 
 
-def _array(name: str, value: object, shape: tuple[int, ...]) -> np.ndarray:
-    """Return ``value`` as a C-contiguous float64 array of ``shape`` or raise."""
+def _array(
+    name: str, value: object, shape: tuple[int, ...], keep_float32: bool = False
+) -> np.ndarray:
+    """Return ``value`` as a C-contiguous float64 array of ``shape`` or raise.
+
+    With ``keep_float32`` a float32 array stays float32 (for kernels that convert as they read).
+    """
+    f32 = keep_float32 and getattr(value, "dtype", None) == np.float32
     try:
-        arr = np.asarray(value, dtype=np.float64)
+        arr = np.asarray(value, dtype=np.float32 if f32 else np.float64)
     except (TypeError, ValueError) as exc:
         raise InputValidationError(f"{name}: cannot be read as float64 numbers ({exc})") from exc
     if arr.shape != shape:
@@ -455,9 +461,10 @@ def simulate_annual_input(
     Unchecked (the caller has checked every value; NaN in → NaN out), for the GSOCseq warm-up.
     ``year`` is a 12-month :func:`site` giving the calendar-year ``cover``, a per-pixel
     ``dpm_rpm``, the soil and ``evap_factor`` (its climate is not used); ``tmp`` (°C), ``prec``,
-    ``pet`` (mm/month) are ``(12·n_years, n)``, temperature and precipitation multiplied by
-    ``tmp_factor`` and ``prec_factor`` as they are read; ``cin_years`` ``(n_years, n)`` the annual
-    plant input (t C/ha/yr), a twelfth of it entering each month, no manure. Same numbers as
+    ``pet`` (mm/month) are ``(12·n_years, n)`` (float32 read as is), temperature and
+    precipitation multiplied by ``tmp_factor`` and ``prec_factor`` as they are read;
+    ``cin_years`` ``(n_years, n)`` the annual plant input (t C/ha/yr), a twelfth of it entering
+    each month, no manure. Same numbers as
     :func:`simulate` on the expanded arrays. Returns the end pools (n, 5) t C/ha and deficit (n,) mm.
     """
     n = year.n_pixels
@@ -465,7 +472,7 @@ def simulate_annual_input(
         raise InputValidationError("simulate_annual_input: year must be a 12-month site with a "
                                    "per-pixel dpm_rpm")
     n_years = np.shape(cin_years)[0]
-    months = {k: _array(k, v, (12 * n_years, n)) for k, v in
+    months = {k: _array(k, v, (12 * n_years, n), keep_float32=True) for k, v in
               (("tmp", tmp), ("prec", prec), ("pet", pet))}
     out_pools = _pools(pools, n).copy()
     out_smd = _array("smd", smd, (n,)).copy()
@@ -550,7 +557,7 @@ def _annual(s: Site, c_inp: np.ndarray, fym: np.ndarray, pattern: np.ndarray, s0
     _k.annual(
         s0, periodic, s.tmp, s.prec, s.pet, s.cover, c_inp, fym, pattern, s.dpm_rpm,
         s.dpm_rpm.shape[0] > 1, s.clay, s.depth, s.evap_factor, s.rate_modifier, a, b_unit,
-        b_fixed, s_start, s_end,
+        b_fixed, s_start, s_end, bool(np.any(c_inp != 0.0) or np.any(fym != 0.0)),
     )
     return AnnualMap(a, b_unit, b_fixed, s_start, s_end)
 

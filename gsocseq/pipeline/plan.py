@@ -140,6 +140,11 @@ def cube_url(config: RunConfig) -> str:
     return f"{config.out}/gsocseq/cube/{config.region_slug}-t{config.tile_size}-{inputs_hash}.zarr"
 
 
+def run_url(config: RunConfig) -> str:
+    """Return the folder of a run's intermediates: ``{base}/runs/{region}-t{tile}-{config_hash[:12]}``."""
+    return f"{base_url(config)}/runs/{config.region_slug}-t{config.tile_size}-{config.config_hash[:12]}"
+
+
 def resolve(config: RunConfig) -> tuple[Any, Any]:
     """Return ``(sources, region)`` of a run: the loaded ``SourcesConfig`` and resolved ``Region``."""
     return _resolve(config.model_dump_json())
@@ -177,7 +182,6 @@ def plan_run(config: RunConfig) -> RunPlan:
     size = config.tile_size
     src = sources_url(config)
     base = base_url(config)
-    slug = f"{config.region_slug}-t{size}"
     plan = RunPlan(
         region=config.region,
         region_name=product_region_name(config, region),
@@ -191,7 +195,7 @@ def plan_run(config: RunConfig) -> RunPlan:
         base_url=base,
         sources_url=src,
         cube_url=cube_url(config),
-        run_url=f"{base}/runs/{slug}-{config.config_hash[:12]}",
+        run_url=run_url(config),
         products_url=f"{base}/products",
         stac_url=f"{base}/stac",
     )

@@ -13,6 +13,7 @@ from typing import Any
 from gsocseq import storage
 from gsocseq.config import RunConfig
 from gsocseq.cube.product_cube import create_product_cube
+from gsocseq.errors import SourceError
 from gsocseq.pipeline.plan import RunPlan, demo_inputs_url, resolve, sources_url
 
 log = logging.getLogger(__name__)
@@ -58,45 +59,92 @@ def _bundle(*parts: Any) -> tuple[Any, ...]:
     return parts
 
 
-def _build_task(shared: tuple[Any, Any, str, Any], tile: Any) -> int:
-    """Dask task: build one tile of the input cube from the shared (region, sources, url, options)."""
+def _build_task(shared: tuple[Any, Any, str, Any, str], tile: Any) -> int:
+    """Dask task: build one tile of the input cube from the shared (region, sources, url, options).
+
+    The worker's open rasters are kept between the run's tiles (one open per source file per
+    worker) and dropped when a task of another run arrives (its files may have changed).
+    """
     from gsocseq.cube.build import build_cube_tile
 
-    region, sources, url, so = shared
+    region, sources, url, so, token = shared
+    _rasters_for_run(token)
     return build_cube_tile(region, sources, url, tile, so)
 
 
-def prepare_inputs(config: RunConfig, plan: RunPlan, client: Any = None) -> str:
+_RUN_TOKEN: list[str] = [""]
+
+
+def _rasters_for_run(token: str) -> None:
+    """Close this process's open rasters if they were opened for another run than ``token``."""
+    from gsocseq.sources.readers import RASTERS
+
+    if _RUN_TOKEN[0] != token:
+        _RUN_TOKEN[0] = token
+        RASTERS.clear()
+
+
+def prepare_inputs(
+    config: RunConfig, plan: RunPlan, client: Any = None, *, failures: dict[str, str] | None = None
+) -> str:
     """Build the input cube (finished tiles skipped) and the empty product cube; return the cube URL.
 
     With a dask ``client`` each climate file still to read is one task (read once for the whole
     region), then the unbuilt tiles are built in parallel on its workers (each task gets a
     reference to the region, sources spec and URL, sent once, and a tile key); the final pass
-    checks the whole cube.
+    checks the whole cube. A tile whose sources cannot be read fails alone (the others are built
+    and kept): with ``failures`` its error, naming source and URL, is recorded there by tile id;
+    without it the first such error is raised after the other tiles are built.
     """
-    from gsocseq.cube.build import build_cube, ensure_cube
+    from gsocseq.cube.build import build_cube, describe_failure, ensure_cube
     from gsocseq.cube.climate import build_climate
     from gsocseq.cube.store import open_cube, tile_status
 
     sources, region = resolve(config)
     so = config.storage_options
+    token = uuid.uuid4().hex[:8]
+    _rasters_for_run(token)
+    failed: dict[str, str] = {}
+    errors: dict[str, BaseException] = {}
     if client is not None:
         ensure_cube(region, sources, plan.cube_url, so)
-        build_climate(region, sources["climate"], plan.cube_url, so, sources.storage_options,
-                      client=client)
-        ds = open_cube(plan.cube_url, so)
-        todo = [t for t in list(plan.tiles) if tile_status(ds, t) < 0]
-        if todo:
-            log.info("input cube %s: building %d tile(s) on the cluster", plan.cube_url, len(todo))
-            token = uuid.uuid4().hex[:8]
-            shared = client.submit(_bundle, region, sources, plan.cube_url, so,
-                                   key=f"gsocseq-cube-inputs-{token}", pure=False)
-            futures = client.map(_build_task, [shared] * len(todo), todo,
-                                 key=[f"gsocseq-cube-{t.id}-{token}" for t in todo],
-                                 pure=False, retries=1)
-            client.gather(futures, errors="skip")
-            del futures, shared
-    url = build_cube(region, sources, plan.cube_url, so, tiles=list(plan.tiles))
+        try:
+            build_climate(region, sources["climate"], plan.cube_url, so,
+                          sources.storage_options, client=client)
+        except Exception:
+            if failures is None:
+                raise  # otherwise build_cube below records it for every tile
+        else:
+            ds = open_cube(plan.cube_url, so)
+            todo = [t for t in list(plan.tiles) if tile_status(ds, t) < 0]
+            if todo:
+                log.info("input cube %s: building %d tile(s) on the cluster", plan.cube_url,
+                         len(todo))
+                shared = client.submit(_bundle, region, sources, plan.cube_url, so, token,
+                                       key=f"gsocseq-cube-inputs-{token}", pure=False)
+                futures = client.map(_build_task, [shared] * len(todo), todo,
+                                     key=[f"gsocseq-cube-{t.id}-{token}" for t in todo],
+                                     pure=False, retries=1)
+                from distributed import wait
+
+                wait(futures)
+                for tile, future in zip(todo, futures, strict=True):
+                    if future.status == "error":
+                        errors[tile.id] = future.exception()
+                        failed[tile.id] = describe_failure(errors[tile.id])
+                        log.error("input cube %s: tile %s not built: %s", plan.cube_url,
+                                  tile.id, failed[tile.id])
+                del futures, shared
+    rest = [t for t in plan.tiles if t.id not in failed]
+    url = build_cube(region, sources, plan.cube_url, so, tiles=rest,
+                     failures=failed if (failures is not None or failed) else None)
+    if failures is None and failed:
+        first = next(iter(errors.values()), None)
+        if first is not None:
+            raise first
+        raise SourceError("; ".join(f"tile {k}: {v}" for k, v in failed.items()))
+    if failures is not None:
+        failures.update(failed)
     prepare_outputs(config, plan)
     return url
 
@@ -109,6 +157,6 @@ def prepare_outputs(config: RunConfig, plan: RunPlan) -> str:
         attrs={"region": plan.region, "config_hash": plan.config_hash,
                "code_version": plan.code_version, "scheme": config.scheme,
                "map_version": config.map_version, "input_cube": plan.cube_url},
-        storage_options=config.storage_options,
+        storage_options=config.storage_options, montecarlo=config.draws > 0,
     )
     return plan.product_cube_url

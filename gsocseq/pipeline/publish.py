@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gsocseq import __version__, storage
@@ -22,7 +23,13 @@ from gsocseq.errors import PipelineError
 from gsocseq.pipeline.plan import RunPlan, resolve
 from gsocseq.pipeline.summary import SCENARIO_LABELS, region_totals, summarise
 from gsocseq.pipeline.tile import outcome_from_marker
-from gsocseq.vocabulary import LAYER_NAMES, SCHEME_QUALITY_LAYERS
+from gsocseq.vocabulary import (
+    LAYER_NAMES,
+    MONTECARLO_BASES,
+    MONTECARLO_STATISTICS,
+    SCHEME_QUALITY_LAYERS,
+    montecarlo_layer,
+)
 
 PUBLICATION_FORMAT: int = 2
 """What a publication holds; part of the digest (2: COGs, quick-look PNGs, STAC with their assets)."""
@@ -50,13 +57,16 @@ class PublishResult:
     """URL of the region's thumbnail PNG (STAC ``thumbnail`` asset)."""
     country_totals: dict[str, dict[str, float]] = field(default_factory=dict)
     """World runs: ISO3 → the country's totals (same keys as ``totals``)."""
+    world_tiles: tuple[str, ...] = ()
+    """Country runs: tiles of a published world run that this run replaced (its cells only)."""
 
 
-def product_layers(scenarios: tuple[str, ...], uncertainty: bool, scheme: str = "exact"
-                   ) -> tuple[str, ...]:
+def product_layers(scenarios: tuple[str, ...], uncertainty: bool, scheme: str = "exact",
+                   montecarlo: bool = False) -> tuple[str, ...]:
     """Return the product layers of the requested scenarios and the scheme's quality layers.
 
-    FAO order (T0 always), then ``vocabulary.SCHEME_QUALITY_LAYERS[scheme]``.
+    FAO order (T0 always), then ``vocabulary.SCHEME_QUALITY_LAYERS[scheme]``, then with
+    ``montecarlo`` the Monte Carlo layers of T0 and the scenarios' final SOC and ASR.
     """
     labels = {SCENARIO_LABELS[s] for s in scenarios}
     wanted = {"T0"}
@@ -70,7 +80,22 @@ def product_layers(scenarios: tuple[str, ...], uncertainty: bool, scheme: str = 
         unc |= {"BAU_Uncertainty"} if "BAU" in labels else set()
         unc |= {"SSM_Uncertainty"} if labels - {"BAU"} else set()
         wanted |= unc
-    return (*(n for n in LAYER_NAMES if n in wanted), *SCHEME_QUALITY_LAYERS[scheme])
+    mc = [montecarlo_layer(b, st) for b in MONTECARLO_BASES for st in MONTECARLO_STATISTICS
+          if montecarlo and b in wanted]
+    return (*(n for n in LAYER_NAMES if n in wanted), *SCHEME_QUALITY_LAYERS[scheme], *mc)
+
+
+def uncertainty_provenance(config: RunConfig) -> dict[str, Any]:
+    """Return the run's uncertainty method as recorded in STAC (``gsocseq:uncertainty``)."""
+    doc: dict[str, Any] = {"method": config.uncertainty_method}
+    if config.draws:
+        from gsocseq.model.montecarlo import DRAWN_INPUTS, HALF_WIDTHS
+
+        doc.update(draws=config.draws, seed=config.seed, distribution=(
+            "normal factor 1 + (h/1.96)·z per input and draw, z clipped to ±4, keyed by seed, "
+            "global cell row/column and draw (gsocseq.model.montecarlo)"),
+            half_widths={k: HALF_WIDTHS[k] for k in DRAWN_INPUTS})
+    return doc
 
 
 def read_markers(config: RunConfig, plan: RunPlan) -> list[dict[str, Any]]:
@@ -95,18 +120,46 @@ def publication_digest(config: RunConfig, plan: RunPlan, markers: list[dict[str,
     h = hashlib.sha256()
     for marker in markers:
         h.update(json.dumps([marker["tile"], marker["checksums"]], sort_keys=True).encode())
-    layers = product_layers(config.scenarios, config.uncertainty, config.scheme)
+    layers = product_layers(config.scenarios, config.uncertainty, config.scheme,
+                            config.draws > 0)
     h.update(json.dumps([plan.config_hash, plan.products_url, plan.stac_url, layers,
                          PUBLICATION_FORMAT]).encode())
     return h.hexdigest()
 
 
-def publish(config: RunConfig, plan: RunPlan, client: Any = None) -> PublishResult:
+def publish(
+    config: RunConfig, plan: RunPlan, client: Any = None, *,
+    changed_tiles: Collection[str] | None = None,
+) -> PublishResult:
     """Write the COGs and the STAC catalog of a finished run (the catalog last); skip if current.
 
     With a dask ``client`` the COGs are written by tasks on its workers (one per layer, one per
     country of a world run); without, in this process.
+
+    ``changed_tiles`` (tile ids whose product-cube values changed since the last publication of
+    this run, e.g. after an incremental rebuild or a country rerun merged into a world) makes the
+    publication partial when a previous one exists: the region's layers are re-encoded from the
+    product cube (a COG cannot be patched in place: its tiles and overviews are laid out in file
+    order) but a file is uploaded only when its bytes changed; of a world run's national sets
+    only those of the countries with a changed tile are re-encoded (the same rule), the others —
+    COGs, quick looks, STAC items — are not touched; STAC items and quick looks are rewritten
+    only for regions with a rewritten COG. ``None``: everything is written.
+
+    A country run whose configuration (``region`` aside) also made a published world run under
+    the same output then writes its tiles into that world's product cube and republishes the world
+    with those tiles (:func:`gsocseq.pipeline.publish_world.update_world`).
     """
+    from gsocseq.pipeline.publish_world import update_world
+
+    result = _publish(config, plan, client, changed_tiles)
+    world_tiles = update_world(config, plan, client, republish=_publish)
+    return result if not world_tiles else replace(result, world_tiles=world_tiles)
+
+
+def _publish(
+    config: RunConfig, plan: RunPlan, client: Any, changed_tiles: Collection[str] | None
+) -> PublishResult:
+    """:func:`publish` of the run's own products (no world update)."""
     from gsocseq.pipeline import publish_tasks as tasks
     from gsocseq.products.quicklook import write_quicklooks
     from gsocseq.products.stac import Provenance, add_quicklook_assets, build_item, write_catalog
@@ -125,17 +178,23 @@ def publish(config: RunConfig, plan: RunPlan, client: Any = None) -> PublishResu
                              digest, skipped=True, country_totals=dict(done.get("countries", {})),
                              quicklooks=dict(done.get("quicklooks", {})),
                              thumbnail=done.get("thumbnail"))
+    partial = changed_tiles is not None and done is not None
     resuming = (storage.read_json(f"{plan.run_url}/publishing.json", so) or {}).get("digest")
     storage.write_json_if_changed(f"{plan.run_url}/publishing.json", {"digest": digest}, so)
     _, region = resolve(config)
     countries = tuple(region.countries) if tasks.is_world(plan) else ()
+    if partial:
+        changed = set(changed_tiles or ())
+        countries = tuple(c for c in countries
+                          if changed & {t.id for t in tasks.country_region(config, c).tiles})
     for folder in (plan.done_url, *(f"{plan.products_url}/{n}" for n in (plan.region_name,
                                                                           *countries))):
         storage.remove_temporaries(folder, so)  # left by killed writers; publication is the only one
-    layers = product_layers(config.scenarios, config.uncertainty, config.scheme)
-    assets = tasks.write_layer_cogs(config, plan, layers, client, skip_existing=resuming == digest)
-    national = tasks.write_country_cogs(config, plan, countries, layers, client,
-                                        skip_existing=resuming == digest)
+    layers = product_layers(config.scenarios, config.uncertainty, config.scheme,
+                            config.draws > 0)
+    kw = {"skip_existing": resuming == digest, "only_if_changed": partial}
+    assets = tasks.write_layer_cogs(config, plan, layers, client, **kw)
+    national = tasks.write_country_cogs(config, plan, countries, layers, client, **kw)
     sources, _ = resolve(config)
     inputs = {"cube": plan.cube_url, "sources": plan.sources_url or "gsocseq:sources.toml"}
     inputs.update(stac_inputs(sources, region.bbox, sources.storage_options))
@@ -143,29 +202,37 @@ def publish(config: RunConfig, plan: RunPlan, client: Any = None) -> PublishResu
         code_version=__version__, scheme=config.scheme, config_hash=plan.config_hash,
         inputs=inputs, map_version=config.map_version,
         ssm_increase={k: list(v) for k, v in config.ssm_increase.items()},
+        uncertainty=uncertainty_provenance(config),
     )
-    item = build_item(plan.region_name, assets, bbox=tuple(region.bbox), provenance=provenance)
-    stac_items = [item] + [
-        build_item(iso3, national[iso3][0], bbox=tuple(tasks.country_region(config, iso3).bbox),
-                   provenance=provenance)
+    parts = [(plan.region_name, assets, tuple(region.bbox))] + [
+        (iso3, national[iso3][0], tuple(tasks.country_region(config, iso3).bbox))
         for iso3 in countries
     ]
-    looks = {}
-    for it, item_assets in zip(stac_items, [assets, *(national[c][0] for c in countries)],
-                               strict=True):
+    if partial:  # regions whose every COG kept its bytes keep their item and pictures
+        parts = [p for p in parts if any(a.written for a in p[1])]
+    stac_items, looks = [], {}
+    for name, item_assets, bbox in parts:
+        it = build_item(name, item_assets, bbox=bbox, provenance=provenance)
         looks[it.id] = write_quicklooks({a.layer: a.href for a in item_assets}, it.id,
                                         plan.products_url, so)
         add_quicklook_assets(it, looks[it.id].overviews, looks[it.id].thumbnail)
-    catalog = write_catalog(stac_items, plan.stac_url, so, provenance=provenance)
+        stac_items.append(it)
+    catalog = (write_catalog(stac_items, plan.stac_url, so, provenance=provenance) if stac_items
+               else done["catalog"])
     cogs = {a.layer: a.href for a in assets}
-    region_looks = looks[item.id]
-    items = tuple(it.get_self_href() or "" for it in stac_items)
-    country_totals = {iso3: national[iso3][1] for iso3 in countries}
+    written = tuple(it.get_self_href() or "" for it in stac_items)
+    items = tuple(dict.fromkeys((*(done["items"] if partial else ()), *written)))
+    country_totals = {**(done.get("countries", {}) if partial else {}),
+                      **{iso3: national[iso3][1] for iso3 in countries}}
+    if plan.region_name in looks:
+        overviews, thumbnail = looks[plan.region_name].overviews, looks[plan.region_name].thumbnail
+    else:  # a partial publication that left the region's COGs as they were
+        overviews, thumbnail = dict(done.get("quicklooks", {})), done.get("thumbnail")
     storage.write_json(plan.published_url, {"digest": digest, "cogs": cogs, "catalog": catalog,
                                             "items": list(items), "totals": totals,
-                                            "countries": country_totals,
-                                            "quicklooks": region_looks.overviews,
-                                            "thumbnail": region_looks.thumbnail}, so)
+                                            "countries": dict(sorted(country_totals.items())),
+                                            "quicklooks": overviews,
+                                            "thumbnail": thumbnail}, so)
     return PublishResult(cogs, catalog, items, totals, digest, skipped=False,
-                         country_totals=country_totals, quicklooks=region_looks.overviews,
-                         thumbnail=region_looks.thumbnail)
+                         country_totals=country_totals, quicklooks=overviews,
+                         thumbnail=thumbnail)

@@ -42,15 +42,21 @@ def is_world(plan: RunPlan) -> bool:
 
 
 def layer_cog_task(
-    config: RunConfig, plan: RunPlan, layer: str, *, skip_existing: bool
+    config: RunConfig, plan: RunPlan, layer: str, *, skip_existing: bool,
+    only_if_changed: bool = False,
 ) -> CogAsset:
-    """Task: write one layer of the run's region (the global layer of a world run) as a COG."""
+    """Task: write one layer of the run's region (the global layer of a world run) as a COG.
+
+    With ``only_if_changed`` the COG is encoded but not uploaded when the object holds the same
+    bytes (a partial republication: :func:`~gsocseq.products.cog.write_cog`).
+    """
     so = config.storage_options
     ds = open_product_cube(plan.product_cube_url, so)[[layer]]
     rows = strip_rows_for(plan.n_cols, plan.tile_size)
     with dask.config.set(scheduler="synchronous"), task_env():  # one strip in memory, no nested pool
         (asset,) = write_region_cogs(ds, plan.region_name, plan.products_url, so,
-                                     skip_existing=skip_existing, strip_rows=rows)
+                                     skip_existing=skip_existing, strip_rows=rows,
+                                     only_if_changed=only_if_changed)
     return asset
 
 
@@ -61,7 +67,8 @@ def country_region(config: RunConfig, iso3: str) -> Any:
 
 
 def country_cogs_task(
-    config: RunConfig, plan: RunPlan, iso3: str, layers: Sequence[str], *, skip_existing: bool
+    config: RunConfig, plan: RunPlan, iso3: str, layers: Sequence[str], *, skip_existing: bool,
+    only_if_changed: bool = False,
 ) -> tuple[list[CogAsset], dict[str, float]]:
     """Task: cut ``iso3``'s COGs from the world product cube; return them and the country's totals.
 
@@ -79,7 +86,8 @@ def country_cogs_task(
     rows = strip_rows_for(region.n_cols, region.tile_size)
     with dask.config.set(scheduler="synchronous"), task_env():
         assets = write_region_cogs(masked, name, plan.products_url, so,
-                                   skip_existing=skip_existing, strip_rows=rows)
+                                   skip_existing=skip_existing, strip_rows=rows,
+                                   only_if_changed=only_if_changed)
     sums = {layer: area_total(masked[layer]) / 1e6 for layer in _total_layers(config, layers)}
     return assets, totals_from_sums(sums, config.scenarios)
 
@@ -124,19 +132,21 @@ def map_tasks(client: Any, fn: Callable[..., T], calls: Sequence[tuple[tuple, di
 
 
 def write_layer_cogs(
-    config: RunConfig, plan: RunPlan, layers: Sequence[str], client: Any, *, skip_existing: bool
+    config: RunConfig, plan: RunPlan, layers: Sequence[str], client: Any, *, skip_existing: bool,
+    only_if_changed: bool = False,
 ) -> list[CogAsset]:
     """Write the region's (a world run's global) COGs, one task per layer, FAO order."""
-    calls = [((config, plan, layer), {"skip_existing": skip_existing}) for layer in layers]
+    kwargs = {"skip_existing": skip_existing, "only_if_changed": only_if_changed}
+    calls = [((config, plan, layer), kwargs) for layer in layers]
     return map_tasks(client, layer_cog_task, calls, "cog")
 
 
 def write_country_cogs(
     config: RunConfig, plan: RunPlan, countries: Sequence[str], layers: Sequence[str],
-    client: Any, *, skip_existing: bool,
+    client: Any, *, skip_existing: bool, only_if_changed: bool = False,
 ) -> dict[str, tuple[list[CogAsset], dict[str, float]]]:
-    """Write every country's COGs from a world product cube, one task per country."""
-    calls = [((config, plan, iso3, tuple(layers)), {"skip_existing": skip_existing})
-             for iso3 in countries]
+    """Write the given countries' COGs from a world product cube, one task per country."""
+    kwargs = {"skip_existing": skip_existing, "only_if_changed": only_if_changed}
+    calls = [((config, plan, iso3, tuple(layers)), kwargs) for iso3 in countries]
     results = map_tasks(client, country_cogs_task, calls, "country")
     return dict(zip(countries, results, strict=True))

@@ -149,11 +149,14 @@ def run_tiles(
     *,
     on_tile: ProgressCallback | None = None,
     retries: int = 1,
+    failed_inputs: dict[str, str] | None = None,
 ) -> list[TileOutcome]:
     """Run every tile of the plan on ``client`` (or in this process when ``None``).
 
-    Tiles whose completion marker is already there are reported as skipped without a task.
+    Tiles whose completion marker is already there are reported as skipped without a task; tiles
+    in ``failed_inputs`` (tile id → error of the input stage) are reported failed without one.
     """
+    failed_inputs = failed_inputs or {}
     total = len(plan.tiles)
     outcomes: list[TileOutcome] = []
     finished = finished_tiles(config, plan)
@@ -170,7 +173,9 @@ def run_tiles(
     for tile_id in plan.tile_ids:
         if tile_id in finished:
             record(finished[tile_id])
-    todo = [t for t in plan.tile_ids if t not in finished]
+        elif tile_id in failed_inputs:
+            record(TileOutcome(tile_id, "failed", error=failed_inputs[tile_id]))
+    todo = [t for t in plan.tile_ids if t not in finished and t not in failed_inputs]
     if client is None or not todo:
         for tile_id in todo:
             record(run_tile(config, plan, tile_id))
@@ -253,10 +258,11 @@ def run(
         if all_done and client is None:  # nothing to compute: no cluster needed
             config = config.model_copy(update={"cluster": "synchronous"})
         with open_client(config, client) as c:
+            failed_inputs: dict[str, str] = {}  # a source down fails only the tiles it feeds
             with _stage(stages, "inputs"):
-                prepare_inputs(config, plan, c)
+                prepare_inputs(config, plan, c, failures=failed_inputs)
             with _stage(stages, "tiles"), _progress(progress, len(plan.tiles), on_tile) as cb:
-                outcomes = run_tiles(config, plan, c, on_tile=cb)
+                outcomes = run_tiles(config, plan, c, on_tile=cb, failed_inputs=failed_inputs)
             lease.check()  # never publish after losing the lease to another run
             summary, _ = finish_region(config, plan, outcomes, started=t_start,
                                        stage_seconds=stages, client=c)  # COGs on the cluster

@@ -21,6 +21,7 @@ from gsocseq.config import RunConfig
 from gsocseq.cube.grid import TileKey, cell_area_ha
 from gsocseq.cube.product_cube import REASON_VAR, write_product_tile
 from gsocseq.errors import PipelineError
+from gsocseq.model.montecarlo import montecarlo_layers
 from gsocseq.model.phases import PhaseConfig, run_phases
 from gsocseq.pipeline.plan import RunPlan
 from gsocseq.storage import TILE_ATTEMPTS, call_with_retries
@@ -28,6 +29,7 @@ from gsocseq.vocabulary import (
     LAND_USE_GROUPS,
     LAYER_NAMES,
     LAYERS,
+    MONTECARLO_LAYERS,
     QUALITY_NODATA,
     SCHEME_QUALITY_LAYERS,
     Reason,
@@ -73,13 +75,16 @@ def phase_config(config: RunConfig) -> PhaseConfig:
 
 
 def compute_tile(
-    arrays: dict[str, np.ndarray], config: PhaseConfig, *, batch: int = PIXEL_BATCH
+    arrays: dict[str, np.ndarray], config: PhaseConfig, *, batch: int = PIXEL_BATCH,
+    montecarlo: tuple[int, int] | None = None, origin: tuple[int, int] = (0, 0),
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Run the phases on one tile's input arrays (as from ``read_tile``); return layers and reasons.
 
     Only pixels whose input ``reason`` is 0 are modelled; the others keep their input reason and NaN.
     Returns float32 ``(ny, nx)`` layers (t C/ha, t C/ha/yr, %), the scheme's uint8 quality layers
-    (``vocabulary.SCHEME_QUALITY_LAYERS``) and uint8 ``(ny, nx)`` reasons.
+    (``vocabulary.SCHEME_QUALITY_LAYERS``) and uint8 ``(ny, nx)`` reasons. With ``montecarlo`` =
+    (draws, seed) also the Monte Carlo layers (``vocabulary.MONTECARLO_LAYERS``) of the modelled
+    pixels, their draws keyed by global cell: ``origin`` is the (row, col) of cell [0, 0].
     """
     shape = arrays["soc"].shape
     n = int(np.prod(shape))
@@ -87,14 +92,15 @@ def compute_tile(
     layers = {name: np.full(n, np.nan, dtype=np.float32) for name in LAYER_NAMES}
     quality = {name: np.full(n, QUALITY_NODATA, dtype=np.uint8)
                for name in SCHEME_QUALITY_LAYERS[config.scheme]}
-    flat = {k: np.asarray(arrays[k]).reshape(n) for k in ("soc", "clay", "land_use")}
+    flat = {k: np.asarray(arrays[k]).reshape(n)
+            for k in ("soc", "clay", "land_use", "soc_uncertainty") if k in arrays}
     series = {k: np.asarray(arrays[k]).reshape(n, -1) for k in ("tmp", "prec", "pet", "cover")}
     todo = np.flatnonzero(reason == Reason.OK)
     for start in range(0, todo.size, batch):
         idx = todo[start : start + batch]
         result = run_phases(
             soc=flat["soc"][idx], clay=flat["clay"][idx], land_use=flat["land_use"][idx],
-            **{k: np.ascontiguousarray(v[idx].T) for k, v in series.items()},
+            **{k: _months_by_pixels(v, idx) for k, v in series.items()},
             config=config,
         )
         reason[idx] = result.reason
@@ -103,7 +109,46 @@ def compute_tile(
         for name in quality:
             quality[name][idx] = result.quality[name]
     layers.update(quality)  # uint8 quality layers of the scheme (fao), after the 29
+    if montecarlo is not None:
+        layers.update(_montecarlo(flat, series, reason, shape, config, montecarlo, origin, batch))
     return {k: v.reshape(shape) for k, v in layers.items()}, reason.reshape(shape)
+
+
+def _months_by_pixels(series: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Return ``series[idx].T`` (steps, pixels) C-contiguous, gathered in the cheaper layout.
+
+    The regridded climate is stored step-major ((ny, nx, steps) views of (steps, ny, nx) arrays,
+    :func:`gsocseq.cube.regrid.bilinear`): ``np.take`` of columns of the transposed view then
+    gathers within contiguous rows (5× faster than transposing pixel by pixel). The values are the
+    same either way.
+    """
+    t = series.T
+    if t.flags.c_contiguous:
+        return np.take(t, idx, axis=1)
+    return np.ascontiguousarray(series[idx].T)
+
+
+def _montecarlo(
+    flat: dict[str, np.ndarray], series: dict[str, np.ndarray], reason: np.ndarray,
+    shape: tuple[int, ...], config: PhaseConfig, settings: tuple[int, int],
+    origin: tuple[int, int], batch: int,
+) -> dict[str, np.ndarray]:
+    """Return the Monte Carlo layers (float32, flat) of the modelled pixels (reason 0)."""
+    draws, seed = settings
+    out = {name: np.full(reason.size, np.nan, dtype=np.float32) for name in MONTECARLO_LAYERS}
+    todo = np.flatnonzero(reason == Reason.OK)
+    for start in range(0, todo.size, batch):
+        idx = todo[start : start + batch]
+        result = montecarlo_layers(
+            soc=flat["soc"][idx], clay=flat["clay"][idx], land_use=flat["land_use"][idx],
+            **{k: _months_by_pixels(v, idx) for k, v in series.items()},
+            rows=origin[0] + idx // shape[-1], cols=origin[1] + idx % shape[-1],
+            draws=draws, seed=seed, config=config,
+            soc_uncertainty=flat["soc_uncertainty"][idx] if "soc_uncertainty" in flat else None,
+        )
+        for name, arr in result.items():
+            out[name][idx] = arr
+    return out
 
 
 def tile_statistics(
@@ -158,7 +203,9 @@ def _run_tile_once(config: RunConfig, plan: RunPlan, tile_id: str) -> TileOutcom
     t_start = time.perf_counter()
     tile = TileKey.from_id(tile_id)
     arrays = _read_inputs(plan.cube_url, so, tile)
-    layers, reason = compute_tile(arrays, phase_config(config))
+    layers, reason = compute_tile(
+        arrays, phase_config(config), origin=(tile.row0, tile.col0),
+        montecarlo=(config.draws, config.seed) if config.draws else None)
     del arrays
     write_product_tile(plan.product_cube_url, tile, layers, reason, so)
     doc = {

@@ -26,7 +26,7 @@ import math
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from gsocseq.storage import filesystem, put_file
 from gsocseq.vocabulary import (
     LAYER_NAMES,
     LAYERS,
+    MONTECARLO_LAYERS,
     PUBLISHED_LAYERS,
     QUALITY_LAYERS,
     QUALITY_NODATA,
@@ -98,6 +99,8 @@ class CogAsset:
     """Units of the values (t C/ha, t C/ha/yr or %)."""
     description: str
     """One-line description of the layer."""
+    written: bool = field(default=True, compare=False)
+    """Whether the object was (re)written by this call (``False``: kept, same bytes or resumed)."""
 
     @property
     def bbox(self) -> tuple[float, float, float, float]:
@@ -111,6 +114,9 @@ def layer_description(layer: str) -> str:
     """Return a one-line description of a product layer (FAO reference §4.1)."""
     if layer in QUALITY_LAYERS:
         return QUALITY_LAYERS[layer].description
+    if layer in MONTECARLO_LAYERS:
+        spec = MONTECARLO_LAYERS[layer]
+        return f"{spec.description[0].upper()}{spec.description[1:]} ({spec.units})"
     if layer not in LAYERS:
         raise InputValidationError(
             f"unknown product layer {layer!r}; expected one of {LAYER_NAMES}"
@@ -262,6 +268,7 @@ def write_cog(
     profile: str = "gsocseq",
     tags: Mapping[str, str] | None = None,
     strip_rows: int = STRIP_ROWS,
+    only_if_changed: bool = False,
 ) -> CogAsset:
     """Write one layer as a validated COG at ``url``, atomically, and describe it.
 
@@ -283,11 +290,16 @@ def write_cog(
     strip_rows
         Rows computed and held at a time (memory ≈ ``strip_rows`` × columns × 4 bytes); the file's
         bytes do not depend on it.
+    only_if_changed
+        Leave the object at ``url`` untouched (``written=False``, its modification time kept) when
+        it already holds exactly these bytes (same size, same sha256): a republication rewrites
+        only the files whose content changed.
 
     Returns
     -------
     CogAsset
-        href, size (bytes), sha256 multihash, shape, transform, nodata, units and description.
+        href, size (bytes), sha256 multihash, shape, transform, nodata, units, description and
+        whether the object was written.
     """
     prof = get_profile(profile)
     layer = _layer_name(data)
@@ -312,8 +324,10 @@ def write_cog(
                 + "\n- ".join(problems)
             )
         size, checksum = file_digest(cog_path)
-        put_file(cog_path, url, storage_options)
-    log.info("wrote %s (%d bytes)", url, size)
+        written = not (only_if_changed and _same_object(url, storage_options, size, checksum))
+        if written:
+            put_file(cog_path, url, storage_options)
+    log.info("%s %s (%d bytes)", "wrote" if written else "unchanged, kept", url, size)
     return CogAsset(
         layer=layer,
         href=url,
@@ -324,7 +338,29 @@ def write_cog(
         nodata=layer_nodata(layer),
         units=units,
         description=description,
+        written=written,
     )
+
+
+def _same_object(
+    url: str, storage_options: dict[str, Any] | None, size: int, checksum: str
+) -> bool:
+    """Return whether the object at ``url`` has ``size`` bytes and sha256 multihash ``checksum``.
+
+    Only an object of the same size is read (and hashed); a missing object is not the same.
+    """
+    fs, path = filesystem(url, storage_options)
+    fs.invalidate_cache(path)
+    try:
+        if int(fs.size(path)) != size:
+            return False
+    except FileNotFoundError:
+        return False
+    h = hashlib.sha256()
+    with fs.open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return multihash_sha256(h.digest()) == checksum
 
 
 def write_region_cogs(
@@ -336,6 +372,7 @@ def write_region_cogs(
     skip_existing: bool = True,
     profile: str = "gsocseq",
     strip_rows: int = STRIP_ROWS,
+    only_if_changed: bool = False,
 ) -> list[CogAsset]:
     """Write every product layer of ``layers`` as ``{out_prefix}/{region}/{FAO file name}``.
 
@@ -344,8 +381,9 @@ def write_region_cogs(
     final file that already exists, passes :func:`check_cog` and has the layer's grid is described
     from the store and not rewritten (a rerun rewrites nothing). Its values are not compared:
     output prefixes carry the run's config hash, so an existing valid file holds the same layer.
-    ``layers`` should be backed by stored (zarr) or in-memory arrays: each layer is computed on
-    its own, a strip of rows at a time.
+    With ``only_if_changed``, a file is computed but not uploaded when the object already holds
+    the same bytes (:func:`write_cog`). ``layers`` should be backed by stored (zarr) or in-memory
+    arrays: each layer is computed on its own, a strip of rows at a time.
 
     Returns
     -------
@@ -365,11 +403,11 @@ def write_region_cogs(
             kept = _existing_asset(url, storage_options, data, get_profile(profile))
             if kept is not None:
                 log.info("%s: kept existing valid COG %s", region, url)
-                assets.append(kept)
+                assets.append(replace(kept, written=False))
                 continue
         assets.append(
             write_cog(data, url, storage_options, profile=profile, tags={"GSOCSEQ_REGION": region},
-                      strip_rows=strip_rows)
+                      strip_rows=strip_rows, only_if_changed=only_if_changed)
         )
     return assets
 

@@ -28,7 +28,7 @@ from rasterio.session import DummySession
 
 from gsocseq.errors import InputValidationError
 from gsocseq.storage import put_bytes
-from gsocseq.vocabulary import LAYERS, QUALITY_LAYERS
+from gsocseq.vocabulary import LAYERS, MONTECARLO_LAYERS, QUALITY_LAYERS
 
 __all__ = [
     "OVERVIEW_PIXELS",
@@ -74,12 +74,18 @@ def layer_style(layer: str, units: str | None = None) -> LayerStyle:
 
     Stocks (``T0``, ``finalSOC_*``): sequential ``YlGnBu``; changes and rates (``AbsDiff``,
     ``ASR``, ``RelDiff``, ``RSR`` and scheme differences): diverging ``BrBG`` around 0 (brown =
-    loss, green = gain); uncertainties (%): sequential ``magma_r``; quality layers (e.g. the fao
+    loss, green = gain); uncertainties (%) and Monte Carlo standard deviations: sequential
+    ``magma_r``; other Monte Carlo statistics as their layer; quality layers (e.g. the fao
     scheme's ``EulerUnstableMonths``): sequential ``OrRd``.
     """
     base = layer.removesuffix("_difference")
     if base in QUALITY_LAYERS and base == layer:  # quality layers (counts): sequential
         return LayerStyle("OrRd", False, QUALITY_LAYERS[base].units if units is None else units)
+    if base in MONTECARLO_LAYERS and base == layer:  # Monte Carlo: sd sequential, else as base
+        mc = MONTECARLO_LAYERS[base]
+        if base.endswith("_MCsd"):
+            return LayerStyle("magma_r", False, mc.units if units is None else units)
+        base = layer = base.rsplit("_", 1)[0]
     if base not in LAYERS:
         raise InputValidationError(f"quick look: unknown product layer {layer!r}")
     units = LAYERS[base] if units is None else units

@@ -94,6 +94,9 @@ class Provenance:
     """GSOCseq map version; with the scheme it names the collection."""
     ssm_increase: dict[str, list[float]] | None = field(default=None, hash=False)
     """SSM input increases [low, medium, high] per land-use group of the run (fractions)."""
+    uncertainty: dict[str, Any] | None = field(default=None, hash=False)
+    """Uncertainty method of the run (``method``; Monte Carlo: ``draws``, ``seed``,
+    ``distribution``), recorded as ``gsocseq:uncertainty``."""
 
     def __post_init__(self) -> None:
         for name in ("code_version", "scheme", "config_hash", "map_version"):
@@ -117,6 +120,8 @@ class Provenance:
             "gsocseq:inputs": dict(sorted(self.inputs.items())),
             **({"gsocseq:ssm_increase": {k: list(v) for k, v in self.ssm_increase.items()}}
                if self.ssm_increase is not None else {}),
+            **({"gsocseq:uncertainty": dict(self.uncertainty)}
+               if self.uncertainty is not None else {}),
         }
 
 

@@ -31,8 +31,13 @@ log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=8)
-def _read_all(url: str, so_json: str, field: str) -> dict[str, dict[str, Any]]:
-    """Return ``{attribute: {code: geometry}}`` for each ISO-like attribute present in the file."""
+def _read_all(url: str, so_json: str, field: str
+              ) -> tuple[dict[str, dict[str, Any]], tuple[str, ...]]:
+    """Return ``{attribute: {code: geometry}}`` per ISO-like attribute present, and the codes.
+
+    The codes are each feature's own code: that of the first attribute, in search order, that has
+    one (sorted, unique).
+    """
     where = f"source 'boundaries' at {url}"
     try:
         fs, path = filesystem(url, json.loads(so_json))
@@ -55,21 +60,27 @@ def _read_all(url: str, so_json: str, field: str) -> dict[str, dict[str, Any]]:
         raise SourceError(f"{where}: no ISO3 attribute {candidates} among fields {fields}")
     shapes = [shapely.from_wkb(w) if w is not None else None for w in geoms]
     out: dict[str, dict[str, Any]] = {}
+    own: list[str | None] = [None] * len(shapes)
     for name in present:
         table: dict[str, Any] = {}
-        for code, geom in zip(columns[fields.index(name)], shapes, strict=True):
+        for i, (code, geom) in enumerate(zip(columns[fields.index(name)], shapes, strict=True)):
             key = str(code).upper() if code is not None else ""
             if geom is None or not key or key == "-99":
                 continue
             table[key] = shapely.union(table[key], geom) if key in table else geom
+            own[i] = own[i] or key
         out[name] = table
-    return out
+    return out, tuple(sorted({c for c in own if c}))
 
 
 def country_codes(spec: SourceSpec, storage_options: Mapping[str, Any] | None = None) -> list[str]:
-    """Return the sorted codes present in the boundaries file (any of the ISO-like attributes)."""
-    tables = _read_all(spec.url, _key(options_for(spec, storage_options)), spec.variable)
-    return sorted({code for table in tables.values() for code in table})
+    """Return the sorted codes of the file's countries, one per feature.
+
+    A feature's code is its first valid one in search order (``spec.variable``, then
+    :data:`ISO_FIELDS`), so a country whose codes differ between attributes (South Sudan: ``SSD``
+    in ``ISO_A3``, ``SDS`` in ``ADM0_A3``) is listed once — and published once by a world run.
+    """
+    return list(_read_all(spec.url, _key(options_for(spec, storage_options)), spec.variable)[1])
 
 
 def _key(storage_options: Mapping[str, Any] | None) -> str:
@@ -83,7 +94,7 @@ def lookup_country(
 
     Attributes are searched in order: ``spec.variable`` (if set), then :data:`ISO_FIELDS`.
     """
-    tables = _read_all(spec.url, _key(options_for(spec, storage_options)), spec.variable)
+    tables, _ = _read_all(spec.url, _key(options_for(spec, storage_options)), spec.variable)
     key = iso3.upper()
     for name, table in tables.items():
         if key in table:

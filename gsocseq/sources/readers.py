@@ -1,19 +1,26 @@
 """Windowed readers for rasters (GeoTIFF/COG/VRT) and netCDF (3 or 4, gzipped or not) via fsspec.
 
-Every read opens the file, reads only the window covering ``bounds`` (plus a margin of native
-cells for interpolation), closes the file and returns an :class:`xarray.DataArray` with dims
-``(..., latitude, longitude)``, cell-centre coordinates, nodata as NaN and the file's own metadata
-in ``attrs``. Errors name the source, the URL and what was wrong.
+Every read takes only the window covering ``bounds`` (plus a margin of native cells for
+interpolation) and returns an :class:`xarray.DataArray` with dims ``(..., latitude, longitude)``,
+cell-centre coordinates, nodata as NaN and the file's own metadata in ``attrs``. Rasters stay open
+per worker process (:class:`RasterCache`): a VRT is opened once per run, and GDAL's block cache
+keeps each block read once. Errors name the source, the URL and what was wrong.
 """
 
 from __future__ import annotations
 
+import atexit
 import io
+import json
 import math
-from collections.abc import Iterator, Mapping
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import h5py
 import numpy as np
@@ -27,13 +34,144 @@ from rasterio.windows import Window, from_bounds
 from gsocseq.errors import GridMismatchError, SourceError
 from gsocseq.storage import filesystem
 
+T = TypeVar("T")
+
 Bounds = tuple[float, float, float, float]
 """(west, south, east, north) in degrees."""
 
 #: Native cells added around the requested bounds so bilinear interpolation has its neighbours.
 MARGIN_CELLS: int = 2
 
+#: Bytes of decoded raster blocks GDAL keeps per process (``GDAL_CACHEMAX``), so a block shared by
+#: neighbouring tiles is fetched once; environment ``GSOCSEQ_RASTER_CACHE_BYTES`` overrides it.
+RASTER_CACHE_BYTES: int = int(os.environ.get("GSOCSEQ_RASTER_CACHE_BYTES", 512 * 2**20))
+#: Rasters kept open per process (least recently used closed first); environment
+#: ``GSOCSEQ_OPEN_RASTERS`` overrides it, 0 opens and closes the file on every read.
+OPEN_RASTERS: int = int(os.environ.get("GSOCSEQ_OPEN_RASTERS", 64))
+
 _GDAL_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+
+
+@dataclass
+class _Entry:
+    """One open raster of the cache; ``lock`` serialises its use (GDAL handles are not shared)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    dataset: Any = None
+    evicted: bool = False
+
+    def close(self) -> None:
+        try:
+            if self.dataset is not None and not self.dataset.closed:
+                with rasterio.Env(CPL_LOG="/dev/null"):  # a host gone by now is no error
+                    self.dataset.close()
+        except Exception:  # closing a read-only dataset loses nothing
+            pass
+        self.dataset = None
+
+
+class RasterCache:
+    """Rasters opened once per worker process, keyed by URL and storage options.
+
+    A tile read borrows the open dataset under its lock, so a VRT and its sub-tiles are opened once
+    per run instead of once per tile × layer, and GDAL's block cache (:data:`RASTER_CACHE_BYTES`)
+    serves blocks neighbouring tiles share. At most ``size`` rasters stay open (least recently used
+    closed first); a failed read drops its dataset, so the next read reopens it. Closed at process
+    exit (a dask worker's teardown) or by :meth:`clear`.
+
+    Every use of a cached dataset runs on one thread per process (:meth:`call`): rasterio's fsspec
+    opener keeps its registry and open files in that thread's context, so a VRT opened by one dask
+    thread cannot open its sub-tiles, or be closed, from another.
+    """
+
+    def __init__(self, size: int = OPEN_RASTERS) -> None:
+        self.size = size
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsocseq-rasters")
+        self._pid = os.getpid()
+        self.opens = 0
+        """Rasters opened through the cache since the process started (for tests, benchmarks)."""
+        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def borrow(self, url: str, storage_options: Mapping[str, Any] | None) -> Iterator[Any]:
+        """Yield the open dataset of ``url`` (opening it if needed), used by this thread alone."""
+        key = (url, json.dumps(dict(storage_options or {}), sort_keys=True, default=str))
+        evict: list[_Entry] = []
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = _Entry()
+                if self.size > 0:
+                    self._entries[key] = entry
+                    while len(self._entries) > self.size:
+                        _, old = self._entries.popitem(last=False)
+                        old.evicted = True
+                        evict.append(old)
+                else:
+                    entry.evicted = True
+            else:
+                self._entries.move_to_end(key)
+        for old in evict:
+            with old.lock:
+                old.close()
+        with entry.lock:
+            if entry.dataset is None or entry.dataset.closed:
+                entry.dataset = _open_raster(url, storage_options)
+                self.opens += 1
+            try:
+                yield entry.dataset
+            except BaseException:
+                self._drop(key, entry)
+                raise
+            finally:
+                if entry.evicted:
+                    entry.close()
+
+    def _drop(self, key: tuple[str, str], entry: _Entry) -> None:
+        with self._lock:
+            if self._entries.get(key) is entry:
+                del self._entries[key]
+        entry.evicted = True
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` on the raster thread of this process; return its result."""
+        if threading.current_thread().name.startswith("gsocseq-rasters"):
+            return fn(*args, **kwargs)
+        if os.getpid() != self._pid:  # a forked child: its parent's thread and handles are not here
+            self._pid = os.getpid()
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsocseq-rasters")
+            self._lock = threading.Lock()
+            self._entries = OrderedDict()
+        return self._thread.submit(fn, *args, **kwargs).result()
+
+    def clear(self) -> None:
+        """Close every open raster (each once its current reader is done)."""
+        try:
+            self.call(self._clear)
+        except RuntimeError:  # interpreter shutting down: the raster thread is gone
+            pass
+
+    def _clear(self) -> None:
+        with self._lock:
+            entries = list(self._entries.values())
+            self._entries.clear()
+        for entry in entries:
+            entry.evicted = True
+            with entry.lock:
+                entry.close()
+
+
+def _open_raster(url: str, storage_options: Mapping[str, Any] | None) -> Any:
+    fs, _ = filesystem(url, storage_options)
+    with rasterio.Env(**_GDAL_ENV):
+        return rasterio.open(url, opener=fs)
+
+
+#: The worker process's open rasters (see :class:`RasterCache`).
+RASTERS = RasterCache()
+atexit.register(RASTERS.clear)
+_GDAL_CACHE_SET = False
 
 
 def _empty(lead: tuple[int, ...], name: str, attrs: dict[str, Any]) -> xr.DataArray:
@@ -70,10 +208,27 @@ def read_raster_window(
     nodata becomes NaN and scale/offset tags are applied; otherwise raw integers are returned and
     nodata cells are set to 0.
     """
+    return RASTERS.call(_read_raster, url, bounds, storage_options, source, crs, nodata, band,
+                        warp_resampling, as_float, bands)
+
+
+def _read_raster(
+    url: str,
+    bounds: Bounds,
+    storage_options: Mapping[str, Any] | None,
+    source: str,
+    crs: str,
+    nodata: float | None,
+    band: int,
+    warp_resampling: str,
+    as_float: bool,
+    bands: int | None,
+) -> xr.DataArray:
+    """:func:`read_raster_window` on the raster thread."""
     where = f"source {source!r} at {url}"
-    fs, _ = filesystem(url, storage_options)
+    _set_gdal_cache()
     try:
-        with rasterio.Env(**_GDAL_ENV), rasterio.open(url, opener=fs) as src:
+        with RASTERS.borrow(url, storage_options) as src:
             if bands is not None and src.count != bands:
                 raise SourceError(
                     f"{where}: raster has {src.count} band(s), the source declares {bands}"
@@ -86,6 +241,16 @@ def read_raster_window(
         raise
     except (rasterio.errors.RasterioIOError, FileNotFoundError, OSError) as exc:
         raise SourceError(f"{where}: cannot open raster: {exc}") from exc
+
+
+def _set_gdal_cache() -> None:
+    """Size GDAL's block cache once per process (:data:`RASTER_CACHE_BYTES`)."""
+    global _GDAL_CACHE_SET
+    if not _GDAL_CACHE_SET:
+        from rasterio.env import set_gdal_config
+
+        set_gdal_config("GDAL_CACHEMAX", RASTER_CACHE_BYTES)
+        _GDAL_CACHE_SET = True
 
 
 def same_crs(found: CRS, declared: CRS) -> bool:

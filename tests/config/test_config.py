@@ -88,3 +88,28 @@ def test_from_toml_with_overrides(tmp_path: Path) -> None:
     path.write_text('region = "demo"\nout = "s3://b/../x"\n')
     with pytest.raises(ValidationError, match="out"):
         RunConfig.from_toml(path)
+
+
+def test_uncertainty_methods_draws_and_seed(tmp_path: Path) -> None:
+    base = RunConfig(region="demo", out="s3://b/x")
+    assert (base.uncertainty_method, base.draws, base.seed) == ("brackets", 0, 0)
+    assert RunConfig(region="demo", out="s3://b/x", uncertainty="brackets") == base
+    assert RunConfig(region="demo", out="s3://b/x", uncertainty="none").uncertainty is False
+    mc = RunConfig(region="demo", out="s3://b/x", uncertainty="montecarlo", seed=7)
+    assert (mc.uncertainty, mc.draws, mc.uncertainty_method) == (True, 100, "montecarlo")
+    assert mc.check() == mc and RunConfig.model_validate_json(mc.model_dump_json()) == mc
+    # a seed alone changes nothing (no Monte Carlo): the hash of every other run stays
+    assert base.model_copy(update={"seed": 3}).config_hash == base.config_hash
+    hashes = {c.config_hash for c in (base, mc, mc.model_copy(update={"seed": 8}),
+                                      mc.model_copy(update={"draws": 50}))}
+    assert len(hashes) == 4
+    toml = tmp_path / "run.toml"
+    toml.write_text('[run]\nregion = "demo"\nout = "s3://b/x"\nuncertainty = "montecarlo"\n'
+                    "draws = 20\nseed = 4\n")
+    assert RunConfig.from_toml(toml).draws == 20 and RunConfig.from_toml(toml).seed == 4
+    for bad, word in (({"uncertainty": "none", "draws": 5}, "montecarlo"),
+                      ({"uncertainty": "montecarlo", "scheme": "fao"}, "exact"),
+                      ({"uncertainty": "mc"}, "brackets"), ({"draws": -1}, "draws"),
+                      ({"uncertainty": "montecarlo", "seed": -2}, "seed")):
+        with pytest.raises(ValidationError, match=word):
+            RunConfig(region="demo", out="s3://b/x", **bad)

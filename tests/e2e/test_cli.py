@@ -148,7 +148,13 @@ def test_failed_tile_is_named_and_exit_status_is_nonzero(
     [(["--region", "../etc", "--out", "s3://b/x"], "--region"),
      (["--region", "demo", "--out", "s3://b/../other"], "path traversal"),
      (["--region", "demo", "--out", "s3://b/x", "--scenarios", "ssm_max"], "--scenarios"),
-     (["--region", "demo"], "--out: Field required")],
+     (["--region", "demo"], "--out: Field required"),
+     (["--region", "demo", "--out", "s3://b/x", "--no-uncertainty", "--uncertainty",
+       "montecarlo"], "contradicts"),
+     (["--region", "demo", "--out", "s3://b/x", "--draws", "5", "--uncertainty", "none"],
+      "montecarlo"),
+     (["--region", "demo", "--out", "s3://b/x", "--uncertainty", "montecarlo", "--scheme",
+       "fao"], "exact scheme")],
 )
 def test_bad_arguments_exit_2(args: list[str], message: str) -> None:
     from click.testing import CliRunner

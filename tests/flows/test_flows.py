@@ -97,6 +97,9 @@ def test_country_form_schema_has_types_constraints_and_help() -> None:
     assert props["scenarios"]["minItems"] == 1
     assert props["scheme"]["enum"] == ["exact", "fao"]
     assert props["tile_size"]["minimum"] == 8
+    assert {"brackets", "montecarlo", "none"} <= {
+        v for alt in props["uncertainty"]["anyOf"] for v in alt.get("enum", ())}
+    assert props["draws"]["anyOf"][0]["minimum"] == 1 and props["seed"]["minimum"] == 0
     assert {"cluster_address", "map_version", "out", "sources"} <= set(props)
     assert all(p.get("description") for p in props.values()), "every field has a help text"
 
@@ -112,6 +115,12 @@ def test_country_form_schema_has_types_constraints_and_help() -> None:
         ({"iso3": "KEN", "out": "s3://b/x", "scenarios": ["bau", "foo"]}, False),
         ({"iso3": "KEN", "out": "s3://b/x", "scheme": "rk4"}, False),
         ({"iso3": "KEN", "out": "s3://b/x", "cluster_address": "scheduler:8786"}, False),
+        ({"iso3": "KEN", "out": "s3://b/x", "uncertainty": "montecarlo", "draws": 100,
+          "seed": 3}, True),
+        ({"iso3": "KEN", "out": "s3://b/x", "uncertainty": False}, True),
+        ({"iso3": "KEN", "out": "s3://b/x", "uncertainty": "mc"}, False),
+        ({"iso3": "KEN", "out": "s3://b/x", "uncertainty": "montecarlo", "draws": 0}, False),
+        ({"iso3": "KEN", "out": "s3://b/x", "seed": -1}, False),
     ],
 )
 def test_form_schema_accepts_and_rejects(params: dict[str, Any], ok: bool) -> None:
@@ -392,3 +401,32 @@ def test_serve_runs_as_a_file_and_as_a_module(argv: list[str], tmp_path: Path) -
                           timeout=120, env={**os.environ, "PREFECT_HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     assert "--out" in proc.stdout and "--sources" in proc.stdout
+
+
+@pytest.mark.timeout(300)  # a lost worker would otherwise hang dask forever
+def test_a_source_down_fails_only_its_tiles_in_the_flow(
+    harness: None, tmp_path: Path, cluster: LocalCluster
+) -> None:
+    """The east part of the SOC map answers 503 (a real HTTP server): the flow builds and runs the
+    west tile, fails the east one naming the source and URL, does not publish, and says so."""
+    from rangeserver import RangeServer
+    from split_sources import soc_in_two_files
+
+    from gsocseq.cube.grid import TileKey
+    from gsocseq.demo import write_demo_world
+
+    world = tmp_path / "world"
+    write_demo_world(f"file://{world}", {}, tiles_y=1, tiles_x=2, tile_size=TILE, seed=3)
+    west, east = "t60_r248_c232", "t60_r248_c233"  # DEM's two tiles in this world
+    soc_in_two_files(world, tmp_path / "w", TileKey.from_id(west).bounds[2])
+    out = tmp_path / "out"
+    with RangeServer(tmp_path / "w", down=("GSOCmap_east",)) as server:
+        state = country_rerun(iso3="DEM", out=f"file://{out}", sources=f"{server.url}/sources.toml",
+                              tile_size=TILE, scenarios=["bau"], uncertainty=False,
+                              cluster_address=cluster.scheduler_address, return_state=True)
+    assert state.is_failed() and "DEM" in state.message
+    markers = sorted(p.name.removesuffix(".json") for p in out.rglob("_done/*.json"))
+    assert markers == [west]  # the west tile was built and computed
+    assert not list(out.rglob("*.tif"))  # nothing published
+    artifact = str(Artifact.get("gsocseq-country-dem").data)
+    assert "| DEM | 1 | 0 | 1 |" in artifact and east in artifact

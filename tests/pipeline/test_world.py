@@ -3,7 +3,8 @@
 The demo world (2 × 3 tiles of 60 cells, countries DEM and DMX) is written to a local ``file://``
 store with its boundaries cut back so that one tile (south-east) lies in no country: the world run
 must never build or compute it. The world run publishes on a real process LocalCluster (COG tasks
-on its workers); each country's COGs must equal, byte for byte, a separate country run's.
+on its workers); each country's COGs must equal, byte for byte, a separate country run's, and a
+country rerun under the same output replaces that country's part of the world and nothing else.
 """
 
 from __future__ import annotations
@@ -71,56 +72,27 @@ def test_world_region_is_the_union_of_the_countries(world_inputs: str) -> None:
         assert np.array_equal(world.mask(tile), np.broadcast_to(both, (TILE, TILE)))
 
 
-@pytest.mark.slow
-def test_world_run_publishes_global_and_national_sets_equal_to_country_runs(
-    world_inputs: str, tmp_path: Path
-) -> None:
-    from distributed import Client, LocalCluster
-
-    out = f"file://{tmp_path}/out"
-    config = _config("world", world_inputs, out)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        summary = run(config, client=client, progress=False)
-    assert summary.ok and summary.published and summary.tiles_total == 5
-    plan = plan_run(config)
-    world = resolve_region("world", load_sources(world_inputs), tile_size=TILE)
-    (outside,) = [t for t in world.all_tiles() if t not in world.tiles]
-    cube = open_cube(plan.cube_url)  # the tile in no country was never read or built
-    assert tile_status(cube, outside) == -1
-    assert all(tile_status(cube, t) >= 0 for t in world.tiles)
-    done = Path(plan.done_url.removeprefix("file://"))
-    assert sorted(p.stem for p in done.glob("*.json")) == sorted(t.id for t in world.tiles)
-
-    products = tmp_path / "out" / "gsocseq" / "v1.1" / "exact" / "products"
-    globals_ = sorted(p.name for p in (products / "world").glob("*.tif"))
-    assert "GSOCseq_T0_Map030.tif" in globals_ and len(globals_) == 9
-    assert all(not n.startswith("world") for n in globals_)
-
-    # national sets equal a country run of each country, byte for byte
-    for iso3 in ("DEM", "DMX"):
-        country_out = f"file://{tmp_path}/{iso3}"
-        csum = run(_config(iso3, world_inputs, country_out, cluster="synchronous"), progress=False)
-        assert csum.ok
-        ours = sorted((products / iso3).glob("*.tif"))
-        theirs = tmp_path / iso3 / "gsocseq" / "v1.1" / "exact" / "products" / iso3
-        assert len(ours) == 9
-        for f in ours:
-            assert f.read_bytes() == (theirs / f.name).read_bytes(), f.name
-        got = summary.country_totals[iso3]
-        assert got["T0_MtC"] == pytest.approx(csum.t0_stock_mt, rel=1e-9)
-        assert got["ssm_med_rate_MtC_per_yr"] == pytest.approx(
-            csum.scenarios[1].rate_mt_per_yr, rel=1e-9)
-    world_t0 = summary.t0_stock_mt
-    assert sum(t["T0_MtC"] for t in summary.country_totals.values()) == pytest.approx(world_t0,
-                                                                                      rel=1e-9)
-    # STAC: one global item and one per country, in one collection
-    coll = products.parent / "stac" / "gsocseq-v1.1-exact"
-    assert sorted(p.name for p in coll.iterdir() if p.is_dir()) == ["DEM", "DMX", "world"]
-    published = json.loads(Path(plan.published_url.removeprefix("file://")).read_text())
-    assert set(published["countries"]) == {"DEM", "DMX"}
-    assert summary.to_dict()["countries"]["DMX"]["T0_MtC"] == pytest.approx(
-        summary.country_totals["DMX"]["T0_MtC"])
+def test_world_leaves_antarctica_out(world_inputs: str, tmp_path: Path) -> None:
+    """``world`` is every country of the boundaries less ``WORLD_EXCLUDED`` (Antarctica)."""
+    src = Path(world_inputs.removeprefix("file://")).parent
+    (tmp_path / "boundaries").mkdir()
+    (tmp_path / "sources.toml").write_bytes((src / "sources.toml").read_bytes())
+    meta, _, geoms, fields = ogr_read(io.BytesIO((src / "boundaries" / "admin0.geojson")
+                                                 .read_bytes()))
+    names = list(meta["fields"])
+    ata = shapely.box(-64.0, -80.0, -63.5, -79.5)  # one tile of Antarctica
+    geoms = np.array([*geoms, shapely.to_wkb(ata)], dtype=object)
+    fields = [np.array([*col, "ATA" if n == "ADM0_A3" else col[0]], dtype=col.dtype)
+              for n, col in zip(names, fields, strict=True)]
+    buf = io.BytesIO()
+    ogr_write(buf, geoms, fields, names, driver="GeoJSON", geometry_type="Polygon",
+              crs="EPSG:4326", layer="admin0")
+    (tmp_path / "boundaries" / "admin0.geojson").write_bytes(buf.getvalue())
+    sources = load_sources(f"file://{tmp_path}/sources.toml")
+    world = resolve_region("world", sources, tile_size=TILE)
+    assert world.countries == ("DEM", "DMX") and len(world.tiles) == 5
+    assert world.bbox[1] > -40  # Antarctica's tile is not in the rectangle either
+    assert len(resolve_region("ATA", sources, tile_size=TILE).tiles) == 1  # itself still runs
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
@@ -161,3 +133,133 @@ def test_plan_prints_the_figures_and_writes_nothing(world_inputs: str, tmp_path:
     text = CliRunner().invoke(main, ["plan", "--region", "DMX", "--sources", world_inputs,
                                      "--tile-size", str(TILE), "--no-source-reads"])
     assert text.exit_code == 0 and "core-hours" in text.output and "eligible pixels" in text.output
+
+
+def _scale_soc_inside(inputs: Path, iso3: str, factor: float) -> None:
+    """Multiply the demo GSOCmap's stocks by ``factor`` in cells well inside country ``iso3``."""
+    import rasterio
+    from rasterio.features import rasterize
+
+    meta, _, geoms, fields = ogr_read(io.BytesIO((inputs / "boundaries" / "admin0.geojson")
+                                                 .read_bytes()))
+    names = list(meta["fields"])
+    codes = fields[names.index("ADM0_A3")]
+    (geom,) = [shapely.from_wkb(g) for g, c in zip(geoms, codes, strict=True) if c == iso3]
+    inner = shapely.buffer(geom, -2.5 / 120)  # 2.5 cells inside: no cell of another country
+    path = inputs / "soc" / "GSOCmap_demo.tif"
+    with rasterio.open(path) as src:
+        profile, soc = src.profile, src.read(1)
+    hit = rasterize([(inner, 1)], out_shape=soc.shape, transform=profile["transform"]).astype(bool)
+    hit &= soc > 0
+    assert hit.sum() > 1000
+    soc[hit] *= np.float32(factor)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(soc, 1)
+
+
+@pytest.mark.slow
+def test_world_run_national_sets_and_a_country_rerun(world_inputs: str, tmp_path: Path) -> None:
+    """One world, three checks (one test: each run is costly).
+
+    1. ``--region world`` on a process LocalCluster: the tile in no country is never built, the
+       global set and both national sets are published, DMX's equal a DMX run byte for byte.
+    2. DEM's input changes (GSOCmap stocks × 1.25 well inside DEM) and DEM is rerun under the
+       same output: DEM's COGs and item and the global layers, totals and tile markers equal a
+       fresh world run with the change (whose DEM set thereby equals a DEM run); DMX's files keep
+       their modification times.
+    3. A world rerun after that finds everything current: nothing recomputed or rewritten.
+    """
+    import shutil
+
+    from distributed import Client, LocalCluster
+
+    inputs = tmp_path / "inputs"  # a copy: this test changes it
+    shutil.copytree(Path(world_inputs.removeprefix("file://")).parent, inputs)
+    sources = f"file://{inputs}/sources.toml"
+    out_a, out_b = tmp_path / "a", tmp_path / "b"
+    config = _config("world", sources, f"file://{out_a}")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        summary = run(config, client=client, progress=False)
+        assert summary.ok and summary.published and summary.tiles_total == 5
+        plan = plan_run(config)
+        world = resolve_region("world", load_sources(sources), tile_size=TILE)
+        (outside,) = [t for t in world.all_tiles() if t not in world.tiles]
+        cube = open_cube(plan.cube_url)  # the tile in no country was never read or built
+        assert tile_status(cube, outside) == -1
+        assert all(tile_status(cube, t) >= 0 for t in world.tiles)
+        done = Path(plan.done_url.removeprefix("file://"))
+        assert sorted(p.stem for p in done.glob("*.json")) == sorted(t.id for t in world.tiles)
+
+        base_a = out_a / "gsocseq" / "v1.1" / "exact"
+        products = base_a / "products"
+        globals_ = sorted(p.name for p in (products / "world").glob("*.tif"))
+        assert "GSOCseq_T0_Map030.tif" in globals_ and len(globals_) == 9
+        assert all(not n.startswith("world") for n in globals_)
+        # DMX's national set equals a DMX run's, byte for byte (DEM's: in part 2)
+        csum = run(_config("DMX", sources, f"file://{tmp_path}/DMX", cluster="synchronous"),
+                   progress=False)
+        assert csum.ok
+        ours = sorted((products / "DMX").glob("*.tif"))
+        theirs = tmp_path / "DMX" / "gsocseq" / "v1.1" / "exact" / "products" / "DMX"
+        assert len(ours) == 9
+        for f in ours:
+            assert f.read_bytes() == (theirs / f.name).read_bytes(), f.name
+        got = summary.country_totals["DMX"]
+        assert got["T0_MtC"] == pytest.approx(csum.t0_stock_mt, rel=1e-9)
+        assert got["ssm_med_rate_MtC_per_yr"] == pytest.approx(
+            csum.scenarios[1].rate_mt_per_yr, rel=1e-9)
+        assert sum(t["T0_MtC"] for t in summary.country_totals.values()) == pytest.approx(
+            summary.t0_stock_mt, rel=1e-9)
+        # STAC: one global item and one per country, in one collection
+        coll = "stac/gsocseq-v1.1-exact"
+        assert sorted(p.name for p in (base_a / coll).iterdir() if p.is_dir()) == [
+            "DEM", "DMX", "world"]
+        published = json.loads(Path(plan.published_url.removeprefix("file://")).read_text())
+        assert set(published["countries"]) == {"DEM", "DMX"}
+        assert summary.to_dict()["countries"]["DMX"]["T0_MtC"] == pytest.approx(got["T0_MtC"])
+
+        # 2. DEM's input changes; DEM is rerun under the same output (merge tasks on the cluster)
+        before = (products / "world" / "GSOCseq_T0_Map030.tif").read_bytes()
+        dmx = {**_snapshot(products / "DMX"), **_snapshot(base_a / coll / "DMX")}
+        assert len(dmx) > 9
+        _scale_soc_inside(inputs, "DEM", 1.25)
+        dem = run(_config("DEM", sources, f"file://{out_a}"), client=client, progress=False)
+        assert dem.ok and dem.published
+    world_b = _config("world", sources, f"file://{out_b}", cluster="synchronous")
+    fresh = run(world_b, progress=False)
+    assert fresh.published
+    base_b = out_b / "gsocseq" / "v1.1" / "exact"
+    for region in ("world", "DEM"):  # the rerun's products equal a fresh world run's
+        ours = sorted((products / region).glob("*.tif"))
+        assert len(ours) == 9
+        for f in ours:
+            assert f.read_bytes() == (base_b / "products" / region / f.name).read_bytes(), f.name
+    assert before != (products / "world" / "GSOCseq_T0_Map030.tif").read_bytes()
+    assert {**_snapshot(products / "DMX"), **_snapshot(base_a / coll / "DMX")} == dmx
+
+    def item_checksums(base: Path, region: str) -> dict[str, str]:
+        item = json.loads((base / coll / region / f"{region}.json").read_text())
+        return {k: a["file:checksum"] for k, a in item["assets"].items() if "file:checksum" in a}
+
+    for region in ("world", "DEM"):
+        assert item_checksums(base_a, region) == item_checksums(base_b, region) != {}
+    plan_b = plan_run(world_b)
+    pub_a, pub_b = (json.loads(Path(p.published_url.removeprefix("file://")).read_text())
+                    for p in (plan, plan_b))
+    assert pub_a["totals"] == pytest.approx(pub_b["totals"], rel=1e-12)
+    for iso3 in ("DEM", "DMX"):
+        assert pub_a["countries"][iso3] == pytest.approx(pub_b["countries"][iso3], rel=1e-12)
+    assert pub_a["countries"]["DEM"]["T0_MtC"] > 1.05 * published["countries"]["DEM"]["T0_MtC"]
+    assert pub_a["countries"]["DEM"]["T0_MtC"] == pytest.approx(dem.t0_stock_mt, rel=1e-9)
+    assert pub_a["countries"]["DMX"] == published["countries"]["DMX"]
+    for tile_id in plan.tile_ids:  # markers describe the merged tiles as a world run would
+        ma, mb = (json.loads(Path(p.marker_url(tile_id).removeprefix("file://")).read_text())
+                  for p in (plan, plan_b))
+        assert ma["checksums"] == mb["checksums"], tile_id
+
+    # 3. a world rerun under the first output: nothing recomputed or rewritten
+    world_files = _snapshot(products / "world")
+    again = run(config.model_copy(update={"cluster": "synchronous"}), progress=False)
+    assert len(again.tiles_skipped) == 5 and not again.tiles_done
+    assert _snapshot(products / "world") == world_files

@@ -10,6 +10,8 @@ byte for byte.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 import fsspec
 import pytest
 from rangeserver import RangeServer
+from split_sources import soc_in_two_files
 
 from gsocseq.config import RunConfig
 from gsocseq.demo import write_demo_world
@@ -74,15 +77,63 @@ def test_sources_file_and_data_over_http_with_output_on_s3_equal_the_file_run(
     assert max(v for k, v in climate.items() if "_1981" not in k) <= 3
 
 
-def test_a_source_that_stays_down_fails_naming_source_and_url(
+def test_a_source_that_stays_down_fails_every_tile_it_feeds_naming_source_and_url(
     world: Path, tmp_path: Path
 ) -> None:
     with RangeServer(world, down=("cover_",)) as server:
         config = RunConfig(region="demo", out=f"file://{tmp_path}/c",
                            sources=f"{server.url}/sources.toml", tile_size=TILE,
                            cluster="synchronous")
-        with pytest.raises(Exception, match=r"(?s)source 'cover'.*http://127\.0\.0\.1:\d+/.*cover_"):
-            run(config, progress=False)
+        summary = run(config, progress=False)
+    assert not summary.ok and not summary.published and len(summary.tiles_failed) == 2
+    for error in summary.tiles_failed.values():  # cover feeds every tile
+        assert re.search(r"source 'cover'.*http://127\.0\.0\.1:\d+/.*cover_", error), error
     # nothing was written for any tile of the product
     done = list(Path(tmp_path, "c").rglob("_done/*.json"))
     assert done == []
+
+
+def test_a_source_down_for_part_of_the_region_fails_only_its_tiles_and_a_rerun_finishes(
+    world: Path, tmp_path: Path
+) -> None:
+    """The east half of the SOC map answers 503: the east tile fails (named), the west one is kept.
+
+    Through the CLI: exit 1 listing the failed tile; once the file is back, a rerun builds only the
+    missing tile and publishes.
+    """
+    from click.testing import CliRunner
+
+    from gsocseq.cli import main
+    from gsocseq.cube.grid import TileKey
+    from gsocseq.pipeline import plan_run
+
+    tiles = sorted(plan_run(RunConfig(region="demo", out=f"file://{tmp_path}/p",
+                                      sources=f"file://{world}/sources.toml",
+                                      tile_size=TILE)).tile_ids,
+                   key=lambda t: TileKey.from_id(t).bounds[0])
+    west, east = tiles
+    soc_in_two_files(world, tmp_path / "w", TileKey.from_id(west).bounds[2])
+    out = tmp_path / "out"
+    with RangeServer(tmp_path / "w", down=("GSOCmap_east",)) as server:
+        args = ["run", "--region", "demo", "--out", f"file://{out}", "--sources",
+                f"{server.url}/sources.toml", "--tile-size", str(TILE), "--cluster",
+                "synchronous", "--no-progress", "--summary-json", str(tmp_path / "s.json")]
+        first = CliRunner().invoke(main, args)
+        assert first.exit_code == 1, first.output
+        assert f"1 tile(s) failed: {east}" in first.output
+        failed = json.loads((tmp_path / "s.json").read_text())["tiles"]["failed"]
+        assert list(failed) == [east]
+        assert "source 'soc'" in failed[east] and f"{server.url}/soc/GSOCmap_tiles.vrt" in failed[east]
+        assert server.requests["/soc/GSOCmap_east.tif"] > 0
+        markers = {p.name: p.stat().st_mtime_ns for p in out.rglob("_done/*.json")}
+        assert [m.removesuffix(".json") for m in markers] == [west]  # the west tile is kept
+        assert not list(out.rglob("*.tif"))  # nothing published
+
+        server.down = ()  # the file is back
+        second = CliRunner().invoke(main, args)
+        assert second.exit_code == 0, second.output
+        again = json.loads((tmp_path / "s.json").read_text())["tiles"]
+        assert again["failed"] == {} and again["skipped"] == 1  # the west tile is not redone
+        assert {p.name: p.stat().st_mtime_ns for p in out.rglob("_done/*.json")
+                if p.name.startswith(west)} == markers
+        assert len(list(out.rglob("*.tif"))) >= 29

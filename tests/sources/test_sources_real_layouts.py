@@ -302,6 +302,56 @@ def test_soilgrids_vrt_with_isric_wkt_is_read_as_esri_54052(tmp_path: Path) -> N
         read_source(bad, (-64.2, -34.4, -63.8, -34.1))
 
 
+def test_soilgrids_vrt_opened_once_per_worker_not_per_tile_and_layer(tmp_path: Path) -> None:
+    """Five tile windows × three depth VRTs: each VRT fetched once, each byte about once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rangeserver import RangeServer
+
+    from gsocseq.sources.readers import RASTERS
+
+    for depth, value in (("0-5cm", 200), ("5-15cm", 300), ("15-30cm", 400)):
+        write_soilgrids(tmp_path, depth, value)
+    size = sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
+    windows = [(-64.3 + 0.1 * i, -34.4, -64.2 + 0.1 * i, -34.1) for i in range(5)]
+
+    def read_all(url: str, threads: int = 1) -> list[np.ndarray]:
+        spec = SourceSpec(name="clay", kind="soilgrids", units="g/kg", crs="ESRI:54052",
+                          url=f"{url}/clay_{{depth}}_mean.vrt", nodata=-32768,
+                          layers=("0-5cm", "5-15cm", "15-30cm"))
+        with ThreadPoolExecutor(threads) as pool:  # dask threads share the open datasets
+            return list(pool.map(lambda w: read_source(spec, w)["clay"].values, windows))
+
+    kept = RASTERS.size
+    try:
+        RASTERS.size = 0  # baseline: every read opens the VRT (and its sub-tiles) again
+        with RangeServer(tmp_path) as http:
+            want = read_all(http.url)
+            per_open = http.requests["/clay_0-5cm_mean.vrt"] // len(windows)
+            base_vrt = {k: v for k, v in http.requests.items() if k.endswith(".vrt")}
+            base_bytes = sum(http.bytes_sent.values())
+        RASTERS.size = kept
+        RASTERS.clear()
+        opens = RASTERS.opens
+        with RangeServer(tmp_path) as http:
+            got = read_all(http.url, threads=4)
+            vrt = {k: v for k, v in http.requests.items() if k.endswith(".vrt")}
+            sent = sum(http.bytes_sent.values())
+            # one open per run (its HEAD and GET), not one per tile
+            assert len(vrt) == 3 and set(vrt.values()) == {per_open}
+            assert RASTERS.opens - opens == 3
+            read_all(http.url)  # more tiles: no new open, no byte read twice
+            assert {k: v for k, v in http.requests.items() if k.endswith(".vrt")} == vrt
+            assert sum(http.bytes_sent.values()) == sent
+    finally:
+        RASTERS.size = kept
+        RASTERS.clear()
+    assert set(base_vrt.values()) == {per_open * len(windows)}  # the baseline: once per tile
+    assert sent <= 1.2 * size < base_bytes
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 # --- ESA CCI LC v2.0.7: one GeoTIFF, one band per year 1992–2015 ----------------------------------
 
 
@@ -341,7 +391,7 @@ def test_natural_earth_zipped_shapefile_lookup_says_which_attribute(tmp_path: Pa
     import shapely
     from pyogrio.raw import write
 
-    from gsocseq.sources.boundaries import lookup_country
+    from gsocseq.sources.boundaries import country_codes, lookup_country
 
     shp = tmp_path / "shp"
     shp.mkdir()
@@ -365,5 +415,6 @@ def test_natural_earth_zipped_shapefile_lookup_says_which_attribute(tmp_path: Pa
     geom, field = lookup_country(spec, "ssd")
     assert field == "ISO_A3_EH" and geom.equals(shapely.box(0, 0, 1, 1))
     assert lookup_country(spec, "SDS")[1] == "ADM0_A3"
+    assert country_codes(spec) == ["FRA", "KEN", "SSD"]  # one per country (a world publishes each once)
     with pytest.raises(Exception, match=r"unknown ISO3 'XYZ'.*ISO_A3.*ne_10m_admin_0_countries"):
         lookup_country(spec, "XYZ")

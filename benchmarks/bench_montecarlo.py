@@ -1,0 +1,77 @@
+"""Benchmark of the Monte Carlo uncertainty against the central run, on one core.
+
+Central run: ``run_phases`` with FAO's brackets (the default run). Monte Carlo run: the same plus
+``montecarlo_layers`` with N draws (what a tile task does with ``uncertainty = "montecarlo"``).
+Prints pixels per CPU second of both, the cost ratio (Monte Carlo run / central run; issue 15 §4
+goal: < 20 for N = 100) and the peak traced memory of each. CPU time, best of ``--repeat``: robust
+to other processes on a shared machine.
+Run: ``NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/bench_montecarlo.py [--pixels 2000]
+[--draws 100] [--repeat 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).parent))
+
+import numpy as np  # noqa: E402
+from bench_phases import synthetic_inputs  # noqa: E402
+
+from gsocseq.model.montecarlo import montecarlo_layers  # noqa: E402
+from gsocseq.model.phases import PhaseConfig, run_phases  # noqa: E402
+
+GOAL_RATIO = 20.0
+
+
+def _measure(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Return (best CPU seconds of ``repeat`` calls, peak traced MiB of one call)."""
+    best = float("inf")
+    for _ in range(repeat):
+        c0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - c0)
+    tracemalloc.start()
+    fn()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return best, peak / 2**20
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pixels", type=int, default=2000)
+    ap.add_argument("--draws", type=int, default=100)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    n = args.pixels
+    warm = synthetic_inputs(8)
+    rc = np.arange(8)
+    run_phases(**warm)
+    montecarlo_layers(**warm, rows=rc, cols=rc, draws=2, seed=0)  # compile / load numba caches
+    inputs = synthetic_inputs(n)
+    rows, cols = np.arange(n) // 240, np.arange(n) % 240
+    config = PhaseConfig()
+    central_s, central_mib = _measure(lambda: run_phases(**inputs, config=config), args.repeat)
+    mc_s, mc_mib = _measure(lambda: montecarlo_layers(
+        **inputs, rows=rows, cols=cols, draws=args.draws, seed=1, config=config), args.repeat)
+    total = central_s + mc_s
+    print(f"pixels={n} draws={args.draws} repeat={args.repeat} (CPU s, best of repeat)")
+    print(f"central (brackets)      {central_s:8.3f} s  {n / central_s:10.0f} px/cpu-s  "
+          f"peak {central_mib:7.1f} MiB")
+    print(f"montecarlo draws only   {mc_s:8.3f} s  {n / mc_s:10.0f} px/cpu-s  "
+          f"peak {mc_mib:7.1f} MiB  ({n * args.draws / mc_s:.0f} pixel-draws/cpu-s)")
+    print(f"montecarlo run (central + draws) {n / total:10.0f} px/cpu-s")
+    print(f"ratio montecarlo run / central run = {total / central_s:.2f} (goal < {GOAL_RATIO:g}); "
+          f"one draw / one central pixel = {mc_s / args.draws / central_s:.3f}")
+
+
+if __name__ == "__main__":
+    main()

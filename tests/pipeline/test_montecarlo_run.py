@@ -1,0 +1,114 @@
+"""Monte Carlo runs end to end on the demo world (file store, tiles of 60, BAU only, 4 draws).
+
+Real components: the demo world's files, the zarr cubes, a synchronous run and a real process
+LocalCluster, COG + STAC validators. Checks: same seed → same product-cube bytes and COG bytes on both
+schedulers; the same bytes when a tile is computed as quadrants of 30 cells in another order; the
+Monte Carlo COGs are valid and have their own STAC assets; the provenance records the method.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+
+from gsocseq.config import RunConfig
+from gsocseq.cube.grid import TileKey
+from gsocseq.cube.product_cube import read_product_tile
+from gsocseq.cube.store import open_cube, read_tile
+from gsocseq.pipeline import plan_run, run
+from gsocseq.pipeline.publish import product_layers
+from gsocseq.pipeline.tile import compute_tile, phase_config
+from gsocseq.products.validate import validate_products
+from gsocseq.storage import read_json
+from gsocseq.vocabulary import MONTECARLO_LAYERS, fao_file_name
+
+pytestmark = pytest.mark.slow
+
+TILE = 60
+MC_BAU = tuple(n for n in MONTECARLO_LAYERS if n.startswith(("T0_", "finalSOC_BAU_", "ASR_BAU_")))
+
+
+@pytest.fixture(scope="module")
+def config(demo_world: Any, tmp_path_factory: pytest.TempPathFactory) -> RunConfig:
+    world = demo_world("file")
+    out = tmp_path_factory.mktemp("montecarlo-run")
+    return RunConfig(region="demo", out=f"file://{out}", sources=world.sources_url, tile_size=TILE,
+                     cluster="synchronous", scenarios=("bau",), uncertainty="montecarlo", draws=4,
+                     seed=9)
+
+
+def _digests(config: RunConfig) -> tuple[dict[str, str], dict[str, str]]:
+    """sha256 of every tile's Monte Carlo arrays (product cube) and of every published COG."""
+    plan = plan_run(config)
+    cube: dict[str, str] = {}
+    for tile in plan.tiles:
+        arrays = read_product_tile(plan.product_cube_url, tile)
+        for name in MC_BAU:
+            cube[f"{tile.id}/{name}"] = hashlib.sha256(arrays[name].tobytes()).hexdigest()
+    published = read_json(plan.published_url, {})
+    assert published is not None
+    cogs = {layer: hashlib.sha256(Path(href.removeprefix("file://")).read_bytes()).hexdigest()
+            for layer, href in published["cogs"].items()}
+    return cube, cogs
+
+
+def test_same_bytes_on_both_schedulers_and_valid_products(config: RunConfig) -> None:
+    summary = run(config, progress=False)
+    assert summary.ok and len(summary.tiles_done) == 6
+    plan = plan_run(config)
+    layers = product_layers(config.scenarios, True, "exact", montecarlo=True)
+    assert set(MC_BAU) <= set(layers) and len(layers) == 7 + len(MC_BAU)
+    report = validate_products(plan.stac_url, {}, expected_layers=layers,
+                               regions=[plan.region_name])
+    assert not report.problems, report.problems
+    item_path = next(Path(plan.stac_url.removeprefix("file://")).parent.rglob("DEM.json"))
+    item = json.loads(item_path.read_text())
+    for name in MC_BAU:
+        asset = item["assets"][name]
+        assert asset["href"].endswith(fao_file_name("DEM", name))
+        assert asset["raster:bands"][0]["unit"] == MONTECARLO_LAYERS[name].units
+    unc = item["properties"]["gsocseq:uncertainty"]
+    assert (unc["method"], unc["draws"], unc["seed"]) == ("montecarlo", 4, 9)
+    reference = _digests(config)
+    modelled = read_product_tile(plan.product_cube_url, plan.tiles[0])
+    ok = modelled["reason"] == 0
+    assert ok.any() and np.all(np.isfinite(modelled["T0_MCsd"][ok]))
+    assert np.all(np.isnan(modelled["T0_MCsd"][~ok]))
+    # again on a real process cluster, every output removed first: the same bytes
+    shutil.rmtree(plan.run_url.removeprefix("file://"))
+    shutil.rmtree(plan.products_url.removeprefix("file://"))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        procs = run(config.model_copy(update={"cluster": None}), client=client, progress=False)
+    assert procs.ok and len(procs.tiles_done) == 6
+    assert _digests(config) == reference
+
+
+def test_same_bytes_for_other_tile_sizes_and_orders(config: RunConfig) -> None:
+    plan = plan_run(config)
+    if read_json(plan.published_url, {}) is None:
+        run(config, progress=False)
+    tile = plan.tiles[1]
+    arrays = read_tile(open_cube(plan.cube_url, {}), tile)
+    pc = phase_config(config)
+    mc = (config.draws, config.seed)
+    whole, _ = compute_tile(arrays, pc, montecarlo=mc, origin=(tile.row0, tile.col0))
+    stored = read_product_tile(plan.product_cube_url, tile)
+    half = TILE // 2
+    for name in MC_BAU:
+        assert whole[name].tobytes() == stored[name].tobytes(), name
+    # the same cells as four quadrant tiles of 30, last quadrant first
+    for qi, qj in ((1, 1), (0, 1), (1, 0), (0, 0)):
+        sl = (slice(qi * half, (qi + 1) * half), slice(qj * half, (qj + 1) * half))
+        sub = {k: v[sl] for k, v in arrays.items()}  # (ny, nx, ...) arrays
+        key = TileKey(tile.row * 2 + qi, tile.col * 2 + qj, half)
+        part, _ = compute_tile(sub, pc, montecarlo=mc, origin=(key.row0, key.col0))
+        for name in MC_BAU:
+            assert part[name].tobytes() == np.ascontiguousarray(whole[name][sl]).tobytes(), name
