@@ -6,12 +6,15 @@ Prints pixels per CPU second of both, the cost ratio (Monte Carlo run / central 
 goal: < 20 for N = 100) and the peak traced memory of each. CPU time, best of ``--repeat``: robust
 to other processes on a shared machine.
 Run: ``NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/bench_montecarlo.py [--pixels 2000]
-[--draws 100] [--repeat 3]``.
+[--draws 100] [--repeat 3] [--rates-out gsocseq/pipeline/rates.json]``; ``--rates-out`` sets
+the ``montecarlo_core_s_per_pixel_draw`` rate of ``gsocseq plan`` in that file (other keys kept).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
 import os
 import sys
 import time
@@ -50,6 +53,8 @@ def main() -> None:
     ap.add_argument("--pixels", type=int, default=2000)
     ap.add_argument("--draws", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--rates-out", default=None,
+                    help="rates JSON whose Monte Carlo rate to set (gsocseq/pipeline/rates.json)")
     args = ap.parse_args()
     n = args.pixels
     warm = synthetic_inputs(8)
@@ -71,6 +76,16 @@ def main() -> None:
     print(f"montecarlo run (central + draws) {n / total:10.0f} px/cpu-s")
     print(f"ratio montecarlo run / central run = {total / central_s:.2f} (goal < {GOAL_RATIO:g}); "
           f"one draw / one central pixel = {mc_s / args.draws / central_s:.3f}")
+    if args.rates_out:
+        path = Path(args.rates_out)
+        doc = json.loads(path.read_text()) if path.exists() else {}
+        doc["montecarlo_core_s_per_pixel_draw"] = mc_s / (n * args.draws)
+        doc["montecarlo_measured"] = (
+            f"benchmarks/bench_montecarlo.py {dt.date.today()}: {n} pixels x {args.draws} draws, "
+            f"best of {args.repeat}, one core of a {os.cpu_count()}-core machine "
+            f"(load {os.getloadavg()[0]:.1f})")
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"wrote montecarlo_core_s_per_pixel_draw to {path}")
 
 
 if __name__ == "__main__":

@@ -297,7 +297,9 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(text + "\n")
     if args.rates_out:  # the shipped rates plan any region: the land share defaults to the globe's
-        Path(args.rates_out).write_text(json.dumps(world_rates, indent=2) + "\n")
+        out = Path(args.rates_out)  # keys of other benchmarks (bench_montecarlo) are kept
+        kept = json.loads(out.read_text()) if out.exists() else {}
+        out.write_text(json.dumps({**kept, **world_rates}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

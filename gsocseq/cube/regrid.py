@@ -9,9 +9,11 @@ carried along and moved last: output ``(ny, nx, ...)``.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 if TYPE_CHECKING:
     from gsocseq.cube.grid import TileKey
@@ -32,6 +34,12 @@ def _axis(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
 
 #: Leading-axis steps interpolated at once (bounds float64 temporaries: 24 × 240² × 8 B ≈ 11 MB).
 BLOCK: int = 24
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    """Return the process's BLAS thread pools (found once: the library scan costs ~10 ms)."""
+    return ThreadpoolController()
 
 
 def _weights(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -57,6 +65,9 @@ def bilinear(
 
     Separable form ``Wy · V · Wxᵀ`` (two BLAS products per step) with nodata renormalisation
     ``Wy · (V·ok) · Wxᵀ / Wy · ok · Wxᵀ``; a 3-D input is processed :data:`BLOCK` steps at a time.
+    The products run on one BLAS thread: they are small (a tile × its source window), and a
+    threaded BLAS on a busy machine spends 10–50× their time synchronising its threads (dask
+    workers already run one BLAS thread; this makes threads and synchronous runs do the same).
     """
     lead = values.shape[:-2]
     ny, nx = dst_lat.size, dst_lon.size
@@ -66,9 +77,20 @@ def bilinear(
     wx, in_x = _weights(np.asarray(src_lon), np.asarray(dst_lon))
     outside = ~(in_y[:, None] & in_x[None, :])
     stack = np.asarray(values).reshape(-1, *values.shape[-2:])
-    out = np.empty((ny, nx, stack.shape[0]), dtype)
+    # filled step-major (each block's result is contiguous), returned as an (ny, nx, steps) view:
+    # callers that want one pixel's series per row, or months × pixels, read it without a copy
+    out = np.empty((stack.shape[0], ny, nx), dtype)
+    with _blas().limit(limits=1, user_api="blas"):
+        _bilinear_blocks(stack, wy, wx, outside, out)
+    return np.moveaxis(out, 0, -1).reshape(ny, nx, *lead)
+
+
+def _bilinear_blocks(
+    stack: np.ndarray, wy: np.ndarray, wx: np.ndarray, outside: np.ndarray, out: np.ndarray
+) -> None:
+    """Fill ``out`` (steps, ny, nx) from ``stack`` (steps, lat, lon), :data:`BLOCK` steps at a time."""
     prev_ok: np.ndarray | None = None
-    den = np.empty(0)
+    den = bad = np.empty(0)
     for t0 in range(0, stack.shape[0], BLOCK):
         v = stack[t0 : t0 + BLOCK].astype(np.float64)
         ok = np.isfinite(v)
@@ -76,12 +98,12 @@ def bilinear(
         if prev_ok is None or not np.array_equal(ok, prev_ok):
             # the same nodata pattern gives the same weights: computed once, bit for bit the same
             den = wy @ ok.astype(np.float64) @ wx.T
+            bad = (den <= 1e-12) | outside  # no weight left, or beyond the source's extent
+            den[bad] = 1.0
             prev_ok = ok
-        with np.errstate(invalid="ignore", divide="ignore"):
-            res = np.where(den > 1e-12, num / np.where(den > 1e-12, den, 1.0), np.nan)
-        res[:, outside] = np.nan
-        out[:, :, t0 : t0 + BLOCK] = np.moveaxis(res, 0, -1)
-    return out.reshape(ny, nx, *lead)
+        num /= den
+        num[bad] = np.nan
+        out[t0 : t0 + BLOCK] = num
 
 
 def nearest(

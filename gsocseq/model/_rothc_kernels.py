@@ -340,6 +340,18 @@ def run(
     return bad
 
 
+@njit(nogil=True, cache=True, error_model="numpy")
+def _input_split(i0, nb, dpm_rpm):
+    """Return the DPM and RPM shares of the plant input of pixels ``i0:i0+nb`` (from DPM/RPM)."""
+    fd = np.empty(nb)
+    fr = np.empty(nb)
+    for j in range(nb):
+        dr = dpm_rpm[i0 + j]
+        fd[j] = dr / (1.0 + dr)
+        fr[j] = 1.0 / (1.0 + dr)
+    return fd, fr
+
+
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def _years_block(
     i0, i1, out_pools, out_smd, tmp, prec, pet, cover, cin_years, dpm_rpm, clay, depth,
@@ -355,15 +367,10 @@ def _years_block(
     nb = i1 - i0
     _, f_bio, f_hum, s_max, s_1bar, s_bare, dpm, rpm, bio, hum, smd = _block_start(
         i0, nb, clay, depth, out_pools, out_smd)
-    fd = np.empty(nb)
-    fr = np.empty(nb)
+    fd, fr = _input_split(i0, nb, dpm_rpm)
     cm = np.empty(nb)
     rate = np.empty(nb)
     ehum = np.empty(nb)
-    for j in range(nb):
-        dr = dpm_rpm[i0 + j]
-        fd[j] = dr / (1.0 + dr)
-        fr[j] = 1.0 / (1.0 + dr)
     for y in range(cin_years.shape[0]):
         for j in range(nb):
             cm[j] = cin_years[y, i0 + j] / 12.0

@@ -220,61 +220,44 @@ def _warm_columns(pools, smd, tmp, prec, pet, cover, cin_years, dpm_rpm, clay, d
 
     Column ``j`` reads the months of pixel ``pix[j]`` of ``tmp``/``prec``/``pet``/``cover`` with
     temperature × ``t_scale[j]`` and precipitation × ``p_scale[j]`` (no replicated copies of the
-    months); its soil, input and state are its own. Same monthly step as ``run_years``.
+    months); its soil, input and state are its own. The month step is ``run_years``'s own
+    (``_rothc_kernels._month_rate``, ``_exp_far``, ``_decay``, input split, block start and
+    write-back).
     """
     n = pools.shape[0]
-    nb_max = _k.BLOCK
-    v = np.empty((16, nb_max))  # per-column scratch of one block
-    for b0 in range(0, n, nb_max):
-        nb = min(nb_max, n - b0)
-        f_bio, f_hum, s_max, s_1bar, s_bare, fd, fr = v[0], v[1], v[2], v[3], v[4], v[5], v[6]
-        dpm, rpm, bio, hum, sm, rate, df, cv, cm = (v[7], v[8], v[9], v[10], v[11], v[12], v[13],
-                                                    v[14], v[15])
-        for j in range(nb):
-            i = b0 + j
-            _, f_bio[j], f_hum[j], s_max[j], s_1bar[j], s_bare[j] = _k.soil_constants(
-                clay[i], depth[i])
-            fd[j] = dpm_rpm[i] / (1.0 + dpm_rpm[i])
-            fr[j] = 1.0 / (1.0 + dpm_rpm[i])
-            dpm[j], rpm[j], bio[j], hum[j] = pools[i, 0], pools[i, 1], pools[i, 2], pools[i, 3]
-            sm[j] = smd[i]
+    for i0 in range(0, n, _k.BLOCK):
+        nb = min(_k.BLOCK, n - i0)
+        _, f_bio, f_hum, s_max, s_1bar, s_bare, dpm, rpm, bio, hum, sm = _k._block_start(
+            i0, nb, clay, depth, pools, smd)
+        fd, fr = _k._input_split(i0, nb, dpm_rpm)
+        scratch = np.empty((6, nb))
+        cm, rate, ehum, tt, df, cv = (scratch[0], scratch[1], scratch[2], scratch[3], scratch[4],
+                                      scratch[5])
         for y in range(cin_years.shape[0]):
             for j in range(nb):
-                cm[j] = cin_years[y, b0 + j] / 12.0
+                cm[j] = cin_years[y, i0 + j] / 12.0
             for mm in range(12):
                 m = 12 * y + mm
-                for j in range(nb):  # gather the pixels' month, scaled per column
-                    q = pix[b0 + j]
-                    rate[j] = tmp[m, q] * t_scale[b0 + j]
-                    df[j] = prec[m, q] * p_scale[b0 + j] - evap_factor * pet[m, q]
+                far = 0
+                for j in range(nb):  # gather the pixels' month, scaled per column (apart:
+                    i, q = i0 + j, pix[i0 + j]  # the step's loop below then vectorises)
+                    tt[j] = tmp[m, q] * t_scale[i]
+                    df[j] = prec[m, q] * p_scale[i] - evap_factor * pet[m, q]
                     cv[j] = cover[mm, q]
                 for j in range(nb):
-                    rate[j] = _k.temperature_factor(rate[j])
+                    sm[j], rate[j], ehum[j], f = _k._month_rate(
+                        tt[j], df[j], cv[j], rmod[i0 + j], sm[j], s_max[j], s_1bar[j], s_bare[j])
+                    far += f
+                if far:
+                    _k._exp_far(rate, ehum)
                 for j in range(nb):
-                    s, r = _k.smd_rate(sm[j], df[j], cv[j], rate[j], rmod[b0 + j], s_max[j],
-                                       s_1bar[j], s_bare[j])
-                    sm[j] = s + 0.0 * r
-                    rate[j] = r
-                for j in range(nb):
-                    x = -rate[j] * _k.K_HUM
-                    df[j] = _k._exp_poly(x)
-                for j in range(nb):
-                    x = -rate[j] * _k.K_HUM
-                    if not abs(x) <= _k.EXP_POLY_MAX:
-                        df[j] = np.exp(x)
-                for j in range(nb):
-                    e1, e2, e3, e4 = _k._powers(df[j])
-                    p1, p2, p3, p4 = dpm[j], rpm[j], bio[j], hum[j]
-                    dpm1, rpm1, bio1, hum1 = p1 * e1, p2 * e2, p3 * e3, p4 * e4
-                    tot = (p1 - dpm1) + (p2 - rpm1) + (p3 - bio1) + (p4 - hum1)
+                    dpm1, rpm1, bio1, hum1, tot = _k._decay(ehum[j], dpm[j], rpm[j], bio[j],
+                                                            hum[j])
                     dpm[j] = dpm1 + fd[j] * cm[j]
                     rpm[j] = rpm1 + fr[j] * cm[j]
                     bio[j] = bio1 + tot * f_bio[j]
                     hum[j] = hum1 + tot * f_hum[j]
-        for j in range(nb):
-            i = b0 + j
-            pools[i, 0], pools[i, 1], pools[i, 2], pools[i, 3] = dpm[j], rpm[j], bio[j], hum[j]
-            smd[i] = sm[j]
+        _k._block_end(i0, dpm, rpm, bio, hum, sm, pools, smd)
 
 
 def statistics(values: np.ndarray) -> dict[str, np.ndarray]:

@@ -3,8 +3,10 @@
 Owns the dry run: the region's tiles and cells (from the boundaries only), its eligible pixels (a
 decimated read of the land-cover source where it is reachable), the bytes each source would be read
 for (file sizes × the share of each file the region's tiles cover), and core-hours, wall time,
-bytes stored and cost from per-cell rates measured on this code (:data:`DEFAULT_RATES`, written by
-``benchmarks/bench_world.py``; ``--rates FILE`` for another calibration). Nothing is written.
+bytes stored and cost from per-cell rates measured on this code (``rates.json``, written by
+``benchmarks/bench_world.py`` and, for Monte Carlo draws, ``benchmarks/bench_montecarlo.py``;
+``--rates FILE`` for another calibration), for the layers the run's configuration publishes.
+Nothing is written.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 import shapely
 from affine import Affine
 
-from gsocseq.vocabulary import LAYER_NAMES
+from gsocseq.vocabulary import SCENARIOS, UNCERTAINTY_METHODS
 
 RATES_FILE: str = "rates.json"
 """Rates shipped beside this module (``gsocseq/pipeline/rates.json``)."""
@@ -45,6 +47,11 @@ class Rates:
     """Share of the region's cells modelled, when the land cover is not reachable."""
     measured: str = ""
     """Where and when the rates were measured."""
+    montecarlo_core_s_per_pixel_draw: float | None = None
+    """Monte Carlo draws (``uncertainty = "montecarlo"``), core-seconds per modelled pixel and draw
+    on top of the tile stage; ``None``: the shipped rate is used."""
+    montecarlo_measured: str = ""
+    """Where and when the Monte Carlo rate was measured."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,12 @@ class CostPlan:
     """Tiles of the region's bounding rectangle (ocean/outside tiles are never read or built)."""
     cells: int
     """Cells of the region's tiles."""
+    uncertainty: str
+    """Uncertainty method planned (``brackets``, ``montecarlo`` or ``none``)."""
+    draws: int
+    """Monte Carlo draws per pixel (0 without Monte Carlo)."""
+    layers: int
+    """Product layers the run publishes (its scenarios, uncertainty method and scheme)."""
     region_cells: int
     """Cells inside the region (area share of each tile)."""
     eligible_pixels: int
@@ -236,7 +249,10 @@ def cost_plan(
     tile_size: int = 240,
     workers: int = 100,
     rates: Rates | None = None,
-    layers: int = len(LAYER_NAMES),
+    scenarios: tuple[str, ...] = SCENARIOS,
+    uncertainty: str = "brackets",
+    draws: int | None = None,
+    scheme: str = "exact",
     price_core_hour: float = 0.05,
     price_gb_month: float = 0.023,
     read_sources: bool = True,
@@ -253,8 +269,11 @@ def cost_plan(
         Tile edge, cells of 30″.
     rates
         Per-cell rates (default: :func:`load_rates` of the shipped file).
-    layers
-        Product layers written (29 with uncertainty).
+    scenarios, uncertainty, draws, scheme
+        What the run publishes, as in :class:`~gsocseq.config.RunConfig`: the product layers are
+        those of :func:`~gsocseq.pipeline.publish.product_layers` (29 for every scenario with the
+        brackets, 65 with Monte Carlo); ``draws`` (default 100 with ``"montecarlo"``) scales
+        the Monte Carlo compute.
     workers
         Dask workers of one core each, for the wall time.
     price_core_hour, price_gb_month
@@ -262,15 +281,32 @@ def cost_plan(
     read_sources
         Also size the reads of every source and the land-cover share (opens their headers).
     """
+    from gsocseq.config import DEFAULT_DRAWS, MAX_DRAWS
     from gsocseq.cube import resolve_region
+    from gsocseq.pipeline.publish import product_layers
     from gsocseq.sources import load_sources
 
+    if uncertainty not in UNCERTAINTY_METHODS:
+        raise ValueError(f"uncertainty {uncertainty!r}: expected one of {UNCERTAINTY_METHODS}")
+    if draws and uncertainty != "montecarlo":
+        raise ValueError(f"draws={draws} needs uncertainty 'montecarlo', got {uncertainty!r}")
+    n_draws = (draws or DEFAULT_DRAWS) if uncertainty == "montecarlo" else 0
+    if not 0 <= n_draws <= MAX_DRAWS:
+        raise ValueError(f"draws {draws} must be in [1, {MAX_DRAWS}]")
+    bad = [x for x in scenarios if x not in SCENARIOS]
+    if bad or not scenarios:
+        raise ValueError(f"scenarios {list(scenarios)!r}: each must be one of {SCENARIOS}")
+    layers = len(product_layers(tuple(scenarios), uncertainty != "none", scheme, n_draws > 0))
     rates = rates or load_rates()
+    draw_s = rates.montecarlo_core_s_per_pixel_draw
+    notes: list[str] = []
+    if n_draws and draw_s is None:
+        draw_s = load_rates().montecarlo_core_s_per_pixel_draw or 0.0
+        notes.append("Monte Carlo rate not in the given rates: the shipped one is used")
     sources = load_sources(sources_url, storage_options=storage_options)
     region = resolve_region(region_spec, sources, tile_size=tile_size)
     cells = len(region.tiles) * tile_size * tile_size
     in_region = region_cells(region)
-    notes: list[str] = []
     share, eligible_from = rates.eligible_fraction, "rates"
     reads: tuple[SourceRead, ...] = ()
     if read_sources:
@@ -281,7 +317,8 @@ def cost_plan(
                          f"{rates.eligible_fraction:.2f} from the rates")
         reads = source_reads(region, sources)
     eligible = int(round(in_region * share))
-    core_s = (cells * rates.input_core_s_per_cell + eligible * rates.tile_core_s_per_pixel
+    core_s = (cells * rates.input_core_s_per_cell
+              + eligible * (rates.tile_core_s_per_pixel + n_draws * (draw_s or 0.0))
               + cells * layers * rates.publish_core_s_per_cell_layer)
     per_tile_s = core_s / max(1, len(region.tiles))
     wall_s = max(core_s / max(1, workers), per_tile_s) if workers > 0 else math.inf
@@ -289,7 +326,8 @@ def cost_plan(
     core_h = core_s / 3600.0
     return CostPlan(
         region=region_spec, tile_size=tile_size, tiles=len(region.tiles),
-        tiles_in_rectangle=len(region.all_tiles()), cells=cells, region_cells=in_region,
+        tiles_in_rectangle=len(region.all_tiles()), cells=cells, uncertainty=uncertainty,
+        draws=n_draws, layers=layers, region_cells=in_region,
         eligible_pixels=eligible, eligible_source=eligible_from, sources=reads,
         core_hours=core_h, workers=workers, wall_hours=wall_s / 3600.0, stored_bytes=stored,
         cost=core_h * price_core_hour + stored / 1e9 * price_gb_month, rates=rates,
@@ -320,6 +358,8 @@ def format_cost_plan(p: CostPlan) -> str:
         f"rectangle; {p.tiles_in_rectangle - p.tiles} outside the region are never read)",
         f"cells: {p.cells:,} in those tiles, {p.region_cells:,} inside the region",
         f"eligible pixels: {p.eligible_pixels:,} (share from {p.eligible_source})",
+        f"layers published: {p.layers} (uncertainty {p.uncertainty}"
+        + (f", {p.draws} Monte Carlo draws per pixel)" if p.draws else ")"),
         "bytes read per source:",
     ]
     for s in p.sources:
@@ -336,6 +376,8 @@ def format_cost_plan(p: CostPlan) -> str:
         f"estimated cost: {_num(p.cost)} (compute + one month of storage)",
         f"rates: {p.rates.measured or 'unspecified'}",
     ]
+    if p.draws and p.rates.montecarlo_measured:
+        lines.append(f"Monte Carlo rate: {p.rates.montecarlo_measured}")
     lines += [f"note: {n}" for n in p.notes]
     return "\n".join(lines)
 
@@ -352,6 +394,14 @@ def plan_command() -> Any:
                   help="Workers (one core each) for the wall time.")
     @click.option("--rates", "rates_url", default=None,
                   help="Rates JSON (benchmarks/bench_world.py --rates-out); default: shipped.")
+    @click.option("--scenarios", default=",".join(SCENARIOS), show_default=True,
+                  help="Comma-separated scenarios of the run.")
+    @click.option("--uncertainty", type=click.Choice(list(UNCERTAINTY_METHODS)),
+                  default="brackets", show_default=True, help="Uncertainty method of the run.")
+    @click.option("--draws", type=int, default=None,
+                  help="Monte Carlo draws per pixel (with --uncertainty montecarlo; default 100).")
+    @click.option("--scheme", type=click.Choice(["exact", "fao"]), default="exact",
+                  show_default=True)
     @click.option("--price-core-hour", type=float, default=0.05, show_default=True)
     @click.option("--price-gb-month", type=float, default=0.023, show_default=True)
     @click.option("--no-source-reads", is_flag=True, help="Skip sizing the sources (no file opened).")
@@ -359,7 +409,8 @@ def plan_command() -> Any:
     @click.option("--storage-options", "storage_options", envvar="GSOCSEQ_STORAGE_OPTIONS",
                   default=None, help="fsspec options as JSON.")
     def plan_command(region: str, sources: str | None, tile_size: int, workers: int,
-                     rates_url: str | None, price_core_hour: float, price_gb_month: float,
+                     rates_url: str | None, scenarios: str, uncertainty: str,
+                     draws: int | None, scheme: str, price_core_hour: float, price_gb_month: float,
                      no_source_reads: bool, as_json: bool, storage_options: str | None) -> None:
         """Dry run: tiles, cells, eligible pixels, bytes read, core-hours, wall time, cost."""
         import sys
@@ -370,6 +421,8 @@ def plan_command() -> Any:
             so = json.loads(storage_options) if storage_options else None
             result = cost_plan(region, sources_url=sources, storage_options=so,
                                tile_size=tile_size, workers=workers, rates=load_rates(rates_url),
+                               scenarios=tuple(x.strip() for x in scenarios.split(",") if x.strip()),
+                               uncertainty=uncertainty, draws=draws, scheme=scheme,
                                price_core_hour=price_core_hour, price_gb_month=price_gb_month,
                                read_sources=not no_source_reads)
         except (GsocseqError, OSError, ValueError) as exc:

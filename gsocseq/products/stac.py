@@ -45,7 +45,13 @@ from gsocseq.lease import Lease, held
 from gsocseq.products.cog import CogAsset, layer_description
 from gsocseq.products.stac_schemas import offline_validator, schema_problems
 from gsocseq.storage import exists, filesystem, put_bytes, read_bytes
-from gsocseq.vocabulary import LAYERS, PUBLISHED_LAYERS, QUALITY_LAYERS, QUALITY_NODATA
+from gsocseq.vocabulary import (
+    LAYERS,
+    MONTECARLO_LAYERS,
+    PUBLISHED_LAYERS,
+    QUALITY_LAYERS,
+    QUALITY_NODATA,
+)
 
 __all__ = [
     "END_DATETIME",
@@ -54,6 +60,7 @@ __all__ = [
     "FsspecStacIO",
     "Provenance",
     "build_collection",
+    "collection_item_assets",
     "add_quicklook_assets",
     "build_item",
     "collection_id",
@@ -289,8 +296,32 @@ def _union_bbox(bboxes: Sequence[Sequence[float]]) -> list[float]:
     ]
 
 
+def collection_item_assets(provenance: Provenance) -> dict[str, pystac.ItemAssetDefinition]:
+    """Return the collection's ``item_assets``: FAO's 29 layers (and the Monte Carlo ones).
+
+    The 36 layers of ``vocabulary.MONTECARLO_LAYERS`` are added when the run's uncertainty
+    method (``provenance.uncertainty["method"]``) is ``montecarlo``.
+    """
+    layers = dict(LAYERS)
+    if (provenance.uncertainty or {}).get("method") == "montecarlo":
+        layers |= {layer: spec.units for layer, spec in MONTECARLO_LAYERS.items()}
+    return {
+        layer: pystac.ItemAssetDefinition.create(
+            title=layer,
+            description=layer_description(layer),
+            media_type=pystac.MediaType.COG,
+            roles=["data"],
+            extra_fields={"raster:bands": [_raster_band(units, layer).to_dict()]},
+        )
+        for layer, units in layers.items()
+    }
+
+
 def build_collection(provenance: Provenance, bbox: Sequence[float]) -> pystac.Collection:
-    """Build the (empty) collection of a map version and scheme with item_assets for 29 layers."""
+    """Build the (empty) collection of a map version and scheme with its item_assets.
+
+    The item_assets are those of :func:`collection_item_assets`.
+    """
     coll = pystac.Collection(
         id=collection_id(provenance),
         title=f"GSOCseq {provenance.map_version} ({provenance.scheme} scheme)",
@@ -330,16 +361,7 @@ def build_collection(provenance: Provenance, bbox: Sequence[float]) -> pystac.Co
         ),
     )
     RasterExtension.add_to(coll)
-    coll.item_assets = {
-        layer: pystac.ItemAssetDefinition.create(
-            title=layer,
-            description=layer_description(layer),
-            media_type=pystac.MediaType.COG,
-            roles=["data"],
-            extra_fields={"raster:bands": [_raster_band(units).to_dict()]},
-        )
-        for layer, units in LAYERS.items()
-    }
+    coll.item_assets = collection_item_assets(provenance)
     return coll
 
 
@@ -448,6 +470,11 @@ def _write_catalog(
         root.add_child(coll)
     elif not isinstance(coll, pystac.Collection):
         raise ProductValidationError(f"{root_url}: child {cid!r} is not a collection")
+    else:  # a Monte Carlo run joining a collection made by a brackets run adds its layers
+        missing = {k: v for k, v in collection_item_assets(provenance).items()
+                   if k not in (coll.item_assets or {})}
+        if missing:
+            coll.item_assets = {**(coll.item_assets or {}), **missing}
     coll.set_self_href(f"{prefix}/{cid}/collection.json")
     _merge_items(coll, items, prefix, cid)
     problems = []

@@ -170,7 +170,11 @@ def _open_raster(url: str, storage_options: Mapping[str, Any] | None) -> Any:
 
 #: The worker process's open rasters (see :class:`RasterCache`).
 RASTERS = RasterCache()
-atexit.register(RASTERS.clear)
+try:  # closed before the raster thread's executor shuts down (threading's exit hooks run in reverse
+    # order, before ``atexit``): a dataset left to interpreter teardown segfaults in GDAL
+    threading._register_atexit(RASTERS.clear)  # type: ignore[attr-defined]
+except (AttributeError, RuntimeError):  # not CPython 3.9+, or already shutting down
+    atexit.register(RASTERS.clear)
 _GDAL_CACHE_SET = False
 
 

@@ -112,3 +112,30 @@ def test_mode_takes_the_majority_of_finer_cells() -> None:
     assert out.dtype == np.uint8
     assert out[0, 0] == 130 and out[1, 0] == 10 and out[0, 1] == 10
     assert (out[2:, :] == 10).all()
+
+
+def test_nodata_pattern_changing_between_steps_matches_each_step_alone() -> None:
+    lat, lon = _src(1 / 24)
+    rng = np.random.default_rng(3)
+    stack = rng.normal(size=(30, lat.size, lon.size))
+    stack[5:9, 4:9, 6:11] = np.nan  # a hole for a few steps, inside one block and across two
+    stack[23:26, 10, :] = np.nan
+    out = bilinear(stack, lat, lon, TILE.latitudes(), TILE.longitudes(), np.float64)
+    for t in (0, 5, 8, 9, 23, 25, 29):
+        alone = bilinear(stack[t], lat, lon, TILE.latitudes(), TILE.longitudes(), np.float64)
+        np.testing.assert_array_equal(out[:, :, t], alone)
+    assert np.isnan(out[:, :, 6]).any() and not np.isnan(out[:, :, 4]).any()
+
+
+def test_series_gather_is_the_same_for_both_layouts() -> None:
+    from gsocseq.pipeline.tile import _months_by_pixels
+
+    rng = np.random.default_rng(4)
+    step_major = rng.normal(size=(48, 20, 30)).astype(np.float32)
+    view = np.moveaxis(step_major, 0, -1).reshape(600, -1)  # as bilinear returns it, flattened
+    idx = np.sort(rng.choice(600, 250, replace=False))
+    want = np.ascontiguousarray(np.ascontiguousarray(view)[idx].T)
+    for series in (view, np.ascontiguousarray(view)):
+        got = _months_by_pixels(series, idx)
+        assert got.flags.c_contiguous
+        np.testing.assert_array_equal(got, want)

@@ -135,6 +135,64 @@ def test_plan_prints_the_figures_and_writes_nothing(world_inputs: str, tmp_path:
     assert text.exit_code == 0 and "core-hours" in text.output and "eligible pixels" in text.output
 
 
+def test_plan_counts_the_published_layers_and_the_monte_carlo_draws(world_inputs: str,
+                                                                    tmp_path: Path) -> None:
+    """Layers follow the run's scenarios and uncertainty method; draws scale the tile compute."""
+    from gsocseq.pipeline.costing import Rates, cost_plan, load_rates
+    from gsocseq.pipeline.publish import product_layers
+    from gsocseq.vocabulary import MONTECARLO_LAYERS
+
+    rates = Rates(input_core_s_per_cell=1e-3, tile_core_s_per_pixel=2e-3,
+                  publish_core_s_per_cell_layer=1e-5, stored_bytes_per_cell=1000.0,
+                  eligible_fraction=0.5, montecarlo_core_s_per_pixel_draw=4e-6)
+
+    def plan(**kw: Any) -> Any:
+        return cost_plan("DMX", sources_url=world_inputs, tile_size=TILE, workers=1, rates=rates,
+                         read_sources=False, **kw)
+
+    def core_s(p: Any, draws: int) -> float:
+        return (p.cells * 1e-3 + p.eligible_pixels * (2e-3 + draws * 4e-6)
+                + p.cells * p.layers * 1e-5)
+
+    brackets = plan()
+    assert (brackets.layers, brackets.draws, brackets.uncertainty) == (29, 0, "brackets")
+    mc = plan(uncertainty="montecarlo")
+    assert mc.layers == 29 + len(MONTECARLO_LAYERS) == 65 and mc.draws == 100
+    assert mc.core_hours == pytest.approx(core_s(mc, 100) / 3600)
+    mc400 = plan(uncertainty="montecarlo", draws=400)
+    assert mc400.core_hours - mc.core_hours == pytest.approx(
+        mc.eligible_pixels * 300 * 4e-6 / 3600)
+    two = plan(uncertainty="montecarlo", draws=10, scenarios=("bau", "ssm_med"))
+    assert two.layers == len(product_layers(("bau", "ssm_med"), True, "exact", True)) == 15 + 20
+    assert two.core_hours == pytest.approx(core_s(two, 10) / 3600)
+    assert plan(uncertainty="none", scenarios=("bau",)).layers == 4
+    assert plan(scheme="fao").layers == 30  # + EulerUnstableMonths
+    no_mc_rate = cost_plan("DMX", sources_url=world_inputs, tile_size=TILE, workers=1,
+                           rates=Rates(**{**rates.__dict__,
+                                          "montecarlo_core_s_per_pixel_draw": None}),
+                           read_sources=False, uncertainty="montecarlo", draws=10)
+    shipped = load_rates().montecarlo_core_s_per_pixel_draw
+    assert shipped is not None and 0 < shipped < rates.tile_core_s_per_pixel
+    assert no_mc_rate.core_hours == pytest.approx(
+        (two.cells * 1e-3 + no_mc_rate.eligible_pixels * (2e-3 + 10 * shipped)
+         + two.cells * 65 * 1e-5) / 3600)
+    assert any("Monte Carlo rate" in n for n in no_mc_rate.notes)
+    with pytest.raises(ValueError, match="draws=5 needs uncertainty 'montecarlo'"):
+        plan(draws=5)
+    with pytest.raises(ValueError, match="scenarios"):
+        plan(scenarios=("bau", "ssm_max"))
+    res = CliRunner().invoke(main, ["plan", "--region", "DMX", "--sources", world_inputs,
+                                    "--tile-size", str(TILE), "--no-source-reads",
+                                    "--uncertainty", "montecarlo", "--draws", "50",
+                                    "--scenarios", "bau,ssm_med"])
+    assert res.exit_code == 0, res.output
+    assert "layers published: 35 (uncertainty montecarlo, 50 Monte Carlo draws" in res.output
+    assert "Monte Carlo rate: benchmarks/bench_montecarlo.py" in res.output
+    bad = CliRunner().invoke(main, ["plan", "--region", "DMX", "--sources", world_inputs,
+                                    "--no-source-reads", "--draws", "50"])
+    assert bad.exit_code == 2 and "needs uncertainty 'montecarlo'" in bad.output
+
+
 def _scale_soc_inside(inputs: Path, iso3: str, factor: float) -> None:
     """Multiply the demo GSOCmap's stocks by ``factor`` in cells well inside country ``iso3``."""
     import rasterio

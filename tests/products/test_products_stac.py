@@ -24,7 +24,7 @@ from gsocseq.products.stac import (
     write_catalog,
 )
 from gsocseq.products.stac_schemas import offline_validator, schema_problems
-from gsocseq.vocabulary import LAYERS
+from gsocseq.vocabulary import LAYERS, MONTECARLO_LAYERS
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "tests" / "data" / "stac-schemas"
 PROV = Provenance(
@@ -173,6 +173,32 @@ def test_catalog_is_valid_merged_on_rerun_and_written_last(products, validator, 
     assert not list(Path(out).rglob("*.tmp-*"))
     arg = json.loads((Path(out) / "gsocseq-v1.1-exact" / "ARG" / "ARG.json").read_text())
     assert arg["assets"]["T0"]["href"] == "../../../cogs/ARG/ARG_GSOCseq_T0_Map030.tif"
+
+
+def test_monte_carlo_layers_join_the_collection_item_assets(products, validator, tmp_path):
+    """A Monte Carlo run's collection describes its 36 extra layers; one joining a collection made
+    by a brackets run adds them; both stay valid against the offline schemas."""
+    _, ds, assets = products
+    mc_prov = Provenance(code_version="0.1.0", scheme="exact", config_hash="77aa01",
+                         uncertainty={"method": "montecarlo", "draws": 100, "seed": 0})
+    coll = stac.build_collection(mc_prov, bbox_of(ds["ARG"]))
+    assert list(coll.item_assets) == [*LAYERS, *MONTECARLO_LAYERS]
+    sd = coll.item_assets["ASR_BAU_MCsd"].to_dict()
+    assert sd["raster:bands"][0]["unit"] == MONTECARLO_LAYERS["ASR_BAU_MCsd"].units
+    assert sd["raster:bands"][0]["data_type"] == "float32" and sd["description"]
+    out = str(tmp_path / "stac")
+    write_catalog([build_item("ARG", assets["ARG"], bbox=bbox_of(ds["ARG"]), provenance=PROV)],
+                  out, provenance=PROV, schemas_dir=SCHEMAS)
+    path = Path(out) / "gsocseq-v1.1-exact" / "collection.json"
+    assert set(json.loads(path.read_text())["item_assets"]) == set(LAYERS)
+    write_catalog([build_item("URY", assets["URY"], bbox=bbox_of(ds["URY"]),
+                              provenance=mc_prov)], out, provenance=mc_prov, schemas_dir=SCHEMAS)
+    doc = json.loads(path.read_text())
+    assert list(doc["item_assets"]) == [*LAYERS, *MONTECARLO_LAYERS]
+    assert schema_problems(doc, validator, str(path)) == []
+    write_catalog([build_item("ARG", assets["ARG"], bbox=bbox_of(ds["ARG"]), provenance=PROV)],
+                  out, provenance=PROV, schemas_dir=SCHEMAS)  # a brackets rerun keeps them
+    assert json.loads(path.read_text())["item_assets"] == doc["item_assets"]
 
 
 def test_catalog_rewrite_is_byte_identical(products, tmp_path):
