@@ -233,7 +233,7 @@ def build_cube(
         log.error("cube %s: climate not built, %d tile(s) fail: %s", url, len(todo), exc)
         errors = {t.id: exc for t in todo}
         todo = []
-    keys = dict(source_digests) if source_digests is not None or not todo else None
+    keys = dict(source_digests) if source_digests is not None else None
     for tile in todo:
         try:
             keys = keys if keys is not None else digests(source_keys(sources))  # once per call
