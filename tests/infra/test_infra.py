@@ -707,9 +707,11 @@ def test_dockerfile_installs_from_the_lock() -> None:
     uv_stage = next(rest.split()[0] for k, rest in ins if k == "FROM" and "astral-sh/uv" in rest)
     assert LOCK["version"] == 1 and Version(re.search(r":([\d.]+)@", uv_stage).group(1)) >= \
         Version("0.9")
-    # make and CI install from the same lock, with the test extras.
+    # make and CI install from the same lock, with the test extras (bytecode compiled once at
+    # install: every process the tests start would otherwise recompile its imports).
     makefile = (REPO / "Makefile").read_text()
-    assert [["-q", "--locked", "--extra", "test"]] == _uv_commands(makefile, "sync")
+    assert [["-q", "--locked", "--extra", "test", "--compile-bytecode"]] == \
+        _uv_commands(makefile, "sync")
 
 
 def test_dockerignore_keeps_the_package_and_drops_the_rest() -> None:
