@@ -29,9 +29,13 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the session (each test opens its own context)."""
+    """A headless Chromium for one test module (each test opens its own context).
+
+    Not for the session: Playwright's sync API keeps an event loop running in the main thread while
+    it is open, and Prefect's sync-or-async functions then return coroutines in later tests.
+    """
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
