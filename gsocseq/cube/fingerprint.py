@@ -92,7 +92,7 @@ def source_files(spec: SourceSpec, storage_options: Mapping[str, Any] | None = N
     declaration only.
     """
     if not _PLACEHOLDER.search(spec.url):
-        return [spec.url]
+        return [spec.url, *vrt_members(spec.url, storage_options)]
     fs, path = filesystem(spec.url, storage_options)
     pattern = _PLACEHOLDER.sub("*", path)
     try:
@@ -103,6 +103,46 @@ def source_files(spec: SourceSpec, storage_options: Mapping[str, Any] | None = N
                     spec.url, exc)
         return []
     return sorted(fs.unstrip_protocol(p) for p in found)
+
+
+def vrt_members(url: str, storage_options: Mapping[str, Any] | None = None) -> list[str]:
+    """Return the URLs of the files a GDAL VRT at ``url`` reads (none for any other file).
+
+    A SoilGrids layer is one VRT over thousands of GeoTIFF sub-tiles: a provider may rewrite a
+    sub-tile under an unchanged VRT, so each sub-tile is keyed too (every member, not only those
+    a region touches: over-inclusive, one ``info`` each). Members relative to the VRT are resolved
+    against it, absolute URLs (and ``/vsicurl/`` ones) kept; other GDAL ``/vsi…`` paths cannot be
+    keyed here and are logged. A VRT
+    that cannot be read gives none (its own key says ``unavailable``).
+    """
+    if not url.lower().endswith(".vrt"):
+        return []
+    import posixpath
+    import xml.etree.ElementTree as ET
+
+    fs, path = filesystem(url, storage_options)
+    try:
+        text = call_with_retries(lambda: fs.cat_file(path), what=f"source file {url}",
+                                 attempts=SOURCE_ATTEMPTS)
+        root = ET.fromstring(text)
+    except Exception as exc:  # noqa: BLE001 — reported by the read; its own key is 'unavailable'
+        log.warning("VRT %s: members not keyed (%s: %s)", url, type(exc).__name__, exc)
+        return []
+    base = url.rsplit("/", 1)[0]
+    members: set[str] = set()
+    for node in root.iter("SourceFilename"):
+        name = (node.text or "").strip()
+        if not name:
+            continue
+        if node.get("relativeToVRT") == "1":
+            members.add(f"{base}/{posixpath.normpath(name)}")
+        elif name.startswith("/vsicurl/") and "://" in name:
+            members.add(name.removeprefix("/vsicurl/"))
+        elif "://" in name and not name.startswith("/vsi"):
+            members.add(name)
+        else:  # /vsizip/…, absolute local paths: not a URL this store can key
+            log.warning("VRT %s: member %s not keyed (not a URL)", url, name)
+    return sorted(members)
 
 
 def source_key(spec: SourceSpec, storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -86,7 +86,7 @@ def _bundle(*parts: Any) -> tuple[Any, ...]:
 
 def refresh_inputs(
     region: Any, sources: Any, plan: RunPlan, so: dict[str, Any], client: Any = None,
-    token: str = "",
+    token: str = "", errors: dict[str, BaseException] | None = None,
 ) -> tuple[InputsRefresh, dict[str, str], dict[str, Any]]:
     """Bring the built part of the cube up to date with the sources; return (report, digests, climate key).
 
@@ -94,6 +94,9 @@ def refresh_inputs(
     marked to be read again (write the returned climate key with
     :func:`~gsocseq.cube.refresh.write_climate_record` once the climate store is built); built tiles
     whose record names another source digest are refreshed (one task per tile with a ``client``).
+    A tile whose refresh fails (a source down) fails alone: with ``errors`` its exception is
+    recorded there by tile id (its old inputs must not be run as if current), without it the first
+    such exception is raised once the other tiles are refreshed.
     """
     keys = source_keys(sources)
     tile_digests = digests(keys)
@@ -110,6 +113,7 @@ def refresh_inputs(
     changed = sorted({name for t in stale for name, d in tile_digests.items()
                       if records.get(t.id, {}).get("sources", {}).get(name, {}).get("digest") != d})
     results: list[str] = []
+    failed: dict[str, BaseException] = {}
     if stale and client is not None:
         token = token or uuid.uuid4().hex[:8]
         shared = client.submit(_bundle, region, sources, plan.cube_url, so, tile_digests, token,
@@ -118,10 +122,30 @@ def refresh_inputs(
                              [records.get(t.id) for t in stale],
                              key=[f"gsocseq-refresh-{t.id}-{token}" for t in stale], pure=False,
                              retries=1)
-        results = client.gather(futures)
+        from distributed import wait
+
+        wait(futures)
+        for tile, future in zip(stale, futures, strict=True):
+            if future.status == "error":
+                failed[tile.id] = future.exception()
+                results.append("failed")
+            else:
+                results.append(future.result())
+        del futures, shared
     else:
-        results = [refresh_cube_tile(region, sources, plan.cube_url, t, tile_digests,
-                                     records.get(t.id), so) for t in stale]
+        for tile in stale:
+            try:
+                results.append(refresh_cube_tile(region, sources, plan.cube_url, tile,
+                                                 tile_digests, records.get(tile.id), so))
+            except Exception as exc:  # this tile fails alone; the others are refreshed
+                failed[tile.id] = exc
+                results.append("failed")
+    for tile_id, exc in failed.items():
+        log.error("input cube %s: tile %s not refreshed: %s", plan.cube_url, tile_id, exc)
+    if failed and errors is None:
+        raise next(iter(failed.values()))
+    if errors is not None:
+        errors.update(failed)
     report = InputsRefresh(
         sources_changed=tuple(changed), climate_files_changed=tuple(climate_changed),
         tiles_checked=tuple(t.id for t in stale),

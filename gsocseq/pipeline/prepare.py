@@ -110,9 +110,9 @@ def prepare_inputs(
     so = config.storage_options
     token = uuid.uuid4().hex[:8]
     _rasters_for_run(token)
-    report, keys, climate_key = refresh_inputs(region, sources, plan, so, client, token)
-    failed: dict[str, str] = {}
     errors: dict[str, BaseException] = {}
+    report, keys, climate_key = refresh_inputs(region, sources, plan, so, client, token, errors)
+    failed: dict[str, str] = {k: describe_failure(e) for k, e in errors.items()}
     if client is not None:
         ensure_cube(region, sources, plan.cube_url, so)
         try:

@@ -175,11 +175,11 @@ def run_tiles(
         if on_tile is not None:
             on_tile(outcome, len(outcomes), total)
 
-    for tile_id in plan.tile_ids:
-        if tile_id in finished:
-            record(finished[tile_id])
-        elif tile_id in failed_inputs:
+    for tile_id in plan.tile_ids:  # inputs that could not be brought up to date fail the tile
+        if tile_id in failed_inputs:  # even when its products are from older inputs
             record(TileOutcome(tile_id, "failed", error=failed_inputs[tile_id]))
+        elif tile_id in finished:
+            record(finished[tile_id])
     todo = [t for t in plan.tile_ids if t not in finished and t not in failed_inputs]
     if client is None or not todo:
         for tile_id in todo:

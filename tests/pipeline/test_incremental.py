@@ -204,3 +204,30 @@ def test_republish_names_only_the_layers_and_tiles_whose_checksums_changed() -> 
     row, col = TileKey.from_id(tiles[1]).row0, TileKey.from_id(tiles[1]).col0
     assert again.touches((row, row + 60), (col, col + 60))
     assert not again.touches((row + 60, row + 120), (col, col + 60))
+
+
+def test_a_vrt_is_keyed_with_its_members(tmp_path: Path) -> None:
+    """A sub-tile rewritten under an unchanged VRT (SoilGrids) changes the source's digest."""
+    from gsocseq.cube.fingerprint import vrt_members
+
+    (tmp_path / "tiles").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "tiles" / f"{name}.tif").write_bytes(b"tiff " + name.encode())
+    def vrt(name: str, members: list[str]) -> str:
+        (tmp_path / name).write_text('<VRTDataset><VRTRasterBand band="1">' + "".join(
+            f"<SimpleSource>{m}</SimpleSource>" for m in members) + "</VRTRasterBand></VRTDataset>")
+        return f"file://{tmp_path}/{name}"
+
+    rel = ['<SourceFilename relativeToVRT="1">tiles/a.tif</SourceFilename>',
+           '<SourceFilename relativeToVRT="1">./tiles/b.tif</SourceFilename>']
+    mixed = vrt("mixed.vrt", [*rel, "<SourceFilename>/vsicurl/https://x/c.tif</SourceFilename>",
+                              "<SourceFilename>/vsizip/d.zip/d.tif</SourceFilename>"])
+    members = [f"file://{tmp_path}/tiles/a.tif", f"file://{tmp_path}/tiles/b.tif"]
+    assert vrt_members(mixed) == [*members, "https://x/c.tif"]
+    url = vrt("layer.vrt", rel)
+    assert vrt_members(url) == members
+    spec = SourceSpec(name="clay", kind="soilgrids", url=url)
+    before = source_key(spec)
+    assert set(before["files"]) == {url, *members}
+    os.utime(tmp_path / "tiles" / "b.tif", ns=(1, 1))  # the member changes, the VRT does not
+    assert source_key(spec)["digest"] != before["digest"]

@@ -139,3 +139,29 @@ def test_a_source_down_for_part_of_the_region_fails_only_its_tiles_and_a_rerun_f
         assert {p.name: p.stat().st_mtime_ns for p in out.rglob("_done/*.json")
                 if p.name.startswith(west)} == markers
         assert len(list(out.rglob("*.tif"))) >= 29
+
+        # the provider republishes the east file, which then stays down: the east tile cannot be
+        # brought up to date, so it fails (named) instead of being run on its old inputs; nothing
+        # published is touched; once the file is back, only the east tile is recomputed
+        import numpy as np
+        import rasterio
+
+        east_tif = tmp_path / "w" / "soc" / "GSOCmap_east.tif"
+        with rasterio.open(east_tif, "r+") as dst:
+            data = dst.read(1)
+            data[10:-10, 10:-10] = np.where(data[10:-10, 10:-10] > 0, data[10:-10, 10:-10] + 5.0,
+                                            data[10:-10, 10:-10])
+            dst.write(data, 1)
+        published = {p: p.stat().st_mtime_ns for p in out.rglob("*.tif")}
+        server.down = ("GSOCmap_east",)
+        third = CliRunner().invoke(main, args)
+        assert third.exit_code == 1, third.output
+        failed = json.loads((tmp_path / "s.json").read_text())["tiles"]["failed"]
+        assert list(failed) == [east] and "source 'soc'" in failed[east]
+        assert {p: p.stat().st_mtime_ns for p in out.rglob("*.tif")} == published
+
+        server.down = ()
+        fourth = CliRunner().invoke(main, args)
+        assert fourth.exit_code == 0, fourth.output
+        last = json.loads((tmp_path / "s.json").read_text())["tiles"]
+        assert last["failed"] == {} and last["done"] == 1 and last["skipped"] == 1
