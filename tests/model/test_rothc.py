@@ -354,6 +354,40 @@ def test_monthly_output_ends_with_the_final_state_and_dpm_rpm_per_pixel():
     np.testing.assert_array_equal(again, final)
 
 
+def test_annual_input_run_equals_simulate_on_the_expanded_months():
+    """The warm-up kernel (one input per year, cover year, scaled float32 climate) is simulate.
+
+    Pixels 0–1 have rate modifiers so large that some months' HUM exponent leaves the
+    polynomial's range (the libm path: the polynomial would be off by ~1e-2 there). Equal to
+    1e-12 (FMA contraction of the scaled inputs and the zero manure can move the last bit).
+    """
+    rng = np.random.default_rng(17)
+    n_years, n = 4, 300
+    inp = _random_inputs(rng, 12 * n_years, n)
+    tmp, prec, pet = (inp[k].astype(np.float32) for k in ("tmp", "prec", "pet"))
+    cover, dpm_rpm = inp["cover"][:12], inp["dpm_rpm"][0]
+    rmod = inp["rate_modifier"].copy()
+    rmod[:2] = [400.0, 9.0]
+    cin_years = rng.uniform(0.5, 4.0, (n_years, n))
+    soil = {"clay": inp["clay"], "depth": inp["depth"], "rate_modifier": rmod}
+    pools0 = rng.uniform(0, 40, (n, 5))
+    smd0 = rng.uniform(0, 1, n) * rothc.smd_max(inp["clay"], inp["depth"])
+    year = rothc.site(tmp=inp["tmp"][:12], prec=inp["prec"][:12], pet=inp["pet"][:12],
+                      cover=cover, dpm_rpm=dpm_rpm, **soil)
+    ft, fp = 1.02, 0.95
+    got, smd = rothc.simulate_annual_input(pools0, smd0, year, tmp=tmp, prec=prec, pet=pet,
+                                           cin_years=cin_years, tmp_factor=ft, prec_factor=fp)
+    want, smd_want = _call(
+        rothc.simulate, pools0, smd0, tmp=tmp.astype(np.float64) * ft,
+        prec=prec.astype(np.float64) * fp, pet=pet.astype(np.float64),
+        cover=np.tile(cover, (n_years, 1)), c_inp=np.repeat(cin_years / 12.0, 12, axis=0),
+        dpm_rpm=dpm_rpm, **soil)
+    # T > 20 °C: a > 2.8, b·c ≥ 0.12, so pixel 0's -rate·K_HUM < -0.22 (libm branch)
+    assert (tmp[:, 0] * ft > 20.0).any()
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(smd, smd_want, rtol=1e-12, atol=0)
+
+
 def test_repeat_equals_tiled_months():
     rng = np.random.default_rng(11)
     inp = _random_inputs(rng, 12, 3)
