@@ -2,19 +2,27 @@
 
 Spin-up + 20-year warm-up + 4 forward scenarios + the min/max bracket runs, on synthetic pixels.
 Run: ``NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/bench_phases.py [n_pixels ...]``.
+``--base DIR`` (a checkout, e.g. ``git worktree add /tmp/base HEAD~3``) also times the procedure
+with DIR's RothC kernels (``gsocseq/model/_rothc_kernels.py``) in the same process, alternating
+with this tree's, and says whether the 29 layers are bitwise the same: a before/after ratio on a
+shared machine (only the kernel module is swapped; the Python around it is this tree's).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import time
 import tracemalloc
+from pathlib import Path
+from types import ModuleType
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from gsocseq.model import rothc  # noqa: E402
 from gsocseq.model.phases import PhaseConfig, run_phases  # noqa: E402
 
 
@@ -78,13 +86,65 @@ def bench_procedure(
     }
 
 
+def base_kernels(checkout: str) -> ModuleType:
+    """Import ``gsocseq/model/_rothc_kernels.py`` of another checkout as module ``base_kernels``."""
+    path = Path(checkout) / "gsocseq" / "model" / "_rothc_kernels.py"
+    spec = importlib.util.spec_from_file_location("base_kernels", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise SystemExit(f"--base {checkout}: no kernels at {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["base_kernels"] = module  # numba's cache finds the module again by this name
+    spec.loader.exec_module(module)
+    return module
+
+
+def compare_kernels(n_pixels: int, base: ModuleType, repeat: int = 5) -> dict[str, float]:
+    """Time ``run_phases`` (with brackets) with ``base``'s kernels and this tree's, alternating.
+
+    Returns each one's best CPU time as pixels per CPU-second, their ratio and whether the 29
+    layers (float32) are bitwise equal.
+    """
+    inputs = synthetic_inputs(n_pixels)
+    kernels = {"base": base, "this": rothc._k}
+    best = dict.fromkeys(kernels, float("inf"))
+    layers = {}
+    try:
+        for module in kernels.values():  # compile / load the cache of both first
+            rothc._k = module
+            run_phases(**synthetic_inputs(64))
+        for _ in range(repeat):
+            for name, module in kernels.items():
+                rothc._k = module
+                c0 = time.process_time()
+                layers[name] = run_phases(**inputs).layers
+                best[name] = min(best[name], time.process_time() - c0)
+    finally:
+        rothc._k = kernels["this"]
+    same = all(np.array_equal(layers["base"][k].view(np.uint32), layers["this"][k].view(np.uint32))
+               for k in layers["base"])
+    return {"base_pixels_per_cpu_s": n_pixels / best["base"],
+            "this_pixels_per_cpu_s": n_pixels / best["this"],
+            "this_over_base": best["base"] / best["this"], "layers_bitwise_equal": float(same)}
+
+
 #: Goal of issue 14 §2: the whole GSOCseq pixel (with brackets) per core and second.
 GOAL_PIXELS_PER_CPU_S = 1e5
 
 
 if __name__ == "__main__":
-    sizes = [int(a) for a in sys.argv[1:]] or [10_000, 100_000]
+    args = sys.argv[1:]
+    base = None
+    if "--base" in args:
+        k = args.index("--base")
+        base = base_kernels(args[k + 1])
+        del args[k : k + 2]
+    sizes = [int(a) for a in args] or [10_000, 100_000]
     for n in sizes:
+        if base is not None:
+            r = compare_kernels(n, base)
+            print(f"n={n} same run, kernels of --base vs this tree: "
+                  + "  ".join(f"{k}={v:.4g}" for k, v in r.items()))
+            continue
         runs = {}
         for unc in (True, False):
             r = bench_procedure(n, PhaseConfig(uncertainty=unc))
