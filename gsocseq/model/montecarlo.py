@@ -89,12 +89,17 @@ def _mix(x):
 
 
 @njit(cache=True, nogil=True)
-def _uniform(seed, row, col, draw, stream):
-    """Uniform in (0, 1) keyed by the counter (seed, row, col, draw, stream)."""
+def _pixel_key(seed, row, col):
+    """Hash of the counter's prefix (seed, row, col): the start of :func:`_uniform`'s chain."""
     h = _mix(np.uint64(seed) + _GOLDEN)
     h = _mix(h ^ (np.uint64(row) + _GOLDEN))
-    h = _mix(h ^ (np.uint64(col) + _GOLDEN))
-    h = _mix(h ^ (np.uint64(draw) + _GOLDEN))
+    return _mix(h ^ (np.uint64(col) + _GOLDEN))
+
+
+@njit(cache=True, nogil=True)
+def _uniform(key, draw, stream):
+    """Uniform in (0, 1) keyed by the counter (seed, row, col, draw, stream); ``key`` its prefix."""
+    h = _mix(key ^ (np.uint64(draw) + _GOLDEN))
     h = _mix(h ^ (np.uint64(stream) + _GOLDEN))
     return (np.float64(h >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
 
@@ -103,10 +108,11 @@ def _uniform(seed, row, col, draw, stream):
 def _normals(seed, rows, cols, n_draws, n_inputs, z_clip, out):
     """Fill ``out`` (n_inputs, n_draws, n) with clipped standard normals (Box–Muller)."""
     for i in range(rows.shape[0]):
+        key = _pixel_key(seed, rows[i], cols[i])
         for d in range(n_draws):
             for k in range(n_inputs):
-                u1 = _uniform(seed, rows[i], cols[i], d, 2 * k)
-                u2 = _uniform(seed, rows[i], cols[i], d, 2 * k + 1)
+                u1 = _uniform(key, d, 2 * k)
+                u2 = _uniform(key, d, 2 * k + 1)
                 z = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
                 out[k, d, i] = min(max(z, -z_clip), z_clip)
 
@@ -169,7 +175,8 @@ def statistics(values: np.ndarray) -> dict[str, np.ndarray]:
     v = np.asarray(values, dtype=np.float64)
     bad = ~np.all(np.isfinite(v), axis=-1)
     with np.errstate(invalid="ignore"):
-        p05, p95 = np.percentile(v, PERCENTILES, axis=-1)
+        # on sorted rows: the same order statistics, found ~4x faster (numpy's SIMD sort)
+        p05, p95 = np.percentile(np.sort(v, axis=-1), PERCENTILES, axis=-1)
         out = {"MCmean": v.mean(axis=-1), "MCsd": v.std(axis=-1), "MCp05": p05, "MCp95": p95}
     out = {k: np.where(bad, np.nan, a) for k, a in out.items()}
     assert tuple(out) == MONTECARLO_STATISTICS
