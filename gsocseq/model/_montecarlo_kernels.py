@@ -62,32 +62,58 @@ def _decay_add(nd, ehum, dpm, rpm, bio, hum, f_bio, f_hum, fd, fr, cm):
 
 
 @njit(**_FLAGS)
-def _map_month(nd, ehum, f_bio, f_hum, a00, a11, a20, a21, a22, a23, a30, a31, a32, a33, u0, u1,
-               u2, u3, fd, fr, p):
-    """One month of every draw's annual map (as ``_k._annual_block``), rows as 1-D arrays."""
+def _map_powers(nd, ehum, e1, e2, e3, e4):
+    """Fill the draws' decay factors of DPM, RPM, BIO, HUM (``_k._powers``)."""
     for d in range(nd):
-        e1, e2, e3, e4 = _k._powers(ehum[d])
-        b = f_bio[d]
-        h = f_hum[d]
-        c0, _, c2, c3 = _k._month4(e1, e2, e3, e4, b, h, a00[d], 0.0, a20[d], a30[d])
-        a00[d] = c0
-        a20[d] = c2
-        a30[d] = c3
-        _, c1, c2, c3 = _k._month4(e1, e2, e3, e4, b, h, 0.0, a11[d], a21[d], a31[d])
-        a11[d] = c1
-        a21[d] = c2
-        a31[d] = c3
-        _, _, c2, c3 = _k._month4(e1, e2, e3, e4, b, h, 0.0, 0.0, a22[d], a32[d])
-        a22[d] = c2
-        a32[d] = c3
-        _, _, c2, c3 = _k._month4(e1, e2, e3, e4, b, h, 0.0, 0.0, a23[d], a33[d])
-        a23[d] = c2
-        a33[d] = c3
-        x0, x1, x2, x3 = _k._month4(e1, e2, e3, e4, b, h, u0[d], u1[d], u2[d], u3[d])
+        e1[d], e2[d], e3[d], e4[d] = _k._powers(ehum[d])
+
+
+@njit(**_FLAGS)
+def _map_column(nd, e1, e2, e3, e4, f_bio, f_hum, first, v0, v1, v2, v3):
+    """One month of a column (v0, v1, v2, v3) of every draw's map, in place (``_k._month4``).
+
+    ``first`` 0: the DPM column (v1 = 0), 1: the RPM column (v0 = 0), 2: a BIO or HUM column
+    (v0 = v1 = 0); those zero rows are neither read nor written.
+    """
+    for d in range(nd):
+        x0 = v0[d] if first == 0 else 0.0
+        x1 = v1[d] if first == 1 else 0.0
+        c0, c1, c2, c3 = _k._month4(e1[d], e2[d], e3[d], e4[d], f_bio[d], f_hum[d], x0, x1,
+                                    v2[d], v3[d])
+        if first == 0:
+            v0[d] = c0
+        if first == 1:
+            v1[d] = c1
+        v2[d] = c2
+        v3[d] = c3
+
+
+@njit(**_FLAGS)
+def _map_input(nd, e1, e2, e3, e4, f_bio, f_hum, u0, u1, u2, u3, fd, fr, p):
+    """One month of every draw's ``b_unit`` (plant input ``p`` t C/ha split ``fd``/``fr``)."""
+    for d in range(nd):
+        x0, x1, x2, x3 = _k._month4(e1[d], e2[d], e3[d], e4[d], f_bio[d], f_hum[d], u0[d], u1[d],
+                                    u2[d], u3[d])
         u0[d] = x0 + fd * p
         u1[d] = x1 + fr * p
         u2[d] = x2
         u3[d] = x3
+
+
+@njit(**_FLAGS)
+def _map_month(nd, ehum, f_bio, f_hum, a00, a11, a20, a21, a22, a23, a30, a31, a32, a33, u0, u1,
+               u2, u3, fd, fr, p, e):
+    """One month of every draw's annual map (as ``_k._annual_block``), rows as 1-D arrays.
+
+    In short loops over the draws (few arrays each, so they vectorise); ``e`` (4, nd) scratch.
+    """
+    e1, e2, e3, e4 = e[0], e[1], e[2], e[3]
+    _map_powers(nd, ehum, e1, e2, e3, e4)
+    _map_column(nd, e1, e2, e3, e4, f_bio, f_hum, 0, a00, a00, a20, a30)
+    _map_column(nd, e1, e2, e3, e4, f_bio, f_hum, 1, a11, a11, a21, a31)
+    _map_column(nd, e1, e2, e3, e4, f_bio, f_hum, 2, a22, a22, a22, a32)
+    _map_column(nd, e1, e2, e3, e4, f_bio, f_hum, 2, a23, a23, a23, a33)
+    _map_input(nd, e1, e2, e3, e4, f_bio, f_hum, u0, u1, u2, u3, fd, fr, p)
 
 
 @njit(**_FLAGS)
@@ -105,7 +131,7 @@ def _affine_years(nd, n_years, p0, p1, p2, p3, a00, a11, a20, a21, a22, a23, a30
 
 @njit(**_FLAGS)
 def _annual_unit(nd, tmp12, prec12, pet12, cover12, ef, rmod, smd0, periodic, s_max, s_1bar,
-                 s_bare, f_bio, f_hum, fd, fr, smd, rate, ehum, st, df12, smd_start):
+                 s_bare, f_bio, f_hum, fd, fr, smd, rate, ehum, st, df12, smd_start, e):
     """Build each draw's annual affine map of the repeated year (12 months), as ``_k.annual``.
 
     ``tmp12``, ``prec12`` (12, nd) the draws' scaled months, ``pet12``, ``cover12`` (12,) the
@@ -130,7 +156,7 @@ def _annual_unit(nd, tmp12, prec12, pet12, cover12, ef, rmod, smd0, periodic, s_
                smd, rate, ehum)
         _map_month(nd, ehum, f_bio, f_hum, st[_A00], st[_A11], st[_A2], st[_A2 + 1], st[_A2 + 2],
                    st[_A2 + 3], st[_A3], st[_A3 + 1], st[_A3 + 2], st[_A3 + 3], st[_BU],
-                   st[_BU + 1], st[_BU + 2], st[_BU + 3], fd, fr, 1.0 / 12.0)
+                   st[_BU + 1], st[_BU + 2], st[_BU + 3], fd, fr, 1.0 / 12.0, e)
 
 
 @njit(**_FLAGS)
@@ -221,6 +247,7 @@ def run_draws(soc, clay, clay_max, dpm_rpm, rmod, depth, ef, spin, forward, cove
     cm, npp_spin, cin_sum, smd_start, smd_w, spin_ok = sc[12], sc[13], sc[14], sc[15], sc[16], sc[17]
     bau = np.empty((4, DRAWS_BLOCK))
     rhs = np.empty((4, DRAWS_BLOCK))
+    epow = np.empty((4, DRAWS_BLOCK))
     gathered = np.empty((_N_GATHER, DRAWS_BLOCK))
     unit = np.empty((4, DRAWS_BLOCK))
     sa = np.empty((_N_STATE, DRAWS_BLOCK))
@@ -262,7 +289,8 @@ def run_draws(soc, clay, clay_max, dpm_rpm, rmod, depth, ef, spin, forward, cove
                     tmp12[m, d] = spin[0, m, i] * f_t[d]
                     prec12[m, d] = spin[1, m, i] * f_p[d]
             _annual_unit(nd, tmp12, prec12, spin[2, :, i], cover[:, i], ef, rm, smd, True, s_max,
-                         s_1bar, s_bare, f_bio, f_hum, fd, fr, smd, rate, ehum, sa, df12, smd_start)
+                         s_1bar, s_bare, f_bio, f_hum, fd, fr, smd, rate, ehum, sa, df12, smd_start,
+                         epow)
             for d in range(nd):
                 _matrix(sa, d, a)
                 for r in range(4):
@@ -320,7 +348,7 @@ def run_draws(soc, clay, clay_max, dpm_rpm, rmod, depth, ef, spin, forward, cove
             drift = False
             if forward_years > 1:
                 _annual_unit(nd, tmp12, prec12, fpet, fcov, ef, rm, smd, False, s_max, s_1bar, s_bare,
-                             f_bio, f_hum, fd, fr, smd, rate, ehum, sa, df12, smd_start)
+                             f_bio, f_hum, fd, fr, smd, rate, ehum, sa, df12, smd_start, epow)
                 for d in range(nd):
                     drift |= not (smd[d] == smd_start[d])
                     for r in range(4):
