@@ -117,16 +117,29 @@ def _map_month(nd, ehum, f_bio, f_hum, a00, a11, a20, a21, a22, a23, a30, a31, a
 
 
 @njit(**_FLAGS)
+def _affine_row(nd, out, b, c0, c1, c2, c3, p0, p1, p2, p3):
+    """``out = b + c0·p0 + c1·p1 + c2·p2 + c3·p3`` per draw (a row of ``_k.years_affine``)."""
+    for d in range(nd):
+        out[d] = b[d] + c0[d] * p0[d] + c1[d] * p1[d] + c2[d] * p2[d] + c3[d] * p3[d]
+
+
+@njit(**_FLAGS)
 def _affine_years(nd, n_years, p0, p1, p2, p3, a00, a11, a20, a21, a22, a23, a30, a31, a32, a33,
-                  b0, b1, b2, b3):
-    """Iterate every draw's ``p <- a p + b`` ``n_years`` times in place (as ``_k.years_affine``)."""
+                  b0, b1, b2, b3, t2, t3):
+    """Iterate every draw's ``p <- a p + b`` ``n_years`` times in place (as ``_k.years_affine``).
+
+    Row by row in short loops over the draws (they vectorise); ``t2``, ``t3`` scratch.
+    """
     for _ in range(n_years):
+        _affine_row(nd, t2, b2, a20, a21, a22, a23, p0, p1, p2, p3)
+        _affine_row(nd, t3, b3, a30, a31, a32, a33, p0, p1, p2, p3)
         for d in range(nd):
-            v0, v1, v2, v3 = p0[d], p1[d], p2[d], p3[d]
-            p0[d] = b0[d] + a00[d] * v0
-            p1[d] = b1[d] + a11[d] * v1
-            p2[d] = b2[d] + a20[d] * v0 + a21[d] * v1 + a22[d] * v2 + a23[d] * v3
-            p3[d] = b3[d] + a30[d] * v0 + a31[d] * v1 + a32[d] * v2 + a33[d] * v3
+            p0[d] = b0[d] + a00[d] * p0[d]
+        for d in range(nd):
+            p1[d] = b1[d] + a11[d] * p1[d]
+        for d in range(nd):
+            p2[d] = t2[d]
+            p3[d] = t3[d]
 
 
 @njit(**_FLAGS)
@@ -357,7 +370,7 @@ def run_draws(soc, clay, clay_max, dpm_rpm, rmod, depth, ef, spin, forward, cove
                     _affine_years(nd, forward_years - 1, s[0], s[1], s[2], s[3], sa[_A00], sa[_A11],
                                   sa[_A2], sa[_A2 + 1], sa[_A2 + 2], sa[_A2 + 3], sa[_A3],
                                   sa[_A3 + 1], sa[_A3 + 2], sa[_A3 + 3], rhs[0], rhs[1], rhs[2],
-                                  rhs[3])
+                                  rhs[3], epow[0], epow[1])
             if drift:  # rare: draws whose deficit cycle is not periodic from year 2 are stepped
                 _step_drifting(nd, forward_years, smd, smd_start, start, tmp12, prec12, fpet, fcov, ef,
                                rm, s_max, s_1bar, s_bare, f_bio, f_hum, fd, fr, cm, smd_w, bau, unit,
