@@ -5,7 +5,8 @@ Each draw is one ``exact`` bracket run (:func:`gsocseq.model.exact._run_bracket`
 inputs, step for step: spin-up (periodic deficit, annual affine map, steady state), warm-up month
 by month, forward year 1 stepped and years 2… as one repeated affine year map (stepped where the
 deficit cycle is not periodic). The month step is :mod:`._rothc_kernels`' own (``_month_rate``,
-``_exp_far``, ``_decay``, ``_powers``, ``_month4``, ``steady_smd_pixel``, ``solve_steady``).
+``_exp_far``, ``_decay``, ``_powers``, ``_month4``, ``soil_constants``, ``steady_smd_pixel``,
+``solve_steady``).
 
 Layout: the loop over a pixel's draws is the inner one, so the pixel's climate is read once per
 month for all its draws and the loops over draws vectorise; one scratch allocation per call, no

@@ -73,7 +73,7 @@ Z_CLIP: float = 4.0
 """Draws are clipped to ±Z_CLIP σ (keeps every factor positive for FAO's ranges)."""
 PERCENTILES: tuple[float, float] = (5.0, 95.0)
 PIXELS_PER_CHUNK: int = 2048
-"""Pixels whose draws are held at once (bounds the ``(pixels, draws)`` arrays: ~80 MB at N=100)."""
+"""Pixels whose draws are held at once (bounds the ``(pixels, draws)`` arrays: ~30 MB at N=100)."""
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
