@@ -6,17 +6,22 @@ Prints pixels per CPU second of both, the cost ratio (Monte Carlo run / central 
 goal: < 20 for N = 100) and the peak traced memory of each. CPU time, best of ``--repeat``: robust
 to other processes on a shared machine.
 Run: ``NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/bench_montecarlo.py [--pixels 2000]
-[--draws 100] [--repeat 3] [--rates-out gsocseq/pipeline/rates.json]``; ``--rates-out`` sets
-the ``montecarlo_core_s_per_pixel_draw`` rate of ``gsocseq plan`` in that file (other keys kept).
+[--draws 100] [--repeat 3] [--baseline-rev REV] [--rates-out gsocseq/pipeline/rates.json]``;
+``--baseline-rev`` also times ``montecarlo.py`` of git revision REV (imported from a temporary
+copy) in the same process, for a before/after ratio; ``--rates-out`` sets the
+``montecarlo_core_s_per_pixel_draw`` rate of ``gsocseq plan`` in that file (other keys kept).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -48,11 +53,27 @@ def _measure(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
     return best, peak / 2**20
 
 
+def _baseline(rev: str) -> Callable[..., dict[str, np.ndarray]]:
+    """Return ``montecarlo_layers`` of ``gsocseq/model/montecarlo.py`` at git revision ``rev``."""
+    root = Path(__file__).resolve().parent.parent
+    src = subprocess.run(["git", "show", f"{rev}:gsocseq/model/montecarlo.py"], cwd=root,
+                         check=True, capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp()) / "montecarlo_baseline.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("montecarlo_baseline", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.montecarlo_layers
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pixels", type=int, default=2000)
     ap.add_argument("--draws", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--baseline-rev", default=None,
+                    help="git revision whose montecarlo.py to time too (before/after ratio)")
     ap.add_argument("--rates-out", default=None,
                     help="rates JSON whose Monte Carlo rate to set (gsocseq/pipeline/rates.json)")
     args = ap.parse_args()
@@ -68,6 +89,14 @@ def main() -> None:
     mc_s, mc_mib = _measure(lambda: montecarlo_layers(
         **inputs, rows=rows, cols=cols, draws=args.draws, seed=1, config=config), args.repeat)
     total = central_s + mc_s
+    if args.baseline_rev:
+        old = _baseline(args.baseline_rev)
+        old(**warm, rows=rc, cols=rc, draws=2, seed=0)
+        old_s, _ = _measure(lambda: old(**inputs, rows=rows, cols=cols, draws=args.draws, seed=1,
+                                        config=config), args.repeat)
+        print(f"baseline {args.baseline_rev}: draws only {old_s:8.3f} s; ratio montecarlo run / "
+              f"central run = {(central_s + old_s) / central_s:.2f}; draws old / new = "
+              f"{old_s / mc_s:.2f}")
     print(f"pixels={n} draws={args.draws} repeat={args.repeat} (CPU s, best of repeat)")
     print(f"central (brackets)      {central_s:8.3f} s  {n / central_s:10.0f} px/cpu-s  "
           f"peak {central_mib:7.1f} MiB")

@@ -3,7 +3,8 @@
 1. A ``--region world`` run of the demo world (its world is its two countries, DEM and DMX) on a
    local ``file://`` store: input cube, tiles and publication timed on a process LocalCluster;
    the per-cell rates of this code are derived from it (core-seconds per cell for the inputs,
-   per modelled pixel for the tiles, per cell × layer for publishing; bytes stored per cell).
+   per modelled pixel for the tiles, per cell × layer for publishing; bytes stored per cell, and
+   of the product cube and COGs per cell × layer).
 2. Publication alone — the global COGs (one task per layer) and both national sets (one task per
    country) — repeated on fresh clusters of 1 and 2 workers: wall time, speed-up, and each worker's
    peak resident memory (``VmHWM``) above its idle level after warm-up: the memory of its tasks,
@@ -102,11 +103,15 @@ def world_run(root: Path, tile_size: int, tiles_y: int, tiles_x: int, workers: i
     n_layers = len(json.loads(Path(plan.published_url.removeprefix("file://")).read_text())["cogs"])
     out = Path(root / "out")
     stored = _du(out / "gsocseq")
+    per_layer = sum(_du(Path(u.removeprefix("file://")))
+                    for u in (plan.product_cube_url, plan.products_url))
     rates = {
         "input_core_s_per_cell": stages["inputs"] * workers / cells,
         "tile_core_s_per_pixel": stages["tiles"] * workers / max(1, summary.modelled),
         "publish_core_s_per_cell_layer": stages["publish"] * workers / (cells * n_layers),
         "stored_bytes_per_cell": stored / cells,
+        "stored_bytes_per_cell_layer": per_layer / (cells * n_layers),
+        "stored_layers": n_layers,
         "eligible_fraction": summary.modelled / max(1, in_region),
         "measured": (f"benchmarks/bench_world.py {dt.date.today()}: demo world {tiles_y}x{tiles_x} "
                      f"tiles of {tile_size}, {workers} workers, {os.cpu_count()}-core machine "

@@ -18,10 +18,12 @@ cover, land use and the SSM increases are not drawn. The four inputs are indepen
 Uniforms come from a splitmix64 hash of (seed, row, column, draw, input) and normals from
 Box–Muller, so a pixel's draws are the same bytes whatever tile, block or worker computes it. Each
 draw is one self-consistent ``exact`` run (:func:`gsocseq.model.exact._run_bracket`) on the scaled
-inputs; the SSM scenarios of a draw come from its BAU run by the model's linearity in the input
-(:func:`~gsocseq.model.exact.forward_response`), and the climate reductions (climatologies, annual
-means) are computed once per pixel and scaled per draw (exact for multiplicative factors). A
-pixel's statistics are NaN where any of its draws is not finite (e.g. a draw's spin-up fails).
+inputs, to rounding (tested per draw); one compiled kernel runs a pixel's draws together, draws
+inner (:mod:`~gsocseq.model._montecarlo_kernels`); the SSM scenarios of a draw come from its BAU
+run by the model's linearity in the input (as :func:`~gsocseq.model.exact.forward_response`), and
+the climate reductions (climatologies, annual means) are computed once per pixel and scaled per
+draw (exact for multiplicative factors). A pixel's statistics are NaN where any of its draws is
+not finite (e.g. a draw's spin-up fails).
 Standard deviation over the N draws with ``ddof=0``; percentiles by linear interpolation
 (``numpy.percentile``). Stocks t C/ha, rates t C/ha/yr.
 """
@@ -34,10 +36,9 @@ import numpy as np
 from numba import njit
 
 from gsocseq.errors import InputValidationError
-from gsocseq.model import _rothc_kernels as _k
-from gsocseq.model import exact, landuse, rothc
-from gsocseq.model.inputs import PhaseConfig, Pixels
-from gsocseq.model.npp import miami_npp_carbon
+from gsocseq.model import _montecarlo_kernels as _mk
+from gsocseq.model import exact, landuse
+from gsocseq.model.inputs import PhaseConfig, Pixels, f8
 from gsocseq.model.uncertainty import (
     CLAY_FACTORS,
     PRECIPITATION_FACTORS,
@@ -46,6 +47,7 @@ from gsocseq.model.uncertainty import (
 )
 from gsocseq.vocabulary import (
     MONTECARLO_BASES,
+    MONTECARLO_LAYERS,
     MONTECARLO_STATISTICS,
     PLAUSIBLE_RANGES,
     SCENARIO_TABLE,
@@ -70,8 +72,8 @@ Z_95: float = 1.959963984540054
 Z_CLIP: float = 4.0
 """Draws are clipped to ±Z_CLIP σ (keeps every factor positive for FAO's ranges)."""
 PERCENTILES: tuple[float, float] = (5.0, 95.0)
-COLUMNS_PER_BLOCK: int = 4096
-"""Pixel-draw columns run together (bounds the replicated climate to ~50 MB)."""
+PIXELS_PER_CHUNK: int = 2048
+"""Pixels whose draws are held at once (bounds the ``(pixels, draws)`` arrays: ~30 MB at N=100)."""
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -87,12 +89,17 @@ def _mix(x):
 
 
 @njit(cache=True, nogil=True)
-def _uniform(seed, row, col, draw, stream):
-    """Uniform in (0, 1) keyed by the counter (seed, row, col, draw, stream)."""
+def _pixel_key(seed, row, col):
+    """Hash of the counter's prefix (seed, row, col): the start of :func:`_uniform`'s chain."""
     h = _mix(np.uint64(seed) + _GOLDEN)
     h = _mix(h ^ (np.uint64(row) + _GOLDEN))
-    h = _mix(h ^ (np.uint64(col) + _GOLDEN))
-    h = _mix(h ^ (np.uint64(draw) + _GOLDEN))
+    return _mix(h ^ (np.uint64(col) + _GOLDEN))
+
+
+@njit(cache=True, nogil=True)
+def _uniform(key, draw, stream):
+    """Uniform in (0, 1) keyed by the counter (seed, row, col, draw, stream); ``key`` its prefix."""
+    h = _mix(key ^ (np.uint64(draw) + _GOLDEN))
     h = _mix(h ^ (np.uint64(stream) + _GOLDEN))
     return (np.float64(h >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
 
@@ -101,10 +108,11 @@ def _uniform(seed, row, col, draw, stream):
 def _normals(seed, rows, cols, n_draws, n_inputs, z_clip, out):
     """Fill ``out`` (n_inputs, n_draws, n) with clipped standard normals (Box–Muller)."""
     for i in range(rows.shape[0]):
+        key = _pixel_key(seed, rows[i], cols[i])
         for d in range(n_draws):
             for k in range(n_inputs):
-                u1 = _uniform(seed, rows[i], cols[i], d, 2 * k)
-                u2 = _uniform(seed, rows[i], cols[i], d, 2 * k + 1)
+                u1 = _uniform(key, d, 2 * k)
+                u2 = _uniform(key, d, 2 * k + 1)
                 z = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
                 out[k, d, i] = min(max(z, -z_clip), z_clip)
 
@@ -143,121 +151,23 @@ def run_draws(
     """Run every draw of every pixel of ``px`` (valid pixels); return ``(n, n_draws)`` per quantity.
 
     Keys ``t0`` and each scenario key (its final stock), t C/ha; NaN where a draw's spin-up fails.
+    One compiled call (:func:`gsocseq.model._montecarlo_kernels.run_draws`, a pixel's draws
+    inner); the SSM scenarios from the BAU run by linearity in the input.
     """
-    n_draws = factors["soc"].shape[0]
     n = px.n
-    climate = exact._Climate.build(px, config)  # reductions once per pixel, scaled per draw
-    scen = np.vstack([np.ones((1, n)), config.ssm_factors(px.land_use)])  # (4, n): bau low med high
-    out = {k: np.full((n, n_draws), np.nan) for k in ("t0", *SCENARIOS)}
-    per_block = max(1, COLUMNS_PER_BLOCK // n_draws)
-    for start in range(0, n, per_block):
-        pix = np.arange(start, min(n, start + per_block))
-        col = np.repeat(pix, n_draws)  # column j: pixel pix[j // N], draw j % N
-        d = np.tile(np.arange(n_draws), pix.size)
-        t0, finals = _run_columns(px, climate, col, *(factors[k][d, col] for k in DRAWN_INPUTS),
-                                  scen[:, col], config)
-        shape = (pix.size, n_draws)
-        out["t0"][pix] = t0.reshape(shape)
-        for k, final in zip(SCENARIOS, finals, strict=True):
-            out[k][pix] = final.reshape(shape)
+    c = exact._Climate.build(px, config)  # reductions once per pixel, scaled per draw
+    t0, bau, unit = (np.empty((n, factors["soc"].shape[0])) for _ in range(3))
+    _mk.run_draws(
+        f8(px.soc), f8(px.clay), float(PLAUSIBLE_RANGES["clay"][1]),
+        f8(landuse.dpm_rpm_ratio(px.land_use)), f8(landuse.rate_factor(px.land_use)),
+        float(config.depth_cm), float(config.evap_factor), np.stack(c.spin), np.stack(c.forward),
+        c.cover, *c.warm, c.t_year, c.p_year, int(config.spinup_years), int(config.forward_years),
+        *(np.ascontiguousarray(factors[k].T) for k in DRAWN_INPUTS), t0, bau, unit)
+    scen = config.ssm_factors(px.land_use)  # (3, n): low med high
+    out = {"t0": t0, SCENARIOS[0]: bau}
+    for k, f in zip(SCENARIOS[1:], scen, strict=True):
+        out[k] = bau + (f[:, None] - 1.0) * unit
     return out
-
-
-def _run_columns(
-    px: Pixels, c: exact._Climate, col: np.ndarray, fs: np.ndarray, fc: np.ndarray,
-    ft: np.ndarray, fp: np.ndarray, scen: np.ndarray, config: PhaseConfig,
-) -> tuple[np.ndarray, np.ndarray]:
-    """One ``exact`` run per column (pixel ``col[j]``, inputs scaled by the column's factors).
-
-    The steps of :func:`gsocseq.model.exact._run_bracket` with per-column factors; the warm-up
-    reads each pixel's months once for all its draws (:func:`_warm_columns`). Returns T0 ``(m,)``
-    and the final stocks ``(4, m)`` per input factor of ``scen`` (t C/ha), NaN where the spin-up
-    fails.
-    """
-    m = col.size
-    t0, finals = np.full(m, np.nan), np.full((scen.shape[0], m), np.nan)
-    soc = px.soc[col] * fs
-    soil = {"dpm_rpm": landuse.dpm_rpm_ratio(px.land_use[col]), "depth": np.full(m, config.depth_cm),
-            "rate_modifier": landuse.rate_factor(px.land_use[col]),
-            "clay": np.minimum(px.clay[col] * fc, PLAUSIBLE_RANGES["clay"][1])}
-    iom = rothc.falloon_iom(soc)
-    ef = config.evap_factor
-
-    def site(arrays: tuple[np.ndarray, ...], k: np.ndarray, sl: dict[str, np.ndarray]) -> rothc.Site:
-        t, p, e = arrays
-        return rothc.site(tmp=t[:, col[k]] * ft[k], prec=p[:, col[k]] * fp[k], pet=e[:, col[k]],
-                          cover=c.cover[:, col[k]], evap_factor=ef, validate=False, **sl)
-
-    parts = rothc.equilibrium_parts(site(c.spin, np.arange(m), soil), validate=False)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cin_eq = (soc - iom) / parts.p_unit.sum(axis=1)
-    ok = np.flatnonzero(np.isfinite(cin_eq) & (cin_eq > 0))
-    if ok.size == 0:
-        return t0, finals
-    soil = {k: v[ok] for k, v in soil.items()}
-    pools = np.empty((ok.size, 5))
-    pools[:, :4] = cin_eq[ok, None] * parts.p_unit[ok]
-    pools[:, 4] = iom[ok]
-    npp = miami_npp_carbon(c.t_year[:, col[ok]] * ft[ok], c.p_year[:, col[ok]] * fp[ok])
-    ns = config.spinup_years
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cin_years = np.ascontiguousarray(cin_eq[ok] * (npp[ns:] / npp[:ns].mean(axis=0)))
-    smd = np.array(parts.smd[ok], dtype=np.float64)
-    w_t, w_p, w_e = c.warm
-    _warm_columns(pools, smd, w_t, w_p, w_e, c.cover, cin_years, soil["dpm_rpm"], soil["clay"],
-                  soil["depth"], float(ef), soil["rate_modifier"], col[ok], ft[ok], fp[ok])
-    t0[ok] = pools.sum(axis=1)
-    bau, response = exact.forward_response(pools, smd, cin_years.mean(axis=0),
-                                           site(c.forward, ok, soil), config.forward_years)
-    finals[:, ok] = bau + (scen[:, ok] - 1.0) * response
-    return t0, finals
-
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def _warm_columns(pools, smd, tmp, prec, pet, cover, cin_years, dpm_rpm, clay, depth, evap_factor,
-                  rmod, pix, t_scale, p_scale):
-    """Warm-up of columns in place: :func:`~gsocseq.model._rothc_kernels.run_years` per column.
-
-    Column ``j`` reads the months of pixel ``pix[j]`` of ``tmp``/``prec``/``pet``/``cover`` with
-    temperature × ``t_scale[j]`` and precipitation × ``p_scale[j]`` (no replicated copies of the
-    months); its soil, input and state are its own. The month step is ``run_years``'s own
-    (``_rothc_kernels._month_rate``, ``_exp_far``, ``_decay``, input split, block start and
-    write-back).
-    """
-    n = pools.shape[0]
-    for i0 in range(0, n, _k.BLOCK):
-        nb = min(_k.BLOCK, n - i0)
-        _, f_bio, f_hum, s_max, s_1bar, s_bare, dpm, rpm, bio, hum, sm = _k._block_start(
-            i0, nb, clay, depth, pools, smd)
-        fd, fr = _k._input_split(i0, nb, dpm_rpm)
-        scratch = np.empty((6, nb))
-        cm, rate, ehum, tt, df, cv = (scratch[0], scratch[1], scratch[2], scratch[3], scratch[4],
-                                      scratch[5])
-        for y in range(cin_years.shape[0]):
-            for j in range(nb):
-                cm[j] = cin_years[y, i0 + j] / 12.0
-            for mm in range(12):
-                m = 12 * y + mm
-                far = 0
-                for j in range(nb):  # gather the pixels' month, scaled per column (apart:
-                    i, q = i0 + j, pix[i0 + j]  # the step's loop below then vectorises)
-                    tt[j] = tmp[m, q] * t_scale[i]
-                    df[j] = prec[m, q] * p_scale[i] - evap_factor * pet[m, q]
-                    cv[j] = cover[mm, q]
-                for j in range(nb):
-                    sm[j], rate[j], ehum[j], f = _k._month_rate(
-                        tt[j], df[j], cv[j], rmod[i0 + j], sm[j], s_max[j], s_1bar[j], s_bare[j])
-                    far += f
-                if far:
-                    _k._exp_far(rate, ehum)
-                for j in range(nb):
-                    dpm1, rpm1, bio1, hum1, tot = _k._decay(ehum[j], dpm[j], rpm[j], bio[j],
-                                                            hum[j])
-                    dpm[j] = dpm1 + fd[j] * cm[j]
-                    rpm[j] = rpm1 + fr[j] * cm[j]
-                    bio[j] = bio1 + tot * f_bio[j]
-                    hum[j] = hum1 + tot * f_hum[j]
-        _k._block_end(i0, dpm, rpm, bio, hum, sm, pools, smd)
 
 
 def statistics(values: np.ndarray) -> dict[str, np.ndarray]:
@@ -265,7 +175,8 @@ def statistics(values: np.ndarray) -> dict[str, np.ndarray]:
     v = np.asarray(values, dtype=np.float64)
     bad = ~np.all(np.isfinite(v), axis=-1)
     with np.errstate(invalid="ignore"):
-        p05, p95 = np.percentile(v, PERCENTILES, axis=-1)
+        # on sorted rows: the same order statistics, found ~4x faster (numpy's SIMD sort)
+        p05, p95 = np.percentile(np.sort(v, axis=-1), PERCENTILES, axis=-1)
         out = {"MCmean": v.mean(axis=-1), "MCsd": v.std(axis=-1), "MCp05": p05, "MCp95": p95}
     out = {k: np.where(bad, np.nan, a) for k, a in out.items()}
     assert tuple(out) == MONTECARLO_STATISTICS
@@ -304,16 +215,24 @@ def montecarlo_layers(
     px = px.block(np.arange(px.n))
     if np.shape(rows) != (px.n,) or np.shape(cols) != (px.n,):
         raise InputValidationError(f"rows and cols must have shape ({px.n},) like soc")
-    factors = draw_factors(seed, rows, cols, draws, soc_uncertainty)
-    runs = run_draws(px, factors, config)
+    unc = None if soc_uncertainty is None else np.asarray(soc_uncertainty, dtype=np.float64)
+    if unc is not None and unc.shape != (px.n,):
+        raise InputValidationError(f"soc_uncertainty must have shape ({px.n},) like soc, "
+                                   f"got {unc.shape}")
+    rows, cols = np.asarray(rows), np.asarray(cols)
     years = float(config.forward_years)
-    per_base = {"T0": runs["t0"]}
-    for k in SCENARIOS:
-        label = SCENARIO_TABLE[k].product
-        per_base[f"finalSOC_{label}"] = runs[k]
-        per_base[f"ASR_{label}"] = (runs[k] - runs["t0"]) / years
-    out = {}
-    for base in MONTECARLO_BASES:
-        for stat, arr in statistics(per_base[base]).items():
-            out[montecarlo_layer(base, stat)] = arr.astype(np.float32)
+    out = {name: np.empty(px.n, dtype=np.float32) for name in MONTECARLO_LAYERS}
+    for start in range(0, px.n, PIXELS_PER_CHUNK):
+        idx = np.arange(start, min(px.n, start + PIXELS_PER_CHUNK))
+        factors = draw_factors(seed, rows[idx], cols[idx], draws,
+                               None if unc is None else unc[idx])
+        runs = run_draws(px.block(idx), factors, config)
+        per_base = {"T0": runs["t0"]}
+        for k in SCENARIOS:
+            label = SCENARIO_TABLE[k].product
+            per_base[f"finalSOC_{label}"] = runs[k]
+            per_base[f"ASR_{label}"] = (runs[k] - runs["t0"]) / years
+        for base in MONTECARLO_BASES:
+            for stat, arr in statistics(per_base[base]).items():
+                out[montecarlo_layer(base, stat)][idx] = arr
     return out

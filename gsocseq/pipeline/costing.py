@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from typing import Any
 
@@ -42,7 +42,8 @@ class Rates:
     publish_core_s_per_cell_layer: float
     """COG writing, core-seconds per cell of the region's tiles and layer."""
     stored_bytes_per_cell: float
-    """Bytes stored (input cube + product cube + COGs) per cell of the region's tiles."""
+    """Bytes stored (input cube + product cube + COGs) per cell of the region's tiles, by a run
+    publishing ``stored_layers`` layers."""
     eligible_fraction: float
     """Share of the region's cells modelled, when the land cover is not reachable."""
     measured: str = ""
@@ -52,6 +53,24 @@ class Rates:
     on top of the tile stage; ``None``: the shipped rate is used."""
     montecarlo_measured: str = ""
     """Where and when the Monte Carlo rate was measured."""
+    stored_bytes_per_cell_layer: float | None = None
+    """Bytes of the product cube and COGs per cell and published layer (a part of
+    ``stored_bytes_per_cell``); ``None``: the shipped rate is used."""
+    stored_layers: int | None = None
+    """Layers published by the run that measured ``stored_bytes_per_cell``; ``None``: the shipped
+    value is used."""
+
+    def stored_bytes(self, cells: float, layers: int) -> float:
+        """Return the bytes stored for ``cells`` cells of tiles publishing ``layers`` layers.
+
+        ``stored_bytes_per_cell`` is moved by ``stored_bytes_per_cell_layer`` for each layer more
+        (or fewer) than the measured run published; raises ``ValueError`` without those rates.
+        """
+        if self.stored_bytes_per_cell_layer is None or self.stored_layers is None:
+            raise ValueError("rates lack stored_bytes_per_cell_layer and stored_layers")
+        per_cell = (self.stored_bytes_per_cell
+                    + (layers - self.stored_layers) * self.stored_bytes_per_cell_layer)
+        return cells * per_cell
 
 
 @dataclass(frozen=True)
@@ -322,7 +341,12 @@ def cost_plan(
               + cells * layers * rates.publish_core_s_per_cell_layer)
     per_tile_s = core_s / max(1, len(region.tiles))
     wall_s = max(core_s / max(1, workers), per_tile_s) if workers > 0 else math.inf
-    stored = cells * rates.stored_bytes_per_cell
+    if rates.stored_bytes_per_cell_layer is None or rates.stored_layers is None:
+        shipped = load_rates()
+        rates = replace(rates, stored_bytes_per_cell_layer=shipped.stored_bytes_per_cell_layer,
+                        stored_layers=shipped.stored_layers)
+        notes.append("bytes stored per layer not in the given rates: the shipped rate is used")
+    stored = rates.stored_bytes(cells, layers)
     core_h = core_s / 3600.0
     return CostPlan(
         region=region_spec, tile_size=tile_size, tiles=len(region.tiles),

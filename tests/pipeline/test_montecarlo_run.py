@@ -116,3 +116,34 @@ def test_same_bytes_for_other_tile_sizes_and_orders(config: RunConfig) -> None:
         part, _ = compute_tile(sub, pc, montecarlo=mc, origin=(key.row0, key.col0))
         for name in MC_BAU:
             assert part[name].tobytes() == np.ascontiguousarray(whole[name][sl]).tobytes(), name
+
+
+def test_plan_stored_bytes_follow_the_published_layers(config: RunConfig) -> None:
+    """Monte Carlo's 36 more layers are stored: the plan's bytes move by the per-layer rate."""
+    from gsocseq.pipeline.costing import Rates, cost_plan, load_rates
+
+    rates = Rates(input_core_s_per_cell=1e-3, tile_core_s_per_pixel=2e-3,
+                  publish_core_s_per_cell_layer=1e-5, stored_bytes_per_cell=1000.0,
+                  eligible_fraction=0.5, montecarlo_core_s_per_pixel_draw=4e-6,
+                  stored_bytes_per_cell_layer=20.0, stored_layers=29)
+
+    def plan(rates: Rates = rates, **kw: Any) -> Any:
+        return cost_plan("demo", sources_url=config.sources, tile_size=TILE, workers=1,
+                         rates=rates, read_sources=False, **kw)
+
+    brackets, mc = plan(), plan(uncertainty="montecarlo", draws=7)
+    assert (brackets.layers, mc.layers) == (29, 29 + len(MONTECARLO_LAYERS))
+    assert brackets.stored_bytes == pytest.approx(brackets.cells * 1000.0)
+    assert mc.stored_bytes - brackets.stored_bytes == pytest.approx(
+        brackets.cells * len(MONTECARLO_LAYERS) * 20.0)
+    bau = plan(uncertainty="none", scenarios=("bau",))
+    assert bau.stored_bytes == pytest.approx(bau.cells * (1000.0 - (29 - bau.layers) * 20.0))
+    # rates without the per-layer figures (an older rates file): the shipped ones, with a note
+    shipped = load_rates()
+    assert shipped.stored_layers == 29 and shipped.stored_bytes_per_cell_layer is not None
+    assert 0 < shipped.stored_bytes_per_cell_layer * 29 < shipped.stored_bytes_per_cell
+    old = plan(Rates(**{**rates.__dict__, "stored_bytes_per_cell_layer": None,
+                        "stored_layers": None}), uncertainty="montecarlo")
+    assert old.stored_bytes == pytest.approx(old.cells * (
+        1000.0 + len(MONTECARLO_LAYERS) * shipped.stored_bytes_per_cell_layer))
+    assert any("per layer" in n for n in old.notes)
