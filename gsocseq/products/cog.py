@@ -61,6 +61,7 @@ __all__ = [
     "grid_transform",
     "layer_description",
     "multihash_sha256",
+    "read_levels",
     "write_cog",
     "write_region_cogs",
     "write_strips",
@@ -246,6 +247,16 @@ def check_cog(
             if compress != profile.compress.upper():
                 problems.append(f"compression is {compress}, expected {profile.compress.upper()}")
     return problems
+
+
+def read_levels(path: str | Path) -> list[np.ndarray]:
+    """Return every level of a local (Cloud-Optimised) GeoTIFF: full resolution, then overviews."""
+    with _local_env(), rasterio.open(path) as src:
+        levels, n = [src.read(1)], len(src.overviews(1))
+    for k in range(n):
+        with _local_env(), rasterio.open(path, overview_level=k) as src:
+            levels.append(src.read(1))
+    return levels
 
 
 def _transform_problems(t: Affine) -> list[str]:

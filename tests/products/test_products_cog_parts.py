@@ -11,7 +11,7 @@ import xarray as xr
 
 from gsocseq.cube.grid import cell_latitudes, cell_longitudes
 from gsocseq.errors import ProductValidationError
-from gsocseq.products.cog import check_cog, write_cog
+from gsocseq.products.cog import check_cog, read_levels, write_cog
 from gsocseq.products.cog_parts import part_layout, write_cog_from_parts, write_part
 from gsocseq.products.profiles import get_profile
 from gsocseq.products.tiff_layout import read_ifds
@@ -31,16 +31,6 @@ def _layer(rows: int, cols: int, name: str = "T0", seed: int = 0) -> xr.DataArra
     return xr.DataArray(values, name=name, dims=("latitude", "longitude"),
                         coords={"latitude": cell_latitudes(1200, 1200 + rows),
                                 "longitude": cell_longitudes(3000, 3000 + cols)})
-
-
-def _levels(path: Path) -> list[np.ndarray]:
-    with rasterio.open(path) as src:
-        out = [src.read(1)]
-        n = len(src.overviews(1))
-    for k in range(n):
-        with rasterio.open(path, overview_level=k) as src:
-            out.append(src.read(1))
-    return out
 
 
 def _in_parts(data: xr.DataArray, root: Path, part_rows: int, only: set[int] | None = None,
@@ -69,7 +59,7 @@ def test_parts_assemble_to_the_one_piece_cog(tmp_path: Path, rows: int, cols: in
     assembled, _ = _in_parts(data, tmp_path, part_rows)
     dtype = "uint8" if name == "EulerUnstableMonths" else "float32"
     assert check_cog(assembled, profile=PROFILE, expected_shape=(rows, cols), dtype=dtype) == []
-    ref, got = _levels(Path(one.href)), _levels(assembled)
+    ref, got = read_levels(one.href), read_levels(assembled)
     assert len(ref) == len(got) >= 2
     for k, (a, b) in enumerate(zip(ref, got, strict=True)):
         assert a.shape == b.shape and np.array_equal(a, b, equal_nan=True), f"level {k}"
@@ -96,7 +86,7 @@ def test_a_changed_part_is_the_only_one_reencoded(tmp_path: Path) -> None:
     second, _ = _in_parts(changed, tmp_path, 1024, only={1})
     assert Path(urls[0].removeprefix("file://")).stat().st_mtime_ns == kept
     one = write_cog(changed, str(tmp_path / "one.tif"))
-    for k, (a, b) in enumerate(zip(_levels(Path(one.href)), _levels(second), strict=True)):
+    for k, (a, b) in enumerate(zip(read_levels(one.href), read_levels(second), strict=True)):
         assert np.array_equal(a, b, equal_nan=True), f"level {k}"
     with open(tmp_path / "old.tif", "wb") as f:
         f.write(old_bytes)
