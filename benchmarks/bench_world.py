@@ -287,6 +287,7 @@ def layer_in_parts(root: Path, rows: int, cols: int, workers: list[int]) -> dict
             with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                               dashboard_address=None) as cluster, Client(cluster) as client:
                 client.run(_warm_up)
+                idle = client.run(_peak_mib)
                 cpu0 = sum(client.run(_cpu_s).values())
                 t = time.perf_counter()
                 if mode == "one_piece":
@@ -299,8 +300,10 @@ def layer_in_parts(root: Path, rows: int, cols: int, workers: list[int]) -> dict
                                          done, pure=False).result()
                 seconds = time.perf_counter() - t
                 cpu = sum(client.run(_cpu_s).values()) - cpu0
+                peaks = client.run(_peak_mib)
             runs.append({"mode": mode, "workers": n, "wall_s": round(seconds, 2),
                          "worker_cpu_s": round(cpu, 2),
+                         "task_peak_above_idle_mib": round(max(peaks[k] - idle[k] for k in peaks), 1),
                          "href": href.removeprefix("file://")})
     base = runs[0]
     ref = read_levels(base["href"])

@@ -27,6 +27,7 @@ import rasterio
 import rasterio.shutil
 import xarray as xr
 from affine import Affine
+from rasterio.session import DummySession
 from rasterio.windows import Window
 
 from gsocseq.cube.grid import CRS, RES_DEG
@@ -127,7 +128,7 @@ def encode_part(data: xr.DataArray, layout: PartLayout, index: int, path: Path,
         src_path = Path(tmp) / "src.tif"
         write_strips(strip, src_path, transform, units, description,
                      {"GSOCSEQ_LAYER": layer, **tags}, dtype, strip_rows)
-        with rasterio.Env(), rasterio.open(src_path) as src:
+        with _local(), rasterio.open(src_path) as src:
             rasterio.shutil.copy(src, path, driver="COG", **options)
 
 
@@ -162,6 +163,11 @@ def assemble_parts(parts: list[Path], layout: PartLayout, path: Path, profile: C
         write_tiled_tiff(path, ifds, levels)
 
 
+def _local() -> rasterio.Env:
+    """GDAL environment for local files (no cloud session built per open)."""
+    return rasterio.Env(session=DummySession())
+
+
 def _level_rows(rows: int, level: int) -> int:
     return rows // 2**level
 
@@ -183,14 +189,14 @@ def _coarse_levels(parts: list[Path], layout: PartLayout, tmp: Path, profile: Co
             "nodata": nodata, "tiled": True,
             "blockxsize": profile.blocksize, "blockysize": profile.blocksize,
             "BIGTIFF": "IF_SAFER"}
-    with rasterio.Env(), rasterio.open(mosaic, "w", **meta) as dst:
+    with _local(), rasterio.open(mosaic, "w", **meta) as dst:
         for i, p in enumerate(parts):
             r0 = layout.rows_of(i)[0] // f
             level = {"overview_level": layout.levels - 1} if layout.levels else {}
-            with rasterio.open(p, **level) as src:
+            with _local(), rasterio.open(p, **level) as src:
                 values = src.read(1)
             dst.write(values, 1, window=Window(0, r0, cols, values.shape[0]))
-    with rasterio.Env(), rasterio.open(mosaic) as src:
+    with _local(), rasterio.open(mosaic) as src:
         rasterio.shutil.copy(src, out, driver="COG", **cog_options(profile, dtype))
     return out
 
