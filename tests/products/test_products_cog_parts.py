@@ -116,3 +116,17 @@ def test_a_missing_part_is_named(tmp_path: Path) -> None:
     write_part(data, layout, 0, url, None, region="world")
     with pytest.raises(ProductValidationError, match="1 parts given, the layout has 2"):
         write_cog_from_parts(data, layout, [url], f"file://{tmp_path}/out", None, region="world")
+
+
+def test_an_assembly_beyond_32_bit_offsets_is_a_bigtiff(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from gsocseq.products import tiff_layout
+
+    monkeypatch.setattr(tiff_layout, "_CLASSIC_LIMIT", 0)  # as if the tiles needed > 4 GB
+    data = _layer(1540, 600)
+    one = write_cog(data, str(tmp_path / "one.tif"))
+    assembled, _ = _in_parts(data, tmp_path, 1024)
+    assert assembled.read_bytes()[2:4] == b"\x2b\x00"  # BigTIFF magic 43
+    assert check_cog(assembled, profile=PROFILE, expected_shape=(1540, 600)) == []
+    for a, b in zip(read_levels(one.href), read_levels(assembled), strict=True):
+        assert np.array_equal(a, b, equal_nan=True)
