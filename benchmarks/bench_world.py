@@ -11,7 +11,11 @@
    bounded by strips of whole tile rows (``gsocseq.products.blocks.STRIP_BYTES``).
 3. One synthetic wide layer (default 2400 × 43 200 cells: ten rows of 2° tiles around the globe)
    written as a COG in a fresh process with world strips (240 rows) and in one piece: peak memory.
-4. A simulated world plan: ``gsocseq.pipeline.costing.cost_plan("world")`` on a real admin-0
+4. One tall synthetic layer (default 4096 × 21 600) written as one COG by one task (today's
+   writer for a region's layer) and by parts (:mod:`gsocseq.products.cog_parts`: one task per
+   2 048 rows, then one assembly task) on fresh clusters of 1 and 2 workers: wall time, the
+   workers' CPU-seconds, speed-up; the two COGs' pixels are compared at every level.
+5. A simulated world plan: ``gsocseq.pipeline.costing.cost_plan("world")`` on a real admin-0
    boundaries file (default: the Natural Earth 1:110m countries shipped in pyogrio's test
    fixtures, ``--boundaries`` for another; Antarctica left out as ``world`` leaves it out:
    ``gsocseq.vocabulary.WORLD_EXCLUDED``) at 2° tiles — tile count, land fraction — with the rates
@@ -62,6 +66,12 @@ def _warm_up() -> None:
                         coords={"latitude": cell_latitudes(0, 4), "longitude": cell_longitudes(0, 4)})
     with tempfile.TemporaryDirectory() as tmp:
         write_cog(data, f"{tmp}/w.tif")
+
+
+def _cpu_s() -> float:
+    """CPU-seconds (user + system) this process has used."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def _du(path: Path) -> int:
@@ -134,16 +144,18 @@ def publish_scaling(config: Any, plan: Any, root: Path, workers: list[int]) -> l
                           dashboard_address=None) as cluster, Client(cluster) as client:
             client.run(_warm_up)
             idle = client.run(_peak_mib)
+            cpu0 = client.run(_cpu_s)
             t = time.perf_counter()
             with get_task_stream(client) as stream:
                 result = publish(config, plan, client)
             seconds = time.perf_counter() - t
             peaks = client.run(_peak_mib)
+            cpu = sum(client.run(_cpu_s).values()) - sum(cpu0.values())
         durations = [sum(ss["stop"] - ss["start"] for ss in rec["startstops"]
                          if ss["action"] == "compute") for rec in stream.data]
         assert not result.skipped and len(result.country_totals) == 2
         rows.append({
-            "workers": n, "publish_s": round(seconds, 2),
+            "workers": n, "publish_s": round(seconds, 2), "worker_cpu_s": round(cpu, 2),
             "cogs": len(result.cogs) * (1 + len(result.country_totals)),
             "worker_peak_mib": sorted(round(v, 1) for v in peaks.values()),
             "worker_idle_mib": sorted(round(v, 1) for v in idle.values()),
@@ -207,6 +219,109 @@ def wide_layer_memory(root: Path, rows: int, cols: int) -> list[dict[str, Any]]:
     return out
 
 
+def _synthetic(rows: int, cols: int) -> Any:
+    """A lazy synthetic T0 layer of ``rows × cols`` cells (blocks of 240², NaN west of 1/8)."""
+    import dask.array as da
+    import numpy as np
+    import xarray as xr
+
+    from gsocseq.cube.grid import cell_latitudes, cell_longitudes
+
+    def block(block_info: Any = None) -> np.ndarray:
+        (r0, r1), (c0, c1) = block_info[None]["array-location"]
+        y, x = np.mgrid[r0:r1, c0:c1].astype(np.float32)
+        v = (50 + 20 * np.sin(y / 700.0) * np.cos(x / 900.0)).astype(np.float32)
+        v[:, x[0] < cols / 8] = np.nan
+        return v
+
+    chunks = (tuple(min(240, rows - r) for r in range(0, rows, 240)),
+              tuple(min(240, cols - c) for c in range(0, cols, 240)))
+    return xr.DataArray(da.map_blocks(block, dtype=np.float32, chunks=chunks),
+                        dims=("latitude", "longitude"), name="T0",
+                        coords={"latitude": cell_latitudes(0, rows),
+                                "longitude": cell_longitudes(0, cols)})
+
+
+def _one_piece(rows: int, cols: int, url: str) -> str:
+    import dask
+
+    from gsocseq.products.blocks import strip_rows_for, task_env
+    from gsocseq.products.cog import write_cog
+
+    with dask.config.set(scheduler="synchronous"), task_env():
+        return write_cog(_synthetic(rows, cols), url, strip_rows=strip_rows_for(cols, 240),
+                         tags={"GSOCSEQ_REGION": "world"}).href
+
+
+def _part(rows: int, cols: int, layout: Any, i: int, url: str) -> str:
+    import dask
+
+    from gsocseq.products.blocks import strip_rows_for, task_env
+    from gsocseq.products.cog_parts import write_part
+
+    with dask.config.set(scheduler="synchronous"), task_env():
+        return write_part(_synthetic(rows, cols), layout, i, url, None, region="world",
+                          strip_rows=strip_rows_for(cols, 240))
+
+
+def _assemble(rows: int, cols: int, layout: Any, urls: list[str], out: str, _: Any) -> str:
+    from gsocseq.products.blocks import task_env
+    from gsocseq.products.cog_parts import write_cog_from_parts
+
+    with task_env():
+        return write_cog_from_parts(_synthetic(rows, cols), layout, urls, out, None,
+                                    region="world").href
+
+
+def layer_in_parts(root: Path, rows: int, cols: int, workers: list[int]) -> dict[str, Any]:
+    """One layer written in one piece by one task, then in parts by 1 and 2 workers: wall, CPU."""
+    import numpy as np
+    from distributed import Client, LocalCluster
+
+    from gsocseq.products.cog import read_levels
+    from gsocseq.products.cog_parts import PART_ROWS, part_layout
+    from gsocseq.products.profiles import get_profile
+
+    layout = part_layout(rows, cols, get_profile("gsocseq"), PART_ROWS)
+    runs = []
+    for n in workers:
+        for mode in ("one_piece", "parts"):
+            if mode == "one_piece" and n != workers[0]:
+                continue
+            folder = root / f"layer-{mode}-{n}"
+            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                              dashboard_address=None) as cluster, Client(cluster) as client:
+                client.run(_warm_up)
+                idle = client.run(_peak_mib)
+                cpu0 = sum(client.run(_cpu_s).values())
+                t = time.perf_counter()
+                if mode == "one_piece":
+                    href = client.submit(_one_piece, rows, cols, f"{folder}/one.tif").result()
+                else:
+                    urls = [f"file://{folder}/parts/part-{i:04d}.tif" for i in range(layout.n_parts)]
+                    done = [client.submit(_part, rows, cols, layout, i, u, pure=False)
+                            for i, u in enumerate(urls)]
+                    href = client.submit(_assemble, rows, cols, layout, urls, f"file://{folder}",
+                                         done, pure=False).result()
+                seconds = time.perf_counter() - t
+                cpu = sum(client.run(_cpu_s).values()) - cpu0
+                peaks = client.run(_peak_mib)
+            runs.append({"mode": mode, "workers": n, "wall_s": round(seconds, 2),
+                         "worker_cpu_s": round(cpu, 2),
+                         "task_peak_above_idle_mib": round(max(peaks[k] - idle[k] for k in peaks), 1),
+                         "href": href.removeprefix("file://")})
+    base = runs[0]
+    ref = read_levels(base["href"])
+    for r in runs:
+        r["speedup_vs_one_piece"] = round(base["wall_s"] / r["wall_s"], 2)
+        r["same_pixels_every_level"] = all(
+            a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+            for a, b in zip(ref, read_levels(r["href"]), strict=True))
+        r["cog_bytes"] = Path(r.pop("href")).stat().st_size
+    return {"rows": rows, "cols": cols, "parts": layout.n_parts, "levels_in_parts": layout.levels,
+            "runs": runs}
+
+
 def _natural_earth_lowres() -> Path | None:
     try:
         import pyogrio
@@ -268,6 +383,11 @@ def main() -> None:
     parser.add_argument("--boundaries", default=None, help="admin-0 vector file for the world plan")
     parser.add_argument("--wide", default="2400x43200",
                         help="ROWSxCOLS of a synthetic layer written with strips vs whole ('' skips)")
+    parser.add_argument("--parts-layer", default="4096x21600",
+                        help="ROWSxCOLS of a synthetic layer written in one piece and in parts "
+                             "('' skips)")
+    parser.add_argument("--only-parts", action="store_true",
+                        help="run only the layer-in-parts measurement")
     parser.add_argument("--eligible-share", type=float, default=0.37,
                         help="modelled share of land for the world plan (FAOSTAT agricultural "
                              "land ≈ 4.8 of 13.0 Gha; the demo world's share is not the globe's)")
@@ -278,6 +398,12 @@ def main() -> None:
     counts = [int(v) for v in args.workers.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-world-") as tmp:
         root = Path(tmp)
+        parts = (layer_in_parts(root, *(int(v) for v in args.parts_layer.split("x")), counts)
+                 if args.parts_layer else {})
+        if args.only_parts:
+            print(json.dumps({"cpu_count": os.cpu_count(), "load_avg": os.getloadavg(),
+                              "layer_in_parts": parts}, indent=2))
+            return
         t = time.perf_counter()
         w = world_run(root, args.tile_size, ty, tx, max(counts))
         t_run = time.perf_counter() - t
@@ -295,6 +421,7 @@ def main() -> None:
                            "stages_s": s.stage_seconds, "wall_s": round(t_run, 1),
                            "stored_bytes": w["stored_bytes"], "countries": s.country_totals},
         "rates": w["rates"], "publish_vs_workers": scaling, "wide_layer_memory": wide,
+        "layer_in_parts": parts,
         "world_plan": world,
     }
     text = json.dumps(report, indent=2, default=str)

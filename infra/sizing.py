@@ -115,15 +115,24 @@ class LandTiles:
 
 
 def land_tiles(shapefile: Path | None = None, country: str | None = None) -> LandTiles:
-    """Count the 2° tiles that intersect land (or one country) and the 30″ land cells in them."""
-    meta, _fids, wkb, fields = read_raw(shapefile or naturalearth_path(),
-                                        columns=["iso_a3", "name"])
-    column = dict(zip(meta["fields"], fields, strict=True))  # file order, not the order asked
+    """Count the 2° tiles that intersect land (or one country) and the 30″ land cells in them.
+
+    ``shapefile``: any admin-0 vector file with Natural Earth's ISO3 and name attributes (either
+    case: ``iso_a3``/``name`` in pyogrio's 1:110m copy, ``ISO_A3``/``NAME`` in the 1:10m file);
+    invalid polygons (1:10m has some) are repaired as :mod:`gsocseq.sources.boundaries` does.
+    """
+    path = shapefile or naturalearth_path()
+    meta, _fids, wkb, fields = read_raw(path)
+    column = {str(k).lower(): v for k, v in zip(meta["fields"], fields, strict=True)}
+    if "iso_a3" not in column or "name" not in column:
+        raise ValueError(f"{path}: needs ISO_A3 and NAME attributes, has {list(meta['fields'])}")
     geoms = shapely.from_wkb(wkb)
+    invalid = ~shapely.is_valid(geoms)
+    geoms[invalid] = shapely.make_valid(geoms[invalid])
     keep = ((np.asarray(column["name"]) == country) if country
             else ~np.isin(np.asarray(column["iso_a3"]), list(WORLD_EXCLUDED)))
     if not keep.any():
-        raise ValueError(f"{shapefile or naturalearth_path()}: no country named {country!r}")
+        raise ValueError(f"{path}: no country named {country!r}")
     land = shapely.union_all(geoms[keep])
     west = np.arange(-180, 180, TILE_DEG)
     south = np.arange(-90, 90, TILE_DEG)
@@ -198,7 +207,8 @@ def _hours(seconds: float) -> str:
 
 
 def markdown(tiles: LandTiles, x: float | None = None, share: float = AGRICULTURAL_SHARE,
-             measured: Measured = MEASURED, country: LandTiles | None = None) -> str:
+             measured: Measured = MEASURED, country: LandTiles | None = None,
+             land: str = "Natural Earth 1:110m land") -> str:
     """Return the README's sizing section body, evaluated at ``x`` or with the placeholder.
 
     The rebuild table (world and :data:`LARGE_COUNTRY`) uses ``measured``; ``country`` defaults
@@ -209,7 +219,7 @@ def markdown(tiles: LandTiles, x: float | None = None, share: float = AGRICULTUR
     xs = X_PLACEHOLDER if x is None else f"{x:g}"
     lines = [
         f"- tiles: 43 200 × 21 600 cells / (240 × 240) = {tiles.n_tiles} tiles of 2° × 2°",
-        f"- land tiles T = {tiles.n_land_tiles} (tiles meeting Natural Earth 1:110m land, "
+        f"- land tiles T = {tiles.n_land_tiles} (tiles meeting {land}, "
         "Antarctica excluded)",
         f"- land cells = Σ land area (deg²) × 120² = {tiles.land_cells:.4g}",
         f"- modelled pixels N = s × land cells = {share} × {tiles.land_cells:.4g} = {pixels:.4g}",
@@ -258,11 +268,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="measured throughput, pixels per second per core")
     parser.add_argument("--share", type=float, default=AGRICULTURAL_SHARE,
                         help="modelled (agricultural) share of land cells")
+    parser.add_argument("--boundaries", type=Path, default=None,
+                        help="admin-0 vector file (default: Natural Earth 1:110m from pyogrio)")
     parser.add_argument("--bench", type=Path, default=None,
                         help="a benchmarks/bench_pipeline.py --json report (its s3 figures)")
     args = parser.parse_args(argv)
     measured = measured_from_bench(args.bench) if args.bench else MEASURED
-    print(markdown(land_tiles(), args.x, args.share, measured), end="")
+    land = f"the land of {args.boundaries.name}" if args.boundaries else "Natural Earth 1:110m land"
+    print(markdown(land_tiles(args.boundaries), args.x, args.share, measured,
+                   land_tiles(args.boundaries, country=LARGE_COUNTRY), land), end="")
 
 
 if __name__ == "__main__":

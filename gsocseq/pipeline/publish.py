@@ -144,8 +144,9 @@ def publish(
     ``changed_tiles`` (tile ids whose product-cube values changed since the last publication of
     this run, e.g. after an incremental rebuild or a country rerun merged into a world) makes the
     publication partial when a previous one exists: the region's layers are re-encoded from the
-    product cube (a COG cannot be patched in place: its tiles and overviews are laid out in file
-    order) but a file is uploaded only when its bytes changed; of a world run's national sets
+    product cube — a world's global layers only in the parts holding a changed tile, then
+    reassembled (:mod:`gsocseq.products.cog_parts`) — but a file is uploaded only when its bytes
+    changed; of a world run's national sets
     only those of the countries with a changed tile are re-encoded (the same rule), the others —
     COGs, quick looks, STAC items — are not touched; STAC items and quick looks are rewritten
     only for regions with a rewritten COG. ``None``: everything is written.
@@ -198,7 +199,10 @@ def _publish(
     layers = product_layers(config.scenarios, config.uncertainty, config.scheme,
                             config.draws > 0)
     kw = {"skip_existing": resuming == digest, "only_if_changed": partial}
-    assets = tasks.write_layer_cogs(config, plan, layers, client, **kw)
+    assets = tasks.write_layer_cogs(
+        config, plan, layers, client, **kw, digest=digest,
+        changed_tiles=set(changed_tiles or ()) if partial else None,
+        previous=done["digest"] if partial and done is not None else None)
     national = tasks.write_country_cogs(config, plan, countries, layers, client, **kw)
     sources, _ = resolve(config)
     inputs = {"cube": plan.cube_url, "sources": plan.sources_url or "gsocseq:sources.toml"}

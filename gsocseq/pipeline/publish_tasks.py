@@ -1,11 +1,13 @@
-"""Publishing as cluster tasks: one task per layer of the run's region, one task per country of a world.
+"""Publishing as cluster tasks: one task per layer (or per part of a global layer), one per country.
 
 Each task opens the product cube itself (arguments are the config, the plan and names, never
 arrays), streams its layer(s) in strips of whole tile rows (:mod:`gsocseq.products.blocks`: memory
 per task bounded by :data:`~gsocseq.products.blocks.STRIP_BYTES` plus GDAL's cache), writes the COGs
 through :func:`~gsocseq.products.cog.write_region_cogs` and returns their descriptions. With a
 dask client the tasks run on its workers (publish time ∝ layers ÷ workers); without, one after
-another in this process — the same bytes either way.
+another in this process — the same bytes either way. A world run's global layer taller than
+:data:`PART_ROWS` is encoded by one task per part of rows and assembled by one more
+(:mod:`gsocseq.products.cog_parts`), so one layer no longer bounds the publication.
 
 A world run's national COGs are cut from the world product cube on the country's own tile
 rectangle and masked to the country, so they equal a country run's COGs byte for byte.
@@ -14,12 +16,14 @@ rectangle and masked to the country, so they equal a country run's COGs byte for
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 import dask
 
+from gsocseq import storage
 from gsocseq.config import RunConfig
+from gsocseq.cube.grid import TileKey
 from gsocseq.cube.product_cube import open_product_cube
 from gsocseq.cube.region import WORLD
 from gsocseq.pipeline.plan import RunPlan, product_region_name, resolve
@@ -31,9 +35,14 @@ from gsocseq.products.blocks import (
     strip_rows_for,
     task_env,
 )
-from gsocseq.products.cog import CogAsset, write_region_cogs
+from gsocseq.products.cog import CogAsset, cog_url, write_region_cogs
+from gsocseq.products.cog_parts import PartLayout, part_layout, write_cog_from_parts, write_part
+from gsocseq.products.profiles import get_profile
 
 T = TypeVar("T")
+
+PART_ROWS: int = 2048
+"""Rows of one part of a global layer encoded by one task (world: 11 tasks per layer, ≤ 338 MiB)."""
 
 
 def is_world(plan: RunPlan) -> bool:
@@ -133,12 +142,111 @@ def map_tasks(client: Any, fn: Callable[..., T], calls: Sequence[tuple[tuple, di
 
 def write_layer_cogs(
     config: RunConfig, plan: RunPlan, layers: Sequence[str], client: Any, *, skip_existing: bool,
-    only_if_changed: bool = False,
+    only_if_changed: bool = False, changed_tiles: Collection[str] | None = None,
+    previous: str | None = None, digest: str = "",
 ) -> list[CogAsset]:
-    """Write the region's (a world run's global) COGs, one task per layer, FAO order."""
+    """Write the region's (a world run's global) COGs, FAO order.
+
+    A layer of a region is one task; a global layer tall enough (:func:`layer_layout`) is encoded
+    by one task per part and assembled by one more (:mod:`gsocseq.products.cog_parts`). The
+    parts stay under the run (``cog-parts/``) with a manifest naming the publication ``digest``
+    they made: a publication that follows ``previous`` with ``changed_tiles`` re-encodes only
+    the parts holding a changed tile, and reuses the others.
+    """
     kwargs = {"skip_existing": skip_existing, "only_if_changed": only_if_changed}
-    calls = [((config, plan, layer), kwargs) for layer in layers]
-    return map_tasks(client, layer_cog_task, calls, "cog")
+    layout = layer_layout(plan)
+    so = config.storage_options
+    whole = [n for n in layers if layout is None or (
+        skip_existing and storage.exists(cog_url(plan.products_url, plan.region_name, n), so))]
+    assets = dict(zip(whole, map_tasks(client, layer_cog_task,
+                                       [((config, plan, n), kwargs) for n in whole], "cog"),
+                      strict=True))
+    split = [n for n in layers if n not in assets]
+    if split:
+        assert layout is not None
+        stale = _parts_to_encode(plan, layout, changed_tiles)
+        jobs = [(n, i, _reusable(config, plan, layout, n, i, stale, previous))
+                for n in split for i in range(layout.n_parts)]
+        digests = map_tasks(client, _part_or_kept, [((config, plan, n, layout, i, kept), {})
+                                                    for n, i, kept in jobs], "part")
+        by_layer = {n: digests[k * layout.n_parts:(k + 1) * layout.n_parts]
+                    for k, n in enumerate(split)}
+        calls = [((config, plan, n, layout, by_layer[n]),
+                  {"digest": digest, "only_if_changed": only_if_changed}) for n in split]
+        assets.update(zip(split, map_tasks(client, assemble_layer_task, calls, "assemble"),
+                          strict=True))
+    return [assets[n] for n in layers]
+
+
+def layer_layout(plan: RunPlan) -> PartLayout | None:
+    """Return how a world run's global layers are cut into parts (``None``: one task per layer)."""
+    if not is_world(plan):
+        return None
+    layout = part_layout(plan.n_rows, plan.n_cols, get_profile("gsocseq"), PART_ROWS)
+    return layout if layout.n_parts > 1 else None
+
+
+def parts_url(plan: RunPlan, layer: str, layout: PartLayout) -> str:
+    """Return the folder of a global layer's parts (keyed by the layout)."""
+    return (f"{plan.run_url}/cog-parts/{layer}/"
+            f"{layout.rows}x{layout.cols}-{layout.part_rows}-L{layout.levels}")
+
+
+def _parts_to_encode(plan: RunPlan, layout: PartLayout,
+                     changed_tiles: Collection[str] | None) -> set[int] | None:
+    """Return the parts holding a changed tile (``None``: every part, nothing known)."""
+    if changed_tiles is None:
+        return None
+    out = set()
+    for tile_id in changed_tiles:
+        tile = TileKey.from_id(tile_id)
+        r0 = tile.row0 - plan.origin_row
+        out |= {i for i in range(layout.n_parts)
+                if r0 < layout.rows_of(i)[1] and layout.rows_of(i)[0] < r0 + tile.size}
+    return out
+
+
+def _reusable(config: RunConfig, plan: RunPlan, layout: PartLayout, layer: str, index: int,
+              stale: set[int] | None, previous: str | None) -> str | None:
+    """Return the recorded sha256 of a part that can be reused as stored, else ``None``."""
+    if stale is None or previous is None or index in stale:
+        return None
+    manifest = storage.read_json(f"{parts_url(plan, layer, layout)}/parts.json",
+                                 config.storage_options)
+    if not manifest or manifest.get("digest") != previous:
+        return None
+    return str(manifest["parts"][index])
+
+
+def _part_or_kept(config: RunConfig, plan: RunPlan, layer: str, layout: PartLayout, index: int,
+                  kept: str | None) -> str:
+    return kept if kept is not None else layer_part_task(config, plan, layer, layout, index)
+
+
+def layer_part_task(config: RunConfig, plan: RunPlan, layer: str, layout: PartLayout,
+                    index: int) -> str:
+    """Task: encode rows ``layout.rows_of(index)`` of a global layer as a part; return its sha256."""
+    so = config.storage_options
+    data = open_product_cube(plan.product_cube_url, so)[layer].rename(layer)
+    url = f"{parts_url(plan, layer, layout)}/part-{index:04d}.tif"
+    with dask.config.set(scheduler="synchronous"), task_env():
+        return write_part(data, layout, index, url, so, region=plan.region_name,
+                          strip_rows=strip_rows_for(plan.n_cols, plan.tile_size))
+
+
+def assemble_layer_task(config: RunConfig, plan: RunPlan, layer: str, layout: PartLayout,
+                        part_digests: Sequence[str], *, digest: str,
+                        only_if_changed: bool = False) -> CogAsset:
+    """Task: assemble a global layer's COG from its parts; record them for the next publication."""
+    so = config.storage_options
+    folder = parts_url(plan, layer, layout)
+    data = open_product_cube(plan.product_cube_url, so)[layer].rename(layer)
+    urls = [f"{folder}/part-{i:04d}.tif" for i in range(layout.n_parts)]
+    with task_env():
+        asset = write_cog_from_parts(data, layout, urls, plan.products_url, so,
+                                     region=plan.region_name, only_if_changed=only_if_changed)
+    storage.write_json(f"{folder}/parts.json", {"digest": digest, "parts": list(part_digests)}, so)
+    return asset
 
 
 def write_country_cogs(

@@ -7,8 +7,9 @@ the same output: each of the country's tiles is read from both product cubes, th
 bytes changed is written back with its completion marker updated (counts, totals, checksums of the
 merged tile, as a world run computing it would write them). Nothing is recomputed. The world is
 then republished with those tiles (:func:`gsocseq.pipeline.publish.publish` ``changed_tiles``):
-global COGs re-encoded from the product cube, uploaded where their bytes changed; no other
-country's files rewritten. All of it under the world's product-set lease: a country run that
+of each global COG only the parts holding a changed tile are re-encoded and the COG reassembled
+(:mod:`gsocseq.products.cog_parts`), uploaded where its bytes changed; no other country's files
+rewritten. All of it under the world's product-set lease: a country run that
 finishes while the world run is still computing waits for it, then merges (so the world never
 keeps the country's old values).
 """

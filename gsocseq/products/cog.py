@@ -61,8 +61,10 @@ __all__ = [
     "grid_transform",
     "layer_description",
     "multihash_sha256",
+    "read_levels",
     "write_cog",
     "write_region_cogs",
+    "write_strips",
 ]
 
 log = logging.getLogger(__name__)
@@ -247,6 +249,16 @@ def check_cog(
     return problems
 
 
+def read_levels(path: str | Path) -> list[np.ndarray]:
+    """Return every level of a local (Cloud-Optimised) GeoTIFF: full resolution, then overviews."""
+    with _local_env(), rasterio.open(path) as src:
+        levels, n = [src.read(1)], len(src.overviews(1))
+    for k in range(n):
+        with _local_env(), rasterio.open(path, overview_level=k) as src:
+            levels.append(src.read(1))
+    return levels
+
+
 def _transform_problems(t: Affine) -> list[str]:
     """Return the ways an affine transform departs from the global 30″ grid."""
     problems = []
@@ -302,38 +314,64 @@ def write_cog(
         whether the object was written.
     """
     prof = get_profile(profile)
-    layer = _layer_name(data)
-    units = str(data.attrs.get("units", PUBLISHED_LAYERS[layer].units))
-    description = str(data.attrs.get("description") or layer_description(layer))
-    dtype = PUBLISHED_LAYERS[layer].dtype
-    data = _normalised(data)
+    layer, units, description, dtype = layer_metadata(data)
+    data = normalised(data)
     transform = grid_transform(data)
     all_tags = {"GSOCSEQ_LAYER": layer, **(dict(tags) if tags else {})}
     with tempfile.TemporaryDirectory(prefix="gsocseq-cog-") as tmp:
         src_path, cog_path = Path(tmp) / "src.tif", Path(tmp) / "cog.tif"
-        _write_strips(data, src_path, transform, units, description, all_tags, dtype, strip_rows)
+        write_strips(data, src_path, transform, units, description, all_tags, dtype, strip_rows)
         with _local_env(), rasterio.open(src_path) as src:
-            options = prof.creation_options()
-            if dtype != "float32" and options.get("predictor") == 3:  # float predictor only
-                options["predictor"] = 2
-            rasterio.shutil.copy(src, cog_path, driver="COG", **options)
-        problems = check_cog(cog_path, profile=prof, expected_shape=data.shape, dtype=dtype)
-        if problems:
-            raise ProductValidationError(
-                f"COG for layer {layer!r} ({url}) failed validation, nothing written:\n- "
-                + "\n- ".join(problems)
-            )
-        size, checksum = file_digest(cog_path)
-        written = not (only_if_changed and _same_object(url, storage_options, size, checksum))
-        if written:
-            put_file(cog_path, url, storage_options)
+            rasterio.shutil.copy(src, cog_path, driver="COG", **cog_options(prof, dtype))
+        return store_cog(cog_path, url, storage_options, profile=prof, layer=layer,
+                         shape=(int(data.shape[0]), int(data.shape[1])), transform=transform,
+                         units=units, description=description, only_if_changed=only_if_changed)
+
+
+def layer_metadata(data: xr.DataArray) -> tuple[str, str, str, str]:
+    """Return (layer name, units, description, GDAL dtype) of a product layer ``data``."""
+    layer = _layer_name(data)
+    units = str(data.attrs.get("units", PUBLISHED_LAYERS[layer].units))
+    description = str(data.attrs.get("description") or layer_description(layer))
+    return layer, units, description, PUBLISHED_LAYERS[layer].dtype
+
+
+def cog_options(prof: CogProfile, dtype: str) -> dict[str, Any]:
+    """Return the GDAL ``COG`` creation options of ``prof`` for a ``dtype`` band."""
+    options: dict[str, Any] = dict(prof.creation_options())
+    if dtype != "float32" and options.get("predictor") == 3:  # float predictor only
+        options["predictor"] = 2
+    return options
+
+
+def store_cog(
+    cog_path: Path, url: str, storage_options: dict[str, Any] | None, *, profile: CogProfile,
+    layer: str, shape: tuple[int, int], transform: Affine, units: str, description: str,
+    only_if_changed: bool = False,
+) -> CogAsset:
+    """Check the local COG ``cog_path`` (:func:`check_cog`), upload it to ``url`` and describe it.
+
+    Nothing is uploaded when a check fails (:class:`ProductValidationError` lists every problem)
+    or, with ``only_if_changed``, when the object at ``url`` already holds the same bytes.
+    """
+    dtype = PUBLISHED_LAYERS[layer].dtype
+    problems = check_cog(cog_path, profile=profile, expected_shape=shape, dtype=dtype)
+    if problems:
+        raise ProductValidationError(
+            f"COG for layer {layer!r} ({url}) failed validation, nothing written:\n- "
+            + "\n- ".join(problems)
+        )
+    size, checksum = file_digest(cog_path)
+    written = not (only_if_changed and _same_object(url, storage_options, size, checksum))
+    if written:
+        put_file(cog_path, url, storage_options)
     log.info("%s %s (%d bytes)", "wrote" if written else "unchanged, kept", url, size)
     return CogAsset(
         layer=layer,
         href=url,
         size=size,
         checksum=checksum,
-        shape=(int(data.shape[0]), int(data.shape[1])),
+        shape=shape,
         transform=tuple(transform)[:6],  # type: ignore[arg-type]
         nodata=layer_nodata(layer),
         units=units,
@@ -431,7 +469,7 @@ def _layer_name(data: xr.DataArray) -> str:
     return str(data.name)
 
 
-def _normalised(data: xr.DataArray) -> xr.DataArray:
+def normalised(data: xr.DataArray) -> xr.DataArray:
     """Return ``data`` as its layer's dtype (latitude, longitude), latitude descending.
 
     Product layers are float32 (NaN = nodata); quality layers uint8 (``QUALITY_NODATA``).
@@ -459,7 +497,7 @@ def _normalised(data: xr.DataArray) -> xr.DataArray:
     return data.astype(np.float32)
 
 
-def _write_strips(
+def write_strips(
     data: xr.DataArray,
     path: Path,
     transform: Affine,
@@ -514,7 +552,7 @@ def _existing_asset(
     fs.invalidate_cache(path)  # the key may have been removed since this process listed it
     if not fs.exists(path):
         return None
-    data = _normalised(data)
+    data = normalised(data)
     transform = grid_transform(data)
     dtype = PUBLISHED_LAYERS[str(data.name)].dtype
     with tempfile.TemporaryDirectory(prefix="gsocseq-cog-") as tmp:

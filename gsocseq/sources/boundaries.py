@@ -58,7 +58,8 @@ def _read_all(url: str, so_json: str, field: str
     present = [f for f in candidates if f in fields]
     if not present:
         raise SourceError(f"{where}: no ISO3 attribute {candidates} among fields {fields}")
-    shapes = [shapely.from_wkb(w) if w is not None else None for w in geoms]
+    shapes = [_valid(shapely.from_wkb(w), url, i) if w is not None else None
+              for i, w in enumerate(geoms)]
     out: dict[str, dict[str, Any]] = {}
     own: list[str | None] = [None] * len(shapes)
     for name in present:
@@ -71,6 +72,21 @@ def _read_all(url: str, so_json: str, field: str
             own[i] = own[i] or key
         out[name] = table
     return out, tuple(sorted({c for c in own if c}))
+
+
+def _valid(geom: Any, url: str, index: int) -> Any:
+    """Return ``geom``, repaired by ``shapely.make_valid`` (polygons kept) when it is invalid.
+
+    Natural Earth 1:10m has self-touching rings (Brazil, China, Indonesia …) that make GEOS refuse
+    the union of a country's features; a valid geometry is returned unchanged (same masks).
+    """
+    if geom is None or shapely.is_valid(geom):
+        return geom
+    log.info("boundaries %s: feature %d is not a valid geometry (%s); repaired", url, index,
+             shapely.is_valid_reason(geom))
+    fixed = shapely.make_valid(geom)
+    parts = [g for g in shapely.get_parts(fixed) if g.geom_type in ("Polygon", "MultiPolygon")]
+    return shapely.union_all(parts) if parts else fixed
 
 
 def country_codes(spec: SourceSpec, storage_options: Mapping[str, Any] | None = None) -> list[str]:

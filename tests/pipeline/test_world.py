@@ -324,3 +324,99 @@ def test_world_run_national_sets_and_a_country_rerun(world_inputs: str, tmp_path
     assert again.ok and again.reuse["inputs"]["sources_changed"] == ["soc"]
     assert again.reuse["publication"]["layers_rewritten"] == []
     assert _snapshot(products / "world") == world_files
+
+
+def test_global_layers_are_encoded_in_parts_and_patched(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A global layer taller than a part is encoded by several tasks and assembled (issue 17).
+
+    The demo world of 3 × 1 tiles of 180 cells (its countries' rectangle: 720 rows, parts of 512 +
+    208 rows, as a world layer's 21 600 rows are cut into parts of 2 048 rows). On a process
+    LocalCluster every global layer is written by 2 part tasks and 1 assembly; each COG is valid
+    and has the pixels, at every level, of the one-piece writer. Then one tile of the first row
+    changes in the product cube: republishing with that tile re-encodes part 0 only — part 1's
+    file is not rewritten and its encoded blocks in the global COG keep their bytes.
+    """
+    from distributed import Client, LocalCluster, get_task_stream
+
+    from gsocseq.cube.grid import TileKey
+    from gsocseq.cube.product_cube import REASON_VAR, read_product_tile, write_product_tile
+    from gsocseq.demo import write_demo_world
+    from gsocseq.pipeline import publish
+    from gsocseq.pipeline import publish_tasks as tasks
+    from gsocseq.pipeline.tile import tile_statistics
+    from gsocseq.products.cog import check_cog, read_levels, write_cog
+    from gsocseq.products.tiff_layout import read_ifds
+
+    sources = write_demo_world(f"file://{tmp_path}/inputs", tiles_y=3, tiles_x=1, tile_size=180)
+    config = RunConfig(region="world", out=f"file://{tmp_path}/out", sources=sources,
+                       tile_size=180, uncertainty=False, scenarios=("bau",))
+    plan = plan_run(config)
+    monkeypatch.setattr(tasks, "PART_ROWS", 512)  # the layout is chosen by the client
+    layout = tasks.layer_layout(plan)
+    assert layout is not None and layout.n_parts == 2 and plan.n_rows == 720
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        with get_task_stream(client) as stream:
+            summary = run(config, client=client, progress=False)
+        assert summary.ok and summary.published
+        keys = [str(r["key"]) for r in stream.data]
+        world = Path(plan.products_url.removeprefix("file://")) / "world"
+        cogs = sorted(world.glob("*.tif"))
+        assert len(cogs) == 4  # T0 and BAU's finalSOC, AbsDiff and ASR
+        assert sum("gsocseq-part-" in k for k in keys) == 2 * len(cogs)
+        assert sum("gsocseq-assemble-" in k for k in keys) == len(cogs)
+
+        def same_as_one_piece(cog: Path) -> None:
+            layer = next(n for n in _layer_names(cog))
+            ds = open_product_cube_layer(plan, layer)
+            one = write_cog(ds, str(tmp_path / "one.tif"), tags={"GSOCSEQ_REGION": "world"})
+            assert check_cog(cog, expected_shape=(plan.n_rows, plan.n_cols)) == []
+            for a, b in zip(read_levels(Path(one.href)), read_levels(cog), strict=True):
+                assert np.array_equal(a, b, equal_nan=True), cog.name
+
+        for cog in cogs:
+            same_as_one_piece(cog)
+
+        # a tile of part 0 with values changes (as a country rerun's merge writes it)
+        tile = next(t for t in map(TileKey.from_id, plan.tile_ids)
+                    if t.row0 - plan.origin_row + 180 <= 512
+                    and np.isfinite(read_product_tile(plan.product_cube_url, t)["T0"]).any())
+        values = read_product_tile(plan.product_cube_url, tile)
+        reason = values.pop(REASON_VAR)
+        values = {n: np.where(np.isfinite(v), v * 1.1, v).astype(v.dtype) for n, v in values.items()}
+        write_product_tile(plan.product_cube_url, tile, values, reason)
+        marker_path = Path(plan.marker_url(tile.id).removeprefix("file://"))
+        marker = json.loads(marker_path.read_text())
+        marker_path.write_text(json.dumps({**marker, **tile_statistics(tile, values, reason)}))
+        t0 = world / "GSOCseq_T0_Map030.tif"
+        before = t0.read_bytes()
+        folder = Path(tasks.parts_url(plan, "T0", layout).removeprefix("file://"))
+        kept = (folder / "part-0001.tif").stat().st_mtime_ns
+        changed = (folder / "part-0000.tif").stat().st_mtime_ns
+        result = publish(config, plan, client, changed_tiles=[tile.id])
+        assert not result.skipped and "T0" in (result.rewritten or ())
+    assert (folder / "part-0001.tif").stat().st_mtime_ns == kept
+    assert (folder / "part-0000.tif").stat().st_mtime_ns != changed
+    after = t0.read_bytes()
+    assert after != before
+    for cog in cogs:
+        same_as_one_piece(cog)
+    old, new = read_ifds(io.BytesIO(before)), read_ifds(io.BytesIO(after))
+    blocks = -(-plan.n_cols // 512)
+    for k, (o, n) in enumerate(zip(old[0].tiles(), new[0].tiles(), strict=True)):
+        equal = before[o[0]:o[0] + o[1]] == after[n[0]:n[0] + n[1]]
+        assert equal == (k >= blocks), f"block {k}"  # part 1's block row kept its bytes
+
+
+def _layer_names(cog: Path) -> list[str]:
+    import rasterio
+
+    with rasterio.open(cog) as src:
+        return [src.tags()["GSOCSEQ_LAYER"]]
+
+
+def open_product_cube_layer(plan: Any, layer: str) -> Any:
+    from gsocseq.cube.product_cube import open_product_cube
+
+    return open_product_cube(plan.product_cube_url)[layer].rename(layer).compute()

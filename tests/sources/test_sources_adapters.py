@@ -321,6 +321,24 @@ def test_country_lookup_and_unknown_iso3() -> None:
         read_country(spec, "XYZ")
 
 
+def test_invalid_features_sharing_a_code_are_repaired_before_their_union() -> None:
+    # as in Natural Earth 1:10m: Brazil is two features under ISO_A3_EH, one a bow-tie ring that
+    # GEOS refuses to union ("side location conflict") unless repaired
+    url = f"{_root()}/admin0-10m.geojson"
+    bowtie = shapely.Polygon([(0, 0), (2, 2), (2, 0), (0, 2), (0, 0)])
+    assert not shapely.is_valid(bowtie)
+    geoms = np.array([shapely.to_wkb(g) for g in (bowtie, shapely.box(1, -3, 3, -1))], dtype=object)
+    buf = io.BytesIO()
+    ogr_write(buf, geoms, [np.array(["-99", "-99"], dtype=object),
+                           np.array(["BRA", "BRA"], dtype=object)], ["ISO_A3", "ISO_A3_EH"],
+              driver="GeoJSON", geometry_type="Polygon", crs="EPSG:4326")
+    fsspec.filesystem("memory").pipe(url, buf.getvalue())
+    spec = SourceSpec(name="boundaries", kind="natural_earth", url=url)
+    country = read_country(spec, "BRA")
+    assert shapely.is_valid(country)
+    assert country.area == pytest.approx(2.0 + 4.0)  # both triangles of the bow tie + the box
+
+
 def test_rasterio_reads_through_fsspec_not_gdal_paths() -> None:
     # the memory:// scheme does not exist for GDAL: success proves the fsspec opener is used
     url = f"{_root()}/soc.tif"
