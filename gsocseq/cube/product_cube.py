@@ -9,17 +9,21 @@ later produces the same bytes. Unwritten chunks read as the fill values (NaN, ``
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import asyncio
+import json
+import threading
 from typing import Any
 
 import numpy as np
 import xarray as xr
 import zarr
 from zarr.codecs import ZstdCodec
+from zarr.core.sync import sync
 
 from gsocseq.cube.grid import TileKey, cell_latitudes, cell_longitudes
 from gsocseq.errors import GridMismatchError, StorageError
 from gsocseq.lease import commit_store
+from gsocseq.storage import filesystem
 from gsocseq.vocabulary import (
     LAYER_NAMES,
     LAYERS,
@@ -30,8 +34,6 @@ from gsocseq.vocabulary import (
 )
 
 DIMS: tuple[str, str] = ("latitude", "longitude")
-WRITE_CONCURRENCY: int = 8
-"""Chunk writes in flight per tile (object stores have latency, not bandwidth, limits)."""
 REASON_VAR: str = "reason"
 _COMPRESSOR = ZstdCodec(level=3)
 
@@ -141,6 +143,48 @@ def _check_grid(
         )
 
 
+class _TileWriter:
+    """The product cube opened for writing: group attributes and array metadata read once."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None, token: bytes) -> None:
+        self.token = token
+        """The root ``zarr.json`` bytes it was opened with (a recreated cube is reopened)."""
+        group = zarr.open_group(zarr_store(url, storage_options), mode="r+", zarr_format=3)
+        self.origin = int(group.attrs["origin_row"]), int(group.attrs["origin_col"])
+        self.arrays = dict(group.arrays())  # all array metadata fetched concurrently
+
+
+WRITER_CACHE_SIZE: int = 4
+"""Product cubes kept open per process by :func:`write_product_tile` (0: open for every tile)."""
+_WRITERS: dict[tuple[str, str], _TileWriter] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def _tile_writer(url: str, storage_options: dict[str, Any] | None) -> _TileWriter:
+    """Return the cube at ``url`` opened for writing, once per process while its root is unchanged.
+
+    Each call reads the root ``zarr.json`` (one small read): its attributes (region, grid,
+    configuration) determine every array's metadata, so a recreated cube is reopened.
+    """
+    fs, path = filesystem(url, storage_options)
+    try:
+        token = bytes(fs.cat_file(path.rstrip("/") + "/zarr.json"))
+    except (FileNotFoundError, OSError) as exc:
+        raise StorageError(f"product cube {url}: cannot open: no zarr.json ({exc})") from exc
+    key = (url, json.dumps(storage_options or {}, sort_keys=True, default=str))
+    hit = _WRITERS.get(key)
+    if hit is not None and hit.token == token:
+        return hit
+    writer = _TileWriter(url, storage_options, token)
+    if WRITER_CACHE_SIZE > 0:
+        with _WRITERS_LOCK:
+            _WRITERS.pop(key, None)
+            _WRITERS[key] = writer
+            while len(_WRITERS) > WRITER_CACHE_SIZE:  # oldest first
+                del _WRITERS[next(iter(_WRITERS))]
+    return writer
+
+
 def write_product_tile(
     url: str,
     tile: TileKey,
@@ -148,31 +192,34 @@ def write_product_tile(
     reason: np.ndarray,
     storage_options: dict[str, Any] | None = None,
 ) -> None:
-    """Write one tile's layers (float32 ``(size, size)``, t C/ha, t C/ha/yr, %) and reason codes."""
-    group = zarr.open_group(zarr_store(url, storage_options), mode="r+", zarr_format=3)
-    origin = int(group.attrs["origin_row"]), int(group.attrs["origin_col"])
-    rows, cols = tile.to_slices(*origin)
-    arrays = dict(group.arrays())  # all array metadata fetched concurrently
+    """Write one tile's layers (float32 ``(size, size)``, t C/ha, t C/ha/yr, %) and reason codes.
+
+    The cube is opened once per process (:func:`_tile_writer`); the tile's chunks of every layer
+    are encoded and stored in one pass (at most zarr's ``async.concurrency`` in flight).
+    """
+    writer = _tile_writer(url, storage_options)
+    rows, cols = tile.to_slices(*writer.origin)
     data = {name: np.asarray(layers[name], dtype=np.float32) for name in LAYER_NAMES}
     data.update({name: np.asarray(layers[name], dtype=np.uint8) for name in QUALITY_LAYERS
                  if name in layers})
     data.update({name: np.asarray(layers[name], dtype=np.float32) for name in MONTECARLO_LAYERS
                  if name in layers})
     data[REASON_VAR] = np.asarray(reason, dtype=np.uint8)
+    i, j = tile.chunk_index(*writer.origin)
 
-    i, j = tile.chunk_index(*origin)
-
-    def put(name: str) -> None:
+    async def put(name: str) -> None:
         try:
-            arrays[name][rows, cols] = data[name]
+            await writer.arrays[name].async_array.setitem((rows, cols), data[name])
         except Exception as exc:  # name the object that could not be written
             raise StorageError(
                 f"product cube {url}: cannot write chunk {name}/c/{i}/{j} of tile {tile.id}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
 
-    with ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY) as pool:  # one chunk per variable
-        list(pool.map(put, data))
+    async def put_all() -> None:
+        await asyncio.gather(*(put(name) for name in data))
+
+    sync(put_all())
 
 
 def read_product_tile(
