@@ -422,7 +422,8 @@ class ClimateStore:
         out.update(self.read_tile(tile))
         stored = out["reason"]
         inside = stored != Reason.OUTSIDE_REGION
-        fields = {k: out[k] for k in ("soc", "clay", "tmp", "prec", "pet", "cover")}
+        fields = {k: out[k] for k in ("soc", "clay", "cover")}
+        fields.update({k: _extremes(out[k]) for k in ("tmp", "prec", "pet")})
         full = reason_codes(inside, out["land_use"], fields)
         # codes the cube build refines (e.g. NO_VALID_NDVI for missing cover) are kept as stored
         keep = ~np.isin(stored, np.array(_MASK_CODES, dtype=stored.dtype))
@@ -430,6 +431,16 @@ class ClimateStore:
         for name in ("tmp", "prec", "pet"):
             out[name][~inside] = np.nan
         return out
+
+
+def _extremes(series: np.ndarray) -> np.ndarray:
+    """Return each cell's (min, max) over its series: ``(ny, nx, 2)``, NaN where any value is NaN.
+
+    :func:`gsocseq.cube.mask.reason_codes` gives the same codes for these two values as for the
+    whole series (a NaN or ±inf makes the cell missing, else the extremes decide the range), in
+    two passes over the months instead of six.
+    """
+    return np.stack([series.min(axis=-1), series.max(axis=-1)], axis=-1)
 
 
 #: Codes :func:`gsocseq.cube.mask.reason_codes` assigns (recomputed here with the climate).
