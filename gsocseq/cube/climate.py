@@ -203,8 +203,6 @@ class _Writer:
         self.lon_offset = int(attrs["lon_offset"])
         self.arrays = {k: self.group[k] for k in self.packing}
         self.status = self.group["file_status"]
-        self.source_so: Mapping[str, Any] | None = None
-        """Storage options of the climate source (set by each write call)."""
 
     def mark_stored(self, index: Sequence[int]) -> None:
         """Set the status of files ``index`` to stored (their chunks written concurrently)."""
@@ -248,7 +246,8 @@ def writer_groups(cube_url: str, index: Sequence[int], so: Mapping[str, Any] | N
     return list(out.values())
 
 
-def _read_file(w: _Writer, f: ClimateFile) -> tuple[np.ndarray, np.ndarray]:
+def _read_file(w: _Writer, f: ClimateFile, source_so: Mapping[str, Any] | None
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Read the region window of one file: (year of each time step, stored values (t, lat, lon)).
 
     The file's grid and packing must equal the store's (else :class:`GridMismatchError` naming
@@ -257,7 +256,7 @@ def _read_file(w: _Writer, f: ClimateFile) -> tuple[np.ndarray, np.ndarray]:
     want = w.packing[f.key]
     where = f"source {w.source!r} at {f.url}"
     lat, lon = w.lat, w.lon
-    with open_netcdf(f.url, w.source_so, source=w.source) as ds:
+    with open_netcdf(f.url, source_so, source=w.source) as ds:
         grid = netcdf_grid(ds, f.variable, where)
         if grid.packing != want:
             raise GridMismatchError(
@@ -292,7 +291,6 @@ def write_climate_files(
     months stored.
     """
     w = _writer(climate_url(cube_url), json.dumps(dict(so or {}), sort_keys=True, default=str))
-    w.source_so = source_so
     index = list(index)
     files = [w.files[i] for i in index]
     if w.lat.size == 0 or w.lon.size == 0:  # the region lies outside the source's grid
@@ -310,7 +308,7 @@ def write_climate_files(
     else:  # refresh of some files: keep the others' stored months
         buf = np.asarray(arr[t0 : t0 + months])
     for f in files:
-        years_in, raw = _read_file(w, f)
+        years_in, raw = _read_file(w, f, source_so)
         for year in f.years:
             sel = np.flatnonzero(years_in == year)
             if sel.size != 12:
