@@ -9,21 +9,17 @@ later produces the same bytes. Unwritten chunks read as the fill values (NaN, ``
 
 from __future__ import annotations
 
-import asyncio
-import json
-import threading
 from typing import Any
 
 import numpy as np
 import xarray as xr
 import zarr
 from zarr.codecs import ZstdCodec
-from zarr.core.sync import sync
 
 from gsocseq.cube.grid import TileKey, cell_latitudes, cell_longitudes
-from gsocseq.errors import GridMismatchError, StorageError
+from gsocseq.cube.tile_writer import write_tile_chunks, zarr_store
+from gsocseq.errors import GridMismatchError
 from gsocseq.lease import commit_store
-from gsocseq.storage import filesystem
 from gsocseq.vocabulary import (
     LAYER_NAMES,
     LAYERS,
@@ -36,16 +32,6 @@ from gsocseq.vocabulary import (
 DIMS: tuple[str, str] = ("latitude", "longitude")
 REASON_VAR: str = "reason"
 _COMPRESSOR = ZstdCodec(level=3)
-
-
-def zarr_store(url: str, storage_options: dict[str, Any] | None = None, *, read_only: bool = False
-               ) -> zarr.abc.store.Store:
-    """Return a zarr store for a URL: a ``LocalStore`` for ``file://``, else an ``FsspecStore``."""
-    if url.startswith("file://"):
-        return zarr.storage.LocalStore(url.removeprefix("file://"), read_only=read_only)
-    return zarr.storage.FsspecStore.from_url(
-        url, storage_options=dict(storage_options or {}), read_only=read_only
-    )
 
 
 def create_product_cube(
@@ -143,48 +129,6 @@ def _check_grid(
         )
 
 
-class _TileWriter:
-    """The product cube opened for writing: group attributes and array metadata read once."""
-
-    def __init__(self, url: str, storage_options: dict[str, Any] | None, token: bytes) -> None:
-        self.token = token
-        """The root ``zarr.json`` bytes it was opened with (a recreated cube is reopened)."""
-        group = zarr.open_group(zarr_store(url, storage_options), mode="r+", zarr_format=3)
-        self.origin = int(group.attrs["origin_row"]), int(group.attrs["origin_col"])
-        self.arrays = dict(group.arrays())  # all array metadata fetched concurrently
-
-
-WRITER_CACHE_SIZE: int = 4
-"""Product cubes kept open per process by :func:`write_product_tile` (0: open for every tile)."""
-_WRITERS: dict[tuple[str, str], _TileWriter] = {}
-_WRITERS_LOCK = threading.Lock()
-
-
-def _tile_writer(url: str, storage_options: dict[str, Any] | None) -> _TileWriter:
-    """Return the cube at ``url`` opened for writing, once per process while its root is unchanged.
-
-    Each call reads the root ``zarr.json`` (one small read): its attributes (region, grid,
-    configuration) determine every array's metadata, so a recreated cube is reopened.
-    """
-    fs, path = filesystem(url, storage_options)
-    try:
-        token = bytes(fs.cat_file(path.rstrip("/") + "/zarr.json"))
-    except (FileNotFoundError, OSError) as exc:
-        raise StorageError(f"product cube {url}: cannot open: no zarr.json ({exc})") from exc
-    key = (url, json.dumps(storage_options or {}, sort_keys=True, default=str))
-    hit = _WRITERS.get(key)
-    if hit is not None and hit.token == token:
-        return hit
-    writer = _TileWriter(url, storage_options, token)
-    if WRITER_CACHE_SIZE > 0:
-        with _WRITERS_LOCK:
-            _WRITERS.pop(key, None)
-            _WRITERS[key] = writer
-            while len(_WRITERS) > WRITER_CACHE_SIZE:  # oldest first
-                del _WRITERS[next(iter(_WRITERS))]
-    return writer
-
-
 def write_product_tile(
     url: str,
     tile: TileKey,
@@ -194,32 +138,16 @@ def write_product_tile(
 ) -> None:
     """Write one tile's layers (float32 ``(size, size)``, t C/ha, t C/ha/yr, %) and reason codes.
 
-    The cube is opened once per process (:func:`_tile_writer`); the tile's chunks of every layer
-    are encoded and stored in one pass (at most zarr's ``async.concurrency`` in flight).
+    The cube is opened once per process; the tile's chunks of every layer are encoded and stored
+    in one pass (:func:`gsocseq.cube.tile_writer.write_tile_chunks`).
     """
-    writer = _tile_writer(url, storage_options)
-    rows, cols = tile.to_slices(*writer.origin)
     data = {name: np.asarray(layers[name], dtype=np.float32) for name in LAYER_NAMES}
     data.update({name: np.asarray(layers[name], dtype=np.uint8) for name in QUALITY_LAYERS
                  if name in layers})
     data.update({name: np.asarray(layers[name], dtype=np.float32) for name in MONTECARLO_LAYERS
                  if name in layers})
     data[REASON_VAR] = np.asarray(reason, dtype=np.uint8)
-    i, j = tile.chunk_index(*writer.origin)
-
-    async def put(name: str) -> None:
-        try:
-            await writer.arrays[name].async_array.setitem((rows, cols), data[name])
-        except Exception as exc:  # name the object that could not be written
-            raise StorageError(
-                f"product cube {url}: cannot write chunk {name}/c/{i}/{j} of tile {tile.id}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-
-    async def put_all() -> None:
-        await asyncio.gather(*(put(name) for name in data))
-
-    sync(put_all())
+    write_tile_chunks(url, tile, data, storage_options, what="product cube")
 
 
 def read_product_tile(
