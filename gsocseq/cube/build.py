@@ -39,9 +39,9 @@ from gsocseq.cube.store import (
     open_cube,
     tile_status,
     write_tile_record,
-    zarr_target,
 )
-from gsocseq.errors import GridMismatchError, InputValidationError
+from gsocseq.cube.tile_writer import write_tile_chunks
+from gsocseq.errors import GridMismatchError, InputValidationError, StorageError
 from gsocseq.sources.adapters import read_source
 from gsocseq.sources.cover import mark_no_valid_ndvi
 from gsocseq.sources.spec import SourcesConfig, SourceSpec
@@ -140,27 +140,15 @@ def build_cube_tile(
         arrays = tile_arrays(region, sources, tile, windows)
     if source_digests is None:
         source_digests = digests(source_keys(sources))
-    rows, cols = tile.to_slices(region.origin_row, region.origin_col)
     stored = {name: arrays[name].astype(DTYPES[name], copy=False) for name in DIMS}
-    ds = xr.Dataset({name: (DIMS[name], stored[name]) for name in DIMS})
-    store, so = zarr_target(url, storage_options)
-    ds.to_zarr(
-        store,
-        region={"latitude": rows, "longitude": cols},
-        zarr_format=3,
-        consolidated=False,
-        storage_options=so,
-    )
+    writer = write_tile_chunks(url, tile, stored, storage_options, what="input cube")
     n_ok = int((arrays["reason"] == Reason.OK).sum())
-    ti, tj = tile.chunk_index(region.origin_row, region.origin_col)
-    marker = xr.Dataset({"tile_status": (("tile_row", "tile_col"), np.array([[n_ok]], "int32"))})
-    marker.to_zarr(
-        store,
-        region={"tile_row": slice(ti, ti + 1), "tile_col": slice(tj, tj + 1)},
-        zarr_format=3,
-        consolidated=False,
-        storage_options=so,
-    )
+    ti, tj = tile.chunk_index(*writer.origin)
+    try:  # the completion marker, after the tile's data
+        writer.arrays["tile_status"][ti, tj] = n_ok
+    except Exception as exc:  # zarr/codec errors have no common base class
+        raise StorageError(f"input cube {url}: cannot write tile_status/c/{ti}/{tj} of tile "
+                           f"{tile.id}: {type(exc).__name__}: {exc}") from exc
     write_tile_record(url, {
         "tile": tile.id, "modelled": n_ok, "content": content_hash(stored),
         "sources": {k: {"digest": source_digests[k], "window": windows[k]} for k in windows},

@@ -1,10 +1,13 @@
 """The per-region climate store: monthly climate kept at the source's own resolution, regridded per tile.
 
 Owns ``{cube}.climate.zarr`` (beside the cube): each (variable, file) of the climate source is read
-ONCE per run for the whole region (:func:`write_climate_file`, one task per file), and its stored
-values — packed integers as published — are kept on the source grid, chunked by year × about a
-tile. :func:`read_climate_tile` decodes one tile's window and regrids it to the tile's 30″ cells,
-giving exactly the numbers the cube held when it stored climate at 30″ (25× fewer cells stored).
+ONCE per run for the whole region, and its stored values — packed integers as published — are kept
+on the source grid, chunked by about a tile × as many months as a bounded write allows (all 480 for
+regions up to a large country). One writer per (variable, time chunk) (:func:`write_climate_files`)
+reads that chunk's files and writes the chunk once, so writers never share a chunk and a tile
+reads one chunk per variable and spatial chunk. :func:`read_climate_tile` decodes one tile's
+window and regrids it to the tile's 30″ cells, giving exactly the numbers the cube held when it
+stored climate at 30″ (25× fewer cells stored).
 """
 
 from __future__ import annotations
@@ -38,9 +41,12 @@ from gsocseq.sources.spec import SourceSpec, options_for
 from gsocseq.storage import call_with_retries, filesystem
 from gsocseq.vocabulary import Reason
 
-CLIMATE_SCHEMA_VERSION: str = "1"
+CLIMATE_SCHEMA_VERSION: str = "2"
+"""2: time chunks of up to all months, one writer per (variable, time chunk); 1: yearly chunks."""
 YEARS: range = range(FIRST_YEAR, LAST_YEAR + 1)
 N_MONTHS: int = len(YEARS) * 12
+WRITE_BYTES: int = 256 * 2**20
+"""Bound on one writer's stored values, bytes: (months per chunk) × region window × item size."""
 
 
 def climate_url(cube_url: str) -> str:
@@ -142,6 +148,8 @@ def _create(
     rows, cols = _region_window(ref, region)
     ny, nx = rows.stop - rows.start, cols.stop - cols.start
     per_tile = max(1, math.ceil(region.tile_size * RES_DEG / min(ref.dlat, ref.dlon)))
+    itemsize = max(np.dtype(g.packing.dtype).itemsize for g in grids.values())
+    months = time_chunk(files, ny * nx * itemsize)
     _writer.cache_clear()
     items: dict[str, Any] = {}  # built in memory, then committed root-last and exclusively
     group = zarr.open_group(zarr.storage.MemoryStore(items), mode="w", zarr_format=3)
@@ -168,7 +176,7 @@ def _create(
         fill = g.packing.fills[0] if g.packing.fills else 0
         group.create_array(
             key, shape=(N_MONTHS, ny, nx), dtype=g.packing.dtype,
-            chunks=(12, max(1, min(ny, per_tile)), max(1, min(nx, per_tile))),
+            chunks=(months, max(1, min(ny, per_tile)), max(1, min(nx, per_tile))),
             fill_value=np.array(fill).astype(g.packing.dtype), compressors=comp,
             dimension_names=("time", "clim_latitude", "clim_longitude"),
         )
@@ -196,29 +204,58 @@ class _Writer:
         self.arrays = {k: self.group[k] for k in self.packing}
         self.status = self.group["file_status"]
 
+    def mark_stored(self, index: Sequence[int]) -> None:
+        """Set the status of files ``index`` to stored (their chunks written concurrently)."""
+        idx = np.asarray(sorted(index), dtype=np.intp)
+        self.status.set_coordinate_selection(idx, np.ones(idx.size, dtype="int8"))
+
 
 @lru_cache(maxsize=4)
 def _writer(url: str, so_json: str) -> _Writer:
     return _Writer(url, json.loads(so_json) or None)
 
 
-def write_climate_file(
-    cube_url: str, index: int, so: Mapping[str, Any] | None = None,
-    source_so: Mapping[str, Any] | None = None,
-) -> int:
-    """Read file ``index`` of the store's file list once and store the region's window of it.
+def time_chunk(files: Sequence[ClimateFile], month_bytes: int) -> int:
+    """Return the months per climate chunk (a whole number of years dividing the 480 months).
+
+    The most months whose chunk of the region window (``month_bytes`` per month) stays within
+    :data:`WRITE_BYTES`, among those that hold every file's months in one chunk (so each file has
+    one writer); the fewest such months when none fits.
+    """
+    aligned = [m for m in range(12, N_MONTHS + 1, 12) if N_MONTHS % m == 0
+               and all(len({(y - FIRST_YEAR) * 12 // m for y in f.years}) == 1 for f in files)]
+    fits = [m for m in aligned if m * month_bytes <= WRITE_BYTES]
+    return max(fits) if fits else min(aligned)
+
+
+def _chunk_of(f: ClimateFile, months: int) -> tuple[str, int]:
+    """Return the (variable, time chunk) a file's months lie in: the unit of one writer."""
+    return f.key, (f.years[0] - FIRST_YEAR) * 12 // months
+
+
+def writer_groups(cube_url: str, index: Sequence[int], so: Mapping[str, Any] | None = None
+                  ) -> list[list[int]]:
+    """Group the file indices ``index`` of the store by (variable, time chunk), in file order."""
+    group = _open_group(climate_url(cube_url), so, "r")
+    files = [ClimateFile(d["key"], d["variable"], d["url"], tuple(d["years"]))
+             for d in json.loads(group.attrs["files"])]
+    months = {k: int(group[k].chunks[0]) for k in json.loads(group.attrs["packing"])}
+    out: dict[tuple[str, int], list[int]] = {}
+    for i in index:
+        out.setdefault(_chunk_of(files[i], months[files[i].key]), []).append(i)
+    return list(out.values())
+
+
+def _read_file(w: _Writer, f: ClimateFile, source_so: Mapping[str, Any] | None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Read the region window of one file: (year of each time step, stored values (t, lat, lon)).
 
     The file's grid and packing must equal the store's (else :class:`GridMismatchError` naming
-    the source, URL, expected and found). Returns the number of months stored.
+    the source, URL, expected and found).
     """
-    w = _writer(climate_url(cube_url), json.dumps(dict(so or {}), sort_keys=True, default=str))
-    f = w.files[index]
     want = w.packing[f.key]
     where = f"source {w.source!r} at {f.url}"
     lat, lon = w.lat, w.lon
-    if lat.size == 0 or lon.size == 0:  # the region lies outside the source's grid
-        w.status[index] = 1
-        return 0
     with open_netcdf(f.url, source_so, source=w.source) as ds:
         grid = netcdf_grid(ds, f.variable, where)
         if grid.packing != want:
@@ -240,17 +277,50 @@ def write_climate_file(
             raise SourceError(
                 f"{where}: file for {f.years[0]} holds dates of {sorted(set(years_in.tolist()))}"
             )
-        raw = grid.read(ds, rows, cols)
-    for year in f.years:
-        sel = np.flatnonzero(years_in == year)
-        if sel.size != 12:
-            raise SourceError(
-                f"{where}: variable {f.variable!r} has {sel.size} months for {year}, expected 12"
-            )
-        t0 = (year - FIRST_YEAR) * 12
-        w.arrays[f.key][t0 : t0 + 12] = raw[sel]
-    w.status[index] = 1
-    return 12 * len(f.years)
+        return years_in, grid.read(ds, rows, cols)
+
+
+def write_climate_files(
+    cube_url: str, index: Sequence[int], so: Mapping[str, Any] | None = None,
+    source_so: Mapping[str, Any] | None = None,
+) -> int:
+    """Read the files ``index`` of one writer group (:func:`writer_groups`) and store their months.
+
+    The group's time chunk is assembled in memory (from the store where the group's other files
+    are already stored) and written once; then the files are marked stored. Returns the number of
+    months stored.
+    """
+    w = _writer(climate_url(cube_url), json.dumps(dict(so or {}), sort_keys=True, default=str))
+    index = list(index)
+    files = [w.files[i] for i in index]
+    if w.lat.size == 0 or w.lon.size == 0:  # the region lies outside the source's grid
+        w.mark_stored(index)
+        return 0
+    arr = w.arrays[files[0].key]
+    months = int(arr.chunks[0])
+    unit = _chunk_of(files[0], months)
+    if any(_chunk_of(f, months) != unit for f in files):
+        raise ValueError(f"climate files {index} are not one writer group ({unit})")
+    t0 = unit[1] * months
+    members = [i for i, f in enumerate(w.files) if _chunk_of(f, months) == unit]
+    if sorted(members) == sorted(index):  # every month of the chunk is written now
+        buf = np.full((months, *arr.shape[1:]), arr.fill_value, dtype=arr.dtype)
+    else:  # refresh of some files: keep the others' stored months
+        buf = np.asarray(arr[t0 : t0 + months])
+    for f in files:
+        years_in, raw = _read_file(w, f, source_so)
+        for year in f.years:
+            sel = np.flatnonzero(years_in == year)
+            if sel.size != 12:
+                raise SourceError(
+                    f"source {w.source!r} at {f.url}: variable {f.variable!r} has {sel.size} "
+                    f"months for {year}, expected 12"
+                )
+            m0 = (year - FIRST_YEAR) * 12 - t0
+            buf[m0 : m0 + 12] = raw[sel]
+    arr[t0 : t0 + months] = buf  # every spatial chunk of the time chunk, written concurrently
+    w.mark_stored(index)
+    return 12 * sum(len(f.years) for f in files)
 
 
 def build_climate(
@@ -259,24 +329,28 @@ def build_climate(
 ) -> str:
     """Create and fill the region's climate store (each file read once); return its URL.
 
-    With a dask ``client`` every pending file is one task on the cluster.
+    With a dask ``client`` every writer group (variable × time chunk) with pending files is one
+    task on the cluster.
     """
     source_so = options_for(spec, source_so)
     pending = ensure_climate(region, spec, cube_url, so, source_so)
     files = climate_files(spec) if pending else []
-    index = [files.index(f) for f in pending]
-    def one(i: int) -> int:
-        return call_with_retries(lambda: write_climate_file(cube_url, i, so, source_so),
-                                 what=f"climate file {files[i].url}", attempts=SOURCE_ATTEMPTS)
+    position = {f: i for i, f in enumerate(files)}
+    groups = writer_groups(cube_url, [position[f] for f in pending], so) if pending else []
 
-    if client is not None and index:
-        futures = client.map(write_climate_file, [cube_url] * len(index), index,
-                             [so] * len(index), [source_so] * len(index), pure=False,
+    def one(group: list[int]) -> int:
+        return call_with_retries(lambda: write_climate_files(cube_url, group, so, source_so),
+                                 what=f"climate files {[files[i].url for i in group]}",
+                                 attempts=SOURCE_ATTEMPTS)
+
+    if client is not None and groups:
+        futures = client.map(write_climate_files, [cube_url] * len(groups), groups,
+                             [so] * len(groups), [source_so] * len(groups), pure=False,
                              retries=SOURCE_ATTEMPTS - 1)
         client.gather(futures)
     else:
-        for i in index:
-            one(i)
+        for group in groups:
+            one(group)
     return climate_url(cube_url)
 
 
@@ -298,6 +372,7 @@ class ClimateStore:
         self.dlat, self.dlon = float(attrs["dlat"]), float(attrs["dlon"])
         self.latitude = np.asarray(self.group["latitude"][...])
         self.longitude = np.asarray(self.group["longitude"][...])
+        self.arrays = {k: self.group[k] for k in self.packing}  # metadata read once
         status = np.asarray(self.group["file_status"][...])
         if (status <= 0).any():
             raise SourceError(
@@ -318,7 +393,7 @@ class ClimateStore:
     def native(self, tile: TileKey) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """Return decoded native values (months, lat, lon) float64 per variable, and their coordinates."""
         rows, cols = self.window(tile)
-        raw = {k: p.decode(self.group[k][:, rows, cols]) for k, p in self.packing.items()}
+        raw = {k: p.decode(self.arrays[k][:, rows, cols]) for k, p in self.packing.items()}
         return raw, self.latitude[rows], self.longitude[cols]
 
     def read_tile(self, tile: TileKey) -> dict[str, np.ndarray]:
@@ -345,7 +420,8 @@ class ClimateStore:
         out.update(self.read_tile(tile))
         stored = out["reason"]
         inside = stored != Reason.OUTSIDE_REGION
-        fields = {k: out[k] for k in ("soc", "clay", "tmp", "prec", "pet", "cover")}
+        fields = {k: out[k] for k in ("soc", "clay", "cover")}
+        fields.update({k: _extremes(out[k]) for k in ("tmp", "prec", "pet")})
         full = reason_codes(inside, out["land_use"], fields)
         # codes the cube build refines (e.g. NO_VALID_NDVI for missing cover) are kept as stored
         keep = ~np.isin(stored, np.array(_MASK_CODES, dtype=stored.dtype))
@@ -353,6 +429,16 @@ class ClimateStore:
         for name in ("tmp", "prec", "pet"):
             out[name][~inside] = np.nan
         return out
+
+
+def _extremes(series: np.ndarray) -> np.ndarray:
+    """Return each cell's (min, max) over its series: ``(ny, nx, 2)``, NaN where any value is NaN.
+
+    :func:`gsocseq.cube.mask.reason_codes` gives the same codes for these two values as for the
+    whole series (a NaN or ±inf makes the cell missing, else the extremes decide the range), in
+    two passes over the months instead of six.
+    """
+    return np.stack([series.min(axis=-1), series.max(axis=-1)], axis=-1)
 
 
 #: Codes :func:`gsocseq.cube.mask.reason_codes` assigns (recomputed here with the climate).

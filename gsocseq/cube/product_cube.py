@@ -9,7 +9,6 @@ later produces the same bytes. Unwritten chunks read as the fill values (NaN, ``
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,8 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from gsocseq.cube.grid import TileKey, cell_latitudes, cell_longitudes
-from gsocseq.errors import GridMismatchError, StorageError
+from gsocseq.cube.tile_writer import write_tile_chunks, zarr_store
+from gsocseq.errors import GridMismatchError
 from gsocseq.lease import commit_store
 from gsocseq.vocabulary import (
     LAYER_NAMES,
@@ -30,20 +30,8 @@ from gsocseq.vocabulary import (
 )
 
 DIMS: tuple[str, str] = ("latitude", "longitude")
-WRITE_CONCURRENCY: int = 8
-"""Chunk writes in flight per tile (object stores have latency, not bandwidth, limits)."""
 REASON_VAR: str = "reason"
 _COMPRESSOR = ZstdCodec(level=3)
-
-
-def zarr_store(url: str, storage_options: dict[str, Any] | None = None, *, read_only: bool = False
-               ) -> zarr.abc.store.Store:
-    """Return a zarr store for a URL: a ``LocalStore`` for ``file://``, else an ``FsspecStore``."""
-    if url.startswith("file://"):
-        return zarr.storage.LocalStore(url.removeprefix("file://"), read_only=read_only)
-    return zarr.storage.FsspecStore.from_url(
-        url, storage_options=dict(storage_options or {}), read_only=read_only
-    )
 
 
 def create_product_cube(
@@ -148,31 +136,18 @@ def write_product_tile(
     reason: np.ndarray,
     storage_options: dict[str, Any] | None = None,
 ) -> None:
-    """Write one tile's layers (float32 ``(size, size)``, t C/ha, t C/ha/yr, %) and reason codes."""
-    group = zarr.open_group(zarr_store(url, storage_options), mode="r+", zarr_format=3)
-    origin = int(group.attrs["origin_row"]), int(group.attrs["origin_col"])
-    rows, cols = tile.to_slices(*origin)
-    arrays = dict(group.arrays())  # all array metadata fetched concurrently
+    """Write one tile's layers (float32 ``(size, size)``, t C/ha, t C/ha/yr, %) and reason codes.
+
+    The cube is opened once per process; the tile's chunks of every layer are encoded and stored
+    in one pass (:func:`gsocseq.cube.tile_writer.write_tile_chunks`).
+    """
     data = {name: np.asarray(layers[name], dtype=np.float32) for name in LAYER_NAMES}
     data.update({name: np.asarray(layers[name], dtype=np.uint8) for name in QUALITY_LAYERS
                  if name in layers})
     data.update({name: np.asarray(layers[name], dtype=np.float32) for name in MONTECARLO_LAYERS
                  if name in layers})
     data[REASON_VAR] = np.asarray(reason, dtype=np.uint8)
-
-    i, j = tile.chunk_index(*origin)
-
-    def put(name: str) -> None:
-        try:
-            arrays[name][rows, cols] = data[name]
-        except Exception as exc:  # name the object that could not be written
-            raise StorageError(
-                f"product cube {url}: cannot write chunk {name}/c/{i}/{j} of tile {tile.id}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-
-    with ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY) as pool:  # one chunk per variable
-        list(pool.map(put, data))
+    write_tile_chunks(url, tile, data, storage_options, what="product cube")
 
 
 def read_product_tile(

@@ -68,7 +68,9 @@ def _build_task(shared: tuple[Any, Any, str, Any, str, Any], tile: Any) -> int:
     worker) and dropped when a task of another run arrives (its files may have changed).
     """
     from gsocseq.cube.build import build_cube_tile
+    from gsocseq.pipeline.malloc import reuse_large_allocations
 
+    reuse_large_allocations()
     region, sources, url, so, token, keys = shared
     _rasters_for_run(token)
     return build_cube_tile(region, sources, url, tile, so, keys)
@@ -114,6 +116,9 @@ def prepare_inputs(
     report, keys, climate_key = refresh_inputs(region, sources, plan, so, client, token, errors)
     failed: dict[str, str] = {k: describe_failure(e) for k, e in errors.items()}
     if client is not None:
+        from gsocseq.pipeline.malloc import reuse_large_allocations
+
+        client.run(reuse_large_allocations)  # the climate and cube tasks too (see the module)
         ensure_cube(region, sources, plan.cube_url, so)
         try:
             build_climate(region, sources["climate"], plan.cube_url, so,

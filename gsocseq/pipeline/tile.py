@@ -24,6 +24,7 @@ from gsocseq.errors import PipelineError
 from gsocseq.model.montecarlo import montecarlo_layers
 from gsocseq.model.phases import PhaseConfig, run_phases
 from gsocseq.pipeline.incremental import input_key, input_keys
+from gsocseq.pipeline.malloc import reuse_large_allocations
 from gsocseq.pipeline.plan import RunPlan
 from gsocseq.storage import TILE_ATTEMPTS, call_with_retries
 from gsocseq.vocabulary import (
@@ -203,6 +204,7 @@ def _run_tile_once(config: RunConfig, plan: RunPlan, tile_id: str) -> TileOutcom
     if current(marker, plan, inputs):
         return outcome_from_marker(marker, "skipped")
     t_start = time.perf_counter()
+    reuse_large_allocations()  # once per process: a dask worker re-maps every array otherwise
     tile = TileKey.from_id(tile_id)
     arrays = _read_inputs(plan.cube_url, so, tile)
     layers, reason = compute_tile(

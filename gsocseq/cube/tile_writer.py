@@ -1,0 +1,106 @@
+"""Tile writes into a zarr v3 cube whose chunks are tiles: the group opened once per process.
+
+Owns :func:`write_tile_chunks`, used by the input cube's build and the product cube: the group's
+attributes and every array's metadata are read once per process and URL (reopened when the root
+``zarr.json`` changes), and one tile's chunks of all the given arrays are encoded and stored in one
+pass (at most zarr's ``async.concurrency`` in flight).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.core.sync import sync
+
+from gsocseq.cube.grid import TileKey
+from gsocseq.errors import StorageError
+from gsocseq.storage import filesystem
+
+
+def zarr_store(url: str, storage_options: Mapping[str, Any] | None = None, *,
+               read_only: bool = False) -> zarr.abc.store.Store:
+    """Return a zarr store for a URL: a ``LocalStore`` for ``file://``, else an ``FsspecStore``."""
+    if url.startswith("file://"):
+        return zarr.storage.LocalStore(url.removeprefix("file://"), read_only=read_only)
+    return zarr.storage.FsspecStore.from_url(
+        url, storage_options=dict(storage_options or {}), read_only=read_only
+    )
+
+
+class TileWriter:
+    """A cube opened for writing: its tile origin and array metadata, read once."""
+
+    def __init__(self, url: str, storage_options: Mapping[str, Any] | None, token: bytes) -> None:
+        self.url = url
+        self.token = token
+        """The root ``zarr.json`` bytes it was opened with (a recreated cube is reopened)."""
+        group = zarr.open_group(zarr_store(url, storage_options), mode="r+", zarr_format=3)
+        self.origin = int(group.attrs["origin_row"]), int(group.attrs["origin_col"])
+        """Global (row, col) of the cube's cell [0, 0]."""
+        self.arrays = dict(group.arrays())  # all array metadata fetched concurrently
+
+
+CACHE_SIZE: int = 8
+"""Cubes kept open for writing per process (0: opened for every tile)."""
+_WRITERS: dict[tuple[str, str], TileWriter] = {}
+_LOCK = threading.Lock()
+
+
+def tile_writer(url: str, storage_options: Mapping[str, Any] | None = None) -> TileWriter:
+    """Return the cube at ``url`` opened for writing, once per process while its root is unchanged.
+
+    Each call reads the root ``zarr.json`` (one small read): the root's attributes (region, grid,
+    configuration) determine every array's metadata, so a recreated cube is reopened.
+    """
+    fs, path = filesystem(url, storage_options)
+    try:
+        token = bytes(fs.cat_file(path.rstrip("/") + "/zarr.json"))
+    except (FileNotFoundError, OSError) as exc:
+        raise StorageError(f"cube {url}: cannot open for writing: no zarr.json ({exc})") from exc
+    key = (url, json.dumps(dict(storage_options or {}), sort_keys=True, default=str))
+    hit = _WRITERS.get(key)
+    if hit is not None and hit.token == token:
+        return hit
+    writer = TileWriter(url, storage_options, token)
+    if CACHE_SIZE > 0:
+        with _LOCK:
+            _WRITERS.pop(key, None)
+            _WRITERS[key] = writer
+            while len(_WRITERS) > CACHE_SIZE:  # oldest first
+                del _WRITERS[next(iter(_WRITERS))]
+    return writer
+
+
+def write_tile_chunks(
+    url: str, tile: TileKey, data: Mapping[str, np.ndarray],
+    storage_options: Mapping[str, Any] | None = None, *, what: str = "cube",
+) -> TileWriter:
+    """Store ``data[name]`` as the tile's region of each array ``name`` in one pass; return the writer.
+
+    Values are written as given (dtype of the array; leading dims ``(size, size)``). A failed
+    write raises :class:`StorageError` naming ``what``, the URL, the chunk key and the tile.
+    """
+    writer = tile_writer(url, storage_options)
+    rows, cols = tile.to_slices(*writer.origin)
+    i, j = tile.chunk_index(*writer.origin)
+
+    async def put(name: str) -> None:
+        try:
+            await writer.arrays[name].async_array.setitem((rows, cols), data[name])
+        except Exception as exc:  # name the object that could not be written
+            raise StorageError(
+                f"{what} {url}: cannot write chunk {name}/c/{i}/{j} of tile {tile.id}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    async def put_all() -> None:
+        await asyncio.gather(*(put(name) for name in data))
+
+    sync(put_all())
+    return writer
