@@ -3,7 +3,8 @@
 Fixtures
 --------
 ``s3_server`` (session)
-    Starts ``moto_server -H 127.0.0.1 -p <free port>`` as a **separate process** (an in-process
+    Starts moto's server (``tests/moto_main.py -H 127.0.0.1 -p <free port>``: ``moto_server`` with its
+    per-request module listing done once) as a **separate process** (an in-process
     moto server deadlocks when GDAL writes to /vsis3/, and ``mock_aws`` does not work with s3fs),
     polls ``GET /`` until it answers, and stops it at the end of the session. It also sets
     ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (dummy) and ``AWS_DEFAULT_REGION`` for the
@@ -119,8 +120,8 @@ def s3_server() -> Iterator[S3Server]:
     """Run a local moto S3 server process for the whole session."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    exe = Path(sys.executable).with_name("moto_server")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "moto.server"]
+    # moto's own server, its list of service modules read once (tests/moto_main.py: ≈ 1.45× less CPU)
+    cmd = [sys.executable, str(Path(__file__).with_name("moto_main.py"))]
     log = Path(tempfile.mkdtemp(prefix="moto-")) / "moto.log"
     with pytest.MonkeyPatch.context() as mp:
         for key, value in AWS_ENV.items():

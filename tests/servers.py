@@ -87,10 +87,19 @@ class PrefectServer:
         return str(self.deployment(flow_name, deployment_name)["id"])
 
     def create_flow_run(self, deployment_id: str, parameters: dict[str, Any]) -> httpx.Response:
-        """POST the request the UI's Run button sends."""
+        """POST the request the UI's Run button sends.
+
+        A 503 (the server's answer to a retryable error, such as SQLite busy on a loaded machine)
+        is retried up to 5 times, 1 s apart, as Prefect's own client does.
+        """
         with self.client() as c:
-            return c.post(f"/deployments/{deployment_id}/create_flow_run",
-                          json={"parameters": parameters})
+            for _ in range(5):
+                r = c.post(f"/deployments/{deployment_id}/create_flow_run",
+                           json={"parameters": parameters})
+                if r.status_code != 503:
+                    break
+                time.sleep(1.0)
+            return r
 
     def flow_run(self, flow_run_id: str) -> dict[str, Any]:
         with self.client() as c:
@@ -157,6 +166,9 @@ def prefect_server_process(
         "PREFECT_SERVER_UI_API_URL": f"http://127.0.0.1:{port}/api",
         "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
         "PREFECT_SERVER_UI_ENABLED": "true" if ui else "false",
+        # a run refused a concurrency slot retries after the server's Retry-After: the average slot
+        # occupancy capped at this (default 30 s, then jitter), idle time in the queueing tests
+        "PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS": "2",
     })
     for service in disabled_services:
         env[f"PREFECT_SERVER_SERVICES_{service}_ENABLED"] = "false"
