@@ -19,11 +19,11 @@ import xarray as xr
 
 from gsocseq.cube.climate import build_climate
 from gsocseq.cube.fingerprint import (
-    SOURCE_VARIABLES,
     content_hash,
     data_window_hash,
     digests,
     source_keys,
+    source_variables,
     window_hash,
 )
 from gsocseq.cube.grid import TileKey
@@ -31,16 +31,17 @@ from gsocseq.cube.mask import reason_codes
 from gsocseq.cube.region import Region
 from gsocseq.cube.regrid import regrid_to_cells
 from gsocseq.cube.store import (
-    DIMS,
     DTYPES,
     check_schema,
     create_cube,
+    cube_dims,
     cube_exists,
     open_cube,
     tile_status,
     write_tile_record,
 )
 from gsocseq.cube.tile_writer import write_tile_chunks
+from gsocseq.cube.uncertainty import report_masked, to_percent
 from gsocseq.errors import GridMismatchError, InputValidationError, StorageError
 from gsocseq.sources.adapters import read_source
 from gsocseq.sources.cover import mark_no_valid_ndvi
@@ -92,12 +93,16 @@ def tile_arrays(
     so = sources.storage_options
     out: dict[str, np.ndarray] = {}
     read: dict[str, xr.DataArray] = {}
-    for name, var in SOURCE_VARIABLES.items():
+    for name, var in source_variables(sources).items():
         read[name] = read_source(sources[name], bounds, so)[var]
         if windows is not None:
             windows[name] = data_window_hash(read[name])
     for name in ("soc", "clay"):
         out[name] = _regrid(sources[name], read[name], tile)
+    if "soc_uncertainty" in read:  # optional source: % of SOC (cube.uncertainty)
+        unc = read["soc_uncertainty"]
+        out["soc_uncertainty"] = to_percent(_regrid(sources["soc_uncertainty"], unc, tile),
+                                            unc.attrs["units"], out["soc"])
     out["land_use"] = _regrid(sources["land_cover"], read["land_cover"], tile, "uint8")
     cover = read["cover"]
     out["cover"] = _regrid(sources["cover"], cover, tile)
@@ -106,8 +111,12 @@ def tile_arrays(
         windows["boundaries"] = window_hash(inside)
     agri = inside & np.isin(out["land_use"], np.fromiter(MODELLED_LAND_USE, dtype=np.int64))
     _check_soc_units(sources["soc"], out["soc"], agri, tile)
-    fields = {k: out[k] for k in ("soc", "clay", "cover")}
+    fields = {k: out[k] for k in ("soc", "clay", "cover", "soc_uncertainty") if k in out}
     out["reason"] = reason_codes(inside, out["land_use"], fields)
+    if "soc_uncertainty" in out:
+        report_masked(f"source 'soc_uncertainty' at {sources['soc_uncertainty'].url}", tile.id,
+                      out["soc_uncertainty"], out["soc"],
+                      agri & np.isfinite(out["clay"]) & np.isfinite(out["cover"]).all(axis=-1))
     if cover.attrs.get("nan_reason") == Reason.NO_VALID_NDVI:
         mark_no_valid_ndvi(out["reason"], out["cover"])
     out["land_use"][~inside] = 0
@@ -140,7 +149,7 @@ def build_cube_tile(
         arrays = tile_arrays(region, sources, tile, windows)
     if source_digests is None:
         source_digests = digests(source_keys(sources))
-    stored = {name: arrays[name].astype(DTYPES[name], copy=False) for name in DIMS}
+    stored = {name: arrays[name].astype(DTYPES[name], copy=False) for name in cube_dims(arrays)}
     writer = write_tile_chunks(url, tile, stored, storage_options, what="input cube")
     n_ok = int((arrays["reason"] == Reason.OK).sum())
     ti, tj = tile.chunk_index(*writer.origin)
@@ -163,9 +172,14 @@ def ensure_cube(
     url: str,
     storage_options: Mapping[str, Any] | None = None,
 ) -> None:
-    """Create the cube from the template unless one for the same grid already exists at ``url``."""
+    """Create the cube from the template unless one for the same grid already exists at ``url``.
+
+    The cube holds the optional variables of the sources declared (``soc_uncertainty``); an
+    existing cube holding others raises :class:`GridMismatchError` (:func:`check_optional`).
+    """
     if cube_exists(url, storage_options):
         ds = open_cube(url, storage_options)
+        check_optional(ds, sources, url)
         same = (
             int(ds.attrs["tile_size"]) == region.tile_size
             and int(ds.attrs["origin_row"]) == region.origin_row
@@ -180,7 +194,19 @@ def ensure_cube(
                 f"{region.origin_row}, {region.origin_col}, shape {region.shape}"
             )
         return
-    create_cube(region, url, storage_options, {"sources": json.dumps(sources.versions())})
+    create_cube(region, url, storage_options, {"sources": json.dumps(sources.versions())},
+                sources.optional())
+
+
+def check_optional(ds: xr.Dataset, sources: SourcesConfig, url: str) -> None:
+    """Raise :class:`GridMismatchError` when cube ``ds`` lacks or has optional variables vs ``sources``."""
+    have = set(cube_dims(ds.data_vars)) - set(cube_dims())
+    want = set(sources.optional())
+    if have != want:
+        raise GridMismatchError(
+            f"cube at {url} holds optional variable(s) {sorted(have)} but the sources declare "
+            f"{sorted(want)}: build into a new cube (another sources file or --out)"
+        )
 
 
 def build_cube(

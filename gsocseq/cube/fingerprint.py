@@ -49,6 +49,8 @@ TIME_FIELDS: tuple[str, ...] = ("mtime", "LastModified", "last_modified", "updat
                                 "created")
 #: Sources whose files the cube tiles read (the climate has its own store and record).
 TILE_SOURCES: tuple[str, ...] = ("boundaries", "soc", "clay", "land_cover", "cover")
+#: Optional sources the cube tiles read when declared (:data:`gsocseq.sources.spec.OPTIONAL_DATASETS`).
+OPTIONAL_TILE_SOURCES: tuple[str, ...] = ("soc_uncertainty",)
 
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 
@@ -163,12 +165,18 @@ def source_key(spec: SourceSpec, storage_options: Mapping[str, Any] | None = Non
             "declaration": declaration}
 
 
+def tile_sources(sources: SourcesConfig) -> tuple[str, ...]:
+    """Return the sources the cube tiles of ``sources`` read: :data:`TILE_SOURCES` + declared optional."""
+    return TILE_SOURCES + tuple(n for n in OPTIONAL_TILE_SOURCES if n in sources)
+
+
 def source_keys(
-    sources: SourcesConfig, names: Sequence[str] = TILE_SOURCES
+    sources: SourcesConfig, names: Sequence[str] | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Return :func:`source_key` of each named source of ``sources`` (evaluated once per run)."""
+    """Return :func:`source_key` of each named source (default :func:`tile_sources`), once per run."""
     so = sources.storage_options
-    return {name: source_key(sources[name], so) for name in names}
+    return {name: source_key(sources[name], so)
+            for name in (tile_sources(sources) if names is None else names)}
 
 
 def digests(keys: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
@@ -206,6 +214,14 @@ def _declaration(spec: SourceSpec) -> dict[str, Any]:
 #: Source → the variable its adapter returns for a tile (what :func:`data_window_hash` hashes).
 SOURCE_VARIABLES: dict[str, str] = {"soc": "soc", "clay": "clay", "land_cover": "land_use",
                                     "cover": "cover"}
+#: The same for the optional sources, read only when declared (:func:`source_variables`).
+OPTIONAL_SOURCE_VARIABLES: dict[str, str] = {"soc_uncertainty": "soc_uncertainty"}
+
+
+def source_variables(sources: SourcesConfig) -> dict[str, str]:
+    """Return :data:`SOURCE_VARIABLES` plus the declared optional sources' variables."""
+    return {**SOURCE_VARIABLES,
+            **{k: v for k, v in OPTIONAL_SOURCE_VARIABLES.items() if k in sources}}
 
 
 def data_window_hash(da: Any) -> str:

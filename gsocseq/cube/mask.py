@@ -2,14 +2,20 @@
 
 Precedence (first that applies): outside the region → land use not modelled → missing input
 (NaN in SOC, clay, any month of climate or cover, or FAO class 0) → input outside its plausible
-range (:data:`gsocseq.vocabulary.PLAUSIBLE_RANGES`, the table the model uses too).
+range (:data:`gsocseq.vocabulary.PLAUSIBLE_RANGES`, the table the model uses too; the optional
+``soc_uncertainty`` uses :data:`gsocseq.cube.uncertainty.SOC_UNCERTAINTY_RANGE`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from gsocseq.cube.uncertainty import SOC_UNCERTAINTY_RANGE
 from gsocseq.vocabulary import MODELLED_LAND_USE, PLAUSIBLE_RANGES, Reason
+
+#: Plausible range per cube variable the mask checks (the model's table plus optional variables).
+RANGES: dict[str, tuple[float, float]] = {**PLAUSIBLE_RANGES,
+                                          "soc_uncertainty": SOC_UNCERTAINTY_RANGE}
 
 
 def reason_codes(
@@ -28,7 +34,7 @@ def reason_codes(
         v = values if values.ndim == 3 else values[..., None]
         finite = np.isfinite(v)
         missing |= ~finite.all(axis=-1)
-        lo, hi = PLAUSIBLE_RANGES[name]
+        lo, hi = RANGES[name]
         with np.errstate(invalid="ignore"):
             out_of_range |= ((v < lo) | (v > hi)).any(axis=-1)
     modelled_lu = np.isin(land_use, np.fromiter(MODELLED_LAND_USE, dtype=np.int64))

@@ -19,15 +19,15 @@ import numpy as np
 from gsocseq.cube.build import build_cube_tile, tile_arrays
 from gsocseq.cube.climate import _exists, _open_group, climate_files, climate_url
 from gsocseq.cube.fingerprint import (
-    SOURCE_VARIABLES,
     content_hash,
     data_window_hash,
     source_key,
+    source_variables,
     window_hash,
 )
 from gsocseq.cube.grid import TileKey
 from gsocseq.cube.region import Region
-from gsocseq.cube.store import DIMS, DTYPES, reset_tile_status, write_tile_record
+from gsocseq.cube.store import DTYPES, cube_dims, reset_tile_status, write_tile_record
 from gsocseq.sources.adapters import read_source
 from gsocseq.sources.spec import SourcesConfig, SourceSpec
 from gsocseq.storage import read_json, write_json
@@ -81,7 +81,7 @@ def refresh_cube_tile(
         return "kept"
     new_windows: dict[str, str] = {}
     arrays = tile_arrays(region, sources, tile, new_windows)
-    stored = {name: arrays[name].astype(DTYPES[name], copy=False) for name in DIMS}
+    stored = {name: arrays[name].astype(DTYPES[name], copy=False) for name in cube_dims(arrays)}
     if record is not None and content_hash(stored) == record.get("content"):
         write_tile_record(url, {**record, "sources": {
             k: {"digest": digests[k], "window": v} for k, v in new_windows.items()}},
@@ -101,7 +101,7 @@ def _window(
     """Return the window hash of one source for ``tile`` (as :func:`tile_arrays` records it)."""
     if name == "boundaries":
         return window_hash(region.mask(tile))
-    return data_window_hash(read_source(sources[name], tile.bounds, so)[SOURCE_VARIABLES[name]])
+    return data_window_hash(read_source(sources[name], tile.bounds, so)[source_variables(sources)[name]])
 
 
 def climate_record_url(cube_url: str) -> str:

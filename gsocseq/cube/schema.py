@@ -14,7 +14,13 @@ prec           (latitude, longitude, time)            mm/month    monthly precip
 pet            (latitude, longitude, time)            mm/month    monthly potential evapotranspiration
 cover          (latitude, longitude, month)           1           monthly vegetated share 0-1 (climatology)
 reason         (latitude, longitude)                  1 (code)    :class:`gsocseq.vocabulary.Reason`, uint8
+soc_uncertai…  (latitude, longitude)                  %           optional: half-width of SOC's 95 % range
 =============  =====================================  ==========  =========================================
+
+``soc_uncertainty`` (optional, :data:`OPTIONAL_VARS`) exists only in a cube built from sources that
+declare ``[sources.soc_uncertainty]``: the SOC map's own uncertainty as the half-width of its 95 %
+range in percent of the pixel's SOC value (a 20 % value means the Monte Carlo draws SOC within
+±20 %, :func:`gsocseq.model.montecarlo.draw_factors`). A cube without it draws ±20 % everywhere.
 
 ``tmp``/``prec``/``pet`` are not stored at 30″: the region's climate store beside the cube
 (``….climate.zarr``, :mod:`gsocseq.cube.climate`) keeps the source's variables at its own
@@ -34,6 +40,8 @@ from gsocseq.vocabulary import PERIODS
 STATIC_VARS: dict[str, str] = {"soc": "t C/ha", "clay": "%", "land_use": "1", "reason": "1"}
 MONTHLY_VARS: dict[str, str] = {"tmp": "degC", "prec": "mm/month", "pet": "mm/month"}
 CLIMATOLOGY_VARS: dict[str, str] = {"cover": "1"}
+#: Variables present only when their source is declared (name → units), all (latitude, longitude).
+OPTIONAL_VARS: dict[str, str] = {"soc_uncertainty": "%"}
 FIRST_YEAR: int = PERIODS["spinup"].first
 LAST_YEAR: int = PERIODS["warmup"].last
 SPINUP_YEARS: tuple[int, int] = (PERIODS["spinup"].first, PERIODS["spinup"].last)

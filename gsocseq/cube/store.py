@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 import dask.array as dsa
@@ -33,6 +33,7 @@ from gsocseq.cube.schema import (
     FIRST_YEAR,
     LAST_YEAR,
     MONTHLY_VARS,
+    OPTIONAL_VARS,
     STATIC_VARS,
 )
 from gsocseq.errors import GridMismatchError, SourceError
@@ -52,6 +53,7 @@ DTYPES: dict[str, str] = {
     "prec": "float32",
     "pet": "float32",
     "cover": "float32",
+    "soc_uncertainty": "float32",
 }
 #: Variables stored at 30″. The monthly climate (``MONTHLY_VARS``) is stored at the source's own
 #: resolution beside the cube (:mod:`gsocseq.cube.climate`) and regridded when a tile is read.
@@ -59,7 +61,9 @@ DIMS: dict[str, tuple[str, ...]] = {
     **{v: ("latitude", "longitude") for v in STATIC_VARS},
     **{v: ("latitude", "longitude", "month") for v in CLIMATOLOGY_VARS},
 }
-UNITS: dict[str, str] = {**STATIC_VARS, **MONTHLY_VARS, **CLIMATOLOGY_VARS}
+#: Optional variables (:data:`gsocseq.cube.schema.OPTIONAL_VARS`): in a cube only when created so.
+OPTIONAL_DIMS: dict[str, tuple[str, ...]] = {v: ("latitude", "longitude") for v in OPTIONAL_VARS}
+UNITS: dict[str, str] = {**STATIC_VARS, **MONTHLY_VARS, **CLIMATOLOGY_VARS, **OPTIONAL_VARS}
 CF_ATTRS: dict[str, dict[str, str]] = {
     "soc": {
         "long_name": "soil organic carbon stock 0-30 cm",
@@ -82,6 +86,9 @@ CF_ATTRS: dict[str, dict[str, str]] = {
         "standard_name": "water_potential_evaporation_amount",
     },
     "cover": {"long_name": "monthly vegetated share of the cell (climatology)"},
+    "soc_uncertainty": {
+        "long_name": "SOC map uncertainty: half-width of the 95 % range, percent of SOC",
+    },
 }
 FILL: dict[str, Any] = {"land_use": 0, "reason": int(Reason.OUTSIDE_REGION)}
 CRS_WKT = (
@@ -99,15 +106,30 @@ def months() -> np.ndarray:
     return pd.date_range(f"{FIRST_YEAR}-01-01", periods=N_MONTHS, freq="MS").values
 
 
-def template(region: Region, attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
-    """Return the lazy (dask) template of the cube for ``region`` — nothing is computed."""
+def cube_dims(names: Iterable[Hashable] = ()) -> dict[str, tuple[str, ...]]:
+    """Return the 30″ variables' dims of a cube: :data:`DIMS` plus the optional ones in ``names``.
+
+    ``names`` may hold any variable names (``ds.data_vars``, a tile's arrays): only those of
+    :data:`OPTIONAL_DIMS` are added, so ``cube_dims(ds.data_vars)`` describes an opened cube.
+    """
+    have = set(names)
+    return {**DIMS, **{n: d for n, d in OPTIONAL_DIMS.items() if n in have}}
+
+
+def template(
+    region: Region, attrs: Mapping[str, Any] | None = None, optional: Iterable[str] = ()
+) -> xr.Dataset:
+    """Return the lazy (dask) template of the cube for ``region`` — nothing is computed.
+
+    ``optional``: names of :data:`OPTIONAL_DIMS` variables the cube holds (their sources declared).
+    """
     ts = region.tile_size
     ny, nx = region.shape
     lat = cell_latitudes(region.origin_row, region.origin_row + ny)
     lon = cell_longitudes(region.origin_col, region.origin_col + nx)
     lead = {"time": N_MONTHS, "month": 12}
     data_vars: dict[str, Any] = {}
-    for name, dims in DIMS.items():
+    for name, dims in cube_dims(optional).items():
         shape = (ny, nx, *[lead[d] for d in dims[2:]])
         chunks = (ts, ts, *shape[2:])
         arr = dsa.zeros(shape, chunks=chunks, dtype=DTYPES[name])
@@ -174,7 +196,7 @@ def encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
     """Zarr encoding of the template: chunk = tile, zstd with checksum, fill values."""
     ts = int(ds.attrs["tile_size"])
     enc: dict[str, dict[str, Any]] = {}
-    for name, dims in DIMS.items():
+    for name, dims in cube_dims(ds.data_vars).items():
         chunks = (ts, ts, *[ds.sizes[d] for d in dims[2:]])
         e: dict[str, Any] = {"chunks": chunks, "compressors": _compressors()}
         if name in FILL:
@@ -211,15 +233,18 @@ def create_cube(
     url: str,
     storage_options: Mapping[str, Any] | None = None,
     attrs: Mapping[str, Any] | None = None,
+    optional: Iterable[str] = (),
 ) -> bool:
     """Create the cube's metadata and coordinates at ``url`` unless it exists; True if created here.
+
+    ``optional`` names the optional variables (:data:`OPTIONAL_DIMS`) the cube holds.
 
     The template is written to memory (``to_zarr(compute=False)``: no data chunks) and committed
     with :func:`gsocseq.lease.commit_store`: the group's ``zarr.json`` last, exclusively, so a
     reader never opens a half-created cube and concurrent creators end with one cube. An existing
     cube is never overwritten (its built tiles stay).
     """
-    ds = template(region, attrs)
+    ds = template(region, attrs, optional)
     items: dict[str, Any] = {}
     ds.to_zarr(
         zarr.storage.MemoryStore(items),
@@ -301,7 +326,7 @@ def check_schema(ds: xr.Dataset, url: str = "") -> None:
     for key in ("tile_size", "origin_row", "origin_col"):
         if key not in ds.attrs:
             problems.append(f"missing attribute {key!r}")
-    for name, dims in {**DIMS, "tile_status": ("tile_row", "tile_col")}.items():
+    for name, dims in {**cube_dims(ds.data_vars), "tile_status": ("tile_row", "tile_col")}.items():
         if name not in ds.variables:
             problems.append(f"missing variable {name!r}")
             continue
@@ -332,7 +357,7 @@ def check_schema(ds: xr.Dataset, url: str = "") -> None:
             ds["time"].values.astype("datetime64[M]"), months().astype("datetime64[M]")
         ):
             problems.append(f"time is not monthly {FIRST_YEAR}-01 … {LAST_YEAR}-12")
-        for name, dims in DIMS.items():
+        for name, dims in cube_dims(ds.data_vars).items():
             chunks = ds[name].encoding.get("chunks")
             want = (ts, ts, *[ds.sizes[d] for d in dims[2:]])
             if chunks is not None and tuple(chunks) != want:
@@ -371,9 +396,11 @@ def read_tile(ds: xr.Dataset, tile: TileKey) -> dict[str, np.ndarray]:
 
     Returns ``soc``, ``clay`` (ny, nx) float32 (t C/ha, %), ``land_use`` and ``reason`` (ny, nx)
     uint8, ``tmp``/``prec``/``pet`` (ny, nx, 480) float32 (degC, mm/month), ``cover``
-    (ny, nx, 12) float32 (share). A tile without completion marker, with an unreadable chunk or
-    with a missing chunk (modelled pixels that read as nodata, or a reason count that disagrees
-    with the marker) raises :class:`SourceError` naming the cube URL, variable and chunk key.
+    (ny, nx, 12) float32 (share), and the optional variables the cube holds
+    (``soc_uncertainty`` (ny, nx) float32, % of SOC). A tile without completion marker, with an
+    unreadable chunk or with a missing chunk (modelled pixels that read as nodata, or a reason
+    count that disagrees with the marker) raises :class:`SourceError` naming the cube URL,
+    variable and chunk key.
     """
     url = ds.attrs.get("cube_url", "<dataset>")
     i, j = _tile_index(ds, tile)
@@ -383,7 +410,7 @@ def read_tile(ds: xr.Dataset, tile: TileKey) -> dict[str, np.ndarray]:
     rows, cols = tile.to_slices(int(ds.attrs["origin_row"]), int(ds.attrs["origin_col"]))
     out: dict[str, np.ndarray] = {}
     keys: dict[str, str] = {}
-    for name, dims in DIMS.items():
+    for name, dims in cube_dims(ds.data_vars).items():
         key = f"{name}/c/{i}/{j}" + ("/0" if len(dims) == 3 else "")
         keys[name] = key
         try:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gsocseq import storage
+from gsocseq.cube.build import check_optional
 from gsocseq.cube.fingerprint import digests, source_keys
 from gsocseq.cube.refresh import climate_digest, refresh_climate, refresh_cube_tile, stale_tiles
 from gsocseq.cube.store import cube_exists, open_cube, read_tile_records, tile_status
@@ -107,6 +108,7 @@ def refresh_inputs(
     if not cube_exists(plan.cube_url, so):
         return InputsRefresh(methods=methods), tile_digests, climate_key
     ds = open_cube(plan.cube_url, so)
+    check_optional(ds, sources, plan.cube_url)  # a source declared since: a clear error, not a tile's
     status = {t.id: tile_status(ds, t) for t in plan.tiles}
     records = read_tile_records(plan.cube_url, plan.tile_ids, so)
     stale = stale_tiles(plan.tiles, records, status, tile_digests)

@@ -90,8 +90,13 @@ def product_layers(scenarios: tuple[str, ...], uncertainty: bool, scheme: str = 
     return (*(n for n in LAYER_NAMES if n in wanted), *SCHEME_QUALITY_LAYERS[scheme], *mc)
 
 
-def uncertainty_provenance(config: RunConfig) -> dict[str, Any]:
-    """Return the run's uncertainty method as recorded in STAC (``gsocseq:uncertainty``)."""
+def uncertainty_provenance(config: RunConfig, sources: Any = None) -> dict[str, Any]:
+    """Return the run's uncertainty method as recorded in STAC (``gsocseq:uncertainty``).
+
+    ``sources`` (the run's :class:`~gsocseq.sources.spec.SourcesConfig`): when it declares
+    ``soc_uncertainty``, a Monte Carlo run records under ``soc_half_width`` that SOC's half-width
+    came per pixel from the SOC map's own layer (``half_widths["soc"]`` is then unused).
+    """
     doc: dict[str, Any] = {"method": config.uncertainty_method}
     if config.draws:
         from gsocseq.model.montecarlo import DRAWN_INPUTS, HALF_WIDTHS
@@ -100,6 +105,14 @@ def uncertainty_provenance(config: RunConfig) -> dict[str, Any]:
             "normal factor 1 + (h/1.96)·z per input and draw, z clipped to ±4, keyed by seed, "
             "global cell row/column and draw (gsocseq.model.montecarlo)"),
             half_widths={k: HALF_WIDTHS[k] for k in DRAWN_INPUTS})
+        if sources is not None and "soc_uncertainty" in sources:
+            spec = sources["soc_uncertainty"]
+            doc["soc_half_width"] = {
+                "from": "soc_uncertainty layer of the SOC map, per pixel (cube variable "
+                        "soc_uncertainty, % of SOC, half-width of the 95 % range)",
+                "source": sources.versions()["soc_uncertainty"],
+                "units": spec.units or "(file's own tag)",
+            }
     return doc
 
 
@@ -211,7 +224,7 @@ def _publish(
         code_version=__version__, scheme=config.scheme, config_hash=plan.config_hash,
         inputs=inputs, map_version=config.map_version,
         ssm_increase={k: list(v) for k, v in config.ssm_increase.items()},
-        uncertainty=uncertainty_provenance(config),
+        uncertainty=uncertainty_provenance(config, sources),
     )
     parts = [(plan.region_name, assets, tuple(region.bbox))] + [
         (iso3, national[iso3][0], tuple(tasks.country_region(config, iso3).bbox))

@@ -7,12 +7,20 @@ names, units, CRS, nodata and attributes; regridding and masking belong to :mod:
 from gsocseq.sources.adapters import ADAPTERS, SourceAdapter, read_source
 from gsocseq.sources.boundaries import country_codes, read_country
 from gsocseq.sources.landcover import FAO_FROM_ESA, esa_to_fao
-from gsocseq.sources.spec import DATASETS, SourcesConfig, SourceSpec, load_sources, parse_sources
+from gsocseq.sources.spec import (
+    DATASETS,
+    OPTIONAL_DATASETS,
+    SourcesConfig,
+    SourceSpec,
+    load_sources,
+    parse_sources,
+)
 
 __all__ = [
     "ADAPTERS",
     "DATASETS",
     "FAO_FROM_ESA",
+    "OPTIONAL_DATASETS",
     "SourceAdapter",
     "SourceSpec",
     "SourcesConfig",

@@ -9,6 +9,7 @@ grid is the cube's job (:mod:`gsocseq.cube.regrid`).
 kind                      native                                          returns
 ========================  ==============================================  ========================
 ``gsocmap``               SOC 0-30 cm GeoTIFF, t C/ha (or kg/m2 ×10)      ``soc`` t C/ha
+``gsocmap_uncertainty``   SOC map's uncertainty GeoTIFF, % or t C/ha      ``soc_uncertainty``
 ``soilgrids``             clay per depth, g/kg (or %), depth-weighted     ``clay`` %
 ``esa_cci``               ESA CCI LCCS codes GeoTIFF                      ``land_use`` FAO class
 ``terraclimate``          ``TerraClimate_{var}_{year}.nc`` tmax/tmin/...  ``tmp`` ``prec`` ``pet``
@@ -95,6 +96,45 @@ class GsocmapAdapter:
             spec, spec.url, bounds, storage_options, "t C/ha", "t C/ha"
         )
         return _ds("soc", da.copy(data=values), spec, "t C/ha", native_units=units)
+
+
+#: Units a ``gsocmap_uncertainty`` source may declare: relative (``%`` of the pixel's SOC) or
+#: absolute SOC stock (converted to t C/ha; the cube divides by SOC).
+UNCERTAINTY_UNITS: tuple[str, ...] = ("%", "t C/ha", "kg/m2")
+
+
+class SocUncertaintyAdapter:
+    """The SOC map's own uncertainty layer → ``soc_uncertainty`` (``%`` or ``t C/ha``).
+
+    Convention: each value is the **half-width of the 95 % range** of the pixel's SOC stock
+    0-30 cm (a map giving a standard deviation must be multiplied by 1.96 first, e.g. with a
+    ``scale_factor`` tag in the file). Declared ``units`` (or the file's tag) say which:
+
+    * ``%`` — relative, percent of the pixel's SOC value (20 = ±20 %): returned as is;
+    * ``t C/ha`` or ``kg/m2`` — absolute stock: returned in t C/ha (kg/m2 ×10) with
+      ``attrs["units"] = "t C/ha"``; the cube converts it to percent of the SOC at the same 30″
+      cell (:func:`gsocseq.cube.uncertainty.to_percent`).
+
+    Read like ``soc`` (same raster reader: declared CRS, nodata → NaN, scale/offset tags).
+    """
+
+    def read(
+        self, spec: SourceSpec, bounds: Bounds, storage_options: Mapping[str, Any] | None = None
+    ) -> xr.Dataset:
+        """Read the uncertainty window; units ``%`` are kept, absolute ones become t C/ha."""
+        where = _where(spec, spec.url)
+        da = read_raster_window(
+            spec.url, bounds, storage_options, source=spec.name, crs=spec.crs, nodata=spec.nodata
+        )
+        units = native_units(spec.units, da.attrs.get("units"), where)
+        if units not in UNCERTAINTY_UNITS:
+            raise InputValidationError(
+                f"{where}: uncertainty units {units or '(none)'!r}; declare units = '%' (half-"
+                "width of the 95 % range in percent of SOC) or 't C/ha' / 'kg/m2' (absolute)"
+            )
+        to = "%" if units == "%" else "t C/ha"
+        values = convert(da.values, units, to, where)
+        return _ds("soc_uncertainty", da.copy(data=values), spec, to, native_units=units)
 
 
 _DEPTH = re.compile(r"(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)")
@@ -424,6 +464,7 @@ class CoverMonthlyAdapter:
 #: Adapter per :attr:`SourceSpec.kind` (boundaries are vector: :mod:`gsocseq.sources.boundaries`).
 ADAPTERS: dict[str, SourceAdapter] = {
     "gsocmap": GsocmapAdapter(),
+    "gsocmap_uncertainty": SocUncertaintyAdapter(),
     "soilgrids": SoilGridsAdapter(),
     "esa_cci": EsaCciAdapter(),
     "terraclimate": TerraClimateAdapter(),

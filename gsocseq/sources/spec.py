@@ -26,10 +26,16 @@ from gsocseq.errors import InputValidationError, SourceError
 
 #: The datasets the cube needs, in build order.
 DATASETS: tuple[str, ...] = ("boundaries", "soc", "clay", "land_cover", "climate", "cover")
+#: Datasets a sources config may declare; the cube holds their variable only when declared.
+#: ``soc_uncertainty``: the SOC map's own uncertainty raster (national GSOCmap submissions ship
+#: one), read by kind ``gsocmap_uncertainty`` (see :class:`~gsocseq.sources.adapters.
+#: SocUncertaintyAdapter` for its units convention); without it Monte Carlo draws SOC ±20 %.
+OPTIONAL_DATASETS: tuple[str, ...] = ("soc_uncertainty",)
 
 #: Adapter kinds (keys of :data:`gsocseq.sources.adapters.ADAPTERS`).
 KINDS: tuple[str, ...] = (
     "gsocmap",
+    "gsocmap_uncertainty",
     "soilgrids",
     "esa_cci",
     "terraclimate",
@@ -121,7 +127,7 @@ class SourcesConfig:
     """All input datasets of a run, plus named region aliases (e.g. ``demo`` → ``DEM``)."""
 
     specs: tuple[SourceSpec, ...]
-    """One spec per dataset of :data:`DATASETS`."""
+    """One spec per dataset of :data:`DATASETS`, plus any of :data:`OPTIONAL_DATASETS`."""
     regions: tuple[tuple[str, str], ...] = ()
     """Region aliases: (name, region spec string)."""
     origin: str = ""
@@ -136,6 +142,20 @@ class SourcesConfig:
             raise InputValidationError(
                 f"sources config {self.origin or '<built-in>'}: missing dataset(s) {missing}"
             )
+        for spec in self.specs:
+            if spec.name == "soc_uncertainty" and spec.kind != "gsocmap_uncertainty":
+                raise InputValidationError(
+                    f"sources config {self.origin or '<built-in>'}: dataset 'soc_uncertainty' has "
+                    f"kind {spec.kind!r}; expected kind = 'gsocmap_uncertainty'"
+                )
+
+    def __contains__(self, name: object) -> bool:
+        """Whether dataset ``name`` is declared (``"soc_uncertainty" in sources``)."""
+        return any(spec.name == name for spec in self.specs)
+
+    def optional(self) -> tuple[str, ...]:
+        """Return the :data:`OPTIONAL_DATASETS` this config declares, in that order."""
+        return tuple(name for name in OPTIONAL_DATASETS if name in self)
 
     def __getitem__(self, name: str) -> SourceSpec:
         """Return the spec of dataset ``name``."""
@@ -303,14 +323,22 @@ def load_sources(
 def apply_overrides(
     config: SourcesConfig, overrides: Mapping[str, str | Mapping[str, Any]]
 ) -> SourcesConfig:
-    """Return a copy of ``config`` with some datasets replaced by URL or by spec fields."""
+    """Return a copy of ``config`` with some datasets replaced by URL or by spec fields.
+
+    An optional dataset (:data:`OPTIONAL_DATASETS`) not declared yet is added from a table of
+    spec fields (``{"soc_uncertainty": {"url": …, "kind": "gsocmap_uncertainty", "units": "%"}}``).
+    """
     specs = {s.name: s for s in config.specs}
     for name, value in overrides.items():
+        table = {"url": value} if isinstance(value, str) else dict(value)
+        if name not in specs and name in OPTIONAL_DATASETS and not isinstance(value, str):
+            specs[name] = _spec_from_table(name, table, "", "sources override")
+            continue
         if name not in specs:
             raise InputValidationError(
-                f"sources override: unknown dataset {name!r}; expected one of {list(specs)}"
+                f"sources override: unknown dataset {name!r}; expected one of {list(specs)} "
+                f"(or a table of spec fields for optional {list(OPTIONAL_DATASETS)})"
             )
-        table = {"url": value} if isinstance(value, str) else dict(value)
         unknown = set(table) - _SPEC_FIELDS
         if unknown:
             raise InputValidationError(
