@@ -3,19 +3,19 @@
 The cube is a zarr v3 group on any fsspec store covering a whole number of tiles of the global grid
 (:mod:`gsocseq.cube.grid`); chunks = tiles, all months of a tile in one chunk, time last in memory.
 
-=============  =====================================  ==========  =========================================
-variable       dims                                   units       meaning
-=============  =====================================  ==========  =========================================
-soc            (latitude, longitude)                  t C/ha      SOC stock 0-30 cm (spin-up target)
-clay           (latitude, longitude)                  %           clay content 0-30 cm
-land_use       (latitude, longitude)                  1 (class)   FAO land-use class (reference §3.5), uint8
-tmp            (latitude, longitude, time)            degC        monthly mean air temperature
-prec           (latitude, longitude, time)            mm/month    monthly precipitation
-pet            (latitude, longitude, time)            mm/month    monthly potential evapotranspiration
-cover          (latitude, longitude, month)           1           monthly vegetated share 0-1 (climatology)
-reason         (latitude, longitude)                  1 (code)    :class:`gsocseq.vocabulary.Reason`, uint8
-soc_uncertai…  (latitude, longitude)                  %           optional: half-width of SOC's 95 % range
-=============  =====================================  ==========  =========================================
+===============  =====================================  ==========  =========================================
+variable         dims                                   units       meaning
+===============  =====================================  ==========  =========================================
+soc              (latitude, longitude)                  t C/ha      SOC stock 0-30 cm (spin-up target)
+clay             (latitude, longitude)                  %           clay content 0-30 cm
+land_use         (latitude, longitude)                  1 (class)   FAO land-use class (reference §3.5), uint8
+tmp              (latitude, longitude, time)            degC        monthly mean air temperature
+prec             (latitude, longitude, time)            mm/month    monthly precipitation
+pet              (latitude, longitude, time)            mm/month    monthly potential evapotranspiration
+cover            (latitude, longitude, month)           1           monthly vegetated share 0-1 (climatology)
+reason           (latitude, longitude)                  1 (code)    :class:`gsocseq.vocabulary.Reason`, uint8
+soc_uncertainty  (latitude, longitude)                  %           optional: half-width of SOC's 95 % range
+===============  =====================================  ==========  =========================================
 
 ``soc_uncertainty`` (optional, :data:`OPTIONAL_VARS`) exists only in a cube built from sources that
 declare ``[sources.soc_uncertainty]``: the SOC map's own uncertainty as the half-width of its 95 %

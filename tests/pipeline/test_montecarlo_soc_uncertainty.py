@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
+from rasterio.windows import from_bounds
 
 from gsocseq.config import RunConfig
 from gsocseq.cube.build import build_cube, tile_arrays
@@ -134,6 +135,39 @@ def test_twenty_percent_layer_gives_the_default_bytes(runs: dict[str, RunConfig]
     for name in ("T0_MCsd", "T0_MCmean", "finalSOC_BAU_MCsd", "ASR_BAU_MCp95"):
         assert twenty[name].tobytes() == default[name].tobytes(), name
         assert forty[name].tobytes() != default[name].tobytes(), name
+
+
+def test_changed_layer_rebuilds_only_its_tile(runs: dict[str, RunConfig]) -> None:
+    """The incremental rebuild sees the uncertainty file: one tile's change reruns that tile only."""
+    config = runs["forty"]
+    plan = plan_run(config)
+    target = plan.tiles[4]
+    before = read_product_tile(plan.product_cube_url, target)["T0_MCsd"]
+    path = Path(config.sources.removeprefix("file://")).parent / "GSOCmap_demo_uncertainty.tif"
+    with rasterio.open(path) as src:
+        profile, data = src.profile, src.read(1)
+        w = from_bounds(*target.bounds, transform=src.transform).round_offsets().round_lengths()
+    r0, c0 = int(w.row_off) + 5, int(w.col_off) + 5  # inside: no neighbour's window sees it
+    r1, c1 = int(w.row_off + w.height) - 5, int(w.col_off + w.width) - 5
+    block = data[r0:r1, c0:c1]
+    block[block != NODATA] = 60.0
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data, 1)
+    again = run(config, progress=False)
+    assert again.ok and again.tiles_done == (target.id,)
+    assert again.reuse["inputs"]["sources_changed"] == ["soc_uncertainty"]
+    assert again.reuse["inputs"]["cube_tiles_rebuilt"] == [target.id]
+    arrays = read_tile(open_cube(plan.cube_url, {}), target)
+    ok = arrays["reason"] == Reason.OK
+    assert np.isclose(arrays["soc_uncertainty"][ok], 60.0).any()
+    after = read_product_tile(plan.product_cube_url, target)["T0_MCsd"]
+    widened = np.isclose(arrays["soc_uncertainty"], 60.0) & ok
+    assert widened.sum() > 100 and np.isfinite(before[widened]).all()
+    # at ±60 % a draw with z < −3.27 scales SOC to 0 and that pixel's statistics are NaN
+    # (montecarlo.statistics): a handful of the ~2000 pixels × 4 draws
+    assert (~np.isfinite(after[widened])).sum() < 20
+    widened &= np.isfinite(after)
+    assert 1.35 < float(np.median(after[widened] / before[widened])) < 1.6  # 60 % / 40 %
 
 
 def test_absolute_units_bad_values_and_fingerprints(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from importlib import resources
+
 import pytest
 
 from gsocseq.errors import InputValidationError, SourceError
 from gsocseq.sources import DATASETS, load_sources, parse_sources
-from gsocseq.sources.spec import SourceSpec
+from gsocseq.sources.spec import SourceSpec, apply_overrides
 
 MINIMAL = """
 [regions]
@@ -109,3 +111,26 @@ def test_missing_sources_file_is_a_source_error() -> None:
 def test_invalid_toml_is_named() -> None:
     with pytest.raises(InputValidationError, match="bad.toml: invalid TOML"):
         parse_sources("[sources.soc\nkind=", "bad.toml")
+
+
+def test_optional_soc_uncertainty_is_declared_or_added_by_override() -> None:
+    cfg = parse_sources(MINIMAL, "s3://b/world/sources.toml", base="s3://b/world")
+    assert "soc_uncertainty" not in cfg and cfg.optional() == ()
+    text = MINIMAL + ('[sources.soc_uncertainty]\nkind = "gsocmap_uncertainty"\n'
+                      'url = "soc_unc.tif"\nunits = "%"\n')
+    declared = parse_sources(text, "s3://b/world/sources.toml", base="s3://b/world")
+    assert declared.optional() == ("soc_uncertainty",)
+    assert declared["soc_uncertainty"].url == "s3://b/world/soc_unc.tif"
+    assert "gsocmap_uncertainty" in declared.versions()["soc_uncertainty"]
+    added = apply_overrides(cfg, {"soc_uncertainty": {
+        "kind": "gsocmap_uncertainty", "url": "s3://b/u.tif", "units": "t C/ha"}})
+    assert added["soc_uncertainty"].units == "t C/ha" and added.optional() == ("soc_uncertainty",)
+    assert apply_overrides(declared, {"soc_uncertainty": "s3://b/v.tif"})[
+        "soc_uncertainty"].url == "s3://b/v.tif"
+    with pytest.raises(InputValidationError, match="optional"):  # a bare URL has no kind/units
+        apply_overrides(cfg, {"soc_uncertainty": "s3://b/u.tif"})
+    with pytest.raises(InputValidationError, match="expected kind = 'gsocmap_uncertainty'"):
+        apply_overrides(cfg, {"soc_uncertainty": {"kind": "gsocmap", "url": "s3://b/u.tif"}})
+    # the shipped file documents the entry, commented out: nothing changes without it
+    assert "# [sources.soc_uncertainty]" in (
+        resources.files("gsocseq.sources").joinpath("sources.toml").read_text())
