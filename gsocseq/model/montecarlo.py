@@ -7,9 +7,10 @@ deviation, 5 and 95 % percentiles) of T0, final SOC and ASR of each scenario
 
 Distributions (a design choice: FAO's manual asks for normal draws, ≥ 100 runs, but fixes no
 spread; reference §4.2 "Manual's Monte Carlo option"): each draw multiplies the pixel's inputs by
-``1 + σ·z``, ``z`` standard normal (clipped to ±4), one factor per input and draw for all months
-(a systematic input error, like the brackets), with ``σ`` = the bracket half-width / 1.96 (so 95 %
-of the draws fall inside FAO's Table 12.1 range, :mod:`~gsocseq.model.uncertainty`):
+``1 + σ·z``, ``z`` standard normal (clipped to ±4; the factor kept ≥ :data:`MIN_FACTOR`), one
+factor per input and draw for all months (a systematic input error, like the brackets), with ``σ``
+= the bracket half-width / 1.96 (so 95 % of the draws fall inside FAO's Table 12.1 range,
+:mod:`~gsocseq.model.uncertainty`):
 SOC ±20 % (or ±U % of the SOC map's own uncertainty layer where given), clay ±10 % (capped at
 100 % as in the brackets), monthly temperature (°C) ±2 %, monthly precipitation ±5 %; NPP follows
 from the drawn temperature and precipitation through MIAMI (as FAO's NPP_MIN/MAX rasters do); PET,
@@ -71,6 +72,10 @@ Z_95: float = 1.959963984540054
 """Standard normal 97.5 % quantile: σ = half-width / Z_95."""
 Z_CLIP: float = 4.0
 """Draws are clipped to ±Z_CLIP σ (keeps every factor positive for FAO's ranges)."""
+MIN_FACTOR: float = 0.05
+"""Smallest factor a draw applies (a truncation): acts only where a half-width exceeds
+Z_95·(1 − MIN_FACTOR)/Z_CLIP ≈ 46.5 % (a SOC map's own uncertainty), so a draw never zeroes an input
+(a zero SOC has no equilibrium to scale: the pixel's statistics would be NaN)."""
 PERCENTILES: tuple[float, float] = (5.0, 95.0)
 PIXELS_PER_CHUNK: int = 2048
 """Pixels whose draws are held at once (bounds the ``(pixels, draws)`` arrays: ~30 MB at N=100)."""
@@ -141,7 +146,7 @@ def draw_factors(
         if name == "soc" and soc_uncertainty is not None:
             unc = np.asarray(soc_uncertainty, dtype=np.float64)
             half = np.where(np.isfinite(unc), unc / 100.0, half)
-        out[name] = np.maximum(1.0 + (half / Z_95) * z[k], 0.0)
+        out[name] = np.maximum(1.0 + (half / Z_95) * z[k], MIN_FACTOR)
     return out
 
 

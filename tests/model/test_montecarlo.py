@@ -13,6 +13,7 @@ from gsocseq.model.inputs import Pixels
 from gsocseq.model.montecarlo import (
     DRAWN_INPUTS,
     HALF_WIDTHS,
+    MIN_FACTOR,
     Z_95,
     draw_factors,
     montecarlo_layers,
@@ -139,6 +140,22 @@ def test_drawn_factors_follow_the_documented_normal_and_the_soc_map_uncertainty(
         assert inside == pytest.approx(0.95, abs=0.01)
     assert f["soc"][:, 0::2].std() == pytest.approx(0.40 / Z_95, rel=0.03)
     assert f["soc"][:, 1::2].std() == pytest.approx(0.20 / Z_95, rel=0.03)
+
+
+def test_a_large_soc_map_uncertainty_never_zeroes_soc_and_keeps_statistics_finite():
+    """±100 % (σ ≈ 0.51): the lower tail is truncated at MIN_FACTOR, not at 0 (a NaN pixel)."""
+    px = _pixels(4, seed=3)
+    rows, cols = np.arange(4) + 50, np.arange(4) + 80
+    unc = np.full(4, 100.0)
+    f = draw_factors(2, rows, cols, 60, soc_uncertainty=unc)
+    assert f["soc"].min() == MIN_FACTOR and np.mean(f["soc"] == MIN_FACTOR) > 0.01
+    default = draw_factors(2, rows, cols, 60)  # FAO's ±20 %: the floor never acts
+    assert default["soc"].min() > 0.5
+    got = montecarlo_layers(**px, rows=rows, cols=cols, draws=60, seed=2, soc_uncertainty=unc)
+    base = montecarlo_layers(**px, rows=rows, cols=cols, draws=60, seed=2)
+    for name in MONTECARLO_LAYERS:
+        assert np.all(np.isfinite(got[name])), name
+    assert np.all(got["T0_MCsd"] > 2 * base["T0_MCsd"])
 
 
 def test_failed_draw_makes_the_pixel_statistics_nan():
