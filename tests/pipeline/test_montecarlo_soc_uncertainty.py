@@ -163,10 +163,9 @@ def test_changed_layer_rebuilds_only_its_tile(runs: dict[str, RunConfig]) -> Non
     after = read_product_tile(plan.product_cube_url, target)["T0_MCsd"]
     widened = np.isclose(arrays["soc_uncertainty"], 60.0) & ok
     assert widened.sum() > 100 and np.isfinite(before[widened]).all()
-    # at ±60 % a draw with z < −3.27 scales SOC to 0 and that pixel's statistics are NaN
-    # (montecarlo.statistics): a handful of the ~2000 pixels × 4 draws
-    assert (~np.isfinite(after[widened])).sum() < 20
-    widened &= np.isfinite(after)
+    # at ±60 % a draw with z < −3.1 would scale SOC below 5 %: kept at montecarlo.MIN_FACTOR,
+    # so no pixel's statistics are NaN
+    assert np.isfinite(after[widened]).all()
     assert 1.35 < float(np.median(after[widened] / before[widened])) < 1.6  # 60 % / 40 %
 
 
