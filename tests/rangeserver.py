@@ -33,6 +33,9 @@ class RangeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body are separate writes: with Nagle's algorithm on, a kept-alive
+            # client waits for its own delayed ACK (≈ 40 ms) before each body
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass
