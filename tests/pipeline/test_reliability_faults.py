@@ -80,7 +80,11 @@ def test_sigkill_of_a_busy_dask_worker_is_rescheduled_and_changes_no_byte(
 
         summary = run(config, client=client, progress=False, on_tile=kill_a_busy_worker)
     assert killed, "no worker was busy after the first tile: nothing was killed"
-    assert summary.ok and summary.published and len(summary.tiles_done) == 6
+    # a killed worker may have written its tile's completion marker just before dying: the
+    # rescheduled task then finds it and skips (the bytes are checked against the reference below)
+    accounted = set(summary.tiles_done) | set(summary.tiles_skipped)
+    assert summary.ok and summary.published and not summary.tiles_failed
+    assert len(accounted) == 6 and len(summary.tiles_done) >= 5, summary
     assert_complete_as_reference(config, so, reference)
 
 
