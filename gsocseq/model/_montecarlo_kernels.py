@@ -21,8 +21,11 @@ import numpy as np
 from numba import njit
 
 from gsocseq.model import _rothc_kernels as _k
+from gsocseq.model.npp import CARBON_FRACTION, G_PER_M2_TO_T_PER_HA, miami_npp_point
 
 _FLAGS = {"nogil": True, "cache": True, "error_model": "numpy", "fastmath": {"contract"}}
+_NPP_C: float = G_PER_M2_TO_T_PER_HA * CARBON_FRACTION
+"""MIAMI dry matter g/m² → t C/ha (:mod:`gsocseq.model.npp`)."""
 
 #: Draws run together (a pixel's draws in blocks of at most this many, the width of every
 #: per-draw scratch row).
@@ -317,11 +320,7 @@ def run_draws(soc, clay, clay_max, dpm_rpm, rmod, depth, ef, spin, forward, cove
             # warm-up inputs: Cin_eq · NPP_y / mean(NPP of the spin-up years), MIAMI NPP
             for y in range(n_spin_years + n_warm):
                 for d in range(nd):
-                    t = t_year[y, i] * f_t[d]
-                    p = p_year[y, i] * f_p[d]
-                    npp_t = 3000.0 / (1.0 + np.exp(1.315 - 0.119 * t))
-                    npp_p = 3000.0 * (1.0 - np.exp(-0.000664 * p))
-                    v = min(npp_t, npp_p) * 0.005
+                    v = miami_npp_point(t_year[y, i] * f_t[d], p_year[y, i] * f_p[d]) * _NPP_C
                     if y < n_spin_years:
                         npp_spin[d] = v if y == 0 else npp_spin[d] + v
                     else:

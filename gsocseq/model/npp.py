@@ -8,7 +8,10 @@ the constant factors cancel.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numba import njit
 
 from gsocseq.errors import InputValidationError
 
@@ -24,6 +27,18 @@ def miami_npp(tmp_mean: np.ndarray, prec_total: np.ndarray) -> np.ndarray:
     npp_t = 3000.0 / (1.0 + np.exp(1.315 - 0.119 * t))
     npp_p = 3000.0 * (1.0 - np.exp(-0.000664 * p))
     return np.minimum(npp_t, npp_p)
+
+
+@njit(inline="always")
+def miami_npp_point(tmp_mean: float, prec_total: float) -> float:
+    """:func:`miami_npp` of one pixel-year inside compiled kernels (g DM/m²/yr; °C, mm/yr).
+
+    The same formula as :func:`miami_npp`, kept beside it: that one stays NumPy (its ``exp`` is
+    NumPy's, the central run's bytes), this one is inlined into the Monte Carlo kernel.
+    """
+    npp_t = 3000.0 / (1.0 + math.exp(1.315 - 0.119 * tmp_mean))
+    npp_p = 3000.0 * (1.0 - math.exp(-0.000664 * prec_total))
+    return min(npp_t, npp_p)
 
 
 def miami_npp_carbon(tmp_mean: np.ndarray, prec_total: np.ndarray) -> np.ndarray:
