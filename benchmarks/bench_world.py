@@ -2,7 +2,9 @@
 
 1. A ``--region world`` run of the demo world (its world is its two countries, DEM and DMX) on a
    local ``file://`` store: input cube, tiles and publication timed on a process LocalCluster;
-   the per-cell rates of this code are derived from it (core-seconds per cell for the inputs,
+   the per-cell rates of this code are derived from its CPU-seconds per stage (all processes of
+   the run, ``RunSummary.stage_cpu_seconds``: not inflated by other load on the machine, as
+   wall time × workers is; core-seconds per cell for the inputs,
    per modelled pixel for the tiles, per cell × layer for publishing; bytes stored per cell, and
    of the product cube and COGs per cell × layer).
 2. Publication alone — the global COGs (one task per layer) and both national sets (one task per
@@ -109,6 +111,9 @@ def world_run(root: Path, tile_size: int, tiles_y: int, tiles_x: int, workers: i
     plan = plan_run(config)
     cells = summary.pixels
     in_region = cells - summary.masked.get(int(Reason.OUTSIDE_REGION), 0)
+    # CPU-seconds of every process of the run (workers, scheduler, client; ``stage_cpu_seconds``):
+    # they do not grow with the machine's other load, as wall time × workers does
+    cpu = summary.stage_cpu_seconds
     stages = summary.stage_seconds
     n_layers = len(json.loads(Path(plan.published_url.removeprefix("file://")).read_text())["cogs"])
     out = Path(root / "out")
@@ -116,16 +121,19 @@ def world_run(root: Path, tile_size: int, tiles_y: int, tiles_x: int, workers: i
     per_layer = sum(_du(Path(u.removeprefix("file://")))
                     for u in (plan.product_cube_url, plan.products_url))
     rates = {
-        "input_core_s_per_cell": stages["inputs"] * workers / cells,
-        "tile_core_s_per_pixel": stages["tiles"] * workers / max(1, summary.modelled),
-        "publish_core_s_per_cell_layer": stages["publish"] * workers / (cells * n_layers),
+        "input_core_s_per_cell": cpu["inputs"] / cells,
+        "tile_core_s_per_pixel": cpu["tiles"] / max(1, summary.modelled),
+        "publish_core_s_per_cell_layer": cpu["publish"] / (cells * n_layers),
         "stored_bytes_per_cell": stored / cells,
         "stored_bytes_per_cell_layer": per_layer / (cells * n_layers),
         "stored_layers": n_layers,
         "eligible_fraction": summary.modelled / max(1, in_region),
         "measured": (f"benchmarks/bench_world.py {dt.date.today()}: demo world {tiles_y}x{tiles_x} "
                      f"tiles of {tile_size}, {workers} workers, {os.cpu_count()}-core machine "
-                     f"(load {os.getloadavg()[0]:.1f})"),
+                     f"(load {os.getloadavg()[0]:.1f}); CPU-seconds of the run's processes per "
+                     "stage (wall x workers / CPU: " + ", ".join(
+                         f"{k} {stages[k] * workers / max(cpu[k], 1e-9):.2f}"
+                         for k in ("inputs", "tiles", "publish")) + ")"),
     }
     return {"config": config, "plan": plan, "summary": summary, "layers": n_layers,
             "stored_bytes": stored, "rates": rates, "cells": cells}
@@ -418,7 +426,8 @@ def main() -> None:
         "cpu_count": os.cpu_count(), "load_avg": os.getloadavg(),
         "demo_world_run": {"tiles": s.tiles_total, "tile_size": args.tile_size, "cells": w["cells"],
                            "modelled_pixels": s.modelled, "layers": w["layers"],
-                           "stages_s": s.stage_seconds, "wall_s": round(t_run, 1),
+                           "stages_s": s.stage_seconds, "stages_cpu_s": s.stage_cpu_seconds,
+                           "wall_s": round(t_run, 1),
                            "stored_bytes": w["stored_bytes"], "countries": s.country_totals},
         "rates": w["rates"], "publish_vs_workers": scaling, "wide_layer_memory": wide,
         "layer_in_parts": parts,

@@ -20,6 +20,7 @@ from typing import Any
 from gsocseq.config import RunConfig
 from gsocseq.errors import InputValidationError, PipelineError
 from gsocseq.lease import held
+from gsocseq.pipeline.cpu_meter import cluster_cpu, cpu_between
 from gsocseq.pipeline.exclusive import ensure_demo_world_once, product_set_lease
 from gsocseq.pipeline.incremental import (
     changed_since_publication,
@@ -207,24 +208,24 @@ def finish_region(
     *,
     started: float,
     stage_seconds: dict[str, float] | None = None,
+    stage_cpu_seconds: dict[str, float] | None = None,
     client: Any = None,
 ) -> tuple[RunSummary, PublishResult | None]:
     """Publish the region when every tile finished (COGs, then STAC), and summarise the run.
 
     A region with a failed tile is not published (``None``); its finished tiles stay finished, so a
     rerun resumes. ``started`` is the run's start, :func:`time.time` seconds (the wall time runs
-    until after publication); ``stage_seconds`` (if given) gets the publication's time, s. With a
+    until after publication); ``stage_seconds`` (if given) gets the publication's wall time and
+    ``stage_cpu_seconds`` its CPU-seconds (this process + the cluster's), s. With a
     dask ``client`` the COGs are written by tasks on its workers.
     """
     published = None
     changed: list[str] | None = None
     if not any(o.status == "failed" for o in outcomes):
-        t = time.perf_counter()
-        changed = changed_since_publication(plan, config.storage_options)
-        published = publish(config, plan, client, changed_tiles=changed)
-        if stage_seconds is not None:
-            stage_seconds["publish"] = round(time.perf_counter() - t, 3)
-            log.info("stage publish: %.2f s", stage_seconds["publish"])
+        with _stage(stage_seconds if stage_seconds is not None else {}, "publish",
+                    stage_cpu_seconds if stage_cpu_seconds is not None else {}, client):
+            changed = changed_since_publication(plan, config.storage_options)
+            published = publish(config, plan, client, changed_tiles=changed)
     else:
         log.error("%s: tile(s) failed; not publishing", plan.region)
     urls = {"cube": plan.cube_url, "product_cube": plan.product_cube_url, "run": plan.run_url,
@@ -244,7 +245,7 @@ def finish_region(
     summary = summarise(
         outcomes, region=plan.region, config_hash=plan.config_hash, scenarios=config.scenarios,
         wall_seconds=time.time() - started, urls=urls, published=published is not None,
-        stage_seconds=stage_seconds,
+        stage_seconds=stage_seconds, stage_cpu_seconds=stage_cpu_seconds,
         country_totals=published.country_totals if published is not None else None,
         reuse=reuse,
     )
@@ -266,7 +267,8 @@ def run(
     """
     t_start = time.time()
     stages: dict[str, float] = {}
-    with _stage(stages, "plan"):
+    cpu: dict[str, float] = {}
+    with _stage(stages, "plan", cpu):
         plan = start_region(config)
     lease = product_set_lease(config, plan)
     with held(lease):  # another run of these products: wait for it, then skip what it finished
@@ -278,13 +280,15 @@ def run(
             config = config.model_copy(update={"cluster": "synchronous"})
         with open_client(config, client) as c:
             failed_inputs: dict[str, str] = {}  # a source down fails only the tiles it feeds
-            with _stage(stages, "inputs"):
+            with _stage(stages, "inputs", cpu, c):
                 prepare_inputs(config, plan, c, failures=failed_inputs)
-            with _stage(stages, "tiles"), _progress(progress, len(plan.tiles), on_tile) as cb:
+            with (_stage(stages, "tiles", cpu, c),
+                  _progress(progress, len(plan.tiles), on_tile) as cb):
                 outcomes = run_tiles(config, plan, c, on_tile=cb, failed_inputs=failed_inputs)
             lease.check()  # never publish after losing the lease to another run
             summary, _ = finish_region(config, plan, outcomes, started=t_start,
-                                       stage_seconds=stages, client=c)  # COGs on the cluster
+                                       stage_seconds=stages, stage_cpu_seconds=cpu,
+                                       client=c)  # COGs on the cluster
     return summary
 
 
@@ -320,14 +324,20 @@ def run_fao_inputs(
 
 
 @contextlib.contextmanager
-def _stage(stages: dict[str, float], name: str) -> Iterator[None]:
-    """Record the wall time of a stage (s) in ``stages`` and log it."""
-    t = time.perf_counter()
+def _stage(
+    stages: dict[str, float], name: str, cpu: dict[str, float], client: Any = None
+) -> Iterator[None]:
+    """Record a stage's wall time in ``stages`` and its CPU-seconds in ``cpu`` (s), and log them.
+
+    CPU-seconds are this process's plus the ``client``'s cluster processes' (:mod:`cpu_meter`).
+    """
+    t, before = time.perf_counter(), cluster_cpu(client)
     try:
         yield
     finally:
         stages[name] = round(time.perf_counter() - t, 3)
-        log.info("stage %s: %.2f s", name, stages[name])
+        cpu[name] = round(cpu_between(before, cluster_cpu(client)), 3)
+        log.info("stage %s: %.2f s, %.2f CPU-s", name, stages[name], cpu[name])
 
 
 @contextlib.contextmanager

@@ -70,6 +70,8 @@ class RunSummary:
     """Whether COGs and STAC were written (or found up to date)."""
     stage_seconds: dict[str, float] = field(default_factory=dict)
     """Wall time per stage (plan, inputs, tiles, publish), s."""
+    stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
+    """CPU-seconds per stage of this process and the cluster's processes, s (not load-dependent)."""
     country_totals: dict[str, dict[str, float]] = field(default_factory=dict)
     """World runs: ISO3 → that country's totals (keys of :func:`region_totals`, Mt C, Mt C/yr)."""
     reuse: dict[str, Any] = field(default_factory=dict)
@@ -94,6 +96,7 @@ class RunSummary:
                                 "rate_MtC_per_yr": s.rate_mt_per_yr} for s in self.scenarios},
             },
             "wall_seconds": self.wall_seconds, "stage_seconds": dict(self.stage_seconds),
+            "stage_cpu_seconds": dict(self.stage_cpu_seconds),
             "urls": dict(self.urls), "published": self.published,
             **({"reuse": dict(self.reuse)} if self.reuse else {}),
             **({"countries": {k: dict(v) for k, v in self.country_totals.items()}}
@@ -111,6 +114,7 @@ def summarise(
     urls: dict[str, str],
     published: bool = False,
     stage_seconds: dict[str, float] | None = None,
+    stage_cpu_seconds: dict[str, float] | None = None,
     country_totals: dict[str, dict[str, float]] | None = None,
     reuse: dict[str, Any] | None = None,
 ) -> RunSummary:
@@ -140,6 +144,7 @@ def summarise(
         masked={k: v for k, v in sorted(reasons.items()) if k != Reason.OK and v},
         t0_stock_mt=totals["T0"] / 1e6, scenarios=scen, wall_seconds=wall_seconds,
         urls=dict(urls), published=published, stage_seconds=dict(stage_seconds or {}),
+        stage_cpu_seconds=dict(stage_cpu_seconds or {}),
         country_totals=dict(country_totals or {}), reuse=dict(reuse or {}),
     )
 
@@ -230,7 +235,9 @@ def format_summary(summary: RunSummary) -> str:
         )
     lines += format_country_totals(summary.country_totals, summary.scenarios)
     lines += format_reuse(summary.reuse)
-    stages = ", ".join(f"{k} {v:.1f} s" for k, v in summary.stage_seconds.items())
+    cpu = summary.stage_cpu_seconds
+    stages = ", ".join(f"{k} {v:.1f} s" + (f" / {cpu[k]:.1f} CPU-s" if k in cpu else "")
+                       for k, v in summary.stage_seconds.items())
     lines.append(f"wall time: {summary.wall_seconds:.1f} s" + (f" ({stages})" if stages else ""))
     for name, url in summary.urls.items():
         lines.append(f"  {name:<13s} {url}")

@@ -84,6 +84,8 @@ def test_demo_run_publishes_valid_cogs_and_stac(
     assert summary.pixels == 6 * TILE * TILE
     assert summary.modelled > 0 and summary.modelled + sum(summary.masked.values()) == summary.pixels
     assert summary.t0_stock_mt > 0
+    cpu = summary.stage_cpu_seconds  # synchronous: every stage's CPU is this process's
+    assert set(cpu) == {"plan", "inputs", "tiles", "publish"} and cpu["tiles"] > 0
     rates = {s.scenario: s.rate_mt_per_yr for s in summary.scenarios}
     assert rates["bau"] < rates["ssm_low"] < rates["ssm_med"] < rates["ssm_high"]
     report = validate_products(summary.urls["stac"], config.storage_options)
