@@ -9,11 +9,10 @@ carried along and moved last: output ``(ny, nx, ...)``.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import TYPE_CHECKING
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
+from numba import njit
 
 if TYPE_CHECKING:
     from gsocseq.cube.grid import TileKey
@@ -32,25 +31,20 @@ def _axis(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     return i0, pos - i0, inside
 
 
-#: Leading-axis steps interpolated at once (bounds float64 temporaries: 24 × 240² × 8 B ≈ 11 MB).
+#: Leading-axis steps converted to float64 at once (bounds the temporary: 24 × a source window).
 BLOCK: int = 24
 
 
-@cache
-def _blas() -> ThreadpoolController:
-    """Return the process's BLAS thread pools (found once: the library scan costs ~10 ms)."""
-    return ThreadpoolController()
+def _taps(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Return the two source indices and weights of each target on one axis, and its inside flags.
 
-
-def _weights(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Dense 1-D linear-interpolation matrix (n_dst, n_src) and the inside-extent flags."""
+    ``(i0, i1, w0, w1, inside)`` with ``w0 = 1 − frac``, ``w1 = frac``; a one-cell axis has
+    ``i1 = i0`` and ``w1 = 0`` (the second tap adds an exact zero).
+    """
     i0, frac, inside = _axis(np.asarray(src, float), np.asarray(dst, float))
-    w = np.zeros((dst.size, src.size))
-    rows = np.arange(dst.size)
-    np.add.at(w, (rows, i0), 1.0 - frac)
-    if src.size > 1:
-        np.add.at(w, (rows, i0 + 1), frac)
-    return w, inside
+    i1 = np.minimum(i0 + 1, max(src.size - 1, 0))
+    w1 = frac if src.size > 1 else np.zeros(dst.size)
+    return i0, i1, 1.0 - frac, np.ascontiguousarray(w1, dtype=float), inside
 
 
 def bilinear(
@@ -63,47 +57,66 @@ def bilinear(
 ) -> np.ndarray:
     """Interpolate ``values[..., lat, lon]`` bilinearly to (dst_lat × dst_lon) → ``(ny, nx, ...)``.
 
-    Separable form ``Wy · V · Wxᵀ`` (two BLAS products per step) with nodata renormalisation
-    ``Wy · (V·ok) · Wxᵀ / Wy · ok · Wxᵀ``; a 3-D input is processed :data:`BLOCK` steps at a time.
-    The products run on one BLAS thread: they are small (a tile × its source window), and a
-    threaded BLAS on a busy machine spends 10–50× their time synchronising its threads (dask
-    workers already run one BLAS thread; this makes threads and synchronous runs do the same).
+    Units are those of ``values``. Each target is ``Σ w·v / Σ w`` over its finite 2 × 2 source
+    neighbours, ``w = wy·wx`` (nodata weights dropped, the rest renormalised; NaN where no weight
+    is left or beyond the source's extent), summed separably in float64: along longitude for each
+    source row of the window, then along latitude. Two taps per axis, no BLAS: the bytes do not
+    depend on :data:`BLOCK`, threads or the machine's BLAS kernel (the dense ``Wy · V · Wxᵀ`` it
+    replaced agrees to ~1e-15 of the values' magnitude).
     """
     lead = values.shape[:-2]
     ny, nx = dst_lat.size, dst_lon.size
     if values.shape[-2] == 0 or values.shape[-1] == 0:
         return np.full((ny, nx, *lead), np.nan, dtype)
-    wy, in_y = _weights(np.asarray(src_lat), np.asarray(dst_lat))
-    wx, in_x = _weights(np.asarray(src_lon), np.asarray(dst_lon))
-    outside = ~(in_y[:, None] & in_x[None, :])
+    y0, y1, wy0, wy1, in_y = _taps(np.asarray(src_lat), np.asarray(dst_lat))
+    x0, x1, wx0, wx1, in_x = _taps(np.asarray(src_lon), np.asarray(dst_lon))
     stack = np.asarray(values).reshape(-1, *values.shape[-2:])
-    # filled step-major (each block's result is contiguous), returned as an (ny, nx, steps) view:
+    # filled step-major (each step's result is contiguous), returned as an (ny, nx, steps) view:
     # callers that want one pixel's series per row, or months × pixels, read it without a copy
     out = np.empty((stack.shape[0], ny, nx), dtype)
-    with _blas().limit(limits=1, user_api="blas"):
-        _bilinear_blocks(stack, wy, wx, outside, out)
+    for t0 in range(0, stack.shape[0], BLOCK):
+        block = np.ascontiguousarray(stack[t0 : t0 + BLOCK], dtype=np.float64)
+        _bilinear_2tap(block, y0, y1, wy0, wy1, in_y, x0, x1, wx0, wx1, in_x,
+                       out[t0 : t0 + BLOCK])
     return np.moveaxis(out, 0, -1).reshape(ny, nx, *lead)
 
 
-def _bilinear_blocks(
-    stack: np.ndarray, wy: np.ndarray, wx: np.ndarray, outside: np.ndarray, out: np.ndarray
-) -> None:
-    """Fill ``out`` (steps, ny, nx) from ``stack`` (steps, lat, lon), :data:`BLOCK` steps at a time."""
-    prev_ok: np.ndarray | None = None
-    den = bad = np.empty(0)
-    for t0 in range(0, stack.shape[0], BLOCK):
-        v = stack[t0 : t0 + BLOCK].astype(np.float64)
-        ok = np.isfinite(v)
-        num = wy @ np.where(ok, v, 0.0) @ wx.T
-        if prev_ok is None or not np.array_equal(ok, prev_ok):
-            # the same nodata pattern gives the same weights: computed once, bit for bit the same
-            den = wy @ ok.astype(np.float64) @ wx.T
-            bad = (den <= 1e-12) | outside  # no weight left, or beyond the source's extent
-            den[bad] = 1.0
-            prev_ok = ok
-        num /= den
-        num[bad] = np.nan
-        out[t0 : t0 + BLOCK] = num
+@njit(nogil=True, cache=True, error_model="numpy")
+def _bilinear_2tap(
+    v: np.ndarray, y0: np.ndarray, y1: np.ndarray, wy0: np.ndarray, wy1: np.ndarray,
+    in_y: np.ndarray, x0: np.ndarray, x1: np.ndarray, wx0: np.ndarray, wx1: np.ndarray,
+    in_x: np.ndarray, out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Fill ``out`` (steps, ny, nx) from ``v`` (steps, lat, lon) float64 (see :func:`bilinear`).
+
+    A loop on purpose, not NumPy gathers: the longitude pass gathers once per source row (not
+    per target row), forms numerator and weight sum together, and the latitude pass then runs
+    over contiguous rows; nothing of size steps × ny × nx is allocated (6× the dense BLAS
+    products' speed on a 240² tile, 2.3× a per-target 2 × 2 gather).
+    """
+    steps, ny, nx = out.shape
+    nr = v.shape[1]
+    num = np.empty((nr, nx))
+    den = np.empty((nr, nx))
+    for t in range(steps):
+        for r in range(nr):
+            for j in range(nx):
+                va, vb = v[t, r, x0[j]], v[t, r, x1[j]]
+                oka, okb = np.isfinite(va), np.isfinite(vb)
+                num[r, j] = (va if oka else 0.0) * wx0[j] + (vb if okb else 0.0) * wx1[j]
+                den[r, j] = (1.0 if oka else 0.0) * wx0[j] + (1.0 if okb else 0.0) * wx1[j]
+        for i in range(ny):
+            if not in_y[i]:
+                out[t, i, :] = np.nan
+                continue
+            p, q = wy0[i], wy1[i]
+            na, nb, da, db = num[y0[i]], num[y1[i]], den[y0[i]], den[y1[i]]
+            row = out[t, i]
+            for j in range(nx):
+                w = p * da[j] + q * db[j]
+                value = (p * na[j] + q * nb[j]) / w
+                # no weight left, or beyond the source's extent: NaN
+                row[j] = value if (in_x[j] & (w > 1e-12)) else np.nan
 
 
 def nearest(
