@@ -54,6 +54,7 @@ def bilinear(
     dst_lat: np.ndarray,
     dst_lon: np.ndarray,
     dtype: type = np.float32,
+    extremes: np.ndarray | None = None,
 ) -> np.ndarray:
     """Interpolate ``values[..., lat, lon]`` bilinearly to (dst_lat × dst_lon) → ``(ny, nx, ...)``.
 
@@ -63,6 +64,10 @@ def bilinear(
     source row of the window, then along latitude. Two taps per axis, no BLAS: the bytes do not
     depend on :data:`BLOCK`, threads or the machine's BLAS kernel (the dense ``Wy · V · Wxᵀ`` it
     replaced agrees to ~1e-15 of the values' magnitude).
+
+    ``extremes``, an optional ``(ny, nx, 2)`` array of ``dtype``, receives each target's min and
+    max over the steps (NaN where any step is NaN: ``out.min(-1)``, ``out.max(-1)``), found in
+    the same pass instead of two more over the output.
     """
     lead = values.shape[:-2]
     ny, nx = dst_lat.size, dst_lon.size
@@ -74,10 +79,15 @@ def bilinear(
     # filled step-major (each step's result is contiguous), returned as an (ny, nx, steps) view:
     # callers that want one pixel's series per row, or months × pixels, read it without a copy
     out = np.empty((stack.shape[0], ny, nx), dtype)
+    track = extremes is not None
+    lo = np.empty((ny, nx) if track else (0, 0), dtype)
+    hi = np.empty_like(lo)
     for t0 in range(0, stack.shape[0], BLOCK):
         block = np.ascontiguousarray(stack[t0 : t0 + BLOCK], dtype=np.float64)
         _bilinear_2tap(block, y0, y1, wy0, wy1, in_y, x0, x1, wx0, wx1, in_x,
-                       out[t0 : t0 + BLOCK])
+                       out[t0 : t0 + BLOCK], lo, hi, track, t0 == 0)
+    if extremes is not None:
+        extremes[..., 0], extremes[..., 1] = lo, hi
     return np.moveaxis(out, 0, -1).reshape(ny, nx, *lead)
 
 
@@ -85,9 +95,12 @@ def bilinear(
 def _bilinear_2tap(
     v: np.ndarray, y0: np.ndarray, y1: np.ndarray, wy0: np.ndarray, wy1: np.ndarray,
     in_y: np.ndarray, x0: np.ndarray, x1: np.ndarray, wx0: np.ndarray, wx1: np.ndarray,
-    in_x: np.ndarray, out: np.ndarray,
+    in_x: np.ndarray, out: np.ndarray, lo: np.ndarray, hi: np.ndarray, track: bool, first: bool,
 ) -> None:  # pragma: no cover - compiled
     """Fill ``out`` (steps, ny, nx) from ``v`` (steps, lat, lon) float64 (see :func:`bilinear`).
+
+    With ``track``, ``lo``/``hi`` (ny, nx) carry the running min/max of the stored values (NaN
+    sticks), started afresh when ``first``.
 
     A loop on purpose, not NumPy gathers: the longitude pass gathers once per source row (not
     per target row), forms numerator and weight sum together, and the latitude pass then runs
@@ -117,6 +130,25 @@ def _bilinear_2tap(
                 value = (p * na[j] + q * nb[j]) / w
                 # no weight left, or beyond the source's extent: NaN
                 row[j] = value if (in_x[j] & (w > 1e-12)) else np.nan
+            if track:
+                _update_extremes(out[t, i], lo[i], hi[i], first and t == 0)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _update_extremes(
+    row: np.ndarray, lo: np.ndarray, hi: np.ndarray, start: bool
+) -> None:  # pragma: no cover - compiled
+    """Fold one output row into the running min/max (NaN, once seen, stays)."""
+    for j in range(row.size):
+        x = row[j]
+        if start:
+            lo[j] = x
+            hi[j] = x
+        else:
+            if x < lo[j] or x != x:
+                lo[j] = x
+            if x > hi[j] or x != x:
+                hi[j] = x
 
 
 def nearest(
@@ -186,11 +218,13 @@ def regrid_to_cells(
     src_lon: np.ndarray,
     tile: TileKey,
     dtype: str = "float32",
+    extremes: np.ndarray | None = None,
 ) -> np.ndarray:
     """Regrid ``values[..., lat, lon]`` onto the tile's 30″ cells → ``(ny, nx, ...)`` of ``dtype``.
 
     ``resampling`` is the source's (``bilinear``, ``nearest``, ``mode``); integer values (classes)
-    are never interpolated: ``mode`` or ``nearest``, no data 0.
+    are never interpolated: ``mode`` or ``nearest``, no data 0. ``extremes`` (``(ny, nx, 2)``),
+    if given, receives each cell's min and max over the leading steps (NaN if any is NaN).
     """
     lat, lon = tile.latitudes(), tile.longitudes()
     integer = np.issubdtype(values.dtype, np.integer)
@@ -198,5 +232,9 @@ def regrid_to_cells(
         return mode(values, src_lat, src_lon, lat, lon, fill=0).astype(dtype)
     if resampling == "nearest" or integer:
         fill = 0 if integer else np.nan
-        return nearest(values, src_lat, src_lon, lat, lon, fill=fill).astype(dtype)
-    return bilinear(values, src_lat, src_lon, lat, lon, dtype=np.dtype(dtype).type)
+        out = nearest(values, src_lat, src_lon, lat, lon, fill=fill).astype(dtype)
+        if extremes is not None:
+            extremes[..., 0], extremes[..., 1] = out.min(axis=-1), out.max(axis=-1)
+        return out
+    return bilinear(values, src_lat, src_lon, lat, lon, dtype=np.dtype(dtype).type,
+                    extremes=extremes)

@@ -223,3 +223,22 @@ def test_bilinear_bytes_do_not_depend_on_threads() -> None:
                                                 TILE.longitudes()), range(8)))
     for run in runs:
         assert run.tobytes() == alone.tobytes()
+
+
+@pytest.mark.parametrize("resampling", ["bilinear", "nearest"])
+def test_extremes_are_the_min_and_max_of_the_output(
+    resampling: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in the regridding pass: equal to the output's min/max, NaN wherever a step is NaN."""
+    from gsocseq.cube.regrid import regrid_to_cells
+
+    monkeypatch.setattr(regrid, "BLOCK", 7)  # extremes carried across blocks
+    lat, lon = _src(1 / 24)
+    stack = np.random.default_rng(6).normal(5.0, 10.0, size=(30, lat.size, lon.size))
+    stack[9, 4:6, 5:7] = np.nan  # one step's hole: NaN extremes under it only
+    stack[:, :, 0] = -np.inf
+    ext = np.empty((60, 60, 2), np.float32)
+    out = regrid_to_cells(resampling, stack, lat, lon, TILE, extremes=ext)
+    np.testing.assert_array_equal(ext[..., 0], out.min(axis=-1))
+    np.testing.assert_array_equal(ext[..., 1], out.max(axis=-1))
+    assert np.isnan(ext).any() and np.isfinite(ext).mean() > 0.5
