@@ -401,11 +401,12 @@ class ClimateStore:
         return self.regrid_tile(tile)[0]
 
     def regrid_tile(
-        self, tile: TileKey
+        self, tile: TileKey, wanted: np.ndarray | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Return :meth:`read_tile`'s fields and each cell's (min, max) of them, ``(ny, nx, 2)``.
 
-        The extremes (NaN where any month is NaN; degC, mm/month) come from the regridding pass.
+        The extremes (NaN where any month is NaN; degC, mm/month) come from the regridding pass;
+        cells where ``wanted`` ((ny, nx) bool) is False are NaN, not interpolated.
         """
         raw, lat, lon = self.native(tile)
         units = {k: p.units for k, p in self.packing.items()}
@@ -416,7 +417,7 @@ class ClimateStore:
         for name in ("tmp", "prec", "pet"):
             extremes[name] = np.empty((tile.size, tile.size, 2), np.float32)
             out[name] = regrid_to_cells(self.spec.resampling, fields[name], lat, lon, tile,
-                                        extremes=extremes[name])
+                                        extremes=extremes[name], where=wanted)
         return out, extremes
 
     def add_climate(self, arrays: dict[str, np.ndarray], tile: TileKey) -> dict[str, np.ndarray]:
@@ -427,10 +428,10 @@ class ClimateStore:
         it stored 30″ climate, so they are the same codes; climate outside the region is NaN.
         """
         out = dict(arrays)
-        climate, extremes = self.regrid_tile(tile)
-        out.update(climate)
         stored = out["reason"]
         inside = stored != Reason.OUTSIDE_REGION
+        climate, extremes = self.regrid_tile(tile, wanted=inside)  # NaN outside the region
+        out.update(climate)
         fields = {k: out[k] for k in ("soc", "clay", "cover")}
         # (min, max) per cell: reason_codes gives the same codes for these two values as for the
         # whole series (a NaN or ±inf makes the cell missing, else the extremes decide the range)
@@ -439,8 +440,6 @@ class ClimateStore:
         # codes the cube build refines (e.g. NO_VALID_NDVI for missing cover) are kept as stored
         keep = ~np.isin(stored, np.array(_MASK_CODES, dtype=stored.dtype))
         out["reason"] = np.where(keep, stored, full).astype(stored.dtype)
-        for name in ("tmp", "prec", "pet"):
-            out[name][~inside] = np.nan
         return out
 
 

@@ -55,6 +55,7 @@ def bilinear(
     dst_lon: np.ndarray,
     dtype: type = np.float32,
     extremes: np.ndarray | None = None,
+    where: np.ndarray | None = None,
 ) -> np.ndarray:
     """Interpolate ``values[..., lat, lon]`` bilinearly to (dst_lat × dst_lon) → ``(ny, nx, ...)``.
 
@@ -67,7 +68,8 @@ def bilinear(
 
     ``extremes``, an optional ``(ny, nx, 2)`` array of ``dtype``, receives each target's min and
     max over the steps (NaN where any step is NaN: ``out.min(-1)``, ``out.max(-1)``), found in
-    the same pass instead of two more over the output.
+    the same pass instead of two more over the output. ``where`` (``(ny, nx)`` bool), if given,
+    names the targets wanted: the others are NaN.
     """
     lead = values.shape[:-2]
     ny, nx = dst_lat.size, dst_lon.size
@@ -80,11 +82,12 @@ def bilinear(
     # callers that want one pixel's series per row, or months × pixels, read it without a copy
     out = np.empty((stack.shape[0], ny, nx), dtype)
     track = extremes is not None
+    want = np.ones((ny, nx), bool) if where is None else np.asarray(where, bool)
     lo = np.empty((ny, nx) if track else (0, 0), dtype)
     hi = np.empty_like(lo)
     for t0 in range(0, stack.shape[0], BLOCK):
         block = np.ascontiguousarray(stack[t0 : t0 + BLOCK], dtype=np.float64)
-        _bilinear_2tap(block, y0, y1, wy0, wy1, in_y, x0, x1, wx0, wx1, in_x,
+        _bilinear_2tap(block, y0, y1, wy0, wy1, in_y, x0, x1, wx0, wx1, in_x, want,
                        out[t0 : t0 + BLOCK], lo, hi, track, t0 == 0)
     if extremes is not None:
         extremes[..., 0], extremes[..., 1] = lo, hi
@@ -95,7 +98,8 @@ def bilinear(
 def _bilinear_2tap(
     v: np.ndarray, y0: np.ndarray, y1: np.ndarray, wy0: np.ndarray, wy1: np.ndarray,
     in_y: np.ndarray, x0: np.ndarray, x1: np.ndarray, wx0: np.ndarray, wx1: np.ndarray,
-    in_x: np.ndarray, out: np.ndarray, lo: np.ndarray, hi: np.ndarray, track: bool, first: bool,
+    in_x: np.ndarray, want: np.ndarray, out: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+    track: bool, first: bool,
 ) -> None:  # pragma: no cover - compiled
     """Fill ``out`` (steps, ny, nx) from ``v`` (steps, lat, lon) float64 (see :func:`bilinear`).
 
@@ -119,8 +123,10 @@ def _bilinear_2tap(
                 num[r, j] = (va if oka else 0.0) * wx0[j] + (vb if okb else 0.0) * wx1[j]
                 den[r, j] = (1.0 if oka else 0.0) * wx0[j] + (1.0 if okb else 0.0) * wx1[j]
         for i in range(ny):
-            if not in_y[i]:
+            if not (in_y[i] and want[i].any()):
                 out[t, i, :] = np.nan
+                if track:
+                    _update_extremes(out[t, i], lo[i], hi[i], first and t == 0)
                 continue
             p, q = wy0[i], wy1[i]
             na, nb, da, db = num[y0[i]], num[y1[i]], den[y0[i]], den[y1[i]]
@@ -128,8 +134,8 @@ def _bilinear_2tap(
             for j in range(nx):
                 w = p * da[j] + q * db[j]
                 value = (p * na[j] + q * nb[j]) / w
-                # no weight left, or beyond the source's extent: NaN
-                row[j] = value if (in_x[j] & (w > 1e-12)) else np.nan
+                # no weight left, beyond the source's extent or not wanted: NaN
+                row[j] = value if (in_x[j] & want[i, j] & (w > 1e-12)) else np.nan
             if track:
                 _update_extremes(out[t, i], lo[i], hi[i], first and t == 0)
 
@@ -219,12 +225,14 @@ def regrid_to_cells(
     tile: TileKey,
     dtype: str = "float32",
     extremes: np.ndarray | None = None,
+    where: np.ndarray | None = None,
 ) -> np.ndarray:
     """Regrid ``values[..., lat, lon]`` onto the tile's 30″ cells → ``(ny, nx, ...)`` of ``dtype``.
 
     ``resampling`` is the source's (``bilinear``, ``nearest``, ``mode``); integer values (classes)
     are never interpolated: ``mode`` or ``nearest``, no data 0. ``extremes`` (``(ny, nx, 2)``),
-    if given, receives each cell's min and max over the leading steps (NaN if any is NaN).
+    if given, receives each cell's min and max over the leading steps (NaN if any is NaN);
+    ``where`` (``(ny, nx)`` bool), if given, names the cells wanted: the others are NaN.
     """
     lat, lon = tile.latitudes(), tile.longitudes()
     integer = np.issubdtype(values.dtype, np.integer)
@@ -233,8 +241,10 @@ def regrid_to_cells(
     if resampling == "nearest" or integer:
         fill = 0 if integer else np.nan
         out = nearest(values, src_lat, src_lon, lat, lon, fill=fill).astype(dtype)
+        if where is not None:
+            out[~np.asarray(where, bool)] = fill
         if extremes is not None:
             extremes[..., 0], extremes[..., 1] = out.min(axis=-1), out.max(axis=-1)
         return out
     return bilinear(values, src_lat, src_lon, lat, lon, dtype=np.dtype(dtype).type,
-                    extremes=extremes)
+                    extremes=extremes, where=where)

@@ -242,3 +242,20 @@ def test_extremes_are_the_min_and_max_of_the_output(
     np.testing.assert_array_equal(ext[..., 0], out.min(axis=-1))
     np.testing.assert_array_equal(ext[..., 1], out.max(axis=-1))
     assert np.isnan(ext).any() and np.isfinite(ext).mean() > 0.5
+
+
+@pytest.mark.parametrize("resampling", ["bilinear", "nearest"])
+def test_cells_not_wanted_are_nan_and_the_others_unchanged(resampling: str) -> None:
+    from gsocseq.cube.regrid import regrid_to_cells
+
+    lat, lon = _src(1 / 24)
+    stack = np.random.default_rng(8).normal(size=(12, lat.size, lon.size))
+    where = np.zeros((60, 60), bool)
+    where[5:40, 10:50] = True
+    where[50, 3] = True  # a row with one wanted cell
+    ext = np.empty((60, 60, 2), np.float32)
+    full = regrid_to_cells(resampling, stack, lat, lon, TILE)
+    part = regrid_to_cells(resampling, stack, lat, lon, TILE, extremes=ext, where=where)
+    assert np.isnan(part[~where]).all() and np.isnan(ext[~where]).all()
+    np.testing.assert_array_equal(part[where], full[where])
+    np.testing.assert_array_equal(ext[where][:, 0], full[where].min(axis=-1))
