@@ -259,3 +259,23 @@ def test_cells_not_wanted_are_nan_and_the_others_unchanged(resampling: str) -> N
     assert np.isnan(part[~where]).all() and np.isnan(ext[~where]).all()
     np.testing.assert_array_equal(part[where], full[where])
     np.testing.assert_array_equal(ext[where][:, 0], full[where].min(axis=-1))
+
+
+def test_numpy_and_compiled_paths_give_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Short stacks (NumPy) and long ones (numba loop) share one arithmetic: identical bytes."""
+    lat, lon = _src(1 / 24, pad=1)
+    lat = lat[:-3]  # the extent ends inside the tile
+    stack = np.random.default_rng(9).normal(3.0, 9.0, size=(30, lat.size, lon.size))
+    stack[4:8, 2:5, 3:6] = np.nan
+    where = np.ones((60, 60), bool)
+    where[10:20, :7] = False
+    runs = []
+    for threshold in (1, 10**6):  # everything compiled, then everything NumPy
+        monkeypatch.setattr(regrid, "COMPILED_MIN_STEPS", threshold)
+        ext = np.empty((60, 60, 2), np.float32)
+        out = bilinear(stack, lat, lon, TILE.latitudes(), TILE.longitudes(), extremes=ext,
+                       where=where)
+        runs.append((out.tobytes(), ext))
+    assert runs[0][0] == runs[1][0]
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    assert np.isnan(np.frombuffer(runs[0][0], np.float32)).any()
