@@ -398,16 +398,27 @@ class ClimateStore:
 
     def read_tile(self, tile: TileKey) -> dict[str, np.ndarray]:
         """Return ``tmp`` degC, ``prec``/``pet`` mm/month as (ny, nx, 480) float32 on the tile."""
+        return self.regrid_tile(tile)[0]
+
+    def regrid_tile(
+        self, tile: TileKey, wanted: np.ndarray | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Return :meth:`read_tile`'s fields and each cell's (min, max) of them, ``(ny, nx, 2)``.
+
+        The extremes (NaN where any month is NaN; degC, mm/month) come from the regridding pass;
+        cells where ``wanted`` ((ny, nx) bool) is False are NaN, not interpolated.
+        """
         raw, lat, lon = self.native(tile)
         units = {k: p.units for k, p in self.packing.items()}
         adapter = ADAPTERS[self.spec.kind]
         where = f"source {self.spec.name!r} ({self.spec.kind}) at {self.spec.url}"
         fields = adapter.combine(raw, units, where, YEARS)  # type: ignore[attr-defined]
-        return {
-            name: regrid_to_cells(self.spec.resampling, fields[name], lat, lon, tile)
-            for name in ("tmp", "prec", "pet")
-        }
-
+        out, extremes = {}, {}
+        for name in ("tmp", "prec", "pet"):
+            extremes[name] = np.empty((tile.size, tile.size, 2), np.float32)
+            out[name] = regrid_to_cells(self.spec.resampling, fields[name], lat, lon, tile,
+                                        extremes=extremes[name], where=wanted)
+        return out, extremes
 
     def add_climate(self, arrays: dict[str, np.ndarray], tile: TileKey) -> dict[str, np.ndarray]:
         """Add the tile's regridded climate to its static arrays and complete the reason codes.
@@ -417,28 +428,19 @@ class ClimateStore:
         it stored 30″ climate, so they are the same codes; climate outside the region is NaN.
         """
         out = dict(arrays)
-        out.update(self.read_tile(tile))
         stored = out["reason"]
         inside = stored != Reason.OUTSIDE_REGION
+        climate, extremes = self.regrid_tile(tile, wanted=inside)  # NaN outside the region
+        out.update(climate)
         fields = {k: out[k] for k in ("soc", "clay", "cover")}
-        fields.update({k: _extremes(out[k]) for k in ("tmp", "prec", "pet")})
+        # (min, max) per cell: reason_codes gives the same codes for these two values as for the
+        # whole series (a NaN or ±inf makes the cell missing, else the extremes decide the range)
+        fields.update(extremes)
         full = reason_codes(inside, out["land_use"], fields)
         # codes the cube build refines (e.g. NO_VALID_NDVI for missing cover) are kept as stored
         keep = ~np.isin(stored, np.array(_MASK_CODES, dtype=stored.dtype))
         out["reason"] = np.where(keep, stored, full).astype(stored.dtype)
-        for name in ("tmp", "prec", "pet"):
-            out[name][~inside] = np.nan
         return out
-
-
-def _extremes(series: np.ndarray) -> np.ndarray:
-    """Return each cell's (min, max) over its series: ``(ny, nx, 2)``, NaN where any value is NaN.
-
-    :func:`gsocseq.cube.mask.reason_codes` gives the same codes for these two values as for the
-    whole series (a NaN or ±inf makes the cell missing, else the extremes decide the range), in
-    two passes over the months instead of six.
-    """
-    return np.stack([series.min(axis=-1), series.max(axis=-1)], axis=-1)
 
 
 #: Codes :func:`gsocseq.cube.mask.reason_codes` assigns (recomputed here with the climate).

@@ -9,11 +9,9 @@ carried along and moved last: output ``(ny, nx, ...)``.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import TYPE_CHECKING
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 if TYPE_CHECKING:
     from gsocseq.cube.grid import TileKey
@@ -32,25 +30,22 @@ def _axis(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     return i0, pos - i0, inside
 
 
-#: Leading-axis steps interpolated at once (bounds float64 temporaries: 24 × 240² × 8 B ≈ 11 MB).
+#: Leading-axis steps interpolated at once (bounds the float64 temporaries to 24 × a window).
 BLOCK: int = 24
+#: Stacks of at least this many steps (monthly climate) use the compiled loop, fewer NumPy.
+COMPILED_MIN_STEPS: int = 24
 
 
-@cache
-def _blas() -> ThreadpoolController:
-    """Return the process's BLAS thread pools (found once: the library scan costs ~10 ms)."""
-    return ThreadpoolController()
+def _taps(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Return the two source indices and weights of each target on one axis, and its inside flags.
 
-
-def _weights(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Dense 1-D linear-interpolation matrix (n_dst, n_src) and the inside-extent flags."""
+    ``(i0, i1, w0, w1, inside)`` with ``w0 = 1 − frac``, ``w1 = frac``; a one-cell axis has
+    ``i1 = i0`` and ``w1 = 0`` (the second tap adds an exact zero).
+    """
     i0, frac, inside = _axis(np.asarray(src, float), np.asarray(dst, float))
-    w = np.zeros((dst.size, src.size))
-    rows = np.arange(dst.size)
-    np.add.at(w, (rows, i0), 1.0 - frac)
-    if src.size > 1:
-        np.add.at(w, (rows, i0 + 1), frac)
-    return w, inside
+    i1 = np.minimum(i0 + 1, max(src.size - 1, 0))
+    w1 = frac if src.size > 1 else np.zeros(dst.size)
+    return i0, i1, 1.0 - frac, np.ascontiguousarray(w1, dtype=float), inside
 
 
 def bilinear(
@@ -60,50 +55,79 @@ def bilinear(
     dst_lat: np.ndarray,
     dst_lon: np.ndarray,
     dtype: type = np.float32,
+    extremes: np.ndarray | None = None,
+    where: np.ndarray | None = None,
 ) -> np.ndarray:
     """Interpolate ``values[..., lat, lon]`` bilinearly to (dst_lat × dst_lon) → ``(ny, nx, ...)``.
 
-    Separable form ``Wy · V · Wxᵀ`` (two BLAS products per step) with nodata renormalisation
-    ``Wy · (V·ok) · Wxᵀ / Wy · ok · Wxᵀ``; a 3-D input is processed :data:`BLOCK` steps at a time.
-    The products run on one BLAS thread: they are small (a tile × its source window), and a
-    threaded BLAS on a busy machine spends 10–50× their time synchronising its threads (dask
-    workers already run one BLAS thread; this makes threads and synchronous runs do the same).
+    Units are those of ``values``. Each target is ``Σ w·v / Σ w`` over its finite 2 × 2 source
+    neighbours, ``w = wy·wx`` (nodata weights dropped, the rest renormalised; NaN where no weight
+    is left or beyond the source's extent), summed separably in float64: along longitude for each
+    source row of the window, then along latitude. Two taps per axis, no BLAS: the bytes do not
+    depend on :data:`BLOCK`, threads or the machine's BLAS kernel (the dense ``Wy · V · Wxᵀ`` it
+    replaced agrees to ~1e-15 of the values' magnitude).
+
+    ``extremes``, an optional ``(ny, nx, 2)`` array of ``dtype``, receives each target's min and
+    max over the steps (NaN where any step is NaN: ``out.min(-1)``, ``out.max(-1)``), found in
+    the same pass instead of two more over the output. ``where`` (``(ny, nx)`` bool), if given,
+    names the targets wanted: the others are NaN.
     """
     lead = values.shape[:-2]
     ny, nx = dst_lat.size, dst_lon.size
     if values.shape[-2] == 0 or values.shape[-1] == 0:
         return np.full((ny, nx, *lead), np.nan, dtype)
-    wy, in_y = _weights(np.asarray(src_lat), np.asarray(dst_lat))
-    wx, in_x = _weights(np.asarray(src_lon), np.asarray(dst_lon))
-    outside = ~(in_y[:, None] & in_x[None, :])
+    y0, y1, wy0, wy1, in_y = _taps(np.asarray(src_lat), np.asarray(dst_lat))
+    x0, x1, wx0, wx1, in_x = _taps(np.asarray(src_lon), np.asarray(dst_lon))
     stack = np.asarray(values).reshape(-1, *values.shape[-2:])
-    # filled step-major (each block's result is contiguous), returned as an (ny, nx, steps) view:
+    # filled step-major (each step's result is contiguous), returned as an (ny, nx, steps) view:
     # callers that want one pixel's series per row, or months × pixels, read it without a copy
     out = np.empty((stack.shape[0], ny, nx), dtype)
-    with _blas().limit(limits=1, user_api="blas"):
-        _bilinear_blocks(stack, wy, wx, outside, out)
+    want = np.ones((ny, nx), bool) if where is None else np.asarray(where, bool)
+    taps = (y0, y1, wy0, wy1, in_y, x0, x1, wx0, wx1, in_x, want)
+    if stack.shape[0] < COMPILED_MIN_STEPS:
+        for t0 in range(0, stack.shape[0], BLOCK):
+            block = np.asarray(stack[t0 : t0 + BLOCK], dtype=np.float64)
+            _bilinear_numpy(block, *taps, out[t0 : t0 + BLOCK])
+        if extremes is not None:
+            extremes[..., 0], extremes[..., 1] = out.min(axis=0), out.max(axis=0)
+    else:
+        from gsocseq.cube._regrid_kernel import bilinear_2tap
+
+        track = extremes is not None
+        lo = np.empty((ny, nx) if track else (0, 0), dtype)
+        hi = np.empty_like(lo)
+        for t0 in range(0, stack.shape[0], BLOCK):
+            block = np.ascontiguousarray(stack[t0 : t0 + BLOCK], dtype=np.float64)
+            bilinear_2tap(block, *taps, out[t0 : t0 + BLOCK], lo, hi, track, t0 == 0)
+        if extremes is not None:
+            extremes[..., 0], extremes[..., 1] = lo, hi
     return np.moveaxis(out, 0, -1).reshape(ny, nx, *lead)
 
 
-def _bilinear_blocks(
-    stack: np.ndarray, wy: np.ndarray, wx: np.ndarray, outside: np.ndarray, out: np.ndarray
+def _bilinear_numpy(
+    v: np.ndarray, y0: np.ndarray, y1: np.ndarray, wy0: np.ndarray, wy1: np.ndarray,
+    in_y: np.ndarray, x0: np.ndarray, x1: np.ndarray, wx0: np.ndarray, wx1: np.ndarray,
+    in_x: np.ndarray, want: np.ndarray, out: np.ndarray,
 ) -> None:
-    """Fill ``out`` (steps, ny, nx) from ``stack`` (steps, lat, lon), :data:`BLOCK` steps at a time."""
-    prev_ok: np.ndarray | None = None
-    den = bad = np.empty(0)
-    for t0 in range(0, stack.shape[0], BLOCK):
-        v = stack[t0 : t0 + BLOCK].astype(np.float64)
-        ok = np.isfinite(v)
-        num = wy @ np.where(ok, v, 0.0) @ wx.T
-        if prev_ok is None or not np.array_equal(ok, prev_ok):
-            # the same nodata pattern gives the same weights: computed once, bit for bit the same
-            den = wy @ ok.astype(np.float64) @ wx.T
-            bad = (den <= 1e-12) | outside  # no weight left, or beyond the source's extent
-            den[bad] = 1.0
-            prev_ok = ok
-        num /= den
-        num[bad] = np.nan
-        out[t0 : t0 + BLOCK] = num
+    """Fill ``out`` (steps, ny, nx) from ``v`` (steps, lat, lon) float64 with NumPy.
+
+    The same operations in the same order as the compiled loop
+    (:func:`gsocseq.cube._regrid_kernel.bilinear_2tap`), so the same bytes; used for stacks of
+    fewer than :data:`COMPILED_MIN_STEPS` steps (the cube build's static layers and 12-month
+    cover), where it avoids loading numba in the process (≈ 0.5 CPU-s per worker).
+    """
+    va, vb = v[:, :, x0], v[:, :, x1]
+    oka, okb = np.isfinite(va), np.isfinite(vb)
+    num = np.where(oka, va, 0.0) * wx0 + np.where(okb, vb, 0.0) * wx1
+    den = oka * wx0 + okb * wx1
+    p, q = wy0[:, None], wy1[:, None]
+    w = p * den[:, y0] + q * den[:, y1]
+    value = p * num[:, y0] + q * num[:, y1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value /= w
+    # no weight left, beyond the source's extent or not wanted: NaN
+    value[~(in_y[:, None] & in_x[None, :] & want) | (w <= 1e-12)] = np.nan
+    out[...] = value
 
 
 def nearest(
@@ -173,11 +197,15 @@ def regrid_to_cells(
     src_lon: np.ndarray,
     tile: TileKey,
     dtype: str = "float32",
+    extremes: np.ndarray | None = None,
+    where: np.ndarray | None = None,
 ) -> np.ndarray:
     """Regrid ``values[..., lat, lon]`` onto the tile's 30″ cells → ``(ny, nx, ...)`` of ``dtype``.
 
     ``resampling`` is the source's (``bilinear``, ``nearest``, ``mode``); integer values (classes)
-    are never interpolated: ``mode`` or ``nearest``, no data 0.
+    are never interpolated: ``mode`` or ``nearest``, no data 0. ``extremes`` (``(ny, nx, 2)``),
+    if given, receives each cell's min and max over the leading steps (NaN if any is NaN);
+    ``where`` (``(ny, nx)`` bool), if given, names the cells wanted: the others are NaN.
     """
     lat, lon = tile.latitudes(), tile.longitudes()
     integer = np.issubdtype(values.dtype, np.integer)
@@ -185,5 +213,11 @@ def regrid_to_cells(
         return mode(values, src_lat, src_lon, lat, lon, fill=0).astype(dtype)
     if resampling == "nearest" or integer:
         fill = 0 if integer else np.nan
-        return nearest(values, src_lat, src_lon, lat, lon, fill=fill).astype(dtype)
-    return bilinear(values, src_lat, src_lon, lat, lon, dtype=np.dtype(dtype).type)
+        out = nearest(values, src_lat, src_lon, lat, lon, fill=fill).astype(dtype)
+        if where is not None:
+            out[~np.asarray(where, bool)] = fill
+        if extremes is not None:
+            extremes[..., 0], extremes[..., 1] = out.min(axis=-1), out.max(axis=-1)
+        return out
+    return bilinear(values, src_lat, src_lon, lat, lon, dtype=np.dtype(dtype).type,
+                    extremes=extremes, where=where)

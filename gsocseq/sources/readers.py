@@ -490,22 +490,28 @@ class NcGrid:
 class _H5Variable:
     """The part of an xarray variable the readers use, over an h5py dataset (no data read)."""
 
-    def __init__(self, h5: Any, name: str) -> None:
-        self._var = h5[name]
-        dims = []
-        for i, dim in enumerate(self._var.dims):
-            labels = [d.name.rsplit("/", 1)[-1] for d in dim.values()] if len(dim) else []
-            dims.append(labels[0] if labels else (dim.label or f"phony_dim_{i}"))
-        self.dims = tuple(dims)
-        self.dtype = self._var.dtype
-        self.shape = self._var.shape
-        self._attrs: dict[str, Any] | None = None
+    def __init__(self, var: Any) -> None:
+        self._var = var
+        self.dtype = var.dtype
+        self.shape = var.shape
+        self._dims: tuple[str, ...] | None = None
+        self._attrs: Mapping[str, Any] | None = None
 
     @property
-    def attrs(self) -> dict[str, Any]:
-        if self._attrs is None:  # HDF5 dimension-scale bookkeeping is skipped, never decoded
-            a = self._var.attrs
-            self._attrs = {k: a[k] for k in a if k not in _H5_INTERNAL}
+    def dims(self) -> tuple[str, ...]:
+        """Dimension names, from the HDF5 dimension scales (resolved on first use: ≈ 1 ms each)."""
+        if self._dims is None:
+            dims = []
+            for i, dim in enumerate(self._var.dims):
+                labels = [d.name.rsplit("/", 1)[-1] for d in dim.values()] if len(dim) else []
+                dims.append(labels[0] if labels else (dim.label or f"phony_dim_{i}"))
+            self._dims = tuple(dims)
+        return self._dims
+
+    @property
+    def attrs(self) -> Mapping[str, Any]:
+        if self._attrs is None:
+            self._attrs = _H5Attrs(self._var.attrs)
         return self._attrs
 
     @property
@@ -524,10 +530,38 @@ class _H5Variable:
         else:
             out = np.asarray(self._var[key])
         view = object.__new__(_H5Variable)
-        view.dims, view.dtype, view.shape = self.dims, self.dtype, out.shape
+        view._dims, view.dtype, view.shape = self.dims, self.dtype, out.shape
         view._attrs = self.attrs
         view._var = out
         return view
+
+
+class _H5Attrs(Mapping[str, Any]):
+    """An HDF5 object's attributes, each decoded when first asked for (≈ 0.15 ms each).
+
+    A grid needs 5 of a variable's often 10+ attributes; HDF5 dimension-scale bookkeeping
+    (:data:`_H5_INTERNAL`) is hidden, never decoded.
+    """
+
+    def __init__(self, attrs: Any) -> None:
+        self._h5 = attrs
+        self._seen: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._seen:
+            if key in _H5_INTERNAL:
+                raise KeyError(key)
+            self._seen[key] = self._h5[key]  # KeyError when absent
+        return self._seen[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._seen or (key not in _H5_INTERNAL and key in self._h5)
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k in self._h5 if k not in _H5_INTERNAL)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 class _H5Dataset:
@@ -539,15 +573,16 @@ class _H5Dataset:
     """
 
     def __init__(self, h5: Any) -> None:
-        self._h5 = h5
-        self.variables = [k for k in h5 if hasattr(h5[k], "dtype")]
+        members = {k: h5[k] for k in h5}  # one lookup per member (each builds h5py objects)
+        self._vars = {k: _H5Variable(v) for k, v in members.items() if hasattr(v, "dtype")}
+        self.variables = list(self._vars)
         self.data_vars = self.variables
 
     def __getitem__(self, name: str) -> _H5Variable:
-        return _H5Variable(self._h5, name)
+        return self._vars[name]  # the same object each time: its dims and attrs read once
 
     def __contains__(self, name: str) -> bool:
-        return name in self.variables
+        return name in self._vars
 
 
 _H5_INTERNAL = ("DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME", "_Netcdf4Dimid",
