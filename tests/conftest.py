@@ -228,24 +228,3 @@ def prefect_server() -> Iterator[PrefectServer]:
     home = Path(tempfile.mkdtemp(prefix="gsocseq-prefect-home-"))
     with prefect_server_process(home) as server:
         yield server
-
-
-# ------------------------------------------------------------------ exit of the pytest process
-# Known issue (session 3, open): the pytest process of the whole suite segfaults AFTER its summary,
-# during interpreter finalisation (GDAL handles torn down late; a child CLI process no longer does:
-# tests/sources/test_raster_cache_exit.py). Until it is found, the session ends with os._exit and
-# pytest's own exit status, so a crash in finalisation cannot turn a green suite red or hide a red one.
-_EXIT_STATUS: list[int] = [0]
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    _EXIT_STATUS[0] = int(exitstatus)
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_unconfigure(config: pytest.Config) -> None:
-    import sys
-
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(_EXIT_STATUS[0])

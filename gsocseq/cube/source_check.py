@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import rasterio
 
+from gsocseq.gdal_paths import raster
 from gsocseq.sources.readers import Bounds, netcdf_grid, open_netcdf, same_crs
 from gsocseq.sources.spec import SourcesConfig, SourceSpec, options_for
 from gsocseq.storage import filesystem
@@ -101,8 +102,7 @@ def _check_raster(
     spec: SourceSpec, url: str, so: Mapping[str, Any], region: Bounds | None,
     lines: list[str], problems: list[Problem],
 ) -> float:
-    fs, _ = filesystem(url, so)
-    with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"), rasterio.open(url, opener=fs) as src:
+    with raster(url, so) as src:
         declared = rasterio.crs.CRS.from_user_input(spec.crs)
         crs = src.crs.to_string() if src.crs else "none"
         lines.append(f"  {src.driver} {src.width}×{src.height}, {src.count} band(s) "

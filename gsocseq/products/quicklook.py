@@ -15,18 +15,16 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import fsspec
 import numpy as np
-import rasterio
 from matplotlib import rc_context
 from matplotlib.colors import Colormap, Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.patheffects import withStroke
 from matplotlib.ticker import MaxNLocator
 from rasterio.enums import Resampling
-from rasterio.session import DummySession
 
 from gsocseq.errors import InputValidationError
+from gsocseq.gdal_paths import raster
 from gsocseq.storage import exists, put_bytes
 from gsocseq.vocabulary import LAYERS, MONTECARLO_LAYERS, QUALITY_LAYERS
 
@@ -227,8 +225,7 @@ def read_preview(
     GDAL reads the internal overview that fits (averaged when the COG was written), so the bytes
     read do not grow with the region. Values float64 in the layer's units, NaN = nodata.
     """
-    fs, path = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
-    with rasterio.Env(session=DummySession()), rasterio.open(url, opener=fs) as src:
+    with raster(url, storage_options) as src:
         step = max(1, math.ceil(max(src.width, src.height) / max_cells))
         shape = (max(1, math.ceil(src.height / step)), max(1, math.ceil(src.width / step)))
         data = src.read(1, out_shape=shape, resampling=Resampling.average, masked=True)

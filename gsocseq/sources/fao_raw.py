@@ -43,6 +43,7 @@ from rasterio.crs import CRS
 from rasterio.io import MemoryFile
 
 from gsocseq.errors import GridMismatchError, InputValidationError, SourceError
+from gsocseq.gdal_paths import raster
 from gsocseq.sources.spec import SourcesConfig, load_sources
 from gsocseq.storage import filesystem
 from gsocseq.vocabulary import PERIODS
@@ -162,9 +163,8 @@ class Raster:
 
 def read_raster(url: str, storage_options: Mapping[str, Any] | None = None) -> Raster:
     """Read every band of an EPSG:4326 raster; another CRS raises :class:`GridMismatchError`."""
-    fs, _ = filesystem(url, storage_options)
     try:
-        with rasterio.open(url, opener=fs) as src:
+        with raster(url, storage_options) as src:
             if src.crs is None or src.crs != CRS.from_epsg(4326):
                 raise GridMismatchError(f"raster {url}: CRS is {src.crs}; expected EPSG:4326")
             return Raster(src.read(), src.transform, src.nodata, tuple(src.descriptions))

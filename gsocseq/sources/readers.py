@@ -1,10 +1,11 @@
-"""Windowed readers for rasters (GeoTIFF/COG/VRT) and netCDF (3 or 4, gzipped or not) via fsspec.
+"""Windowed readers for rasters (GeoTIFF/COG/VRT, through GDAL) and netCDF (3 or 4, gzipped or not).
 
 Every read takes only the window covering ``bounds`` (plus a margin of native cells for
 interpolation) and returns an :class:`xarray.DataArray` with dims ``(..., latitude, longitude)``,
 cell-centre coordinates, nodata as NaN and the file's own metadata in ``attrs``. Rasters stay open
 per worker process (:class:`RasterCache`): a VRT is opened once per run, and GDAL's block cache
-keeps each block read once. Errors name the source, the URL and what was wrong.
+keeps each block read once. Rasters are read by GDAL's own virtual file systems
+(:mod:`gsocseq.gdal_paths`). Errors name the source, the URL and what was wrong.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window, from_bounds
 
 from gsocseq.errors import GridMismatchError, SourceError
+from gsocseq.gdal_paths import clear_http_cache, gdal_env, gdal_source, open_raster
 from gsocseq.storage import filesystem
 
 T = TypeVar("T")
@@ -48,9 +50,6 @@ RASTER_CACHE_BYTES: int = int(os.environ.get("GSOCSEQ_RASTER_CACHE_BYTES", 512 *
 #: Rasters kept open per process (least recently used closed first); environment
 #: ``GSOCSEQ_OPEN_RASTERS`` overrides it, 0 opens and closes the file on every read.
 OPEN_RASTERS: int = int(os.environ.get("GSOCSEQ_OPEN_RASTERS", 64))
-
-_GDAL_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
-
 
 @dataclass
 class _Entry:
@@ -76,12 +75,14 @@ class RasterCache:
     A tile read borrows the open dataset under its lock, so a VRT and its sub-tiles are opened once
     per run instead of once per tile × layer, and GDAL's block cache (:data:`RASTER_CACHE_BYTES`)
     serves blocks neighbouring tiles share. At most ``size`` rasters stay open (least recently used
-    closed first); a failed read drops its dataset, so the next read reopens it. Closed at process
-    exit (a dask worker's teardown) or by :meth:`clear`.
+    closed first); a failed read drops its dataset and GDAL's HTTP cache, so the next read reopens
+    it and asks the server again. Closed at process exit (a dask worker's teardown) or by
+    :meth:`clear`, which also forgets GDAL's HTTP cache (a new run sees the files as they are now).
 
-    Every use of a cached dataset runs on one thread per process (:meth:`call`): rasterio's fsspec
-    opener keeps its registry and open files in that thread's context, so a VRT opened by one dask
-    thread cannot open its sub-tiles, or be closed, from another.
+    Every use of a cached dataset runs on one thread per process (:meth:`call`), inside the GDAL
+    configuration of its URL (a VRT opens its members while it reads): GDAL handles are not shared
+    between threads, and rasterio's fsspec opener (protocols GDAL does not read itself) keeps its
+    open files in the opening thread's context.
     """
 
     def __init__(self, size: int = OPEN_RASTERS) -> None:
@@ -115,9 +116,10 @@ class RasterCache:
         for old in evict:
             with old.lock:
                 old.close()
-        with entry.lock:
+        source = gdal_source(url, storage_options)
+        with entry.lock, gdal_env(source):
             if entry.dataset is None or entry.dataset.closed:
-                entry.dataset = _open_raster(url, storage_options)
+                entry.dataset = open_raster(source)
                 self.opens += 1
             try:
                 yield entry.dataset
@@ -133,6 +135,7 @@ class RasterCache:
             if self._entries.get(key) is entry:
                 del self._entries[key]
         entry.evicted = True
+        clear_http_cache()  # GDAL remembers a failed answer: the next open must ask again
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(*args, **kwargs)`` on the raster thread of this process; return its result."""
@@ -160,12 +163,7 @@ class RasterCache:
             entry.evicted = True
             with entry.lock:
                 entry.close()
-
-
-def _open_raster(url: str, storage_options: Mapping[str, Any] | None) -> Any:
-    fs, _ = filesystem(url, storage_options)
-    with rasterio.Env(**_GDAL_ENV):
-        return rasterio.open(url, opener=fs)
+        clear_http_cache()
 
 
 #: The worker process's open rasters (see :class:`RasterCache`).
@@ -244,7 +242,8 @@ def _read_raster(
     except (GridMismatchError, SourceError):
         raise
     except (rasterio.errors.RasterioIOError, FileNotFoundError, OSError) as exc:
-        raise SourceError(f"{where}: cannot open raster: {exc}") from exc
+        cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
+        raise SourceError(f"{where}: cannot open or read raster: {exc}{cause}") from exc
 
 
 def _set_gdal_cache() -> None:

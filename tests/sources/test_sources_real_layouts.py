@@ -315,18 +315,24 @@ def test_soilgrids_vrt_opened_once_per_worker_not_per_tile_and_layer(tmp_path: P
     size = sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
     windows = [(-64.3 + 0.1 * i, -34.4, -64.2 + 0.1 * i, -34.1) for i in range(5)]
 
-    def read_all(url: str, threads: int = 1) -> list[np.ndarray]:
+    def read_all(url: str, threads: int = 1, fresh: bool = False) -> list[np.ndarray]:
         spec = SourceSpec(name="clay", kind="soilgrids", units="g/kg", crs="ESRI:54052",
                           url=f"{url}/clay_{{depth}}_mean.vrt", nodata=-32768,
                           layers=("0-5cm", "5-15cm", "15-30cm"))
+
+        def read(w: tuple[float, float, float, float]) -> np.ndarray:
+            if fresh:  # nothing kept open, nothing in GDAL's HTTP cache
+                RASTERS.clear()
+            return read_source(spec, w)["clay"].values
+
         with ThreadPoolExecutor(threads) as pool:  # dask threads share the open datasets
-            return list(pool.map(lambda w: read_source(spec, w)["clay"].values, windows))
+            return list(pool.map(read, windows))
 
     kept = RASTERS.size
     try:
         RASTERS.size = 0  # baseline: every read opens the VRT (and its sub-tiles) again
         with RangeServer(tmp_path) as http:
-            want = read_all(http.url)
+            want = read_all(http.url, fresh=True)
             per_open = http.requests["/clay_0-5cm_mean.vrt"] // len(windows)
             base_vrt = {k: v for k, v in http.requests.items() if k.endswith(".vrt")}
             base_bytes = sum(http.bytes_sent.values())
