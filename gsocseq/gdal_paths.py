@@ -25,7 +25,8 @@ from gsocseq.storage import filesystem
 
 __all__ = [
     "GDAL_READ_OPTIONS", "HTTP_MAX_RETRY", "HTTP_RETRY_CODES", "HTTP_RETRY_DELAY_S", "GdalSource",
-    "clear_http_cache", "gdal_env", "gdal_source", "open_raster", "raster",
+    "clear_http_cache", "gdal_env", "gdal_source", "open_raster", "raster", "s3_options",
+    "s3_session_options",
 ]
 
 HTTP_MAX_RETRY: int = 3
@@ -78,12 +79,18 @@ def gdal_source(url: str, storage_options: Mapping[str, Any] | None = None) -> G
     if scheme in _HTTP:
         return GdalSource(url, f"/vsicurl/{url}")
     if scheme in _S3:
-        return GdalSource(url, f"/vsis3/{url.split('://', 1)[1]}", _s3_options(storage_options or {}))
+        return GdalSource(url, f"/vsis3/{url.split('://', 1)[1]}", s3_options(storage_options))
     fs, _ = filesystem(url, storage_options)
     return GdalSource(url, url, opener=fs)
 
 
-def _s3_options(so: Mapping[str, Any]) -> dict[str, str]:
+def s3_options(storage_options: Mapping[str, Any] | None) -> dict[str, str]:
+    """GDAL configuration for ``/vsis3/`` from fsspec S3 ``storage_options`` (see :func:`gdal_source`).
+
+    Credentials included (``AWS_ACCESS_KEY_ID`` …): hand them to GDAL through a session, as
+    :func:`gdal_env` does (``rasterio.Env`` refuses them as plain options).
+    """
+    so = dict(storage_options or {})
     client = dict(so.get("client_kwargs") or {})
     opts: dict[str, str] = {}
     endpoint = so.get("endpoint_url") or client.get("endpoint_url")
@@ -108,6 +115,30 @@ def _s3_options(so: Mapping[str, Any]) -> dict[str, str]:
     if so.get("requester_pays"):
         opts["AWS_REQUEST_PAYER"] = "requester"
     return opts
+
+
+_CREDENTIALS: dict[str, str] = {"AWS_ACCESS_KEY_ID": "aws_access_key_id",
+                                "AWS_SECRET_ACCESS_KEY": "aws_secret_access_key",
+                                "AWS_SESSION_TOKEN": "aws_session_token"}
+"""GDAL's credential options (refused by ``rasterio.Env``) → ``AWSSession`` arguments."""
+
+
+def s3_session_options(
+    storage_options: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """Split :func:`s3_options` for libraries that build their own rasterio session (odc-stac).
+
+    Returns ``(rasterio.session.AWSSession keyword arguments, or None without credentials; the
+    other GDAL options, :data:`GDAL_READ_OPTIONS` included)``.
+    """
+    opts = {**GDAL_READ_OPTIONS, **s3_options(storage_options)}
+    session = {argument: opts.pop(option) for option, argument in _CREDENTIALS.items()
+               if option in opts}
+    if not session:
+        return None, opts
+    if "AWS_S3_ENDPOINT" in opts:
+        session["endpoint_url"] = opts["AWS_S3_ENDPOINT"]
+    return session, opts
 
 
 class _OptionsSession(Session):

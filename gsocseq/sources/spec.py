@@ -264,7 +264,7 @@ def _stac_options(
     An API or catalog on the output's protocol gets the output's options; otherwise, when the output
     is on an object store, its options (endpoint, credentials) go to the asset reads — assets are
     commonly mirrored to the output's store — and only GDAL's object-store settings are taken from
-    them (:func:`gsocseq.sources.stac.gdal_env`); the catalog itself is then read with no options
+    them (:func:`gsocseq.gdal_paths.s3_options`); the catalog itself is then read with no options
     unless it is on an object store too (:class:`gsocseq.sources.stac.FsspecStacIO`).
     """
     if _protocol(out) in OBJECT_STORES:

@@ -26,6 +26,7 @@ from odc.geo.geobox import GeoBox
 from pystac.stac_io import StacIO
 
 from gsocseq.errors import GridMismatchError, InputValidationError, SourceError
+from gsocseq.gdal_paths import raster, s3_session_options
 from gsocseq.sources.spec import SourceSpec
 from gsocseq.vocabulary import RES_DEG, cell_latitudes, cell_longitudes
 
@@ -243,44 +244,6 @@ def stac_inputs(
     }
 
 
-def gdal_env(storage_options: Mapping[str, Any] | None) -> dict[str, str]:
-    """GDAL options that make /vsis3/ reach the endpoint of fsspec options (no credentials)."""
-    so = dict(storage_options or {})
-    env: dict[str, str] = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
-    endpoint = (so.get("client_kwargs") or {}).get("endpoint_url") or so.get("endpoint_url")
-    if endpoint:
-        parts = urlsplit(endpoint)
-        env.update(
-            AWS_S3_ENDPOINT=parts.netloc,
-            AWS_HTTPS="YES" if parts.scheme == "https" else "NO",
-            AWS_VIRTUAL_HOSTING="FALSE",
-        )
-    if so.get("anon"):
-        env["AWS_NO_SIGN_REQUEST"] = "YES"
-    return env
-
-
-def aws_session(storage_options: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """``rasterio.session.AWSSession`` arguments for the credentials of fsspec options, or None.
-
-    Without ``key``/``secret`` GDAL takes credentials from its own environment.
-    """
-    so = dict(storage_options or {})
-    if not (so.get("key") and so.get("secret")):
-        return None
-    return {"aws_access_key_id": so["key"], "aws_secret_access_key": so["secret"],
-            "endpoint_url": gdal_env(so).get("AWS_S3_ENDPOINT")}
-
-
-def rio_env(storage_options: Mapping[str, Any] | None) -> Any:
-    """Return a ``rasterio.Env`` reaching the store of fsspec options (endpoint, credentials)."""
-    from rasterio.session import AWSSession
-
-    kw = aws_session(storage_options)
-    session = AWSSession(**kw) if kw else None
-    return rasterio.Env(session=session, **gdal_env(storage_options))
-
-
 def tile_geobox(bounds: Bounds) -> GeoBox:
     """Return the 30″ EPSG:4326 grid of a tile (``bounds`` on cell edges)."""
     west, south, east, north = bounds
@@ -302,7 +265,7 @@ def check_assets(
         signed = SIGNERS[spec.sign](item).assets[spec.asset].href
         where = f"{_where(spec)}: item {item.id!r} asset {spec.asset!r} ({href})"
         try:
-            with rio_env(storage_options), rasterio.open(signed) as src:
+            with raster(signed, storage_options) as src:
                 crs, dtype = src.crs, src.dtypes[0]
         except rasterio.errors.RasterioIOError as exc:
             message = redact(str(exc).replace(signed, href))
@@ -342,9 +305,8 @@ def load_window(
     """
     import odc.stac
 
-    odc.stac.configure_rio(
-        cloud_defaults=True, aws=aws_session(storage_options), **gdal_env(storage_options)
-    )
+    aws, options = s3_session_options(storage_options)
+    odc.stac.configure_rio(cloud_defaults=True, aws=aws, **options)
     signer = SIGNERS[spec.sign]
     signed = [signer(i) for i in items]
     ds = odc.stac.load(

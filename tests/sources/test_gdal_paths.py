@@ -25,6 +25,7 @@ from gsocseq.gdal_paths import (
     gdal_source,
     open_raster,
     raster,
+    s3_session_options,
 )
 from gsocseq.sources.readers import RASTERS, read_raster_window
 
@@ -144,3 +145,17 @@ def test_http_cache_is_dropped_for_rasterios_gdal(tmp_path: Path) -> None:
         with raster(f"{http.url}/m0.tif") as src:  # a one-off read drops the file's cache first
             src.read(1)
         assert http.requests["/m0.tif"] > seen
+
+
+def test_s3_session_options_split_credentials_from_the_other_gdal_options() -> None:
+    so = {"key": "AK", "secret": "SK", "client_kwargs": {"endpoint_url": "http://127.0.0.1:9000"}}
+    session, options = s3_session_options(so)
+    assert session == {"aws_access_key_id": "AK", "aws_secret_access_key": "SK",
+                       "endpoint_url": "127.0.0.1:9000"}
+    assert not any(k in options for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"))
+    assert options["AWS_S3_ENDPOINT"] == "127.0.0.1:9000" and options["AWS_HTTPS"] == "NO"
+    assert GDAL_READ_OPTIONS.items() <= options.items()
+    with rasterio.Env(session=rasterio.session.AWSSession(**session), **options):
+        pass  # rasterio takes them as given (it refuses AWS keys among plain options)
+    unsigned, opts = s3_session_options({"anon": True})
+    assert unsigned is None and opts["AWS_NO_SIGN_REQUEST"] == "YES"

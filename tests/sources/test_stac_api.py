@@ -21,9 +21,10 @@ from gsocseq.cube.region import resolve_region
 from gsocseq.demo import sources_toml
 from gsocseq.demo_stac import MODIS_R, modis_tiles, write_demo_stac
 from gsocseq.errors import SourceError
+from gsocseq.gdal_paths import gdal_env, gdal_source
 from gsocseq.sources import load_sources
 from gsocseq.sources.spec import parse_sources
-from gsocseq.sources.stac import SIGNERS, check_assets, provenance, rio_env, search_items
+from gsocseq.sources.stac import SIGNERS, check_assets, provenance, search_items
 from gsocseq.vocabulary import Reason
 from tests.conftest import S3Server, free_port
 from tests.stac_server import StacApi, start_stac_api
@@ -63,7 +64,7 @@ def _reference_cover(items: list[pystac.Item], lat: np.ndarray, lon: np.ndarray,
     by_start: dict = {}
     for item in items:
         by_start.setdefault(item.common_metadata.start_datetime, []).append(item)
-    with rio_env(s3.storage_options):
+    with gdal_env(gdal_source("s3://any", s3.storage_options)):
         for start, group in by_start.items():
             raw = np.full(la.shape, -3000, dtype=np.int32)
             for item in group:
