@@ -231,14 +231,6 @@ def demo_world_s3(demo_world: Callable[..., DemoWorld]) -> DemoWorld:
 
 
 @pytest.fixture(scope="session")
-def prefect_server() -> Iterator[PrefectServer]:
-    """A real ``prefect server start`` on a free loopback port (temporary home, SQLite, UI on)."""
-    home = Path(tempfile.mkdtemp(prefix="gsocseq-prefect-home-"))
-    with prefect_server_process(home) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
 def reliability_reference(s3_server: S3Server, demo_world_s3: DemoWorld) -> dict[str, str]:
     """Digest of an uninterrupted synchronous demo run (map version ``rel-ref``, uncertainty off)
     under the shared pipeline prefix: what the reliability tests' faulty runs must equal
@@ -254,6 +246,14 @@ def reliability_reference(s3_server: S3Server, demo_world_s3: DemoWorld) -> dict
     digest = run_digest(config, so)
     assert sum(k.startswith("cog:") for k in digest) == 19 and len(digest) > 19  # no uncertainty
     return digest
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[PrefectServer]:
+    """A real ``prefect server start`` on a free loopback port (temporary home, SQLite, UI on)."""
+    home = Path(tempfile.mkdtemp(prefix="gsocseq-prefect-home-"))
+    with prefect_server_process(home) as server:
+        yield server
 
 
 # ------------------------------------------------------------------ exit of the pytest process
