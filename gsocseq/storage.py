@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -21,7 +22,8 @@ from fsspec.core import url_to_fs
 from gsocseq.errors import StorageError
 
 __all__ = [
-    "S3_MAX_ATTEMPTS", "TILE_ATTEMPTS", "TILE_BACKOFF_S", "StorageError", "call_with_retries",
+    "RETRY_BACKOFF_ENV", "S3_MAX_ATTEMPTS", "TILE_ATTEMPTS", "TILE_BACKOFF_S", "StorageError",
+    "call_with_retries", "retry_backoff_s",
     "dumps", "ensure_parent", "exists", "filesystem", "is_transient", "list_names", "put_bytes",
     "put_file", "read_bytes", "read_json", "remove_temporaries", "with_s3_retries", "write_json",
     "write_json_if_changed",
@@ -38,7 +40,9 @@ S3_MAX_ATTEMPTS: int = 6
 TILE_ATTEMPTS: int = 2
 """Attempts per tile for transient errors (on top of the per-request retries)."""
 TILE_BACKOFF_S: float = 1.0
-"""Wait before the first tile-level retry, s (doubled for each further attempt)."""
+"""Default wait before the first retry, s (doubled for each further attempt); see :func:`retry_backoff_s`."""
+RETRY_BACKOFF_ENV: str = "GSOCSEQ_RETRY_BACKOFF_S"
+"""Environment variable: the back-off of every retry, s (the first wait; :func:`retry_backoff_s`)."""
 
 _FLAT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}
 _PERMANENT: tuple[type[BaseException], ...] = (
@@ -174,6 +178,7 @@ def with_s3_retries(storage_options: dict[str, Any], *urls: str | None) -> dict[
     """
     if not any(u is not None and u.startswith(("s3://", "s3a://")) for u in urls):
         return storage_options
+    _scale_botocore_backoff()
     if "retries" in (storage_options.get("config_kwargs") or {}):
         return storage_options
     out = copy.deepcopy(storage_options)
@@ -207,15 +212,59 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def retry_backoff_s() -> float:
+    """Return the retry back-off, s: ``GSOCSEQ_RETRY_BACKOFF_S`` if set, else :data:`TILE_BACKOFF_S`.
+
+    It is the first wait of a unit retry (:func:`call_with_retries`: tiles, source reads, climate
+    files; doubled for each further attempt) and the scale of botocore's jittered per-request
+    back-off (``rand(0, 1) × 2^(attempt-1)`` s, multiplied by ``value ÷ 1 s``; installed by
+    :func:`with_s3_retries` and at import in every process where the variable is set, dask
+    workers included). Read at each retry: set it in the environment of every process of a run.
+    Raises ``ValueError`` for a value that is not a finite number ≥ 0.
+    """
+    raw = os.environ.get(RETRY_BACKOFF_ENV, "").strip()
+    if not raw:
+        return TILE_BACKOFF_S
+    value = float(raw)
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"{RETRY_BACKOFF_ENV}={raw!r}: a number of seconds >= 0 is needed")
+    return value
+
+
+_BOTOCORE_SCALED: list[bool] = [False]
+
+
+def _scale_botocore_backoff(*, always: bool = True) -> None:
+    """Make botocore's request back-off follow :func:`retry_backoff_s` (once per process).
+
+    botocore has no setting for it: its ``ExponentialBackoff.delay_amount`` is wrapped to multiply
+    the delay by ``retry_backoff_s() / 1 s`` (its first wait is at most 1 s; unset, the factor is
+    1: botocore's own delays). ``always=False`` (at import) only when ``GSOCSEQ_RETRY_BACKOFF_S``
+    is set, so that a process without S3 and without the setting never imports botocore.
+    """
+    if _BOTOCORE_SCALED[0] or not (always or os.environ.get(RETRY_BACKOFF_ENV, "").strip()):
+        return
+    from botocore.retries.standard import ExponentialBackoff
+
+    original = ExponentialBackoff.delay_amount
+
+    def delay_amount(self: Any, context: Any) -> float:
+        return float(original(self, context)) * retry_backoff_s() / TILE_BACKOFF_S
+
+    ExponentialBackoff.delay_amount = delay_amount  # type: ignore[method-assign]
+    _BOTOCORE_SCALED[0] = True
+
+
 def call_with_retries(
     fn: Callable[[], T], *, what: str, attempts: int = TILE_ATTEMPTS,
-    backoff_s: float = TILE_BACKOFF_S,
+    backoff_s: float | None = None,
 ) -> T:
     """Call ``fn`` up to ``attempts`` times while it raises transient errors (see :func:`is_transient`).
 
-    Waits ``backoff_s``, then twice as long, … (s) between attempts; re-raises the last error, and
-    any non-transient error at once.
+    Waits ``backoff_s`` (default :func:`retry_backoff_s`), then twice as long, … (s) between
+    attempts; re-raises the last error, and any non-transient error at once.
     """
+    backoff_s = retry_backoff_s() if backoff_s is None else backoff_s
     for attempt in range(1, attempts + 1):
         try:
             return fn()
@@ -227,3 +276,6 @@ def call_with_retries(
                         what, attempt, attempts, wait, exc)
             time.sleep(wait)
     raise AssertionError("unreachable")
+
+
+_scale_botocore_backoff(always=False)  # every process importing storage (dask workers), if set

@@ -26,6 +26,9 @@ Fixtures
     session. A :class:`DemoWorld` with ``url``, ``sources_url`` (its ``sources.toml``),
     ``storage_options`` and ``tile_size``. Treat it as read-only. ``demo_world_s3`` is
     ``demo_world("s3")`` (``s3://gsocseq-demo-world/world``).
+``reliability_reference`` (session)
+    sha256 of every product of an undisturbed demo run on S3 (``tests/reliability.py``), shared by
+    the reliability tests of ``tests/pipeline`` and ``tests/e2e``.
 ``prefect_server`` (session)
     A real ``prefect server start`` process (:func:`servers.prefect_server_process`), a
     :class:`servers.PrefectServer` with the REST calls the UI makes.
@@ -57,6 +60,11 @@ from servers import PrefectServer, free_port, prefect_server_process
 settings.register_profile("ci", derandomize=True, print_blob=True)
 settings.register_profile("explore", print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "explore"))
+
+# Every retry waits a tenth of the product's default (`GSOCSEQ_RETRY_BACKOFF_S`, README "Reliability"):
+# the same retry paths, less sleep. Set before anything imports gsocseq, inherited by every process
+# the tests start (CLI runs, dask workers, Prefect serve); a developer's own value is kept.
+os.environ.setdefault("GSOCSEQ_RETRY_BACKOFF_S", "0.1")
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -220,6 +228,24 @@ def demo_world(
 def demo_world_s3(demo_world: Callable[..., DemoWorld]) -> DemoWorld:
     """The default demo world (2 × 3 tiles of 60 cells) on the local S3: ``demo_world("s3")``."""
     return demo_world("s3")
+
+
+@pytest.fixture(scope="session")
+def reliability_reference(s3_server: S3Server, demo_world_s3: DemoWorld) -> dict[str, str]:
+    """Digest of an uninterrupted synchronous demo run (map version ``rel-ref``, uncertainty off)
+    under the shared pipeline prefix: what the reliability tests' faulty runs must equal
+    (``tests/reliability.py``; one run for the integration and the command-line tests)."""
+    from reliability import ensure_bucket, make_config, run_digest
+
+    from gsocseq.pipeline import run
+
+    so = s3_server.storage_options
+    ensure_bucket(so)
+    config = make_config(so, demo_world_s3.sources_url, "rel-ref")
+    assert run(config, progress=False).ok
+    digest = run_digest(config, so)
+    assert sum(k.startswith("cog:") for k in digest) == 19 and len(digest) > 19  # no uncertainty
+    return digest
 
 
 @pytest.fixture(scope="session")

@@ -169,7 +169,17 @@ def test_bad_arguments_exit_2(args: list[str], message: str) -> None:
 POINTS = Path(__file__).resolve().parents[2] / "tests" / "data" / "fao-sample" / "ARG_PE" / "points"
 
 
-def test_fao_points_writes_the_three_tables(s3_server: Any, tmp_path: Path) -> None:
+def cli(*args: str) -> Any:
+    """Run a ``gsocseq`` command in this process (click's runner; stderr kept apart): for commands
+    whose own process is not what a test is about (each start imports the scientific stack)."""
+    from click.testing import CliRunner
+
+    from gsocseq.cli import main
+
+    return CliRunner().invoke(main, list(args))
+
+
+def test_fao_points_writes_the_three_tables(tmp_path: Path) -> None:
     import pandas as pd
 
     paths = []
@@ -178,16 +188,16 @@ def test_fao_points_writes_the_three_tables(s3_server: Any, tmp_path: Path) -> N
         pd.read_csv(POINTS / f"points_{phase}_inputs.csv.xz", nrows=3).to_csv(
             path, index=False, na_rep="NA")
         paths.append(str(path))
-    res = gsocseq(s3_server, "fao-points", "--spinup", paths[0], "--warmup", paths[1],
-                  "--forward", paths[2], "--out", str(tmp_path / "out"), timeout=300)
-    assert res.returncode == 0, res.stderr
+    res = cli("fao-points", "--spinup", paths[0], "--warmup", paths[1],
+              "--forward", paths[2], "--out", str(tmp_path / "out"))
+    assert res.exit_code == 0, res.output
     forward = pd.read_csv(tmp_path / "out" / "forward.csv")
     assert len(forward) == 3
     assert "forward:" in res.stdout
 
 
-def test_fao_points_reports_missing_input(s3_server: Any, tmp_path: Path) -> None:
-    res = gsocseq(s3_server, "fao-points", "--spinup", str(tmp_path / "nope.csv"), "--warmup",
-                  str(tmp_path / "w.csv"), "--forward", str(tmp_path / "f.csv"), "--out",
-                  str(tmp_path / "out"), timeout=120)
-    assert res.returncode == 2 and "nope.csv" in res.stderr
+def test_fao_points_reports_missing_input(tmp_path: Path) -> None:
+    res = cli("fao-points", "--spinup", str(tmp_path / "nope.csv"), "--warmup",
+              str(tmp_path / "w.csv"), "--forward", str(tmp_path / "f.csv"), "--out",
+              str(tmp_path / "out"))
+    assert res.exit_code == 2 and "nope.csv" in res.stderr

@@ -137,9 +137,15 @@ def _summary(path: Path) -> dict[str, Any]:
 
 
 def _validate(t: Target) -> None:
-    res = subprocess.run([GSOCSEQ, "validate", t.out], env=t.env, capture_output=True, text=True,
-                         timeout=600, check=False)
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    """``gsocseq validate`` of the output, in this process (click's runner: the runs are the
+    processes under test; the command's own process is tested in ``test_cli.py``)."""
+    from click.testing import CliRunner
+
+    from gsocseq.cli import main
+
+    res = CliRunner().invoke(main, ["validate", t.out, "--storage-options",
+                                    json.dumps(t.storage_options)])
+    assert res.exit_code == 0, res.output[-5000:]
 
 
 # Both orders on file://; on S3 one (the lease code is shared, the order only decides which run

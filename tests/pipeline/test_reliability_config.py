@@ -12,9 +12,17 @@ import aiohttp
 import pytest
 from pydantic import ValidationError
 
+from gsocseq import storage
 from gsocseq.config import RunConfig
 from gsocseq.pipeline import plan_run, run
-from gsocseq.storage import S3_MAX_ATTEMPTS, is_transient, with_s3_retries
+from gsocseq.storage import (
+    RETRY_BACKOFF_ENV,
+    S3_MAX_ATTEMPTS,
+    call_with_retries,
+    is_transient,
+    retry_backoff_s,
+    with_s3_retries,
+)
 
 SECRET = "sEcReT-3c1f0b6e-unique"
 BAD_OUT = ["s3://bucket/runs/../../other-bucket", "s3://bucket/./x", "s3://other@bucket/x",
@@ -74,6 +82,44 @@ def test_s3_runs_get_bounded_request_retries_unless_set() -> None:
     assert with_s3_retries(mine, "s3://b/x") is mine
     assert with_s3_retries({}, "file:///x", None) == {}
     assert RunConfig(region="demo", out="memory://x").storage_options == {}
+
+
+def _waits_of_two_transient_failures(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    waits: list[float] = []
+    monkeypatch.setattr(storage.time, "sleep", waits.append)
+    errors = [ConnectionResetError("reset"), TimeoutError("slow")]
+
+    def flaky() -> str:
+        if errors:
+            raise errors.pop(0)
+        return "ok"
+
+    assert call_with_retries(flaky, what="x", attempts=3) == "ok"
+    return waits
+
+
+def test_retry_backoff_is_a_setting_of_unit_and_request_retries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from botocore.retries.standard import ExponentialBackoff, RetryContext
+
+    # the third attempt of a request: botocore waits rand(0, 1) × 2² s; rand pinned to 1
+    backoff, third = ExponentialBackoff(random=lambda: 1.0), RetryContext(attempt_number=3)
+    with_s3_retries({}, "s3://b/x")  # an S3 run installs the scaling (a no-op when unset)
+    monkeypatch.delenv(RETRY_BACKOFF_ENV, raising=False)
+    assert retry_backoff_s() == 1.0
+    assert _waits_of_two_transient_failures(monkeypatch) == [1.0, 2.0]
+    assert backoff.delay_amount(third) == 4.0  # botocore's own back-off, unscaled
+
+    monkeypatch.setenv(RETRY_BACKOFF_ENV, "0.25")
+    assert retry_backoff_s() == 0.25
+    assert _waits_of_two_transient_failures(monkeypatch) == [0.25, 0.5]
+    assert backoff.delay_amount(third) == 1.0
+    assert call_with_retries(lambda: 1, what="x", backoff_s=3.0) == 1  # explicit value kept
+    for bad in ("-1", "inf", "nan", "soon"):
+        monkeypatch.setenv(RETRY_BACKOFF_ENV, bad)
+        with pytest.raises(ValueError):
+            retry_backoff_s()
 
 
 @pytest.mark.parametrize(("exc", "transient"), [

@@ -21,7 +21,6 @@ from faultproxy import FaultProxy
 from reliability import (
     assert_complete_as_reference,
     assert_nothing_partial,
-    ensure_bucket,
     make_config,
     remove_run,
     run_digest,
@@ -29,21 +28,15 @@ from reliability import (
 
 from gsocseq.pipeline import plan_run, prepare_inputs, publish, run, run_tile
 from gsocseq.pipeline.tile import TileOutcome
-from gsocseq.storage import read_json
+from gsocseq.storage import read_json, retry_backoff_s
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def reference(s3_server: Any, demo_world_s3: Any) -> dict[str, str]:
-    """Digest of an uninterrupted synchronous run (map version ``rel-ref``)."""
-    so = s3_server.storage_options
-    ensure_bucket(so)
-    config = make_config(so, demo_world_s3.sources_url, "rel-ref")
-    assert run(config, progress=False).ok
-    digest = run_digest(config, so)
-    assert sum(k.startswith("cog:") for k in digest) == 19 and len(digest) > 19  # no uncertainty
-    return digest
+@pytest.fixture
+def reference(reliability_reference: dict[str, str]) -> dict[str, str]:
+    """Digest of an uninterrupted synchronous run (map version ``rel-ref``; root conftest)."""
+    return reliability_reference
 
 
 @pytest.fixture
@@ -94,16 +87,20 @@ def test_flaky_and_restarting_endpoint_is_retried_and_changes_no_byte(
     so = s3_server.storage_options
     # of every request, writes included. A run makes ≈ 2500 requests; with the proxy's seeded draws
     # these rates give ≥ 3 errors and ≥ 3 drops from the 1000th request on (≈ 17 and 10 in all):
-    # every retry costs botocore's jittered back-off (≈ 0.5 s), so higher rates only add sleep
+    # every retry costs botocore's jittered back-off (≈ half the back-off setting, 0.1 s in the
+    # tests: conftest), so higher rates only add sleep
     proxy.error_rate, proxy.drop_rate = 0.004, 0.003
+    # the endpoint's outage lasts twice the back-off (the product's defaults: 2 s and 1 s), so the
+    # requests caught in it ride it out on their retries exactly as they would at full scale
+    outage_s = 2 * retry_backoff_s()
     config = make_config(_via(proxy, so), demo_world_s3.sources_url, "rel-flaky")
     remove_run(config, so)
     restarts: list[threading.Timer] = []
 
     def restart_endpoint(outcome: TileOutcome, n_done: int, n_total: int) -> None:
-        if n_done == 2:  # the endpoint goes away for 2 s in the middle of the tiles
+        if n_done == 2:  # the endpoint goes away in the middle of the tiles
             proxy.stop()
-            restarts.append(threading.Timer(2.0, proxy.start))
+            restarts.append(threading.Timer(outage_s, proxy.start))
             restarts[0].start()
 
     summary = run(config, progress=False, on_tile=restart_endpoint)
