@@ -53,13 +53,19 @@ WARM_BLOCK = 512
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def soil_constants(clay: float, depth: float) -> tuple[float, float, float, float, float, float]:
-    """Return (f_co2, f_bio, f_hum, smd_max, smd_1bar, smd_bare) for clay (%) and depth (cm)."""
+    """Return (f_co2, f_bio, f_hum, smd_max, b_slope, smd_bare) for clay (%) and depth (cm).
+
+    ``b_slope`` (mm⁻¹) = (1 - 0.2) / (SMDmax - SMD1bar), SMD1bar = 0.444·SMDmax: the moisture
+    factor's slope (:func:`smd_rate`), a reciprocal taken once per pixel instead of a division
+    per month.
+    """
     x = 1.67 * (1.85 + 1.60 * np.exp(-0.0786 * clay))
     f_co2 = x / (x + 1.0)
     f_bio = 0.46 / (x + 1.0)
     f_hum = 0.54 / (x + 1.0)
     smd_max = -(20.0 + 1.3 * clay - 0.01 * (clay * clay)) * depth / 23.0
-    return f_co2, f_bio, f_hum, smd_max, 0.444 * smd_max, 0.556 * smd_max
+    b_slope = (1.0 - RM_MOIST_MIN) / (smd_max - 0.444 * smd_max)
+    return f_co2, f_bio, f_hum, smd_max, b_slope, 0.556 * smd_max
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
@@ -82,15 +88,17 @@ def smd_step(smd: float, df: float, cover: float, smd_max: float, smd_bare: floa
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def smd_rate(
-    smd: float, df: float, cover: float, a: float, rmod: float, smd_max: float, smd_1bar: float,
+    smd: float, df: float, cover: float, a: float, rmod: float, smd_max: float, b_slope: float,
     smd_bare: float,
 ) -> tuple[float, float]:
     """Return the end-of-month deficit (mm) and the combined monthly rate factor a·b·c·rmod·t.
 
     :func:`smd_step`, then b from the updated deficit, c = 1 - 0.4·cover, t = 1/12 yr, with ``a``
-    the :func:`temperature_factor`. Written branch-free: both arms of every rule are computed and
-    one is selected, with the same comparisons (so the same numbers and the same NaN propagation),
-    which lets LLVM vectorise the loop over pixels.
+    the :func:`temperature_factor`. b = 0.2 + (SMDmax - SMD)·``b_slope`` (:func:`soil_constants`)
+    capped at 1: the line reaches 1 at SMD1bar, so the cap is RothC's ``b = 1`` above SMD1bar
+    (a NaN deficit stays NaN). Written branch-free: both arms of every rule are computed and one
+    is selected, with the same comparisons (and NaN propagation), which lets LLVM vectorise the
+    loop over pixels.
     """
     v = smd + df
     v = 0.0 if v > 0.0 else v
@@ -98,8 +106,8 @@ def smd_rate(
     v_bare = lo if lo > v else v
     v_cov = smd_max if v < smd_max else v
     s = v_bare if cover < 0.5 else v_cov
-    b_dry = RM_MOIST_MIN + (1.0 - RM_MOIST_MIN) * (smd_max - s) / (smd_max - smd_1bar)
-    b = 1.0 if s > smd_1bar else b_dry
+    b_dry = RM_MOIST_MIN + (smd_max - s) * b_slope
+    b = 1.0 if b_dry > 1.0 else b_dry
     c = 1.0 - 0.4 * cover
     return s, a * b * c * rmod * TSTEP
 
@@ -156,23 +164,23 @@ def temperature_factor(tmp: float) -> float:
 
 
 @njit(inline="always", error_model="numpy", fastmath={"contract"})
-def _smd_and_rate(tmp, df, cover, rmod, smd, smd_max, smd_1bar, smd_bare):
+def _smd_and_rate(tmp, df, cover, rmod, smd, smd_max, b_slope, smd_bare):
     """Return a pixel's month: (deficit mm, combined rate); the deficit is NaN if the rate is.
 
     ``df`` = prec - f·pet (mm). Branch-free: the loops over pixels vectorise.
     """
-    s, r = smd_rate(smd, df, cover, temperature_factor(tmp), rmod, smd_max, smd_1bar, smd_bare)
+    s, r = smd_rate(smd, df, cover, temperature_factor(tmp), rmod, smd_max, b_slope, smd_bare)
     return s + 0.0 * r, r
 
 
 @njit(inline="always", error_model="numpy", fastmath={"contract"})
-def _month_rate(tmp, df, cover, rmod, smd, smd_max, smd_1bar, smd_bare):
+def _month_rate(tmp, df, cover, rmod, smd, smd_max, b_slope, smd_bare):
     """Return a pixel's month: (deficit, combined rate, polynomial exp(-rate·K_HUM), far).
 
     :func:`_smd_and_rate`, then ``far`` is 1 when -rate·K_HUM lies outside the polynomial's
     range (then :func:`_exp_far` must replace the third value), else 0.
     """
-    s, r = _smd_and_rate(tmp, df, cover, rmod, smd, smd_max, smd_1bar, smd_bare)
+    s, r = _smd_and_rate(tmp, df, cover, rmod, smd, smd_max, b_slope, smd_bare)
     x = -r * K_HUM
     return s, r, _exp_poly(x), not abs(x) <= EXP_POLY_MAX
 
@@ -248,7 +256,7 @@ def _n_outside(v0, v1, v2, v3, v4, v5, lo, hi):
 def _block_start(i0, nb, clay, depth, out_pools, out_smd):
     """Return the soil constants and start state of pixels ``i0:i0+nb`` as arrays over the block.
 
-    (f_co2, f_bio, f_hum, smd_max, smd_1bar, smd_bare) from :func:`soil_constants`, then DPM,
+    (f_co2, f_bio, f_hum, smd_max, b_slope, smd_bare) from :func:`soil_constants`, then DPM,
     RPM, BIO, HUM (t C/ha) and the deficit (mm).
     """
     soil = np.empty((6, nb))
@@ -292,7 +300,7 @@ def _run_block(
     bad = 0
     nb = i1 - i0
     fym_monthly = fym.shape[0] > 1  # (1, n): no manure (one row of zeros)
-    f_co2, f_bio, f_hum, s_max, s_1bar, s_bare, dpm, rpm, bio, hum, smd = _block_start(
+    f_co2, f_bio, f_hum, s_max, b_slope, s_bare, dpm, rpm, bio, hum, smd = _block_start(
         i0, nb, clay, depth, out_pools, out_smd)
     co2s = np.empty(nb)
     co2m = np.empty(nb)
@@ -324,7 +332,7 @@ def _run_block(
                     v2 = pet[m, i]
                     v3 = cover[m, i]
                     smd[j], rate[j], ehum[j], f = _month_rate(
-                        v0, v1 - evap_factor * v2, v3, rmod[i], smd[j], s_max[j], s_1bar[j],
+                        v0, v1 - evap_factor * v2, v3, rmod[i], smd[j], s_max[j], b_slope[j],
                         s_bare[j])
                     far += f
                     bad += _n_outside(v0, v1, v2, v3, c_inp[m, i], fym[mf, i], lo, hi)
@@ -333,7 +341,7 @@ def _run_block(
                     i = i0 + j
                     smd[j], rate[j], ehum[j], f = _month_rate(
                         tmp[m, i], prec[m, i] - evap_factor * pet[m, i], cover[m, i], rmod[i],
-                        smd[j], s_max[j], s_1bar[j], s_bare[j])
+                        smd[j], s_max[j], b_slope[j], s_bare[j])
                     far += f
             if far:  # rare: outside the polynomial's range
                 _exp_far(rate, ehum)
@@ -410,7 +418,7 @@ def _years_block(
     fly (``t_scale``, ``p_scale``): no ``(n_months, n)`` temporaries.
     """
     nb = i1 - i0
-    _, f_bio, f_hum, s_max, s_1bar, s_bare, dpm, rpm, bio, hum, smd = _block_start(
+    _, f_bio, f_hum, s_max, b_slope, s_bare, dpm, rpm, bio, hum, smd = _block_start(
         i0, nb, clay, depth, out_pools, out_smd)
     fd, fr = _input_split(i0, nb, dpm_rpm)
     cm = np.empty(nb)
@@ -425,7 +433,7 @@ def _years_block(
                 i = i0 + j
                 smd[j], rate[j] = _smd_and_rate(
                     tmp[m, i] * t_scale, prec[m, i] * p_scale - evap_factor * pet[m, i],
-                    cover[mm, i], rmod[i], smd[j], s_max[j], s_1bar[j], s_bare[j])
+                    cover[mm, i], rmod[i], smd[j], s_max[j], b_slope[j], s_bare[j])
             far = _n_far(rate)
             if far:  # rare: outside the polynomial's range
                 _exp_fill(rate, ehum)
@@ -530,9 +538,84 @@ def _month4(e1, e2, e3, e4, fb, fh, v0, v1, v2, v3):
     return v0 * e1, v1 * e2, v2 * e3 + fb * d, v3 * e4 + fh * d
 
 
-#: Rows of the block state of :func:`_annual_block`: A's rows 2–3 (8), A[0,0], A[1,1],
-#: b_unit (4), b_fixed (4). A's other entries stay 0 (DPM and RPM only decay).
-_A2, _A3, _A00, _A11, _BU, _BF, _N_STATE = 0, 4, 8, 9, 10, 14, 18
+#: Rows of the state of an annual map over lanes (:func:`map_month`): A's rows 2–3 (8), A[0,0],
+#: A[1,1], b_unit (4), b_fixed (4). A's other entries stay 0 (DPM and RPM only decay).
+A2, A3, A00, A11, BU, BF, N_STATE = 0, 4, 8, 9, 10, 14, 18
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _map_powers(nl, ehum, e1, e2, e3, e4):
+    """Fill the lanes' decay factors of DPM, RPM, BIO, HUM from HUM's ``ehum`` (:func:`_powers`)."""
+    for d in range(nl):
+        e1[d], e2[d], e3[d], e4[d] = _powers(ehum[d])
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _map_column(nl, e1, e2, e3, e4, f_bio, f_hum, first, v0, v1, v2, v3):
+    """One month of a column (v0, v1, v2, v3) of every lane's map, in place (:func:`_month4`).
+
+    ``first`` 0: the DPM column (v1 = 0), 1: the RPM column (v0 = 0), 2: a BIO or HUM column
+    (v0 = v1 = 0); those zero rows are neither read nor written.
+    """
+    for d in range(nl):
+        x0 = v0[d] if first == 0 else 0.0
+        x1 = v1[d] if first == 1 else 0.0
+        c0, c1, c2, c3 = _month4(e1[d], e2[d], e3[d], e4[d], f_bio[d], f_hum[d], x0, x1, v2[d],
+                                 v3[d])
+        if first == 0:
+            v0[d] = c0
+        if first == 1:
+            v1[d] = c1
+        v2[d] = c2
+        v3[d] = c3
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _map_input(nl, e1, e2, e3, e4, f_bio, f_hum, u0, u1, u2, u3, fd, fr, p):
+    """One month of every lane's ``b_unit``: decay, then plant input ``p`` (t C/ha) split fd/fr."""
+    for d in range(nl):
+        x0, x1, x2, x3 = _month4(e1[d], e2[d], e3[d], e4[d], f_bio[d], f_hum[d], u0[d], u1[d],
+                                 u2[d], u3[d])
+        u0[d] = x0 + fd[d] * p[d]
+        u1[d] = x1 + fr[d] * p[d]
+        u2[d] = x2
+        u3[d] = x3
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def map_month(nl, ehum, f_bio, f_hum, st, fd, fr, p, e):
+    """One month of every lane's annual map (A and b_unit in ``st`` rows, see :data:`N_STATE`).
+
+    Lanes are the pixels of a block or the draws of a pixel; ``ehum`` (nl,) HUM's decay factor,
+    ``f_bio``, ``f_hum`` the clay split, ``fd``, ``fr``, ``p`` (nl,) the DPM/RPM shares and the
+    month's plant input per unit annual input. Short loops over the lanes, few arrays each, so
+    they vectorise; ``e`` (≥ 4, nl) scratch.
+    """
+    e1, e2, e3, e4 = e[0], e[1], e[2], e[3]
+    _map_powers(nl, ehum, e1, e2, e3, e4)
+    _map_column(nl, e1, e2, e3, e4, f_bio, f_hum, 0, st[A00], st[A00], st[A2], st[A3])
+    _map_column(nl, e1, e2, e3, e4, f_bio, f_hum, 1, st[A11], st[A11], st[A2 + 1], st[A3 + 1])
+    _map_column(nl, e1, e2, e3, e4, f_bio, f_hum, 2, st[A2 + 2], st[A2 + 2], st[A2 + 2],
+                st[A3 + 2])
+    _map_column(nl, e1, e2, e3, e4, f_bio, f_hum, 2, st[A2 + 3], st[A2 + 3], st[A2 + 3],
+                st[A3 + 3])
+    _map_input(nl, e1, e2, e3, e4, f_bio, f_hum, st[BU], st[BU + 1], st[BU + 2], st[BU + 3], fd,
+               fr, p)
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _map_fixed(nl, e, f_bio, f_hum, st, fd, fr, cin, fy):
+    """One month of every lane's ``b_fixed`` (rows ``BF``): decay, then the fixed inputs.
+
+    ``cin`` plant and ``fy`` manure C (t C/ha); ``e`` the month's decay factors (:func:`map_month`).
+    """
+    for d in range(nl):
+        f0, f1, f2, f3 = _month4(e[0, d], e[1, d], e[2, d], e[3, d], f_bio[d], f_hum[d],
+                                 st[BF, d], st[BF + 1, d], st[BF + 2, d], st[BF + 3, d])
+        st[BF, d] = f0 + (fd[d] * cin[d] + FYM_DPM * fy[d])
+        st[BF + 1, d] = f1 + (fr[d] * cin[d] + FYM_RPM * fy[d])
+        st[BF + 2, d] = f2
+        st[BF + 3, d] = f3 + FYM_HUM * fy[d]
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
@@ -542,26 +625,22 @@ def _annual_block(
 ):
     """Build the annual maps of pixels ``i0:i1`` (see :func:`annual`).
 
-    Months are the outer loop and the block's pixels the inner one (the rate, deficit and
-    decay-factor loops vectorise, as in :func:`_run_block`); the state is A's two full rows, its
-    two diagonal DPM/RPM entries and both right-hand sides, kept per pixel in ``st``.
+    Months are the outer loop and the block's pixels the inner one: the rate loop as in
+    :func:`_run_block`, then :func:`map_month` on the state rows ``st`` (:data:`N_STATE`).
     """
     nb = i1 - i0
     n = tmp.shape[0]
-    fb = np.empty(nb)
-    fh = np.empty(nb)
-    s_max = np.empty(nb)
-    s_1bar = np.empty(nb)
-    s_bare = np.empty(nb)
-    smd = np.empty(nb)
-    rate = np.empty(nb)
-    ehum = np.empty(nb)
-    st = np.zeros((_N_STATE, nb))
+    sc = np.empty((9, nb))
+    fb, fh, s_max, b_slope, s_bare, smd, rate, ehum, fd = (sc[0], sc[1], sc[2], sc[3], sc[4],
+                                                           sc[5], sc[6], sc[7], sc[8])
+    fr = np.empty(nb)
+    e = np.empty((4, nb))
+    st = np.zeros((N_STATE, nb))
     df = np.empty(n)
     cv = np.empty(n)
     for j in range(nb):
         i = i0 + j
-        _, fb[j], fh[j], s_max[j], s_1bar[j], s_bare[j] = soil_constants(clay[i], depth[i])
+        _, fb[j], fh[j], s_max[j], b_slope[j], s_bare[j] = soil_constants(clay[i], depth[i])
         s = smd0[i]
         if periodic:
             for m in range(n):
@@ -570,76 +649,41 @@ def _annual_block(
             s = steady_smd_pixel(s, df, cv, s_max[j], s_bare[j])
         smd_start[i] = s
         smd[j] = s
-        st[_A2 + 2, j] = 1.0
-        st[_A3 + 3, j] = 1.0
-        st[_A00, j] = 1.0
-        st[_A11, j] = 1.0
+        st[A2 + 2, j] = 1.0
+        st[A3 + 3, j] = 1.0
+        st[A00, j] = 1.0
+        st[A11, j] = 1.0
     for m in range(n):
-        md = m if dr_monthly else 0
+        if m == 0 or dr_monthly:
+            for j in range(nb):
+                dr = dpm_rpm[m if dr_monthly else 0, i0 + j]
+                fd[j] = dr / (1.0 + dr)
+                fr[j] = 1.0 / (1.0 + dr)
         far = 0
         for j in range(nb):
             i = i0 + j
             smd[j], rate[j], ehum[j], f = _month_rate(
                 tmp[m, i], prec[m, i] - evap_factor * pet[m, i], cover[m, i], rmod[i], smd[j],
-                s_max[j], s_1bar[j], s_bare[j])
+                s_max[j], b_slope[j], s_bare[j])
             far += f
         if far:  # rare: outside the polynomial's range
             _exp_far(rate, ehum)
-        for j in range(nb):
-            i = i0 + j
-            e1, e2, e3, e4 = _powers(ehum[j])
-            b = fb[j]
-            h = fh[j]
-            # A's columns 0 and 1: (A00, 0, A20, A30) and (0, A11, A21, A31)
-            a00 = st[_A00, j]
-            a11 = st[_A11, j]
-            c0, _, c2, c3 = _month4(e1, e2, e3, e4, b, h, a00, 0.0, st[_A2, j], st[_A3, j])
-            st[_A00, j] = c0
-            st[_A2, j] = c2
-            st[_A3, j] = c3
-            _, c1, c2, c3 = _month4(e1, e2, e3, e4, b, h, 0.0, a11, st[_A2 + 1, j],
-                                    st[_A3 + 1, j])
-            st[_A11, j] = c1
-            st[_A2 + 1, j] = c2
-            st[_A3 + 1, j] = c3
-            for c in range(2, 4):  # columns 2, 3: (0, 0, A2c, A3c)
-                _, _, c2, c3 = _month4(e1, e2, e3, e4, b, h, 0.0, 0.0, st[_A2 + c, j],
-                                       st[_A3 + c, j])
-                st[_A2 + c, j] = c2
-                st[_A3 + c, j] = c3
-            dr = dpm_rpm[md, i]
-            fdpm = dr / (1.0 + dr)
-            frpm = 1.0 / (1.0 + dr)
-            u0, u1, u2, u3 = _month4(e1, e2, e3, e4, b, h, st[_BU, j], st[_BU + 1, j],
-                                     st[_BU + 2, j], st[_BU + 3, j])
-            p = pattern[m, i]
-            st[_BU, j] = u0 + fdpm * p
-            st[_BU + 1, j] = u1 + frpm * p
-            st[_BU + 2, j] = u2
-            st[_BU + 3, j] = u3
-            if not fixed:
-                continue
-            f0, f1, f2, f3 = _month4(e1, e2, e3, e4, b, h, st[_BF, j], st[_BF + 1, j],
-                                     st[_BF + 2, j], st[_BF + 3, j])
-            cin = c_inp[m, i]
-            fy = fym[m, i]
-            st[_BF, j] = f0 + (fdpm * cin + FYM_DPM * fy)
-            st[_BF + 1, j] = f1 + (frpm * cin + FYM_RPM * fy)
-            st[_BF + 2, j] = f2
-            st[_BF + 3, j] = f3 + FYM_HUM * fy
+        map_month(nb, ehum, fb, fh, st, fd, fr, pattern[m, i0:i1], e)
+        if fixed:
+            _map_fixed(nb, e, fb, fh, st, fd, fr, c_inp[m, i0:i1], fym[m, i0:i1])
     for j in range(nb):
         i = i0 + j
         smd_end[i] = smd[j]
         for c in range(4):
             a_out[i, 0, c] = 0.0
             a_out[i, 1, c] = 0.0
-            a_out[i, 2, c] = st[_A2 + c, j]
-            a_out[i, 3, c] = st[_A3 + c, j]
-            b_unit[i, c] = st[_BU + c, j]
+            a_out[i, 2, c] = st[A2 + c, j]
+            a_out[i, 3, c] = st[A3 + c, j]
+            b_unit[i, c] = st[BU + c, j]
             # without fixed inputs: 0, NaN where the rates are (as the stepped zeros would be)
-            b_fixed[i, c] = st[_BF + c, j] if fixed else 0.0 * st[_A00, j]
-        a_out[i, 0, 0] = st[_A00, j]
-        a_out[i, 1, 1] = st[_A11, j]
+            b_fixed[i, c] = st[BF + c, j] if fixed else 0.0 * st[A00, j]
+        a_out[i, 0, 0] = st[A00, j]
+        a_out[i, 1, 1] = st[A11, j]
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
