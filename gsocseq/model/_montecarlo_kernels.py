@@ -52,21 +52,6 @@ def _rates(nd, tmp, prec, pet, cover, ef, rmod, s_max, b_slope, s_bare, smd, rat
 
 
 @njit(**_FLAGS)
-def _decay_add(nd, ehum, dpm, rpm, bio, hum, f_bio, f_hum, fd, fr, cm):
-    """One month's decay of every draw's pools, then its plant input ``cm`` (t C/ha), in place.
-
-    Rows passed as separate 1-D arrays: the loop over draws vectorises (``_k._decay`` and the
-    input split of ``_k._years_block``).
-    """
-    for d in range(nd):
-        dpm1, rpm1, bio1, hum1, tot = _k._decay(ehum[d], dpm[d], rpm[d], bio[d], hum[d])
-        dpm[d] = dpm1 + fd * cm[d]
-        rpm[d] = rpm1 + fr * cm[d]
-        bio[d] = bio1 + tot * f_bio[d]
-        hum[d] = hum1 + tot * f_hum[d]
-
-
-@njit(**_FLAGS)
 def _affine_row(nd, out, b, c0, c1, c2, c3, p0, p1, p2, p3):
     """``out = b + c0·p0 + c1·p1 + c2·p2 + c3·p3`` per draw (a row of ``_k.years_affine``)."""
     for d in range(nd):
@@ -100,8 +85,8 @@ def _annual_unit(nd, tmp12, prec12, pet12, cover12, ef, rmod, smd0, periodic, s_
     ``tmp12``, ``prec12`` (12, nd) the draws' scaled months, ``pet12``, ``cover12`` (12,) the
     pixel's; ``smd0`` (nd,) the start deficit, moved to the periodic one (``smd_start``).
     Leaves in ``st`` (``_N_STATE``, nd) A's rows 2–3, A00, A11 and b_unit (plant input 1/12 each
-    month) and in ``smd`` the end deficit (mm). ``e`` (7, nd) scratch: the month's decay factors
-    and the lanes' input split and share (:func:`_k.map_month`).
+    month) and in ``smd`` the end deficit (mm). ``fd``, ``fr`` (nd,) the input split; ``e`` (5, nd)
+    scratch: the month's decay factors and the input share (:func:`_k.map_month`).
     """
     for d in range(nd):
         s = smd0[d]
@@ -116,13 +101,11 @@ def _annual_unit(nd, tmp12, prec12, pet12, cover12, ef, rmod, smd0, periodic, s_
         for d in range(nd):
             st[r, d] = one
     for d in range(nd):
-        e[4, d] = fd
-        e[5, d] = fr
-        e[6, d] = 1.0 / 12.0
+        e[4, d] = 1.0 / 12.0
     for m in range(12):
         _rates(nd, tmp12[m], prec12[m], pet12[m], cover12[m], ef, rmod, s_max, b_slope, s_bare,
                smd, rate, ehum)
-        _k.map_month(nd, ehum, f_bio, f_hum, st, e[4], e[5], e[6], e)
+        _k.map_month(nd, ehum, f_bio, f_hum, st, fd, fr, e[4], e)
 
 
 @njit(**_FLAGS)
@@ -149,8 +132,8 @@ def _step_months(nd, n_years, tmp12, prec12, pet12, cover12, ef, rmod, s_max, b_
         for m in range(12):
             _rates(nd, tmp12[m], prec12[m], pet12[m], cover12[m], ef, rmod, s_max, b_slope,
                    s_bare, smd, rate, ehum)
-            _decay_add(nd, ehum, bau[0], bau[1], bau[2], bau[3], f_bio, f_hum, fd, fr, cm)
-            _decay_add(nd, ehum, unit[0], unit[1], unit[2], unit[3], f_bio, f_hum, fd, fr, cm)
+            _k.decay_add(nd, ehum, bau[0], bau[1], bau[2], bau[3], f_bio, f_hum, fd, fr, cm)
+            _k.decay_add(nd, ehum, unit[0], unit[1], unit[2], unit[3], f_bio, f_hum, fd, fr, cm)
 
 
 #: Rows of the compacted draws of :func:`_step_drifting`.
@@ -206,14 +189,14 @@ def run_draws(soc, clay, clay_max, dpm_rpm, rmod, depth, ef, spin, forward, cove
     """
     n, n_draws = fs.shape
     n_warm = w_tmp.shape[0] // 12
-    sc = np.empty((22, DRAWS_BLOCK))
-    f_s, f_c, f_t, f_p = sc[18], sc[19], sc[20], sc[21]
+    sc = np.empty((24, DRAWS_BLOCK))
+    f_s, f_c, f_t, f_p, fd, fr = sc[18], sc[19], sc[20], sc[21], sc[22], sc[23]
     soc_d, iom, clay_d, f_bio, f_hum, s_max = sc[0], sc[1], sc[2], sc[3], sc[4], sc[5]
     b_slope, s_bare, smd, rate, ehum, cin_eq = sc[6], sc[7], sc[8], sc[9], sc[10], sc[11]
     cm, npp_spin, cin_sum, smd_start, smd_w, spin_ok = sc[12], sc[13], sc[14], sc[15], sc[16], sc[17]
     bau = np.empty((4, DRAWS_BLOCK))
     rhs = np.empty((4, DRAWS_BLOCK))
-    epow = np.empty((7, DRAWS_BLOCK))
+    epow = np.empty((5, DRAWS_BLOCK))
     gathered = np.empty((_N_GATHER, DRAWS_BLOCK))
     unit = np.empty((4, DRAWS_BLOCK))
     sa = np.empty((_N_STATE, DRAWS_BLOCK))
@@ -235,8 +218,9 @@ def run_draws(soc, clay, clay_max, dpm_rpm, rmod, depth, ef, spin, forward, cove
             months[m, 1] = w_prec[m, i]
             months[m, 2] = w_pet[m, i]
         dr = dpm_rpm[i]
-        fd = dr / (1.0 + dr)
-        fr = 1.0 / (1.0 + dr)
+        for d in range(DRAWS_BLOCK):  # the pixel's input split, one lane per draw
+            fd[d] = dr / (1.0 + dr)
+            fr[d] = 1.0 / (1.0 + dr)
         rm = rmod[i]
         for d0 in range(0, n_draws, DRAWS_BLOCK):  # blocks of a fixed width: see DRAWS_BLOCK
             nd = min(DRAWS_BLOCK, n_draws - d0)
@@ -290,7 +274,7 @@ def run_draws(soc, clay, clay_max, dpm_rpm, rmod, depth, ef, spin, forward, cove
                         pp[d] = p * f_p[d]
                     _rates(nd, tt, pp, e, cover[mm, i], ef, rm, s_max, b_slope, s_bare, smd, rate,
                            ehum)
-                    _decay_add(nd, ehum, bau[0], bau[1], bau[2], bau[3], f_bio, f_hum, fd, fr, cm)
+                    _k.decay_add(nd, ehum, bau[0], bau[1], bau[2], bau[3], f_bio, f_hum, fd, fr, cm)
             for d in range(nd):
                 t0[i, d0 + d] = (((bau[0, d] + bau[1, d]) + bau[2, d]) + bau[3, d]) + iom[d]
                 cin_sum[d] /= n_warm  # the BAU input: mean warm-up input

@@ -238,6 +238,40 @@ def _decay(ehum, p1, p2, p3, p4):
     return d1, d2, d3, d4, (p1 - d1) + (p2 - d2) + (p3 - d3) + (p4 - d4)
 
 
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _block_rates(m, i0, tmp, prec, pet, cover, evap_factor, rmod, smd, s_max, b_slope, s_bare,
+                 rate, ehum):
+    """Month ``m`` of pixels ``i0:i0+len(smd)``: update ``smd``, fill ``rate`` and ``ehum``.
+
+    :func:`_month_rate` per pixel (``ehum`` HUM's decay factor, libm's exp where the polynomial's
+    range ends, :func:`_exp_far`); one short loop that vectorises.
+    """
+    far = 0
+    for j in range(smd.shape[0]):
+        i = i0 + j
+        smd[j], rate[j], ehum[j], f = _month_rate(
+            tmp[m, i], prec[m, i] - evap_factor * pet[m, i], cover[m, i], rmod[i], smd[j],
+            s_max[j], b_slope[j], s_bare[j])
+        far += f
+    if far:  # rare: outside the polynomial's range
+        _exp_far(rate, ehum)
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def decay_add(nl, ehum, dpm, rpm, bio, hum, f_bio, f_hum, fd, fr, cm):
+    """One month's decay of every lane's pools, then its plant input ``cm`` (t C/ha), in place.
+
+    Lanes are the pixels of a block or the draws of a pixel; rows as separate 1-D arrays so the
+    loop vectorises. ``fd``, ``fr`` the DPM and RPM shares of the plant input.
+    """
+    for d in range(nl):
+        dpm1, rpm1, bio1, hum1, tot = _decay(ehum[d], dpm[d], rpm[d], bio[d], hum[d])
+        dpm[d] = dpm1 + fd[d] * cm[d]
+        rpm[d] = rpm1 + fr[d] * cm[d]
+        bio[d] = bio1 + tot * f_bio[d]
+        hum[d] = hum1 + tot * f_hum[d]
+
+
 @njit(inline="always", error_model="numpy")
 def _n_outside(v0, v1, v2, v3, v4, v5, lo, hi):
     """Return how many of the six values lie outside ``[lo[k], hi[k]]``.
@@ -323,8 +357,8 @@ def _run_block(
                     dr = dpm_rpm[m, i0 + j]
                     fd[j] = dr / (1.0 + dr)
                     fr[j] = 1.0 / (1.0 + dr)
-            far = 0
             if check and rep == 0:  # the same loop, also checking the month's six inputs
+                far = 0
                 for j in range(nb):
                     i = i0 + j
                     v0 = tmp[m, i]
@@ -336,15 +370,11 @@ def _run_block(
                         s_bare[j])
                     far += f
                     bad += _n_outside(v0, v1, v2, v3, c_inp[m, i], fym[mf, i], lo, hi)
+                if far:  # rare: outside the polynomial's range
+                    _exp_far(rate, ehum)
             else:
-                for j in range(nb):
-                    i = i0 + j
-                    smd[j], rate[j], ehum[j], f = _month_rate(
-                        tmp[m, i], prec[m, i] - evap_factor * pet[m, i], cover[m, i], rmod[i],
-                        smd[j], s_max[j], b_slope[j], s_bare[j])
-                    far += f
-            if far:  # rare: outside the polynomial's range
-                _exp_far(rate, ehum)
+                _block_rates(m, i0, tmp, prec, pet, cover, evap_factor, rmod, smd, s_max, b_slope,
+                             s_bare, rate, ehum)
             for j in range(nb):
                 i = i0 + j
                 dpm1, rpm1, bio1, hum1, tot = _decay(ehum[j], dpm[j], rpm[j], bio[j], hum[j])
@@ -460,6 +490,48 @@ def run_years(
             b * WARM_BLOCK, min(n, (b + 1) * WARM_BLOCK), out_pools, out_smd, tmp, prec, pet, cover,
             cin_years, dpm_rpm, clay, depth, evap_factor, rmod, t_scale, p_scale,
         )
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _pair_block(i0, i1, pools, unit, out_smd, tmp, prec, pet, cover, cin, dpm_rpm, clay, depth,
+                evap_factor, rmod, repeat):
+    """Step pixels ``i0:i1`` of both pool sets ``repeat`` × 12 months, in place (see :func:`run_pair`)."""
+    nb = i1 - i0
+    _, f_bio, f_hum, s_max, b_slope, s_bare, dpm, rpm, bio, hum, smd = _block_start(
+        i0, nb, clay, depth, pools, out_smd)
+    fd, fr = _input_split(i0, nb, dpm_rpm)
+    u = np.empty((5, nb))  # the second pool set (DPM, RPM, BIO, HUM) and the monthly input
+    rate = np.empty(nb)
+    ehum = np.empty(nb)
+    for j in range(nb):
+        for k in range(4):
+            u[k, j] = unit[i0 + j, k]
+        u[4, j] = cin[i0 + j] / 12.0
+    for _ in range(repeat):
+        for m in range(tmp.shape[0]):
+            _block_rates(m, i0, tmp, prec, pet, cover, evap_factor, rmod, smd, s_max, b_slope,
+                         s_bare, rate, ehum)
+            decay_add(nb, ehum, dpm, rpm, bio, hum, f_bio, f_hum, fd, fr, u[4])
+            decay_add(nb, ehum, u[0], u[1], u[2], u[3], f_bio, f_hum, fd, fr, u[4])
+    _block_end(i0, dpm, rpm, bio, hum, smd, pools, out_smd)
+    for j in range(nb):
+        for k in range(4):
+            unit[i0 + j, k] = u[k, j]
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def run_pair(pools, unit, out_smd, tmp, prec, pet, cover, cin, dpm_rpm, clay, depth, evap_factor,
+             rmod, repeat):
+    """Step two pool sets of every pixel through ``repeat`` × the months of the climate, in place.
+
+    ``pools`` and ``unit`` (n, 5) t C/ha share the deficit ``out_smd`` (mm) and so every month's
+    rates, computed once; both take the plant input ``cin / 12`` (t C/ha, ``cin`` (n,) t C/ha/yr)
+    each month, split by ``dpm_rpm`` (n,), no manure: the numbers of two :func:`run` calls.
+    """
+    n = pools.shape[0]
+    for b in range((n + BLOCK - 1) // BLOCK):
+        _pair_block(b * BLOCK, min(n, (b + 1) * BLOCK), pools, unit, out_smd, tmp, prec, pet,
+                    cover, cin, dpm_rpm, clay, depth, evap_factor, rmod, repeat)
 
 
 # --------------------------------------------------------------------------------------------
@@ -659,15 +731,8 @@ def _annual_block(
                 dr = dpm_rpm[m if dr_monthly else 0, i0 + j]
                 fd[j] = dr / (1.0 + dr)
                 fr[j] = 1.0 / (1.0 + dr)
-        far = 0
-        for j in range(nb):
-            i = i0 + j
-            smd[j], rate[j], ehum[j], f = _month_rate(
-                tmp[m, i], prec[m, i] - evap_factor * pet[m, i], cover[m, i], rmod[i], smd[j],
-                s_max[j], b_slope[j], s_bare[j])
-            far += f
-        if far:  # rare: outside the polynomial's range
-            _exp_far(rate, ehum)
+        _block_rates(m, i0, tmp, prec, pet, cover, evap_factor, rmod, smd, s_max, b_slope, s_bare,
+                     rate, ehum)
         map_month(nb, ehum, fb, fh, st, fd, fr, pattern[m, i0:i1], e)
         if fixed:
             _map_fixed(nb, e, fb, fh, st, fd, fr, c_inp[m, i0:i1], fym[m, i0:i1])

@@ -278,9 +278,5 @@ def _forward_stepped(
 
     Returns both end states (n, 5) t C/ha and the end deficit (n,) mm.
     """
-    n = cin.shape[0]
-    c_inp = np.broadcast_to(cin / 12.0, (12, n))
-    end, smd_end = rothc.simulate(pools, smd, site, c_inp=c_inp, repeat=years, validate=False)
-    unit, _ = rothc.simulate(np.zeros_like(pools), smd, site, c_inp=c_inp, repeat=years,
-                             validate=False)
+    end, unit, smd_end = rothc.simulate_pair(pools, smd, site, cin=cin, repeat=years)
     return end, unit, smd_end

@@ -483,6 +483,33 @@ def simulate_annual_input(
     return out_pools, out_smd
 
 
+def simulate_pair(
+    pools: np.ndarray, smd: np.ndarray, year: Site, *, cin: np.ndarray, repeat: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run the 12-month ``year`` ``repeat`` times from ``pools`` and from empty pools at once.
+
+    Unchecked (the caller has checked every value; NaN in → NaN out), for the GSOCseq forward
+    runs: both runs take the annual plant input ``cin`` (n,) t C/ha/yr, a twelfth each month, no
+    manure, and share the deficit from ``smd`` (n,) mm, so each month's rates are computed once;
+    ``year`` needs a per-pixel ``dpm_rpm``. Same numbers as two :func:`simulate` calls with
+    ``c_inp = cin / 12``. Returns the end pools from ``pools`` and from empty pools (n, 5) t C/ha
+    and the end deficit (n,) mm.
+    """
+    n = year.n_pixels
+    if year.n_months != 12 or year.dpm_rpm.shape[0] != 1:
+        raise InputValidationError("simulate_pair: year must be a 12-month site with a per-pixel "
+                                   "dpm_rpm")
+    if int(repeat) != repeat or repeat < 1:
+        raise InputValidationError(f"repeat = {repeat!r} must be an integer ≥ 1")
+    out_pools = _pools(pools, n).copy()
+    unit = np.zeros((n, 5))
+    out_smd = _array("smd", smd, (n,)).copy()
+    _k.run_pair(out_pools, unit, out_smd, year.tmp, year.prec, year.pet, year.cover,
+                _array("cin", cin, (n,)), year.dpm_rpm[0], year.clay, year.depth,
+                year.evap_factor, year.rate_modifier, int(repeat))
+    return out_pools, unit, out_smd
+
+
 def simulate_years_affine(
     pools: np.ndarray,
     a: np.ndarray,

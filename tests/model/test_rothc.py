@@ -388,6 +388,31 @@ def test_annual_input_run_equals_simulate_on_the_expanded_months():
     np.testing.assert_allclose(smd, smd_want, rtol=1e-12, atol=0)
 
 
+def test_pair_run_is_two_simulate_runs():
+    """Both pool sets of simulate_pair (shared deficit and rates) are simulate's, to the byte.
+
+    Pixel 0's rate modifier takes some months outside the exp polynomial's range (libm path).
+    """
+    rng = np.random.default_rng(23)
+    n = 300
+    inp = _random_inputs(rng, 12, n)
+    rmod = inp["rate_modifier"].copy()
+    rmod[0] = 400.0
+    soil = {"clay": inp["clay"], "depth": inp["depth"], "rate_modifier": rmod}
+    year = rothc.site(tmp=inp["tmp"], prec=inp["prec"], pet=inp["pet"], cover=inp["cover"],
+                      dpm_rpm=inp["dpm_rpm"][0], **soil)
+    pools0 = rng.uniform(0, 40, (n, 5))
+    smd0 = rng.uniform(0, 1, n) * rothc.smd_max(inp["clay"], inp["depth"])
+    cin = rng.uniform(0.5, 4.0, n)
+    got, unit, smd = rothc.simulate_pair(pools0, smd0, year, cin=cin, repeat=3)
+    c_inp = np.broadcast_to(cin / 12.0, (12, n))
+    want, smd_want = rothc.simulate(pools0, smd0, year, c_inp=c_inp, repeat=3)
+    unit_want, _ = rothc.simulate(np.zeros((n, 5)), smd0, year, c_inp=c_inp, repeat=3)
+    assert np.array_equal(got, want) and np.array_equal(unit, unit_want)
+    assert np.array_equal(smd, smd_want)
+    assert np.all(unit[:, 4] == 0.0) and np.all(got[:, 4] == pools0[:, 4])
+
+
 def test_repeat_equals_tiled_months():
     rng = np.random.default_rng(11)
     inp = _random_inputs(rng, 12, 3)
