@@ -1,7 +1,8 @@
 """Benchmark of the whole GSOCseq procedure (exact scheme) on one core.
 
 Spin-up + 20-year warm-up + 4 forward scenarios + the min/max bracket runs, on synthetic pixels.
-Run: ``NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/bench_phases.py [n_pixels ...]``.
+Run: ``NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/bench_phases.py [n_pixels ...]``
+``[--base DIR [--repeat 5]]``.
 ``--base DIR`` (a checkout, e.g. ``git worktree add /tmp/base HEAD~3``) also times the procedure
 with DIR's whole ``gsocseq`` package (imported beside this tree's under the same names, see
 :func:`base_procedure`) in the same process, alternating with this tree's: a before/after ratio on
@@ -208,14 +209,19 @@ GOAL_PIXELS_PER_CPU_S = 1e5
 if __name__ == "__main__":
     args = sys.argv[1:]
     base = None
+    repeat = 5
     if "--base" in args:
         k = args.index("--base")
         base = base_procedure(args[k + 1])
         del args[k : k + 2]
+    if "--repeat" in args:  # alternating runs of each with --base (best of them is kept)
+        k = args.index("--repeat")
+        repeat = int(args[k + 1])
+        del args[k : k + 2]
     sizes = [int(a) for a in args] or [10_000, 100_000]
     for n in sizes:
         if base is not None:
-            r = compare_procedures(n, base)
+            r = compare_procedures(n, base, repeat)
             print(f"n={n} same run, --base vs this tree: "
                   + "  ".join(f"{k}={v:.4g}" for k, v in r.items()))
             continue
