@@ -86,6 +86,21 @@ def smd_step(smd: float, df: float, cover: float, smd_max: float, smd_bare: floa
     return v
 
 
+@njit(inline="always", error_model="numpy", fastmath={"contract"})
+def _deficit(smd, df, cover, smd_max, smd_bare):
+    """Return :func:`smd_step`'s end-of-month deficit (mm), written branch-free (it vectorises).
+
+    Both arms of every rule are computed and one is selected with the same comparisons: the
+    same numbers (only selections, one addition).
+    """
+    v = smd + df
+    v = 0.0 if v > 0.0 else v
+    lo = smd_bare if smd > smd_bare else smd
+    v_bare = lo if lo > v else v
+    v_cov = smd_max if v < smd_max else v
+    return v_bare if cover < 0.5 else v_cov
+
+
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def smd_rate(
     smd: float, df: float, cover: float, a: float, rmod: float, smd_max: float, b_slope: float,
@@ -100,12 +115,7 @@ def smd_rate(
     is selected, with the same comparisons (and NaN propagation), which lets LLVM vectorise the
     loop over pixels.
     """
-    v = smd + df
-    v = 0.0 if v > 0.0 else v
-    lo = smd_bare if smd > smd_bare else smd
-    v_bare = lo if lo > v else v
-    v_cov = smd_max if v < smd_max else v
-    s = v_bare if cover < 0.5 else v_cov
+    s = _deficit(smd, df, cover, smd_max, smd_bare)
     b_dry = RM_MOIST_MIN + (smd_max - s) * b_slope
     b = 1.0 if b_dry > 1.0 else b_dry
     c = 1.0 - 0.4 * cover
@@ -599,6 +609,67 @@ def steady_smd_pixel(s0, df, cover, smd_max, smd_bare, max_iter=10_000):
     return s
 
 
+#: Years the deficits of a block are cycled together before :func:`steady_smd_pixel` takes the
+#: pixels whose cycle is not yet periodic (most are after two or three years).
+STEADY_FAST_YEARS = 3
+
+
+@njit(inline="always", error_model="numpy", fastmath={"contract"})
+def _flat_month(u, d, cover, smd_max, smd_bare):
+    """Return whether a month from deficit ``u`` with prec - f·pet ``d`` takes a slope-0 branch.
+
+    The branches :func:`steady_smd_pixel` calls flat, branch-free.
+    """
+    v = u + d
+    bare = (v > 0.0) | ((d < 0.0) & (u > smd_bare) & (v < smd_bare))
+    covered = (v > 0.0) | (v < smd_max)
+    return bare if cover < 0.5 else covered
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _steady_block(i0, smd0, prec, pet, cover, evap_factor, s_max, s_bare, smd, dfb, st):
+    """Set ``smd`` (nb,) to the periodic January deficit (mm) of pixels ``i0:i0+nb`` from ``smd0``.
+
+    :func:`steady_smd_pixel`'s numbers, faster: its first years are plain cycles of the year
+    while the year's path has a flat (slope-0) month, so they are taken ``STEADY_FAST_YEARS``
+    times for the whole block at once (month outer, pixels inner, branch-free: it vectorises). A
+    pixel that came back to its January deficit after flat years only is done (the value
+    :func:`steady_smd_pixel` returns); the others continue in :func:`steady_smd_pixel` from the
+    start of their first year that was not flat (an iterate of its own sequence), or from where
+    they are. ``dfb`` (n_months, nb) and ``st`` (5, nb) are scratch.
+    """
+    nb = smd.shape[0]
+    n = prec.shape[0]
+    start, hold, nan, held, flat = st[0], st[1], st[2], st[3], st[4]
+    for j in range(nb):
+        smd[j] = smd0[i0 + j]
+        nan[j] = smd[j] + s_max[j] + s_bare[j]  # NaN test as steady_smd_pixel's
+        held[j] = 0.0
+    for m in range(n):
+        for j in range(nb):
+            i = i0 + j
+            dfb[m, j] = prec[m, i] - evap_factor * pet[m, i]
+            nan[j] += dfb[m, j] + cover[m, i]
+    for _ in range(STEADY_FAST_YEARS):
+        for j in range(nb):
+            start[j] = smd[j]
+            flat[j] = 0.0
+        for m in range(n):
+            for j in range(nb):
+                u = smd[j]
+                c = cover[m, i0 + j]
+                flat[j] = 1.0 if _flat_month(u, dfb[m, j], c, s_max[j], s_bare[j]) else flat[j]
+                smd[j] = _deficit(u, dfb[m, j], c, s_max[j], s_bare[j])
+        for j in range(nb):  # a year neither flat nor at the fixed point: hold its start
+            first = (held[j] == 0.0) & (flat[j] == 0.0) & (not (smd[j] == start[j]))
+            hold[j] = start[j] if first else hold[j]
+            held[j] = 1.0 if first else held[j]
+    for j in range(nb):
+        if held[j] != 0.0 or not (smd[j] == start[j]) or not (nan[j] == nan[j]):
+            s = hold[j] if held[j] != 0.0 else smd[j]
+            smd[j] = steady_smd_pixel(s, dfb[:, j], cover[:, i0 + j], s_max[j], s_bare[j])
+
+
 # --------------------------------------------------------------------------------------------
 # The year as an affine map of the four active pools
 
@@ -708,19 +779,15 @@ def _annual_block(
     fr = np.empty(nb)
     e = np.empty((4, nb))
     st = np.zeros((N_STATE, nb))
-    df = np.empty(n)
-    cv = np.empty(n)
     for j in range(nb):
         i = i0 + j
         _, fb[j], fh[j], s_max[j], b_slope[j], s_bare[j] = soil_constants(clay[i], depth[i])
-        s = smd0[i]
-        if periodic:
-            for m in range(n):
-                df[m] = prec[m, i] - evap_factor * pet[m, i]
-                cv[m] = cover[m, i]
-            s = steady_smd_pixel(s, df, cv, s_max[j], s_bare[j])
-        smd_start[i] = s
-        smd[j] = s
+        smd[j] = smd0[i]
+    if periodic:
+        _steady_block(i0, smd0, prec, pet, cover, evap_factor, s_max, s_bare, smd,
+                      np.empty((n, nb)), np.empty((5, nb)))
+    for j in range(nb):
+        smd_start[i0 + j] = smd[j]
         st[A2 + 2, j] = 1.0
         st[A3 + 3, j] = 1.0
         st[A00, j] = 1.0

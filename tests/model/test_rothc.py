@@ -211,6 +211,40 @@ def test_steady_smd_of_a_denormal_drift_reaches_the_bare_limit():
     assert np.isfinite(parts.p_unit).all() and parts.p_unit.sum() > 0
 
 
+def test_block_steady_smd_is_the_per_pixel_fixed_point():
+    """The block's steady deficit (a few years cycled for all pixels, then the per-pixel jumps)
+    is, to the byte, steady_smd_pixel's from the same start, on every kind of year.
+
+    Random climates (wet, dry, bare and covered months, some converging only after many years),
+    slow drifts of a few mm a year, starts anywhere in [SMDmax, 0] and a NaN pixel.
+    """
+    from gsocseq.model import _rothc_kernels as k
+
+    rng = np.random.default_rng(5)
+    n = 700
+    inp = _random_inputs(rng, 12, n)
+    inp["prec"][:, :200] *= 0.05  # dry years: deficits deep, bare months keep them
+    df_slow = np.tile(np.r_[-5.0, 5.0], 6)[:, None] - rng.uniform(0, 3, n)[None] / 12
+    inp["prec"][:, 200:300] = np.maximum(df_slow[:, 200:300], 0) + 50
+    inp["pet"][:, 200:300] = np.maximum(-df_slow[:, 200:300], 0) + 50
+    inp["prec"][3, 7] = np.nan
+    smd_max = rothc.smd_max(inp["clay"], inp["depth"])
+    smd0 = rng.uniform(0, 1, n) * smd_max
+    smd0[300:400] = 0.0
+    year = rothc.site(**{key: inp[key] for key in ("tmp", "prec", "pet", "cover", "clay",
+                                                     "depth")},
+                      dpm_rpm=inp["dpm_rpm"][0], evap_factor=1.0, validate=False)
+    got = rothc.steady_smd(year, smd0, validate=False)
+    soil = [k.soil_constants(inp["clay"][i], inp["depth"][i]) for i in range(n)]  # the kernel's
+    df = year.prec - year.pet  # evap_factor 1: prec - 1·pet is exact with or without an FMA
+    want = np.array([k.steady_smd_pixel(smd0[i], df[:, i].copy(), year.cover[:, i].copy(),
+                                        soil[i][3], soil[i][5]) for i in range(n)])
+    assert np.isnan(got[7]) and np.isnan(want[7])
+    assert np.array_equal(got, want, equal_nan=True)
+    slow = got[200:300] != smd0[200:300]
+    assert slow.all()  # the drifting pixels moved (the per-pixel path took them)
+
+
 def test_equilibrium_input_recovers_target_soc():
     site = _sites()
     soc = np.array([42.0, 80.0, 15.0, 60.0, 35.0])
