@@ -564,18 +564,28 @@ def annual_affine_map(
     ``smd_start``, ``smd_end`` (n,) mm.
     """
     _one_year(site)
-    c = _monthly("c_inp", c_inp, site, default_zero=True)
-    f = _monthly("fym", fym, site, default_zero=True)
+    given = {k: _monthly(k, v, site) for k, v in (("c_inp", c_inp), ("fym", fym)) if v is not None}
     if validate:
-        _check({"c_inp": c, "fym": f})
+        _check(given)
+    c, f = given.get("c_inp"), given.get("fym")
     s0 = _start_deficit("smd0", smd0, site, validate)
     pattern = _pattern(input_pattern, site.n_pixels, validate)
     return _annual(site, c, f, pattern, s0, periodic)
 
 
-def _annual(s: Site, c_inp: np.ndarray, fym: np.ndarray, pattern: np.ndarray, s0: np.ndarray,
-            periodic: bool) -> AnnualMap:
+#: Stand-in for absent fixed inputs: the kernel reads ``c_inp`` and ``fym`` only with ``fixed``.
+_NO_INPUT = np.zeros((0, 0))
+
+
+def _annual(s: Site, c_inp: np.ndarray | None, fym: np.ndarray | None, pattern: np.ndarray,
+            s0: np.ndarray, periodic: bool) -> AnnualMap:
+    """Build the map of ``s``; ``c_inp``, ``fym`` (12, n) t C/ha or None (no such input)."""
     n = s.n_pixels
+    fixed = any(v is not None and bool(np.any(v != 0.0)) for v in (c_inp, fym))
+    if fixed:
+        c_inp, fym = (np.zeros((12, n)) if v is None else v for v in (c_inp, fym))
+    else:
+        c_inp = fym = _NO_INPUT
     a = np.empty((n, 4, 4))
     b_unit = np.empty((n, 4))
     b_fixed = np.empty((n, 4))
@@ -584,7 +594,7 @@ def _annual(s: Site, c_inp: np.ndarray, fym: np.ndarray, pattern: np.ndarray, s0
     _k.annual(
         s0, periodic, s.tmp, s.prec, s.pet, s.cover, c_inp, fym, pattern, s.dpm_rpm,
         s.dpm_rpm.shape[0] > 1, s.clay, s.depth, s.evap_factor, s.rate_modifier, a, b_unit,
-        b_fixed, s_start, s_end, bool(np.any(c_inp != 0.0) or np.any(fym != 0.0)),
+        b_fixed, s_start, s_end, fixed,
     )
     return AnnualMap(a, b_unit, b_fixed, s_start, s_end)
 
