@@ -88,20 +88,20 @@ def bench_procedure(
     }
 
 
-def base_procedure(checkout: str) -> ModuleType:
-    """Return the ``gsocseq.model.phases`` module of another checkout, imported in this process.
+def base_procedure(checkout: str, name: str = "gsocseq.model.phases") -> ModuleType:
+    """Return module ``name`` (default the procedure's) of another checkout, imported here.
 
     This tree's ``gsocseq`` modules are set aside while DIR's are imported under the same names
     (so numba's cache and every absolute import inside them resolve to DIR's files), then put
-    back: both procedures live side by side, each with its own kernels and NumPy code.
+    back: both live side by side, each with its own kernels and NumPy code.
     """
     root = Path(checkout).resolve()
-    if not (root / "gsocseq" / "model" / "phases.py").is_file():
-        raise SystemExit(f"--base {checkout}: no gsocseq/model/phases.py there")
+    if not (root / Path(*name.split(".")).with_suffix(".py")).is_file():
+        raise SystemExit(f"--base {checkout}: no {name} there")
     ours = {k: sys.modules.pop(k) for k in list(sys.modules) if k.split(".")[0] == "gsocseq"}
     sys.path.insert(0, str(root))
     try:
-        module = importlib.import_module("gsocseq.model.phases")
+        module = importlib.import_module(name)
     finally:
         sys.path.remove(str(root))
         for k in [k for k in sys.modules if k.split(".")[0] == "gsocseq"]:
