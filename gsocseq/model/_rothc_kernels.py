@@ -14,14 +14,18 @@ Equations, constants and order of updates follow Rothamsted's RothC code (``Roth
 
 Speed (measured, see ``benchmarks/bench_rothc.py``): the four decay factors come from one
 exponential, exp(-r·k) = exp(-r·0.02)^(k/0.02) with integer powers 500/15/33/1 (~1e-14 relative
-from four ``exp`` calls), and that exponential is a polynomial for the usual small arguments, so
-the per-month loops over a block vectorise (the temperature factor too: exp(x/64)^64; the deficit
-and rate step is branch-free, :func:`smd_rate`). The same block layout serves the warm-up
-(:func:`run_years`: one plant input per year, scaled climate read on the fly) and the annual maps
-(:func:`annual`: months outer, the block's pixels inner). In the warm-up the month's rate loop
-only computes deficits and rates, the polynomial's range is checked in a pass of its own
-(:func:`_n_far`) and HUM's decay factor is computed where the pools are updated: 1.15× the single
-loop that also counted (same numbers; measured, the forward and map kernels did not gain). Compiled with
+from four ``exp`` calls), and that exponential is a short polynomial for the usual small arguments
+(:func:`_exp_small`), so the per-month loops over a block vectorise (the temperature factor too:
+exp(x/64)^64; the deficit and rate step is branch-free, :func:`smd_rate`, its moisture slope a
+per-pixel reciprocal). The same block layout serves the warm-up (:func:`run_years`: one plant
+input per year, scaled climate read on the fly), the forward year 1 (:func:`run_pair`: two pool
+sets on one deficit, each month's rates computed once) and the annual maps (:func:`annual`: months
+outer, the block's pixels inner, the map state in lane rows, :func:`map_month`, shared with the
+Monte Carlo kernel; the periodic deficit of a block cycled a few years together before
+:func:`steady_smd_pixel` takes the rest). In the warm-up the month's rate loop only computes
+deficits and rates, the polynomial's range is checked in a pass of its own (:func:`_n_far`) and
+HUM's decay factor is computed where the pools are updated: 1.15× the single loop that also
+counted (same numbers; measured, the forward and map kernels did not gain). Compiled with
 ``error_model="numpy"`` (a division by zero gives inf/NaN, never an exception) and FMA
 contraction only (no fast-math that would drop NaN semantics).
 """
