@@ -225,8 +225,9 @@ def _run_bracket(
     # Warm-up: year-to-year climate, inputs scaled by the MIAMI NPP ratio, deficit carried.
     npp = miami_npp_carbon(climate.t_year * ft, climate.p_year * fp)
     n_spin_years = config.spinup_years
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cin_years = cin_eq * (npp[n_spin_years:] / npp[:n_spin_years].mean(axis=0))
+    with np.errstate(divide="ignore", invalid="ignore"):  # cin_eq · (NPP_y / mean), in place
+        cin_years = np.divide(npp[n_spin_years:], npp[:n_spin_years].mean(axis=0))
+        np.multiply(cin_eq, cin_years, out=cin_years)
     f_tmp, f_prec, f_pet = climate.forward
     fwd_site = rothc.site(tmp=f_tmp * ft, prec=f_prec * fp, pet=f_pet, cover=climate.cover,
                           evap_factor=ef, validate=False, **soil)
