@@ -34,7 +34,7 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np  # noqa: E402
-from bench_phases import base_procedure, max_difference, synthetic_inputs  # noqa: E402
+from bench_phases import base_procedure, caught, max_difference, synthetic_inputs  # noqa: E402
 
 from gsocseq.model.montecarlo import montecarlo_layers  # noqa: E402
 from gsocseq.model.phases import PhaseConfig, run_phases  # noqa: E402
@@ -70,29 +70,13 @@ def _baseline(rev: str) -> Callable[..., dict[str, np.ndarray]]:
     return module.montecarlo_layers
 
 
-def _layers_and_draws(module, **kwargs) -> tuple[dict, dict]:
-    """Return ``module.montecarlo_layers(**kwargs)`` and its draws' float64 stocks (by name)."""
-    caught: list[dict[str, np.ndarray]] = []
-    run = module.run_draws
-
-    def catch(*args, **kw):
-        out = run(*args, **kw)
-        caught.append(out)
-        return out
-
-    module.run_draws = catch
-    try:
-        layers = module.montecarlo_layers(**kwargs)
-    finally:
-        module.run_draws = run
-    return layers, {k: np.concatenate([c[k] for c in caught]) for k in caught[0]}
-
-
 def compare_draws(checkout: str, **kwargs) -> None:
     """Print the largest difference of the draws and the float32 layers differing from DIR's."""
     base = base_procedure(checkout, "gsocseq.model.montecarlo")
     this = sys.modules["gsocseq.model.montecarlo"]
-    (lb, db), (lt, dt_) = (_layers_and_draws(m, **kwargs) for m in (base, this))
+    (lb, db), (lt, dt_) = (
+        caught(m, "run_draws", lambda m=m: m.montecarlo_layers(**kwargs)) for m in (base, this))
+    db, dt_ = ({k: np.concatenate([c[k] for c in d]) for k in d[0]} for d in (db, dt_))
     diffs = "  ".join(f"{k}={max_difference(db[k], dt_[k]):.3g}" for k in db)
     differing = sum(int(np.count_nonzero(lb[k].view(np.uint32) != lt[k].view(np.uint32)))
                     for k in lb)

@@ -18,6 +18,7 @@ import os
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -110,6 +111,23 @@ def base_procedure(checkout: str, name: str = "gsocseq.model.phases") -> ModuleT
     return module
 
 
+def caught(module: ModuleType, name: str, run: Callable[[], object]) -> tuple[object, list]:
+    """Return ``run()`` and what every call of ``module.<name>`` returned during it, in order."""
+    outputs: list = []
+    original = getattr(module, name)
+
+    def catch(*args, **kwargs):
+        out = original(*args, **kwargs)
+        outputs.append(out)
+        return out
+
+    setattr(module, name, catch)
+    try:
+        return run(), outputs
+    finally:
+        setattr(module, name, original)
+
+
 def _float64_layers(module: ModuleType, inputs: dict[str, np.ndarray]) -> tuple[object, dict]:
     """Run ``module.run_phases`` and also return its 29 layers in float64 (before the cast).
 
@@ -117,19 +135,7 @@ def _float64_layers(module: ModuleType, inputs: dict[str, np.ndarray]) -> tuple[
     and put back at the pixels that passed the input checks, in block order (NaN where the
     procedure masks a pixel).
     """
-    blocks: list[dict[str, np.ndarray]] = []
-    derive = module.product_layers
-
-    def catch(*args, **kwargs):
-        out = derive(*args, **kwargs)
-        blocks.append(out)
-        return out
-
-    module.product_layers = catch
-    try:
-        res = module.run_phases(**inputs)
-    finally:
-        module.product_layers = derive
+    res, blocks = caught(module, "product_layers", lambda: module.run_phases(**inputs))
     todo = np.flatnonzero(module.classify_pixels(
         **{k: inputs[k] for k in ("soc", "clay", "land_use", "tmp", "prec", "pet", "cover")}) == 0)
     layers = {}
