@@ -908,26 +908,35 @@ def steady_pools(a, b_unit, b_fixed, p_unit, p_fixed):
         solve_steady(a[i], b_unit[i], b_fixed[i], p_unit[i], p_fixed[i])
 
 
+@njit(inline="always", error_model="numpy", fastmath={"contract"})
+def _map_of(a, b, i):
+    """Return pixel ``i``'s year map as a tuple: A's 16 entries row by row, then b's 4."""
+    return (a[i, 0, 0], a[i, 0, 1], a[i, 0, 2], a[i, 0, 3], a[i, 1, 0], a[i, 1, 1], a[i, 1, 2],
+            a[i, 1, 3], a[i, 2, 0], a[i, 2, 1], a[i, 2, 2], a[i, 2, 3], a[i, 3, 0], a[i, 3, 1],
+            a[i, 3, 2], a[i, 3, 3], b[i, 0], b[i, 1], b[i, 2], b[i, 3])
+
+
+@njit(inline="always", error_model="numpy", fastmath={"contract"})
+def _map_year(t, p0, p1, p2, p3):
+    """Return ``A p + b`` for the map tuple ``t`` (:func:`_map_of`): each row ``b[r] + A[r, 0]·p0 + …``."""
+    return (t[16] + t[0] * p0 + t[1] * p1 + t[2] * p2 + t[3] * p3,
+            t[17] + t[4] * p0 + t[5] * p1 + t[6] * p2 + t[7] * p3,
+            t[18] + t[8] * p0 + t[9] * p1 + t[10] * p2 + t[11] * p3,
+            t[19] + t[12] * p0 + t[13] * p1 + t[14] * p2 + t[15] * p3)
+
+
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def years_affine(pools, a, b, n_years, yearly, out_years):
     """Iterate ``p <- a p + b`` ``n_years`` times for the four active pools, in place.
 
     A pixel's map and pools stay in registers for all its years; each row sums
-    ``b[r] + a[r, 0]·p[0] + … + a[r, 3]·p[3]`` in that order.
+    ``b[r] + a[r, 0]·p[0] + … + a[r, 3]·p[3]`` in that order (:func:`_map_year`).
     """
     for i in range(pools.shape[0]):
-        a00, a01, a02, a03 = a[i, 0, 0], a[i, 0, 1], a[i, 0, 2], a[i, 0, 3]
-        a10, a11, a12, a13 = a[i, 1, 0], a[i, 1, 1], a[i, 1, 2], a[i, 1, 3]
-        a20, a21, a22, a23 = a[i, 2, 0], a[i, 2, 1], a[i, 2, 2], a[i, 2, 3]
-        a30, a31, a32, a33 = a[i, 3, 0], a[i, 3, 1], a[i, 3, 2], a[i, 3, 3]
-        b0, b1, b2, b3 = b[i, 0], b[i, 1], b[i, 2], b[i, 3]
+        t = _map_of(a, b, i)
         p0, p1, p2, p3 = pools[i, 0], pools[i, 1], pools[i, 2], pools[i, 3]
         for y in range(n_years):
-            v0 = b0 + a00 * p0 + a01 * p1 + a02 * p2 + a03 * p3
-            v1 = b1 + a10 * p0 + a11 * p1 + a12 * p2 + a13 * p3
-            v2 = b2 + a20 * p0 + a21 * p1 + a22 * p2 + a23 * p3
-            v3 = b3 + a30 * p0 + a31 * p1 + a32 * p2 + a33 * p3
-            p0, p1, p2, p3 = v0, v1, v2, v3
+            p0, p1, p2, p3 = _map_year(t, p0, p1, p2, p3)
             if yearly:
                 out_years[y, i, 0] = p0
                 out_years[y, i, 1] = p1
@@ -938,6 +947,24 @@ def years_affine(pools, a, b, n_years, yearly, out_years):
         pools[i, 1] = p1
         pools[i, 2] = p2
         pools[i, 3] = p3
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def years_affine_pair(pools, unit, a, b, n_years):
+    """:func:`years_affine` of two pool sets on the same maps (no yearly output), in place.
+
+    The two chains of a pixel are independent: interleaved in one loop, each one's latency is
+    hidden by the other's (the numbers of two :func:`years_affine` calls).
+    """
+    for i in range(pools.shape[0]):
+        t = _map_of(a, b, i)
+        p0, p1, p2, p3 = pools[i, 0], pools[i, 1], pools[i, 2], pools[i, 3]
+        u0, u1, u2, u3 = unit[i, 0], unit[i, 1], unit[i, 2], unit[i, 3]
+        for _ in range(n_years):
+            p0, p1, p2, p3 = _map_year(t, p0, p1, p2, p3)
+            u0, u1, u2, u3 = _map_year(t, u0, u1, u2, u3)
+        pools[i, 0], pools[i, 1], pools[i, 2], pools[i, 3] = p0, p1, p2, p3
+        unit[i, 0], unit[i, 1], unit[i, 2], unit[i, 3] = u0, u1, u2, u3
 
 
 #: Values per chunk of :func:`first_bad`: a branch-free count per chunk, an exit check after it.

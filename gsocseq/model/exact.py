@@ -339,8 +339,7 @@ def forward_response(
     if years > 1:
         later = rothc.annual_affine_map(site, smd0=smd1, validate=False)
         b = cin[:, None] * later.b_unit
-        bau = rothc.simulate_years_affine(bau, later.a, b, years - 1)
-        unit = rothc.simulate_years_affine(unit, later.a, b, years - 1)
+        bau, unit = rothc.simulate_years_affine_pair(bau, unit, later.a, b, years - 1)
         drift = np.flatnonzero(~(later.smd_end == later.smd_start))
         if drift.size:
             bau[drift], unit[drift], _ = _forward_stepped(

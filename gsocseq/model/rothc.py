@@ -538,6 +538,21 @@ def simulate_years_affine(
     return years if yearly else out
 
 
+def simulate_years_affine_pair(
+    pools: np.ndarray, unit: np.ndarray, a: np.ndarray, b: np.ndarray, n_years: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return :func:`simulate_years_affine` of ``pools`` and of ``unit`` (both (n_pixels, 5) t C/ha).
+
+    The two runs share ``a`` and ``b`` and are stepped together (the same numbers, faster).
+    """
+    out = _pools(pools).copy()
+    out_unit = _pools(unit, out.shape[0]).copy()
+    n = out.shape[0]
+    _k.years_affine_pair(out, out_unit, _array("a", a, (n, 4, 4)), _array("b", b, (n, 4)),
+                         _n_years(n_years))
+    return out, out_unit
+
+
 # ---------------------------------------------------------------------------------------------
 # one repeating year: affine map, steady deficit, equilibrium
 

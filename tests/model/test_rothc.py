@@ -303,6 +303,10 @@ def test_annual_affine_map_reproduces_simulate():
     first, _ = _call(rothc.simulate, start, m.smd_start, c_inp=np.broadcast_to(cin / 12, (12, 5)),
                               fym=fym, **site)
     np.testing.assert_allclose(years[0], first, rtol=1e-12)
+    unit = start * np.linspace(0.1, 0.9, 5)[:, None]  # a second, different start
+    got, got_unit = rothc.simulate_years_affine_pair(start, unit, m.a, b, 20)
+    np.testing.assert_array_equal(got, years[-1])  # the same bytes as two single runs
+    np.testing.assert_array_equal(got_unit, rothc.simulate_years_affine(unit, m.a, b, 20))
 
 
 # --------------------------------------------------------------------------------------------
