@@ -466,14 +466,15 @@ def _input_split(i0, nb, dpm_rpm):
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def _years_block(
     i0, i1, out_pools, out_smd, tmp, prec, pet, cover, cin_years, dpm_rpm, clay, depth,
-    evap_factor, rmod, t_scale, p_scale,
+    evap_factor, rmod, t_scale, p_scale, m0, c0,
 ):
     """Advance pixels ``i0:i1`` through the years of ``cin_years`` month by month, in place.
 
     Like :func:`_run_block` without manure, checks or monthly output, but the plant input is one
     annual value per year (``cin_years[y] / 12`` each month), ``cover`` is one calendar year
     repeated, ``dpm_rpm`` one value per pixel and temperature and precipitation are scaled on the
-    fly (``t_scale``, ``p_scale``): no ``(n_months, n)`` temporaries.
+    fly (``t_scale``, ``p_scale``): no ``(n_months, n)`` temporaries. Pixel ``i``'s month ``m``
+    is ``tmp[m0 + m, c0 + i]`` (the same for ``prec``, ``pet``): a block of larger arrays.
     """
     nb = i1 - i0
     _, f_bio, f_hum, s_max, b_slope, s_bare, dpm, rpm, bio, hum, smd = _block_start(
@@ -487,10 +488,12 @@ def _years_block(
             cm[j] = cin_years[y, i0 + j] / 12.0
         for mm in range(12):
             m = 12 * y + mm
+            t_row, p_row, e_row = tmp[m0 + m, c0 + i0 : c0 + i1], prec[m0 + m, c0 + i0 : c0 + i1], \
+                pet[m0 + m, c0 + i0 : c0 + i1]
             for j in range(nb):
                 i = i0 + j
                 smd[j], rate[j] = _smd_and_rate(
-                    tmp[m, i] * t_scale, prec[m, i] * p_scale - evap_factor * pet[m, i],
+                    t_row[j] * t_scale, p_row[j] * p_scale - evap_factor * e_row[j],
                     cover[mm, i], rmod[i], smd[j], s_max[j], b_slope[j], s_bare[j])
             far = _n_far(rate)
             if far:  # rare: outside the polynomial's range
@@ -509,14 +512,17 @@ def _years_block(
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def run_years(
     out_pools, out_smd, tmp, prec, pet, cover, cin_years, dpm_rpm, clay, depth, evap_factor,
-    rmod, t_scale, p_scale,
+    rmod, t_scale, p_scale, m0, c0,
 ):
-    """Run :func:`_years_block` over all pixels, ``WARM_BLOCK`` after the other (in place)."""
+    """Run :func:`_years_block` over all pixels, ``WARM_BLOCK`` after the other (in place).
+
+    The climate of pixel ``i`` in month ``m`` is ``tmp[m0 + m, c0 + i]`` (``prec``, ``pet`` alike).
+    """
     n = out_pools.shape[0]
     for b in range((n + WARM_BLOCK - 1) // WARM_BLOCK):
         _years_block(
             b * WARM_BLOCK, min(n, (b + 1) * WARM_BLOCK), out_pools, out_smd, tmp, prec, pet, cover,
-            cin_years, dpm_rpm, clay, depth, evap_factor, rmod, t_scale, p_scale,
+            cin_years, dpm_rpm, clay, depth, evap_factor, rmod, t_scale, p_scale, m0, c0,
         )
 
 

@@ -62,20 +62,26 @@ class _Climate:
     forward: tuple[np.ndarray, np.ndarray, np.ndarray]
     """Warm-up monthly means (12, n), the forward climate."""
     warm: tuple[np.ndarray, np.ndarray, np.ndarray]
-    """Warm-up months (12·warmup_years, n)."""
+    """Warm-up months (12·warmup_years, n), or the whole inputs when ``warm_at`` is set."""
     t_year: np.ndarray
     """Annual mean temperature (°C) of every year, (spinup_years + warmup_years, n)."""
     p_year: np.ndarray
     """Annual precipitation (mm/yr) of every year."""
     cover: np.ndarray
     """(12, n) vegetated share."""
+    warm_at: tuple[int, int] | None = None
+    """(month, column) of the block's first warm-up month and first pixel in ``warm`` when that
+    holds the whole ``(n_months, n_all)`` inputs (read in place, not copied)."""
 
     @classmethod
-    def build(cls, px: Pixels, config: PhaseConfig, idx: np.ndarray | None = None) -> _Climate:
+    def build(cls, px: Pixels, config: PhaseConfig, idx: np.ndarray | None = None,
+              in_place: bool = False) -> _Climate:
         """Reduce pixels ``idx`` (sorted, unique; all by default) of the inputs in one pass.
 
         Every input value of the block is read once (float32 as is): the reductions and the
         copy of the warm-up months (:func:`~gsocseq.model.inputs.columns`' dtype) come from it.
+        With ``in_place``, consecutive pixels of C-contiguous float32/float64 inputs are not
+        copied: ``warm`` holds the whole inputs and ``warm_at`` where the block starts.
         """
         idx = np.arange(px.n) if idx is None else idx
         n_spin = 12 * config.spinup_years
@@ -85,15 +91,19 @@ class _Climate:
         forward = np.empty((3, 12, n))
         t_year = np.empty((n_years, n))
         p_year = np.empty((n_years, n))
-        warm = tuple(np.empty((px.tmp.shape[0] - n_spin, n), real_dtype(a))
-                     for a in (px.tmp, px.prec, px.pet))
+        inputs = (px.tmp, px.prec, px.pet)
         i0 = int(idx[0]) if n else 0
         consecutive = bool(n == 0 or idx[-1] - idx[0] == n - 1)
-        _gather_climate(px.tmp, px.prec, px.pet, idx, i0, consecutive, config.spinup_years,
-                        spin, forward, t_year, p_year, *warm)
+        keep = not (in_place and consecutive and n > 0 and all(
+            a.dtype == real_dtype(a) and a.flags.c_contiguous for a in inputs))
+        rows = px.tmp.shape[0] - n_spin if keep else 1
+        copies = tuple(np.empty((rows, n), real_dtype(a)) for a in inputs)
+        _gather_climate(*inputs, idx, i0, consecutive, config.spinup_years, spin, forward,
+                        t_year, p_year, *copies, keep)
         return cls(
-            spin=tuple(spin), forward=tuple(forward), warm=warm,
+            spin=tuple(spin), forward=tuple(forward), warm=copies if keep else inputs,
             t_year=t_year, p_year=p_year, cover=f8(columns(px.cover, idx)),
+            warm_at=None if keep else (n_spin, i0),
         )
 
     def subset(self, idx: np.ndarray) -> _Climate:
@@ -101,8 +111,13 @@ class _Climate:
         def cols(arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
             return tuple(columns(a, idx) for a in arrays)
 
+        if self.warm_at is None:
+            warm = cols(self.warm)
+        else:
+            m0, c0 = self.warm_at
+            warm = tuple(columns(a[m0:], idx + c0) for a in self.warm)
         return _Climate(
-            cols(self.spin), cols(self.forward), cols(self.warm), *cols(
+            cols(self.spin), cols(self.forward), warm, *cols(
                 (self.t_year, self.p_year, self.cover)
             )
         )
@@ -115,15 +130,15 @@ GATHER_CHUNK = 4096
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _gather_climate(tmp, prec, pet, idx, i0, consecutive, n_spin_years, spin, forward, t_year,
-                    p_year, w_tmp, w_prec, w_pet):
+                    p_year, w_tmp, w_prec, w_pet, copy_warm):
     """Fill the climate of pixels ``idx`` (columns ``i0…`` when ``consecutive``) in one pass.
 
     ``spin``, ``forward`` (3, 12, nb): tmp, prec, pet means of years ``:n_spin_years`` and
     ``n_spin_years:``; ``t_year`` (n_years, nb) annual mean temperature (°C), ``p_year`` annual
     precipitation (mm/yr); ``w_tmp``, ``w_prec``, ``w_pet`` (months after the spin-up years, nb)
-    the warm-up months as read. Sums run year after year (month after month) in float64, then
-    are divided by the count: the numbers of NumPy's ``mean``/``sum`` over those axes on float64
-    arrays.
+    the warm-up months as read (only with ``copy_warm``). Sums run year after year (month after
+    month) in float64, then are divided by the count: the numbers of NumPy's ``mean``/``sum``
+    over those axes on float64 arrays.
     """
     n_months = tmp.shape[0]
     nb = idx.shape[0]
@@ -139,8 +154,8 @@ def _gather_climate(tmp, prec, pet, idx, i0, consecutive, n_spin_years, spin, fo
             mm = m % 12
             out = spin if y < n_spin_years else forward
             first = y == 0 or y == n_spin_years
-            w = max(m - m_spin, 0)
-            keep = m >= m_spin  # a warm-up month: copied
+            keep = copy_warm and m >= m_spin  # a warm-up month: copied
+            w = m - m_spin if keep else 0
             ty, py = t_year[y, c0:c1], p_year[y, c0:c1]
             w_rows = (w_tmp[w, c0:c1], w_prec[w, c0:c1], w_pet[w, c0:c1])
             if consecutive:  # views of the rows
@@ -232,7 +247,7 @@ def run_columns(px: Pixels, idx: np.ndarray, config: PhaseConfig) -> SchemeOutpu
     if config.uncertainty:
         for name, br in BRACKET_RUNS.items():
             runs[name] = (br, np.stack([one, f_med + br.ssm_shift]))
-    climate = _Climate.build(px, config, idx)
+    climate = _Climate.build(px, config, idx, in_place=True)
     soil = {"dpm_rpm": landuse.dpm_rpm_ratio(land_use), "depth": np.full(n, config.depth_cm),
             "rate_modifier": landuse.rate_factor(land_use)}
     results = {
@@ -311,7 +326,7 @@ def _run_bracket(
     w_tmp, w_prec, w_pet = climate.warm
     pools, smd = rothc.simulate_annual_input(
         pools, parts.smd[ok], fwd_site, tmp=w_tmp, prec=w_prec, pet=w_pet, cin_years=cin_years,
-        tmp_factor=ft, prec_factor=fp)
+        tmp_factor=ft, prec_factor=fp, at=climate.warm_at or (0, 0))
     out.t0[ok] = pools.sum(axis=1)
     cin_bau = cin_years.mean(axis=0)
     out.cin_bau[ok] = cin_bau

@@ -455,6 +455,7 @@ def simulate_annual_input(
     cin_years: np.ndarray,
     tmp_factor: float = 1.0,
     prec_factor: float = 1.0,
+    at: tuple[int, int] = (0, 0),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run RothC month by month over ``n_years`` of climate with one plant input per year.
 
@@ -465,21 +466,31 @@ def simulate_annual_input(
     precipitation multiplied by ``tmp_factor`` and ``prec_factor`` as they are read;
     ``cin_years`` ``(n_years, n)`` the annual plant input (t C/ha/yr), a twelfth of it entering
     each month, no manure. Same numbers as
-    :func:`simulate` on the expanded arrays. Returns the end pools (n, 5) t C/ha and deficit (n,) mm.
+    :func:`simulate` on the expanded arrays. With ``at = (m0, c0)`` the climate is the block
+    ``[m0 : m0 + 12·n_years, c0 : c0 + n]`` of larger C-contiguous arrays (read in place, no
+    copy). Returns the end pools (n, 5) t C/ha and deficit (n,) mm.
     """
     n = year.n_pixels
     if year.n_months != 12 or year.dpm_rpm.shape[0] != 1:
         raise InputValidationError("simulate_annual_input: year must be a 12-month site with a "
                                    "per-pixel dpm_rpm")
     n_years = np.shape(cin_years)[0]
-    months = {k: _array(k, v, (12 * n_years, n), keep_float32=True) for k, v in
-              (("tmp", tmp), ("prec", prec), ("pet", pet))}
+    m0, c0 = (int(x) for x in at)
+    months = {}
+    for k, v in (("tmp", tmp), ("prec", prec), ("pet", pet)):
+        shape = np.shape(v)
+        if m0 < 0 or c0 < 0 or len(shape) != 2 or shape[0] < m0 + 12 * n_years or (
+                shape[1] < c0 + n):
+            raise InputValidationError(
+                f"{k}: shape {shape} given, at least ({m0 + 12 * n_years}, {c0 + n}) expected "
+                f"for {n_years} years of {n} pixels at (month, column) {(m0, c0)}")
+        months[k] = _array(k, v, shape, keep_float32=True)
     out_pools = _pools(pools, n).copy()
     out_smd = _array("smd", smd, (n,)).copy()
     _k.run_years(out_pools, out_smd, months["tmp"], months["prec"], months["pet"], year.cover,
                  _array("cin_years", cin_years, (n_years, n)), year.dpm_rpm[0], year.clay,
                  year.depth, year.evap_factor, year.rate_modifier, float(tmp_factor),
-                 float(prec_factor))
+                 float(prec_factor), m0, c0)
     return out_pools, out_smd
 
 

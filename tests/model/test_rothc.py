@@ -424,6 +424,20 @@ def test_annual_input_run_equals_simulate_on_the_expanded_months():
     assert (tmp[:, 0] * ft > 20.0).any()
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
     np.testing.assert_allclose(smd, smd_want, rtol=1e-12, atol=0)
+    # the same climate as a block of larger arrays, read in place: the same bytes
+    m0, c0 = 7, 3
+    big = [rng.uniform(-1e3, 1e3, (m0 + tmp.shape[0] + 2, c0 + n + 4)).astype(np.float32)
+           for _ in range(3)]
+    for b, a in zip(big, (tmp, prec, pet), strict=True):
+        b[m0 : m0 + a.shape[0], c0 : c0 + n] = a
+    got_at, smd_at = rothc.simulate_annual_input(
+        pools0, smd0, year, tmp=big[0], prec=big[1], pet=big[2], cin_years=cin_years,
+        tmp_factor=ft, prec_factor=fp, at=(m0, c0))
+    np.testing.assert_array_equal(got_at, got)
+    np.testing.assert_array_equal(smd_at, smd)
+    with pytest.raises(InputValidationError, match="tmp: shape"):
+        rothc.simulate_annual_input(pools0, smd0, year, tmp=big[0][:-3], prec=big[1],
+                                    pet=big[2], cin_years=cin_years, at=(m0, c0))
 
 
 def test_pair_run_is_two_simulate_runs():
