@@ -275,10 +275,12 @@ def _block_rates(m, i0, tmp, prec, pet, cover, evap_factor, rmod, smd, s_max, b_
     range ends, :func:`_exp_far`); one short loop that vectorises.
     """
     far = 0
+    i1 = i0 + smd.shape[0]  # the month's rows as views: the loop vectorises better (measured)
+    t_row, p_row, e_row, c_row, r_row = tmp[m, i0:i1], prec[m, i0:i1], pet[m, i0:i1], \
+        cover[m, i0:i1], rmod[i0:i1]
     for j in range(smd.shape[0]):
-        i = i0 + j
         smd[j], rate[j], ehum[j], f = _month_rate(
-            tmp[m, i], prec[m, i] - evap_factor * pet[m, i], cover[m, i], rmod[i], smd[j],
+            t_row[j], p_row[j] - evap_factor * e_row[j], c_row[j], r_row[j], smd[j],
             s_max[j], b_slope[j], s_bare[j])
         far += f
     if far:  # rare: outside the polynomial's range
