@@ -485,18 +485,19 @@ def _years_block(
     cm = np.empty(nb)
     rate = np.empty(nb)
     ehum = np.empty(nb)
+    r_row = rmod[i0:i1]
     for y in range(cin_years.shape[0]):
         for j in range(nb):
             cm[j] = cin_years[y, i0 + j] / 12.0
         for mm in range(12):
-            m = 12 * y + mm
-            t_row, p_row, e_row = tmp[m0 + m, c0 + i0 : c0 + i1], prec[m0 + m, c0 + i0 : c0 + i1], \
-                pet[m0 + m, c0 + i0 : c0 + i1]
+            m = m0 + 12 * y + mm  # the month's rows as views: the loop vectorises (measured)
+            t_row, p_row, e_row = tmp[m, c0 + i0 : c0 + i1], prec[m, c0 + i0 : c0 + i1], \
+                pet[m, c0 + i0 : c0 + i1]
+            c_row = cover[mm, i0:i1]
             for j in range(nb):
-                i = i0 + j
                 smd[j], rate[j] = _smd_and_rate(
                     t_row[j] * t_scale, p_row[j] * p_scale - evap_factor * e_row[j],
-                    cover[mm, i], rmod[i], smd[j], s_max[j], b_slope[j], s_bare[j])
+                    c_row[j], r_row[j], smd[j], s_max[j], b_slope[j], s_bare[j])
             far = _n_far(rate)
             if far:  # rare: outside the polynomial's range
                 _exp_fill(rate, ehum)
