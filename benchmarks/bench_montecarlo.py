@@ -8,8 +8,11 @@ to other processes on a shared machine.
 Run: ``NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/bench_montecarlo.py [--pixels 2000]
 [--draws 100] [--repeat 3] [--baseline-rev REV] [--rates-out gsocseq/pipeline/rates.json]``;
 ``--baseline-rev`` also times ``montecarlo.py`` of git revision REV (imported from a temporary
-copy) in the same process, for a before/after ratio; ``--rates-out`` sets the
-``montecarlo_core_s_per_pixel_draw`` rate of ``gsocseq plan`` in that file (other keys kept).
+copy) in the same process, for a before/after ratio; ``--base DIR`` (another checkout) runs DIR's
+whole ``gsocseq`` Monte Carlo beside this tree's and prints the largest float64 difference of
+the draws' stocks (relative above 1, absolute below: ``bench_phases.max_difference``) and how
+many float32 layer values differ; ``--rates-out`` sets the ``montecarlo_core_s_per_pixel_draw``
+rate of ``gsocseq plan`` in that file (other keys kept).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np  # noqa: E402
-from bench_phases import synthetic_inputs  # noqa: E402
+from bench_phases import base_procedure, caught, max_difference, synthetic_inputs  # noqa: E402
 
 from gsocseq.model.montecarlo import montecarlo_layers  # noqa: E402
 from gsocseq.model.phases import PhaseConfig, run_phases  # noqa: E402
@@ -67,6 +70,20 @@ def _baseline(rev: str) -> Callable[..., dict[str, np.ndarray]]:
     return module.montecarlo_layers
 
 
+def compare_draws(checkout: str, **kwargs) -> None:
+    """Print the largest difference of the draws and the float32 layers differing from DIR's."""
+    base = base_procedure(checkout, "gsocseq.model.montecarlo")
+    this = sys.modules["gsocseq.model.montecarlo"]
+    (lb, db), (lt, dt_) = (
+        caught(m, "run_draws", lambda m=m: m.montecarlo_layers(**kwargs)) for m in (base, this))
+    db, dt_ = ({k: np.concatenate([c[k] for c in d]) for k in d[0]} for d in (db, dt_))
+    diffs = "  ".join(f"{k}={max_difference(db[k], dt_[k]):.3g}" for k in db)
+    differing = sum(int(np.count_nonzero(lb[k].view(np.uint32) != lt[k].view(np.uint32)))
+                    for k in lb)
+    print(f"--base {checkout}: max difference of the draws {diffs}; float32 layer values "
+          f"differing {differing} of {sum(v.size for v in lb.values())}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pixels", type=int, default=2000)
@@ -74,6 +91,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--baseline-rev", default=None,
                     help="git revision whose montecarlo.py to time too (before/after ratio)")
+    ap.add_argument("--base", default=None,
+                    help="another checkout: print the largest difference of its draws")
     ap.add_argument("--rates-out", default=None,
                     help="rates JSON whose Monte Carlo rate to set (gsocseq/pipeline/rates.json)")
     args = ap.parse_args()
@@ -89,6 +108,9 @@ def main() -> None:
     mc_s, mc_mib = _measure(lambda: montecarlo_layers(
         **inputs, rows=rows, cols=cols, draws=args.draws, seed=1, config=config), args.repeat)
     total = central_s + mc_s
+    if args.base:
+        compare_draws(args.base, **inputs, rows=rows, cols=cols, draws=args.draws, seed=1,
+                      config=config)
     if args.baseline_rev:
         old = _baseline(args.baseline_rev)
         old(**warm, rows=rc, cols=rc, draws=2, seed=0)

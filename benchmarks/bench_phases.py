@@ -1,20 +1,24 @@
 """Benchmark of the whole GSOCseq procedure (exact scheme) on one core.
 
 Spin-up + 20-year warm-up + 4 forward scenarios + the min/max bracket runs, on synthetic pixels.
-Run: ``NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/bench_phases.py [n_pixels ...]``.
+Run: ``NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/bench_phases.py [n_pixels ...]``
+``[--base DIR [--repeat 5]]``.
 ``--base DIR`` (a checkout, e.g. ``git worktree add /tmp/base HEAD~3``) also times the procedure
-with DIR's RothC kernels (``gsocseq/model/_rothc_kernels.py``) in the same process, alternating
-with this tree's, and says whether the 29 layers are bitwise the same: a before/after ratio on a
-shared machine (only the kernel module is swapped; the Python around it is this tree's).
+with DIR's whole ``gsocseq`` package (imported beside this tree's under the same names, see
+:func:`base_procedure`) in the same process, alternating with this tree's: a before/after ratio on
+a shared machine. It also prints, per layer group, the largest difference of the 29 layers in
+float64 (before their float32 cast) and of the float64 diagnostics: relative where
+``|value| ≥ 1``, absolute (t C/ha, t C/ha/yr or %) below, and how many float32 layer values differ.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -22,7 +26,6 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from gsocseq.model import rothc  # noqa: E402
 from gsocseq.model.phases import PhaseConfig, run_phases  # noqa: E402
 
 
@@ -86,45 +89,123 @@ def bench_procedure(
     }
 
 
-def base_kernels(checkout: str) -> ModuleType:
-    """Import ``gsocseq/model/_rothc_kernels.py`` of another checkout as module ``base_kernels``."""
-    path = Path(checkout) / "gsocseq" / "model" / "_rothc_kernels.py"
-    spec = importlib.util.spec_from_file_location("base_kernels", path)
-    if spec is None or spec.loader is None or not path.is_file():
-        raise SystemExit(f"--base {checkout}: no kernels at {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["base_kernels"] = module  # numba's cache finds the module again by this name
-    spec.loader.exec_module(module)
+def base_procedure(checkout: str, name: str = "gsocseq.model.phases") -> ModuleType:
+    """Return module ``name`` (default the procedure's) of another checkout, imported here.
+
+    This tree's ``gsocseq`` modules are set aside while DIR's are imported under the same names
+    (so numba's cache and every absolute import inside them resolve to DIR's files), then put
+    back: both live side by side, each with its own kernels and NumPy code.
+    """
+    root = Path(checkout).resolve()
+    if not (root / Path(*name.split(".")).with_suffix(".py")).is_file():
+        raise SystemExit(f"--base {checkout}: no {name} there")
+    ours = {k: sys.modules.pop(k) for k in list(sys.modules) if k.split(".")[0] == "gsocseq"}
+    sys.path.insert(0, str(root))
+    try:
+        module = importlib.import_module(name)
+    finally:
+        sys.path.remove(str(root))
+        for k in [k for k in sys.modules if k.split(".")[0] == "gsocseq"]:
+            del sys.modules[k]
+        sys.modules.update(ours)
     return module
 
 
-def compare_kernels(n_pixels: int, base: ModuleType, repeat: int = 5) -> dict[str, float]:
-    """Time ``run_phases`` (with brackets) with ``base``'s kernels and this tree's, alternating.
+def caught(module: ModuleType, name: str, run: Callable[[], object]) -> tuple[object, list]:
+    """Return ``run()`` and what every call of ``module.<name>`` returned during it, in order."""
+    outputs: list = []
+    original = getattr(module, name)
 
-    Returns each one's best CPU time as pixels per CPU-second, their ratio and whether the 29
-    layers (float32) are bitwise equal.
+    def catch(*args, **kwargs):
+        out = original(*args, **kwargs)
+        outputs.append(out)
+        return out
+
+    setattr(module, name, catch)
+    try:
+        return run(), outputs
+    finally:
+        setattr(module, name, original)
+
+
+def _float64_layers(module: ModuleType, inputs: dict[str, np.ndarray]) -> tuple[object, dict]:
+    """Run ``module.run_phases`` and also return its 29 layers in float64 (before the cast).
+
+    The layers of each block are caught where the procedure derives them (``product_layers``)
+    and put back at the pixels that passed the input checks, in block order (NaN where the
+    procedure masks a pixel).
+    """
+    res, blocks = caught(module, "product_layers", lambda: module.run_phases(**inputs))
+    todo = np.flatnonzero(module.classify_pixels(
+        **{k: inputs[k] for k in ("soc", "clay", "land_use", "tmp", "prec", "pet", "cover")}) == 0)
+    layers = {}
+    for name in res.layers:
+        full = np.full(res.reason.shape, np.nan)
+        if blocks:
+            full[todo] = np.concatenate([b[name] for b in blocks])
+        full[res.reason != 0] = np.nan  # as the procedure masks them
+        layers[name] = full
+    return res, layers
+
+
+def max_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Return the largest ``|a - b| / max(1, |a|, |b|)``: relative above 1, absolute below.
+
+    NaN where only one of them is NaN counts as ``inf``; NaN in both is no difference.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    nan_a, nan_b = np.isnan(a), np.isnan(b)
+    if (nan_a != nan_b).any():
+        return float("inf")
+    both = ~nan_a
+    if not both.any():
+        return 0.0
+    x, y = a[both], b[both]
+    return float(np.max(np.abs(x - y) / np.maximum(1.0, np.maximum(np.abs(x), np.abs(y)))))
+
+
+#: Layer groups of the difference report: name prefix → group.
+LAYER_GROUPS = {"T0": "T0", "finalSOC": "finalSOC", "AbsDiff": "AbsDiff", "ASR": "ASR",
+                "RelDiff": "RelDiff", "RSR": "RSR"}
+
+
+def _group(layer: str) -> str:
+    return "Uncertainty" if layer.endswith("_Uncertainty") else LAYER_GROUPS[layer.split("_")[0]]
+
+
+def compare_procedures(n_pixels: int, base: ModuleType, repeat: int = 5) -> dict[str, float]:
+    """Time ``run_phases`` (with brackets) of ``base`` and of this tree, alternating.
+
+    Returns each one's best CPU time as pixels per CPU-second and their ratio; then, per layer
+    group, the largest :func:`max_difference` of the float64 layers (``diff_<group>``), of the
+    float64 diagnostics (``diff_diagnostics``), the number of float32 layer values that differ
+    (``float32_values_differing``) and whether the reason codes are equal.
     """
     inputs = synthetic_inputs(n_pixels)
-    kernels = {"base": base, "this": rothc._k}
-    best = dict.fromkeys(kernels, float("inf"))
-    layers = {}
-    try:
-        for module in kernels.values():  # compile / load the cache of both first
-            rothc._k = module
-            run_phases(**synthetic_inputs(64))
-        for _ in range(repeat):
-            for name, module in kernels.items():
-                rothc._k = module
-                c0 = time.process_time()
-                layers[name] = run_phases(**inputs).layers
-                best[name] = min(best[name], time.process_time() - c0)
-    finally:
-        rothc._k = kernels["this"]
-    same = all(np.array_equal(layers["base"][k].view(np.uint32), layers["this"][k].view(np.uint32))
-               for k in layers["base"])
-    return {"base_pixels_per_cpu_s": n_pixels / best["base"],
-            "this_pixels_per_cpu_s": n_pixels / best["this"],
-            "this_over_base": best["base"] / best["this"], "layers_bitwise_equal": float(same)}
+    procedures = {"base": base, "this": sys.modules["gsocseq.model.phases"]}
+    best = dict.fromkeys(procedures, float("inf"))
+    for module in procedures.values():  # compile / load the cache of both first
+        module.run_phases(**synthetic_inputs(64))
+    for _ in range(repeat):
+        for name, module in procedures.items():
+            c0 = time.process_time()
+            module.run_phases(**inputs)
+            best[name] = min(best[name], time.process_time() - c0)
+    (res_b, f64_b), (res_t, f64_t) = (_float64_layers(m, inputs) for m in procedures.values())
+    out = {"base_pixels_per_cpu_s": n_pixels / best["base"],
+           "this_pixels_per_cpu_s": n_pixels / best["this"],
+           "this_over_base": best["base"] / best["this"]}
+    for name in f64_b:
+        key = f"diff_{_group(name)}"
+        out[key] = max(out.get(key, 0.0), max_difference(f64_b[name], f64_t[name]))
+    out["diff_diagnostics"] = max(max_difference(res_b.diagnostics[k], res_t.diagnostics[k])
+                                  for k in res_b.diagnostics)
+    out["float32_values_differing"] = float(sum(
+        np.count_nonzero(res_b.layers[k].view(np.uint32) != res_t.layers[k].view(np.uint32))
+        for k in res_b.layers))
+    out["reasons_equal"] = float(np.array_equal(res_b.reason, res_t.reason))
+    return out
 
 
 #: Goal of issue 14 §2: the whole GSOCseq pixel (with brackets) per core and second.
@@ -134,15 +215,20 @@ GOAL_PIXELS_PER_CPU_S = 1e5
 if __name__ == "__main__":
     args = sys.argv[1:]
     base = None
+    repeat = 5
     if "--base" in args:
         k = args.index("--base")
-        base = base_kernels(args[k + 1])
+        base = base_procedure(args[k + 1])
+        del args[k : k + 2]
+    if "--repeat" in args:  # alternating runs of each with --base (best of them is kept)
+        k = args.index("--repeat")
+        repeat = int(args[k + 1])
         del args[k : k + 2]
     sizes = [int(a) for a in args] or [10_000, 100_000]
     for n in sizes:
         if base is not None:
-            r = compare_kernels(n, base)
-            print(f"n={n} same run, kernels of --base vs this tree: "
+            r = compare_procedures(n, base, repeat)
+            print(f"n={n} same run, --base vs this tree: "
                   + "  ".join(f"{k}={v:.4g}" for k, v in r.items()))
             continue
         runs = {}

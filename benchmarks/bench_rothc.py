@@ -1,7 +1,9 @@
 """Throughput of the RothC-26.3 kernels (pixel-months per second) and of the pure-Python reference.
 
-Run: ``.venv/bin/python benchmarks/bench_rothc.py [n_pixels] [n_years]`` (default 16384 pixels,
-20 years). Prints one line per figure: ``simulate`` with its fused checks and without, and their
+Run: ``.venv/bin/python benchmarks/bench_rothc.py [n_pixels] [n_years] [--base DIR]`` (default
+16384 pixels, 20 years). ``--base DIR`` (another checkout) also times DIR's ``site`` + checked
+``simulate`` in the same process, alternating with this tree's, and prints the same-run ratio.
+Prints one line per figure: ``simulate`` with its fused checks and without, and their
 ratio (the cost of the checks, same run, same arrays); every case of the kernel table
 (``reference.KERNELS``) against its reference;
 peak memory. Whole-procedure figures: decorate ``fn(n_pixels) -> dict[str, float]``
@@ -15,6 +17,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
+from types import ModuleType
 
 import numpy as np
 
@@ -105,8 +108,35 @@ def bench_kernel_table(n: int) -> dict[str, float]:
     return out
 
 
+def compare_simulate(n: int, n_months: int, base: ModuleType, repeat: int = 7) -> dict[str, float]:
+    """Best CPU time of ``site`` + checked ``simulate`` of ``base`` (a ``rothc`` module) and of
+    this tree's, alternating on the same arrays; pixel-months/s of each and their ratio."""
+    pools, smd, inp = synthetic(n, n_months)
+    site_kw = {k: inp[k] for k in SITE_KEYS}
+    best = {"base": float("inf"), "this": float("inf")}
+    for _ in range(repeat):
+        for name, module in (("base", base), ("this", rothc)):
+            best[name] = min(best[name], best_of(
+                lambda m=module: m.simulate(pools, smd, m.site(**site_kw), c_inp=inp["c_inp"],
+                                            fym=inp["fym"]), repeat=1, clock=time.process_time))
+    return {"base simulate with checks, CPU [pixel-months/s]": n * n_months / best["base"],
+            "this simulate with checks, CPU [pixel-months/s]": n * n_months / best["this"],
+            "this / base (same run)": best["base"] / best["this"]}
+
+
 def main(argv: list[str]) -> None:
     """Run every benchmark and print the figures."""
+    if "--base" in argv:
+        from bench_phases import base_procedure
+
+        k = argv.index("--base")
+        base = base_procedure(argv[k + 1], "gsocseq.model.rothc")
+        argv = argv[:k] + argv[k + 2:]
+        n = int(argv[1]) if len(argv) > 1 else 16384
+        years = int(argv[2]) if len(argv) > 2 else 20
+        for name, value in compare_simulate(n, 12 * years, base).items():
+            print(f"{name:<72s} {value:14.4g}")
+        return
     n = int(argv[1]) if len(argv) > 1 else 16384
     years = int(argv[2]) if len(argv) > 2 else 20
     figures: dict[str, float] = {}

@@ -5,7 +5,7 @@ Each draw is one ``exact`` bracket run (:func:`gsocseq.model.exact._run_bracket`
 inputs, step for step: spin-up (periodic deficit, annual affine map, steady state), warm-up month
 by month, forward year 1 stepped and years 2… as one repeated affine year map (stepped where the
 deficit cycle is not periodic). The month step is :mod:`._rothc_kernels`' own (``_month_rate``,
-``_exp_far``, ``_decay``, ``_powers``, ``_month4``, ``soil_constants``, ``steady_smd_pixel``,
+``_exp_far``, ``_decay``, ``map_month``, ``soil_constants``, ``steady_smd_pixel``,
 ``solve_steady``).
 
 Layout: the loop over a pixel's draws is the inner one, so the pixel's climate is read once per
@@ -31,12 +31,13 @@ _NPP_C: float = G_PER_M2_TO_T_PER_HA * CARBON_FRACTION
 #: per-draw scratch row).
 DRAWS_BLOCK = 128
 
-#: Rows of the per-draw state of :func:`_annual_unit`: A's rows 2–3 (8), A00, A11, b_unit (4).
-_A2, _A3, _A00, _A11, _BU, _N_STATE = 0, 4, 8, 9, 10, 14
+#: Rows of the per-draw state of :func:`_annual_unit` (``_k``'s map state without b_fixed).
+_A2, _A3, _A00, _A11, _BU = _k.A2, _k.A3, _k.A00, _k.A11, _k.BU
+_N_STATE = _k.BF
 
 
 @njit(**_FLAGS)
-def _rates(nd, tmp, prec, pet, cover, ef, rmod, s_max, s_1bar, s_bare, smd, rate, ehum):
+def _rates(nd, tmp, prec, pet, cover, ef, rmod, s_max, b_slope, s_bare, smd, rate, ehum):
     """One month of every draw: update ``smd`` and fill ``rate``, ``ehum`` (HUM's decay factor).
 
     ``tmp``, ``prec`` (nd,) are the draws' scaled month, ``pet``, ``cover`` the pixel's scalars.
@@ -44,80 +45,10 @@ def _rates(nd, tmp, prec, pet, cover, ef, rmod, s_max, s_1bar, s_bare, smd, rate
     far = 0
     for d in range(nd):
         smd[d], rate[d], ehum[d], f = _k._month_rate(
-            tmp[d], prec[d] - ef * pet, cover, rmod, smd[d], s_max[d], s_1bar[d], s_bare[d])
+            tmp[d], prec[d] - ef * pet, cover, rmod, smd[d], s_max[d], b_slope[d], s_bare[d])
         far += f
     if far:  # rare: outside the polynomial's range
         _k._exp_far(rate[:nd], ehum[:nd])
-
-
-@njit(**_FLAGS)
-def _decay_add(nd, ehum, dpm, rpm, bio, hum, f_bio, f_hum, fd, fr, cm):
-    """One month's decay of every draw's pools, then its plant input ``cm`` (t C/ha), in place.
-
-    Rows passed as separate 1-D arrays: the loop over draws vectorises (``_k._decay`` and the
-    input split of ``_k._years_block``).
-    """
-    for d in range(nd):
-        dpm1, rpm1, bio1, hum1, tot = _k._decay(ehum[d], dpm[d], rpm[d], bio[d], hum[d])
-        dpm[d] = dpm1 + fd * cm[d]
-        rpm[d] = rpm1 + fr * cm[d]
-        bio[d] = bio1 + tot * f_bio[d]
-        hum[d] = hum1 + tot * f_hum[d]
-
-
-@njit(**_FLAGS)
-def _map_powers(nd, ehum, e1, e2, e3, e4):
-    """Fill the draws' decay factors of DPM, RPM, BIO, HUM (``_k._powers``)."""
-    for d in range(nd):
-        e1[d], e2[d], e3[d], e4[d] = _k._powers(ehum[d])
-
-
-@njit(**_FLAGS)
-def _map_column(nd, e1, e2, e3, e4, f_bio, f_hum, first, v0, v1, v2, v3):
-    """One month of a column (v0, v1, v2, v3) of every draw's map, in place (``_k._month4``).
-
-    ``first`` 0: the DPM column (v1 = 0), 1: the RPM column (v0 = 0), 2: a BIO or HUM column
-    (v0 = v1 = 0); those zero rows are neither read nor written.
-    """
-    for d in range(nd):
-        x0 = v0[d] if first == 0 else 0.0
-        x1 = v1[d] if first == 1 else 0.0
-        c0, c1, c2, c3 = _k._month4(e1[d], e2[d], e3[d], e4[d], f_bio[d], f_hum[d], x0, x1,
-                                    v2[d], v3[d])
-        if first == 0:
-            v0[d] = c0
-        if first == 1:
-            v1[d] = c1
-        v2[d] = c2
-        v3[d] = c3
-
-
-@njit(**_FLAGS)
-def _map_input(nd, e1, e2, e3, e4, f_bio, f_hum, u0, u1, u2, u3, fd, fr, p):
-    """One month of every draw's ``b_unit`` (plant input ``p`` t C/ha split ``fd``/``fr``)."""
-    for d in range(nd):
-        x0, x1, x2, x3 = _k._month4(e1[d], e2[d], e3[d], e4[d], f_bio[d], f_hum[d], u0[d], u1[d],
-                                    u2[d], u3[d])
-        u0[d] = x0 + fd * p
-        u1[d] = x1 + fr * p
-        u2[d] = x2
-        u3[d] = x3
-
-
-@njit(**_FLAGS)
-def _map_month(nd, ehum, f_bio, f_hum, a00, a11, a20, a21, a22, a23, a30, a31, a32, a33, u0, u1,
-               u2, u3, fd, fr, p, e):
-    """One month of every draw's annual map (as ``_k._annual_block``), rows as 1-D arrays.
-
-    In short loops over the draws (few arrays each, so they vectorise); ``e`` (4, nd) scratch.
-    """
-    e1, e2, e3, e4 = e[0], e[1], e[2], e[3]
-    _map_powers(nd, ehum, e1, e2, e3, e4)
-    _map_column(nd, e1, e2, e3, e4, f_bio, f_hum, 0, a00, a00, a20, a30)
-    _map_column(nd, e1, e2, e3, e4, f_bio, f_hum, 1, a11, a11, a21, a31)
-    _map_column(nd, e1, e2, e3, e4, f_bio, f_hum, 2, a22, a22, a22, a32)
-    _map_column(nd, e1, e2, e3, e4, f_bio, f_hum, 2, a23, a23, a23, a33)
-    _map_input(nd, e1, e2, e3, e4, f_bio, f_hum, u0, u1, u2, u3, fd, fr, p)
 
 
 @njit(**_FLAGS)
@@ -147,14 +78,15 @@ def _affine_years(nd, n_years, p0, p1, p2, p3, a00, a11, a20, a21, a22, a23, a30
 
 
 @njit(**_FLAGS)
-def _annual_unit(nd, tmp12, prec12, pet12, cover12, ef, rmod, smd0, periodic, s_max, s_1bar,
+def _annual_unit(nd, tmp12, prec12, pet12, cover12, ef, rmod, smd0, periodic, s_max, b_slope,
                  s_bare, f_bio, f_hum, fd, fr, smd, rate, ehum, st, df12, smd_start, e):
     """Build each draw's annual affine map of the repeated year (12 months), as ``_k.annual``.
 
     ``tmp12``, ``prec12`` (12, nd) the draws' scaled months, ``pet12``, ``cover12`` (12,) the
     pixel's; ``smd0`` (nd,) the start deficit, moved to the periodic one (``smd_start``).
     Leaves in ``st`` (``_N_STATE``, nd) A's rows 2–3, A00, A11 and b_unit (plant input 1/12 each
-    month) and in ``smd`` the end deficit (mm).
+    month) and in ``smd`` the end deficit (mm). ``fd``, ``fr`` (nd,) the input split; ``e`` (5, nd)
+    scratch: the month's decay factors and the input share (:func:`_k.map_month`).
     """
     for d in range(nd):
         s = smd0[d]
@@ -168,12 +100,12 @@ def _annual_unit(nd, tmp12, prec12, pet12, cover12, ef, rmod, smd0, periodic, s_
         one = 1.0 if r in (_A2 + 2, _A3 + 3, _A00, _A11) else 0.0
         for d in range(nd):
             st[r, d] = one
+    for d in range(nd):
+        e[4, d] = 1.0 / 12.0
     for m in range(12):
-        _rates(nd, tmp12[m], prec12[m], pet12[m], cover12[m], ef, rmod, s_max, s_1bar, s_bare,
+        _rates(nd, tmp12[m], prec12[m], pet12[m], cover12[m], ef, rmod, s_max, b_slope, s_bare,
                smd, rate, ehum)
-        _map_month(nd, ehum, f_bio, f_hum, st[_A00], st[_A11], st[_A2], st[_A2 + 1], st[_A2 + 2],
-                   st[_A2 + 3], st[_A3], st[_A3 + 1], st[_A3 + 2], st[_A3 + 3], st[_BU],
-                   st[_BU + 1], st[_BU + 2], st[_BU + 3], fd, fr, 1.0 / 12.0, e)
+        _k.map_month(nd, ehum, f_bio, f_hum, st, fd, fr, e[4], e)
 
 
 @njit(**_FLAGS)
@@ -189,7 +121,7 @@ def _matrix(st, d, a):
 
 
 @njit(**_FLAGS)
-def _step_months(nd, n_years, tmp12, prec12, pet12, cover12, ef, rmod, s_max, s_1bar, s_bare,
+def _step_months(nd, n_years, tmp12, prec12, pet12, cover12, ef, rmod, s_max, b_slope, s_bare,
                  f_bio, f_hum, fd, fr, cm, smd, rate, ehum, bau, unit):
     """Step ``n_years`` of the repeated year for the pools ``bau`` and ``unit`` (4, nd), in place.
 
@@ -198,10 +130,10 @@ def _step_months(nd, n_years, tmp12, prec12, pet12, cover12, ef, rmod, s_max, s_
     """
     for _ in range(n_years):
         for m in range(12):
-            _rates(nd, tmp12[m], prec12[m], pet12[m], cover12[m], ef, rmod, s_max, s_1bar,
+            _rates(nd, tmp12[m], prec12[m], pet12[m], cover12[m], ef, rmod, s_max, b_slope,
                    s_bare, smd, rate, ehum)
-            _decay_add(nd, ehum, bau[0], bau[1], bau[2], bau[3], f_bio, f_hum, fd, fr, cm)
-            _decay_add(nd, ehum, unit[0], unit[1], unit[2], unit[3], f_bio, f_hum, fd, fr, cm)
+            _k.decay_add(nd, ehum, bau[0], bau[1], bau[2], bau[3], f_bio, f_hum, fd, fr, cm)
+            _k.decay_add(nd, ehum, unit[0], unit[1], unit[2], unit[3], f_bio, f_hum, fd, fr, cm)
 
 
 #: Rows of the compacted draws of :func:`_step_drifting`.
@@ -210,7 +142,7 @@ _N_GATHER = 12 + 12 + 7 + 2 + 8
 
 @njit(**_FLAGS)
 def _step_drifting(nd, n_years, smd_end, smd_start, start, tmp12, prec12, pet12, cover12, ef,
-                   rmod, s_max, s_1bar, s_bare, f_bio, f_hum, fd, fr, cm, smd0, bau, unit, g):
+                   rmod, s_max, b_slope, s_bare, f_bio, f_hum, fd, fr, cm, smd0, bau, unit, g):
     """Step all ``n_years`` for the draws whose ``smd_end`` differs from ``smd_start``.
 
     Those draws are gathered into the rows of ``g`` (their months, soil, input, deficit ``smd0``
@@ -223,7 +155,7 @@ def _step_drifting(nd, n_years, smd_end, smd_start, start, tmp12, prec12, pet12,
             for m in range(12):
                 g[m, k] = tmp12[m, d]
                 g[12 + m, k] = prec12[m, d]
-            for r, v in enumerate((s_max[d], s_1bar[d], s_bare[d], f_bio[d], f_hum[d], cm[d],
+            for r, v in enumerate((s_max[d], b_slope[d], s_bare[d], f_bio[d], f_hum[d], cm[d],
                                    smd0[d])):
                 g[24 + r, k] = v
             for r in range(8):
@@ -257,14 +189,14 @@ def run_draws(soc, clay, clay_max, dpm_rpm, rmod, depth, ef, spin, forward, cove
     """
     n, n_draws = fs.shape
     n_warm = w_tmp.shape[0] // 12
-    sc = np.empty((22, DRAWS_BLOCK))
-    f_s, f_c, f_t, f_p = sc[18], sc[19], sc[20], sc[21]
+    sc = np.empty((24, DRAWS_BLOCK))
+    f_s, f_c, f_t, f_p, fd, fr = sc[18], sc[19], sc[20], sc[21], sc[22], sc[23]
     soc_d, iom, clay_d, f_bio, f_hum, s_max = sc[0], sc[1], sc[2], sc[3], sc[4], sc[5]
-    s_1bar, s_bare, smd, rate, ehum, cin_eq = sc[6], sc[7], sc[8], sc[9], sc[10], sc[11]
+    b_slope, s_bare, smd, rate, ehum, cin_eq = sc[6], sc[7], sc[8], sc[9], sc[10], sc[11]
     cm, npp_spin, cin_sum, smd_start, smd_w, spin_ok = sc[12], sc[13], sc[14], sc[15], sc[16], sc[17]
     bau = np.empty((4, DRAWS_BLOCK))
     rhs = np.empty((4, DRAWS_BLOCK))
-    epow = np.empty((4, DRAWS_BLOCK))
+    epow = np.empty((5, DRAWS_BLOCK))
     gathered = np.empty((_N_GATHER, DRAWS_BLOCK))
     unit = np.empty((4, DRAWS_BLOCK))
     sa = np.empty((_N_STATE, DRAWS_BLOCK))
@@ -286,8 +218,9 @@ def run_draws(soc, clay, clay_max, dpm_rpm, rmod, depth, ef, spin, forward, cove
             months[m, 1] = w_prec[m, i]
             months[m, 2] = w_pet[m, i]
         dr = dpm_rpm[i]
-        fd = dr / (1.0 + dr)
-        fr = 1.0 / (1.0 + dr)
+        for d in range(DRAWS_BLOCK):  # the pixel's input split, one lane per draw
+            fd[d] = dr / (1.0 + dr)
+            fr[d] = 1.0 / (1.0 + dr)
         rm = rmod[i]
         for d0 in range(0, n_draws, DRAWS_BLOCK):  # blocks of a fixed width: see DRAWS_BLOCK
             nd = min(DRAWS_BLOCK, n_draws - d0)
@@ -299,14 +232,14 @@ def run_draws(soc, clay, clay_max, dpm_rpm, rmod, depth, ef, spin, forward, cove
                 soc_d[d] = soc[i] * f_s[d]
                 iom[d] = 0.049 * soc_d[d] ** 1.139
                 clay_d[d] = min(clay[i] * f_c[d], clay_max)
-                _, f_bio[d], f_hum[d], s_max[d], s_1bar[d], s_bare[d] = _k.soil_constants(
+                _, f_bio[d], f_hum[d], s_max[d], b_slope[d], s_bare[d] = _k.soil_constants(
                     clay_d[d], depth)
                 smd[d] = 0.0
                 for m in range(12):
                     tmp12[m, d] = spin[0, m, i] * f_t[d]
                     prec12[m, d] = spin[1, m, i] * f_p[d]
             _annual_unit(nd, tmp12, prec12, spin[2, :, i], cover[:, i], ef, rm, smd, True, s_max,
-                         s_1bar, s_bare, f_bio, f_hum, fd, fr, smd, rate, ehum, sa, df12, smd_start,
+                         b_slope, s_bare, f_bio, f_hum, fd, fr, smd, rate, ehum, sa, df12, smd_start,
                          epow)
             for d in range(nd):
                 _matrix(sa, d, a)
@@ -339,9 +272,9 @@ def run_draws(soc, clay, clay_max, dpm_rpm, rmod, depth, ef, spin, forward, cove
                     for d in range(nd):
                         tt[d] = t * f_t[d]
                         pp[d] = p * f_p[d]
-                    _rates(nd, tt, pp, e, cover[mm, i], ef, rm, s_max, s_1bar, s_bare, smd, rate,
+                    _rates(nd, tt, pp, e, cover[mm, i], ef, rm, s_max, b_slope, s_bare, smd, rate,
                            ehum)
-                    _decay_add(nd, ehum, bau[0], bau[1], bau[2], bau[3], f_bio, f_hum, fd, fr, cm)
+                    _k.decay_add(nd, ehum, bau[0], bau[1], bau[2], bau[3], f_bio, f_hum, fd, fr, cm)
             for d in range(nd):
                 t0[i, d0 + d] = (((bau[0, d] + bau[1, d]) + bau[2, d]) + bau[3, d]) + iom[d]
                 cin_sum[d] /= n_warm  # the BAU input: mean warm-up input
@@ -356,11 +289,11 @@ def run_draws(soc, clay, clay_max, dpm_rpm, rmod, depth, ef, spin, forward, cove
                     prec12[m, d] = forward[1, m, i] * f_p[d]
             # forward: year 1 stepped, years 2… one affine year map of the periodic deficit cycle
             fpet, fcov = forward[2, :, i], cover[:, i]
-            _step_months(nd, 1, tmp12, prec12, fpet, fcov, ef, rm, s_max, s_1bar, s_bare, f_bio,
+            _step_months(nd, 1, tmp12, prec12, fpet, fcov, ef, rm, s_max, b_slope, s_bare, f_bio,
                          f_hum, fd, fr, cm, smd, rate, ehum, bau, unit)
             drift = False
             if forward_years > 1:
-                _annual_unit(nd, tmp12, prec12, fpet, fcov, ef, rm, smd, False, s_max, s_1bar, s_bare,
+                _annual_unit(nd, tmp12, prec12, fpet, fcov, ef, rm, smd, False, s_max, b_slope, s_bare,
                              f_bio, f_hum, fd, fr, smd, rate, ehum, sa, df12, smd_start, epow)
                 for d in range(nd):
                     drift |= not (smd[d] == smd_start[d])
@@ -373,7 +306,7 @@ def run_draws(soc, clay, clay_max, dpm_rpm, rmod, depth, ef, spin, forward, cove
                                   rhs[3], epow[0], epow[1])
             if drift:  # rare: draws whose deficit cycle is not periodic from year 2 are stepped
                 _step_drifting(nd, forward_years, smd, smd_start, start, tmp12, prec12, fpet, fcov, ef,
-                               rm, s_max, s_1bar, s_bare, f_bio, f_hum, fd, fr, cm, smd_w, bau, unit,
+                               rm, s_max, b_slope, s_bare, f_bio, f_hum, fd, fr, cm, smd_w, bau, unit,
                                gathered)
             for d in range(nd):
                 if spin_ok[d] == 0.0:

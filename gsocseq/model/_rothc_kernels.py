@@ -14,14 +14,21 @@ Equations, constants and order of updates follow Rothamsted's RothC code (``Roth
 
 Speed (measured, see ``benchmarks/bench_rothc.py``): the four decay factors come from one
 exponential, exp(-r·k) = exp(-r·0.02)^(k/0.02) with integer powers 500/15/33/1 (~1e-14 relative
-from four ``exp`` calls), and that exponential is a polynomial for the usual small arguments, so
-the per-month loops over a block vectorise (the temperature factor too: exp(x/64)^64; the deficit
-and rate step is branch-free, :func:`smd_rate`). The same block layout serves the warm-up
-(:func:`run_years`: one plant input per year, scaled climate read on the fly) and the annual maps
-(:func:`annual`: months outer, the block's pixels inner). In the warm-up the month's rate loop
-only computes deficits and rates, the polynomial's range is checked in a pass of its own
-(:func:`_n_far`) and HUM's decay factor is computed where the pools are updated: 1.15× the single
-loop that also counted (same numbers; measured, the forward and map kernels did not gain). Compiled with
+from four ``exp`` calls), and that exponential is a short polynomial for the usual small arguments
+(:func:`_exp_small`), so the per-month loops over a block vectorise (the temperature factor too:
+exp(x/64)^64; the deficit and rate step is branch-free, :func:`smd_rate`, its moisture slope a
+per-pixel reciprocal). The same block layout serves the warm-up (:func:`run_years`: one plant
+input per year, scaled climate read on the fly), the forward year 1 (:func:`run_pair`: two pool
+sets on one deficit, each month's rates computed once) and the annual maps (:func:`annual`: months
+outer, the block's pixels inner, the map state in lane rows, :func:`map_month`, shared with the
+Monte Carlo kernel; the periodic deficit of a block cycled a few years together before
+:func:`steady_smd_pixel` takes the rest). In the warm-up the month's rate loop only computes
+deficits and rates, the polynomial's range is checked in a pass of its own (:func:`_n_far`) and
+HUM's decay factor is computed where the pools are updated: 1.15× the single loop that also
+counted (same numbers; measured, the forward and map kernels did not gain). The month loops
+read each input row of the block as a 1-D view (``tmp[m, i0:i1]``) rather than ``tmp[m, i]``:
+same numbers, the warm-up 1.4x and checked :func:`run` 1.9x faster (measured); the warm-up
+also reads a block of the whole inputs in place (offsets ``m0``, ``c0``). Compiled with
 ``error_model="numpy"`` (a division by zero gives inf/NaN, never an exception) and FMA
 contraction only (no fast-math that would drop NaN semantics).
 """
@@ -53,13 +60,19 @@ WARM_BLOCK = 512
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def soil_constants(clay: float, depth: float) -> tuple[float, float, float, float, float, float]:
-    """Return (f_co2, f_bio, f_hum, smd_max, smd_1bar, smd_bare) for clay (%) and depth (cm)."""
+    """Return (f_co2, f_bio, f_hum, smd_max, b_slope, smd_bare) for clay (%) and depth (cm).
+
+    ``b_slope`` (mm⁻¹) = (1 - 0.2) / (SMDmax - SMD1bar), SMD1bar = 0.444·SMDmax: the moisture
+    factor's slope (:func:`smd_rate`), a reciprocal taken once per pixel instead of a division
+    per month.
+    """
     x = 1.67 * (1.85 + 1.60 * np.exp(-0.0786 * clay))
     f_co2 = x / (x + 1.0)
     f_bio = 0.46 / (x + 1.0)
     f_hum = 0.54 / (x + 1.0)
     smd_max = -(20.0 + 1.3 * clay - 0.01 * (clay * clay)) * depth / 23.0
-    return f_co2, f_bio, f_hum, smd_max, 0.444 * smd_max, 0.556 * smd_max
+    b_slope = (1.0 - RM_MOIST_MIN) / (smd_max - 0.444 * smd_max)
+    return f_co2, f_bio, f_hum, smd_max, b_slope, 0.556 * smd_max
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
@@ -80,32 +93,47 @@ def smd_step(smd: float, df: float, cover: float, smd_max: float, smd_bare: floa
     return v
 
 
-@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
-def smd_rate(
-    smd: float, df: float, cover: float, a: float, rmod: float, smd_max: float, smd_1bar: float,
-    smd_bare: float,
-) -> tuple[float, float]:
-    """Return the end-of-month deficit (mm) and the combined monthly rate factor a·b·c·rmod·t.
+@njit(inline="always", error_model="numpy", fastmath={"contract"})
+def _deficit(smd, df, cover, smd_max, smd_bare):
+    """Return :func:`smd_step`'s end-of-month deficit (mm), written branch-free (it vectorises).
 
-    :func:`smd_step`, then b from the updated deficit, c = 1 - 0.4·cover, t = 1/12 yr, with ``a``
-    the :func:`temperature_factor`. Written branch-free: both arms of every rule are computed and
-    one is selected, with the same comparisons (so the same numbers and the same NaN propagation),
-    which lets LLVM vectorise the loop over pixels.
+    Both arms of every rule are computed and one is selected with the same comparisons: the
+    same numbers (only selections, one addition).
     """
     v = smd + df
     v = 0.0 if v > 0.0 else v
     lo = smd_bare if smd > smd_bare else smd
     v_bare = lo if lo > v else v
     v_cov = smd_max if v < smd_max else v
-    s = v_bare if cover < 0.5 else v_cov
-    b_dry = RM_MOIST_MIN + (1.0 - RM_MOIST_MIN) * (smd_max - s) / (smd_max - smd_1bar)
-    b = 1.0 if s > smd_1bar else b_dry
+    return v_bare if cover < 0.5 else v_cov
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def smd_rate(
+    smd: float, df: float, cover: float, a: float, rmod: float, smd_max: float, b_slope: float,
+    smd_bare: float,
+) -> tuple[float, float]:
+    """Return the end-of-month deficit (mm) and the combined monthly rate factor a·b·c·rmod·t.
+
+    :func:`smd_step`, then b from the updated deficit, c = 1 - 0.4·cover, t = 1/12 yr, with ``a``
+    the :func:`temperature_factor`. b = 0.2 + (SMDmax - SMD)·``b_slope`` (:func:`soil_constants`)
+    capped at 1: the line reaches 1 at SMD1bar, so the cap is RothC's ``b = 1`` above SMD1bar
+    (a NaN deficit stays NaN). Written branch-free: both arms of every rule are computed and one
+    is selected, with the same comparisons (and NaN propagation), which lets LLVM vectorise the
+    loop over pixels.
+    """
+    s = _deficit(smd, df, cover, smd_max, smd_bare)
+    b_dry = RM_MOIST_MIN + (smd_max - s) * b_slope
+    b = 1.0 if b_dry > 1.0 else b_dry
     c = 1.0 - 0.4 * cover
     return s, a * b * c * rmod * TSTEP
 
 
-#: |x| up to which :func:`_exp_poly` is used for exp(x).
+#: |x| up to which :func:`_exp_poly` is used for exp(x) (the temperature factor's argument / 64).
 EXP_POLY_MAX = 0.125
+#: |x| up to which :func:`_exp_small` is used for HUM's decay factor exp(-rate·K_HUM): rates up to
+#: 1.56 a month, far above any a·b·c·rmod/12 of real climate (a < 11 below 62 °C).
+EXP_SMALL_MAX = 1.0 / 32.0
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
@@ -118,6 +146,17 @@ def _exp_poly(x: float) -> float:
     return 1.0 + x * (1.0 + x * (1.0 / 2.0 + x * (1.0 / 6.0 + x * (1.0 / 24.0 + x * (
         1.0 / 120.0 + x * (1.0 / 720.0 + x * (1.0 / 5040.0 + x * (1.0 / 40320.0 + x * (
             1.0 / 362880.0 + x * (1.0 / 3628800.0 + x * (1.0 / 39916800.0)))))))))))
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _exp_small(x: float) -> float:
+    """Return exp(x) for |x| ≤ EXP_SMALL_MAX: degree-8 Taylor polynomial (Horner).
+
+    Truncation error < (1/32)^9 / 9! ≈ 8e-20 relative, below float64 rounding: three
+    multiply-adds fewer than :func:`_exp_poly` in every month of every pixel.
+    """
+    return 1.0 + x * (1.0 + x * (1.0 / 2.0 + x * (1.0 / 6.0 + x * (1.0 / 24.0 + x * (
+        1.0 / 120.0 + x * (1.0 / 720.0 + x * (1.0 / 5040.0 + x * (1.0 / 40320.0))))))))
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
@@ -156,25 +195,25 @@ def temperature_factor(tmp: float) -> float:
 
 
 @njit(inline="always", error_model="numpy", fastmath={"contract"})
-def _smd_and_rate(tmp, df, cover, rmod, smd, smd_max, smd_1bar, smd_bare):
+def _smd_and_rate(tmp, df, cover, rmod, smd, smd_max, b_slope, smd_bare):
     """Return a pixel's month: (deficit mm, combined rate); the deficit is NaN if the rate is.
 
     ``df`` = prec - f·pet (mm). Branch-free: the loops over pixels vectorise.
     """
-    s, r = smd_rate(smd, df, cover, temperature_factor(tmp), rmod, smd_max, smd_1bar, smd_bare)
+    s, r = smd_rate(smd, df, cover, temperature_factor(tmp), rmod, smd_max, b_slope, smd_bare)
     return s + 0.0 * r, r
 
 
 @njit(inline="always", error_model="numpy", fastmath={"contract"})
-def _month_rate(tmp, df, cover, rmod, smd, smd_max, smd_1bar, smd_bare):
+def _month_rate(tmp, df, cover, rmod, smd, smd_max, b_slope, smd_bare):
     """Return a pixel's month: (deficit, combined rate, polynomial exp(-rate·K_HUM), far).
 
     :func:`_smd_and_rate`, then ``far`` is 1 when -rate·K_HUM lies outside the polynomial's
     range (then :func:`_exp_far` must replace the third value), else 0.
     """
-    s, r = _smd_and_rate(tmp, df, cover, rmod, smd, smd_max, smd_1bar, smd_bare)
+    s, r = _smd_and_rate(tmp, df, cover, rmod, smd, smd_max, b_slope, smd_bare)
     x = -r * K_HUM
-    return s, r, _exp_poly(x), not abs(x) <= EXP_POLY_MAX
+    return s, r, _exp_small(x), not abs(x) <= EXP_SMALL_MAX
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
@@ -182,7 +221,7 @@ def _exp_far(rate, ehum):
     """Replace ``ehum[j]`` by libm's exp(-rate[j]·K_HUM) where that is outside the polynomial's range."""
     for j in range(rate.shape[0]):
         x = -rate[j] * K_HUM
-        if not abs(x) <= EXP_POLY_MAX:
+        if not abs(x) <= EXP_SMALL_MAX:
             ehum[j] = np.exp(x)
 
 
@@ -194,7 +233,7 @@ def _n_far(rate):
     """
     far = 0
     for j in range(rate.shape[0]):
-        far += not abs(rate[j] * K_HUM) <= EXP_POLY_MAX
+        far += not abs(rate[j] * K_HUM) <= EXP_SMALL_MAX
     return far
 
 
@@ -202,7 +241,7 @@ def _n_far(rate):
 def _exp_fill(rate, ehum):
     """Fill ``ehum[j]`` = exp(-rate[j]·K_HUM): the polynomial, libm outside its range."""
     for j in range(rate.shape[0]):
-        ehum[j] = _exp_poly(-rate[j] * K_HUM)
+        ehum[j] = _exp_small(-rate[j] * K_HUM)
     _exp_far(rate, ehum)
 
 
@@ -213,7 +252,7 @@ def _hum_factor(rate, ehum, j, far):
     The polynomial, computed where the pools are updated; in a month with ``far`` rates
     (:func:`_n_far`) ``ehum[j]``, filled by :func:`_exp_fill` before.
     """
-    return ehum[j] if far else _exp_poly(-rate[j] * K_HUM)
+    return ehum[j] if far else _exp_small(-rate[j] * K_HUM)
 
 
 @njit(inline="always", error_model="numpy", fastmath={"contract"})
@@ -228,6 +267,42 @@ def _decay(ehum, p1, p2, p3, p4):
     d3 = p3 * e3
     d4 = p4 * e4
     return d1, d2, d3, d4, (p1 - d1) + (p2 - d2) + (p3 - d3) + (p4 - d4)
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _block_rates(m, i0, tmp, prec, pet, cover, evap_factor, rmod, smd, s_max, b_slope, s_bare,
+                 rate, ehum):
+    """Month ``m`` of pixels ``i0:i0+len(smd)``: update ``smd``, fill ``rate`` and ``ehum``.
+
+    :func:`_month_rate` per pixel (``ehum`` HUM's decay factor, libm's exp where the polynomial's
+    range ends, :func:`_exp_far`); one short loop that vectorises.
+    """
+    far = 0
+    i1 = i0 + smd.shape[0]  # the month's rows as views: the loop vectorises better (measured)
+    t_row, p_row, e_row, c_row, r_row = tmp[m, i0:i1], prec[m, i0:i1], pet[m, i0:i1], \
+        cover[m, i0:i1], rmod[i0:i1]
+    for j in range(smd.shape[0]):
+        smd[j], rate[j], ehum[j], f = _month_rate(
+            t_row[j], p_row[j] - evap_factor * e_row[j], c_row[j], r_row[j], smd[j],
+            s_max[j], b_slope[j], s_bare[j])
+        far += f
+    if far:  # rare: outside the polynomial's range
+        _exp_far(rate, ehum)
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def decay_add(nl, ehum, dpm, rpm, bio, hum, f_bio, f_hum, fd, fr, cm):
+    """One month's decay of every lane's pools, then its plant input ``cm`` (t C/ha), in place.
+
+    Lanes are the pixels of a block or the draws of a pixel; rows as separate 1-D arrays so the
+    loop vectorises. ``fd``, ``fr`` the DPM and RPM shares of the plant input.
+    """
+    for d in range(nl):
+        dpm1, rpm1, bio1, hum1, tot = _decay(ehum[d], dpm[d], rpm[d], bio[d], hum[d])
+        dpm[d] = dpm1 + fd[d] * cm[d]
+        rpm[d] = rpm1 + fr[d] * cm[d]
+        bio[d] = bio1 + tot * f_bio[d]
+        hum[d] = hum1 + tot * f_hum[d]
 
 
 @njit(inline="always", error_model="numpy")
@@ -248,7 +323,7 @@ def _n_outside(v0, v1, v2, v3, v4, v5, lo, hi):
 def _block_start(i0, nb, clay, depth, out_pools, out_smd):
     """Return the soil constants and start state of pixels ``i0:i0+nb`` as arrays over the block.
 
-    (f_co2, f_bio, f_hum, smd_max, smd_1bar, smd_bare) from :func:`soil_constants`, then DPM,
+    (f_co2, f_bio, f_hum, smd_max, b_slope, smd_bare) from :func:`soil_constants`, then DPM,
     RPM, BIO, HUM (t C/ha) and the deficit (mm).
     """
     soil = np.empty((6, nb))
@@ -292,7 +367,7 @@ def _run_block(
     bad = 0
     nb = i1 - i0
     fym_monthly = fym.shape[0] > 1  # (1, n): no manure (one row of zeros)
-    f_co2, f_bio, f_hum, s_max, s_1bar, s_bare, dpm, rpm, bio, hum, smd = _block_start(
+    f_co2, f_bio, f_hum, s_max, b_slope, s_bare, dpm, rpm, bio, hum, smd = _block_start(
         i0, nb, clay, depth, out_pools, out_smd)
     co2s = np.empty(nb)
     co2m = np.empty(nb)
@@ -315,33 +390,30 @@ def _run_block(
                     dr = dpm_rpm[m, i0 + j]
                     fd[j] = dr / (1.0 + dr)
                     fr[j] = 1.0 / (1.0 + dr)
-            far = 0
+            c_row, f_row = c_inp[m, i0:i1], fym[mf, i0:i1]  # rows as views (measured faster)
             if check and rep == 0:  # the same loop, also checking the month's six inputs
+                far = 0
+                t_row, p_row, e_row, v_row = tmp[m, i0:i1], prec[m, i0:i1], pet[m, i0:i1], \
+                    cover[m, i0:i1]
                 for j in range(nb):
-                    i = i0 + j
-                    v0 = tmp[m, i]
-                    v1 = prec[m, i]
-                    v2 = pet[m, i]
-                    v3 = cover[m, i]
+                    v0 = t_row[j]
+                    v1 = p_row[j]
+                    v2 = e_row[j]
+                    v3 = v_row[j]
                     smd[j], rate[j], ehum[j], f = _month_rate(
-                        v0, v1 - evap_factor * v2, v3, rmod[i], smd[j], s_max[j], s_1bar[j],
-                        s_bare[j])
+                        v0, v1 - evap_factor * v2, v3, rmod[i0 + j], smd[j], s_max[j],
+                        b_slope[j], s_bare[j])
                     far += f
-                    bad += _n_outside(v0, v1, v2, v3, c_inp[m, i], fym[mf, i], lo, hi)
+                    bad += _n_outside(v0, v1, v2, v3, c_row[j], f_row[j], lo, hi)
+                if far:  # rare: outside the polynomial's range
+                    _exp_far(rate, ehum)
             else:
-                for j in range(nb):
-                    i = i0 + j
-                    smd[j], rate[j], ehum[j], f = _month_rate(
-                        tmp[m, i], prec[m, i] - evap_factor * pet[m, i], cover[m, i], rmod[i],
-                        smd[j], s_max[j], s_1bar[j], s_bare[j])
-                    far += f
-            if far:  # rare: outside the polynomial's range
-                _exp_far(rate, ehum)
+                _block_rates(m, i0, tmp, prec, pet, cover, evap_factor, rmod, smd, s_max, b_slope,
+                             s_bare, rate, ehum)
             for j in range(nb):
-                i = i0 + j
                 dpm1, rpm1, bio1, hum1, tot = _decay(ehum[j], dpm[j], rpm[j], bio[j], hum[j])
-                cin = c_inp[m, i]
-                fy = fym[mf, i]
+                cin = c_row[j]
+                fy = f_row[j]
                 dpm[j] = dpm1 + fd[j] * cin + FYM_DPM * fy
                 rpm[j] = rpm1 + fr[j] * cin + FYM_RPM * fy
                 bio[j] = bio1 + tot * f_bio[j]
@@ -400,32 +472,36 @@ def _input_split(i0, nb, dpm_rpm):
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def _years_block(
     i0, i1, out_pools, out_smd, tmp, prec, pet, cover, cin_years, dpm_rpm, clay, depth,
-    evap_factor, rmod, t_scale, p_scale,
+    evap_factor, rmod, t_scale, p_scale, m0, c0,
 ):
     """Advance pixels ``i0:i1`` through the years of ``cin_years`` month by month, in place.
 
     Like :func:`_run_block` without manure, checks or monthly output, but the plant input is one
     annual value per year (``cin_years[y] / 12`` each month), ``cover`` is one calendar year
     repeated, ``dpm_rpm`` one value per pixel and temperature and precipitation are scaled on the
-    fly (``t_scale``, ``p_scale``): no ``(n_months, n)`` temporaries.
+    fly (``t_scale``, ``p_scale``): no ``(n_months, n)`` temporaries. Pixel ``i``'s month ``m``
+    is ``tmp[m0 + m, c0 + i]`` (the same for ``prec``, ``pet``): a block of larger arrays.
     """
     nb = i1 - i0
-    _, f_bio, f_hum, s_max, s_1bar, s_bare, dpm, rpm, bio, hum, smd = _block_start(
+    _, f_bio, f_hum, s_max, b_slope, s_bare, dpm, rpm, bio, hum, smd = _block_start(
         i0, nb, clay, depth, out_pools, out_smd)
     fd, fr = _input_split(i0, nb, dpm_rpm)
     cm = np.empty(nb)
     rate = np.empty(nb)
     ehum = np.empty(nb)
+    r_row = rmod[i0:i1]
     for y in range(cin_years.shape[0]):
         for j in range(nb):
             cm[j] = cin_years[y, i0 + j] / 12.0
         for mm in range(12):
-            m = 12 * y + mm
+            m = m0 + 12 * y + mm  # the month's rows as views: the loop vectorises (measured)
+            t_row, p_row, e_row = tmp[m, c0 + i0 : c0 + i1], prec[m, c0 + i0 : c0 + i1], \
+                pet[m, c0 + i0 : c0 + i1]
+            c_row = cover[mm, i0:i1]
             for j in range(nb):
-                i = i0 + j
                 smd[j], rate[j] = _smd_and_rate(
-                    tmp[m, i] * t_scale, prec[m, i] * p_scale - evap_factor * pet[m, i],
-                    cover[mm, i], rmod[i], smd[j], s_max[j], s_1bar[j], s_bare[j])
+                    t_row[j] * t_scale, p_row[j] * p_scale - evap_factor * e_row[j],
+                    c_row[j], r_row[j], smd[j], s_max[j], b_slope[j], s_bare[j])
             far = _n_far(rate)
             if far:  # rare: outside the polynomial's range
                 _exp_fill(rate, ehum)
@@ -443,15 +519,60 @@ def _years_block(
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def run_years(
     out_pools, out_smd, tmp, prec, pet, cover, cin_years, dpm_rpm, clay, depth, evap_factor,
-    rmod, t_scale, p_scale,
+    rmod, t_scale, p_scale, m0, c0,
 ):
-    """Run :func:`_years_block` over all pixels, ``WARM_BLOCK`` after the other (in place)."""
+    """Run :func:`_years_block` over all pixels, ``WARM_BLOCK`` after the other (in place).
+
+    The climate of pixel ``i`` in month ``m`` is ``tmp[m0 + m, c0 + i]`` (``prec``, ``pet`` alike).
+    """
     n = out_pools.shape[0]
     for b in range((n + WARM_BLOCK - 1) // WARM_BLOCK):
         _years_block(
             b * WARM_BLOCK, min(n, (b + 1) * WARM_BLOCK), out_pools, out_smd, tmp, prec, pet, cover,
-            cin_years, dpm_rpm, clay, depth, evap_factor, rmod, t_scale, p_scale,
+            cin_years, dpm_rpm, clay, depth, evap_factor, rmod, t_scale, p_scale, m0, c0,
         )
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _pair_block(i0, i1, pools, unit, out_smd, tmp, prec, pet, cover, cin, dpm_rpm, clay, depth,
+                evap_factor, rmod, repeat):
+    """Step pixels ``i0:i1`` of both pool sets ``repeat`` × 12 months, in place (see :func:`run_pair`)."""
+    nb = i1 - i0
+    _, f_bio, f_hum, s_max, b_slope, s_bare, dpm, rpm, bio, hum, smd = _block_start(
+        i0, nb, clay, depth, pools, out_smd)
+    fd, fr = _input_split(i0, nb, dpm_rpm)
+    u = np.empty((5, nb))  # the second pool set (DPM, RPM, BIO, HUM) and the monthly input
+    rate = np.empty(nb)
+    ehum = np.empty(nb)
+    for j in range(nb):
+        for k in range(4):
+            u[k, j] = unit[i0 + j, k]
+        u[4, j] = cin[i0 + j] / 12.0
+    for _ in range(repeat):
+        for m in range(tmp.shape[0]):
+            _block_rates(m, i0, tmp, prec, pet, cover, evap_factor, rmod, smd, s_max, b_slope,
+                         s_bare, rate, ehum)
+            decay_add(nb, ehum, dpm, rpm, bio, hum, f_bio, f_hum, fd, fr, u[4])
+            decay_add(nb, ehum, u[0], u[1], u[2], u[3], f_bio, f_hum, fd, fr, u[4])
+    _block_end(i0, dpm, rpm, bio, hum, smd, pools, out_smd)
+    for j in range(nb):
+        for k in range(4):
+            unit[i0 + j, k] = u[k, j]
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def run_pair(pools, unit, out_smd, tmp, prec, pet, cover, cin, dpm_rpm, clay, depth, evap_factor,
+             rmod, repeat):
+    """Step two pool sets of every pixel through ``repeat`` × the months of the climate, in place.
+
+    ``pools`` and ``unit`` (n, 5) t C/ha share the deficit ``out_smd`` (mm) and so every month's
+    rates, computed once; both take the plant input ``cin / 12`` (t C/ha, ``cin`` (n,) t C/ha/yr)
+    each month, split by ``dpm_rpm`` (n,), no manure: the numbers of two :func:`run` calls.
+    """
+    n = pools.shape[0]
+    for b in range((n + BLOCK - 1) // BLOCK):
+        _pair_block(b * BLOCK, min(n, (b + 1) * BLOCK), pools, unit, out_smd, tmp, prec, pet,
+                    cover, cin, dpm_rpm, clay, depth, evap_factor, rmod, repeat)
 
 
 # --------------------------------------------------------------------------------------------
@@ -519,6 +640,69 @@ def steady_smd_pixel(s0, df, cover, smd_max, smd_bare, max_iter=10_000):
     return s
 
 
+#: Years the deficits of a block are cycled together before :func:`steady_smd_pixel` takes the
+#: pixels whose cycle is not yet periodic (most are after two or three years).
+STEADY_FAST_YEARS = 3
+
+
+@njit(inline="always", error_model="numpy", fastmath={"contract"})
+def _flat_month(u, d, cover, smd_max, smd_bare):
+    """Return whether a month from deficit ``u`` with prec - f·pet ``d`` takes a slope-0 branch.
+
+    The branches :func:`steady_smd_pixel` calls flat, branch-free.
+    """
+    v = u + d
+    bare = (v > 0.0) | ((d < 0.0) & (u > smd_bare) & (v < smd_bare))
+    covered = (v > 0.0) | (v < smd_max)
+    return bare if cover < 0.5 else covered
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _steady_block(i0, smd0, prec, pet, cover, evap_factor, s_max, s_bare, smd, dfb, st):
+    """Set ``smd`` (nb,) to the periodic January deficit (mm) of pixels ``i0:i0+nb`` from ``smd0``.
+
+    :func:`steady_smd_pixel`'s numbers, faster: its first years are plain cycles of the year
+    while the year's path has a flat (slope-0) month, so they are taken ``STEADY_FAST_YEARS``
+    times for the whole block at once (month outer, pixels inner, branch-free: it vectorises). A
+    pixel that came back to its January deficit after flat years only is done (the value
+    :func:`steady_smd_pixel` returns); the others continue in :func:`steady_smd_pixel` from the
+    start of their first year that was not flat (an iterate of its own sequence), or from where
+    they are. ``dfb`` (n_months, nb) and ``st`` (5, nb) are scratch.
+    """
+    nb = smd.shape[0]
+    n = prec.shape[0]
+    start, hold, nan, held, flat = st[0], st[1], st[2], st[3], st[4]
+    for j in range(nb):
+        smd[j] = smd0[i0 + j]
+        nan[j] = smd[j] + s_max[j] + s_bare[j]  # NaN test as steady_smd_pixel's
+        held[j] = 0.0
+    i1 = i0 + nb  # rows as views (vectorise better, measured)
+    for m in range(n):
+        p_row, e_row, c_row = prec[m, i0:i1], pet[m, i0:i1], cover[m, i0:i1]
+        for j in range(nb):
+            dfb[m, j] = p_row[j] - evap_factor * e_row[j]
+            nan[j] += dfb[m, j] + c_row[j]
+    for _ in range(STEADY_FAST_YEARS):
+        for j in range(nb):
+            start[j] = smd[j]
+            flat[j] = 0.0
+        for m in range(n):
+            c_row = cover[m, i0:i1]
+            for j in range(nb):
+                u = smd[j]
+                c = c_row[j]
+                flat[j] = 1.0 if _flat_month(u, dfb[m, j], c, s_max[j], s_bare[j]) else flat[j]
+                smd[j] = _deficit(u, dfb[m, j], c, s_max[j], s_bare[j])
+        for j in range(nb):  # a year neither flat nor at the fixed point: hold its start
+            first = (held[j] == 0.0) & (flat[j] == 0.0) & (not (smd[j] == start[j]))
+            hold[j] = start[j] if first else hold[j]
+            held[j] = 1.0 if first else held[j]
+    for j in range(nb):
+        if held[j] != 0.0 or not (smd[j] == start[j]) or not (nan[j] == nan[j]):
+            s = hold[j] if held[j] != 0.0 else smd[j]
+            smd[j] = steady_smd_pixel(s, dfb[:, j], cover[:, i0 + j], s_max[j], s_bare[j])
+
+
 # --------------------------------------------------------------------------------------------
 # The year as an affine map of the four active pools
 
@@ -530,9 +714,84 @@ def _month4(e1, e2, e3, e4, fb, fh, v0, v1, v2, v3):
     return v0 * e1, v1 * e2, v2 * e3 + fb * d, v3 * e4 + fh * d
 
 
-#: Rows of the block state of :func:`_annual_block`: A's rows 2–3 (8), A[0,0], A[1,1],
-#: b_unit (4), b_fixed (4). A's other entries stay 0 (DPM and RPM only decay).
-_A2, _A3, _A00, _A11, _BU, _BF, _N_STATE = 0, 4, 8, 9, 10, 14, 18
+#: Rows of the state of an annual map over lanes (:func:`map_month`): A's rows 2–3 (8), A[0,0],
+#: A[1,1], b_unit (4), b_fixed (4). A's other entries stay 0 (DPM and RPM only decay).
+A2, A3, A00, A11, BU, BF, N_STATE = 0, 4, 8, 9, 10, 14, 18
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _map_powers(nl, ehum, e1, e2, e3, e4):
+    """Fill the lanes' decay factors of DPM, RPM, BIO, HUM from HUM's ``ehum`` (:func:`_powers`)."""
+    for d in range(nl):
+        e1[d], e2[d], e3[d], e4[d] = _powers(ehum[d])
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _map_column(nl, e1, e2, e3, e4, f_bio, f_hum, first, v0, v1, v2, v3):
+    """One month of a column (v0, v1, v2, v3) of every lane's map, in place (:func:`_month4`).
+
+    ``first`` 0: the DPM column (v1 = 0), 1: the RPM column (v0 = 0), 2: a BIO or HUM column
+    (v0 = v1 = 0); those zero rows are neither read nor written.
+    """
+    for d in range(nl):
+        x0 = v0[d] if first == 0 else 0.0
+        x1 = v1[d] if first == 1 else 0.0
+        c0, c1, c2, c3 = _month4(e1[d], e2[d], e3[d], e4[d], f_bio[d], f_hum[d], x0, x1, v2[d],
+                                 v3[d])
+        if first == 0:
+            v0[d] = c0
+        if first == 1:
+            v1[d] = c1
+        v2[d] = c2
+        v3[d] = c3
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _map_input(nl, e1, e2, e3, e4, f_bio, f_hum, u0, u1, u2, u3, fd, fr, p):
+    """One month of every lane's ``b_unit``: decay, then plant input ``p`` (t C/ha) split fd/fr."""
+    for d in range(nl):
+        x0, x1, x2, x3 = _month4(e1[d], e2[d], e3[d], e4[d], f_bio[d], f_hum[d], u0[d], u1[d],
+                                 u2[d], u3[d])
+        u0[d] = x0 + fd[d] * p[d]
+        u1[d] = x1 + fr[d] * p[d]
+        u2[d] = x2
+        u3[d] = x3
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def map_month(nl, ehum, f_bio, f_hum, st, fd, fr, p, e):
+    """One month of every lane's annual map (A and b_unit in ``st`` rows, see :data:`N_STATE`).
+
+    Lanes are the pixels of a block or the draws of a pixel; ``ehum`` (nl,) HUM's decay factor,
+    ``f_bio``, ``f_hum`` the clay split, ``fd``, ``fr``, ``p`` (nl,) the DPM/RPM shares and the
+    month's plant input per unit annual input. Short loops over the lanes, few arrays each, so
+    they vectorise; ``e`` (≥ 4, nl) scratch.
+    """
+    e1, e2, e3, e4 = e[0], e[1], e[2], e[3]
+    _map_powers(nl, ehum, e1, e2, e3, e4)
+    _map_column(nl, e1, e2, e3, e4, f_bio, f_hum, 0, st[A00], st[A00], st[A2], st[A3])
+    _map_column(nl, e1, e2, e3, e4, f_bio, f_hum, 1, st[A11], st[A11], st[A2 + 1], st[A3 + 1])
+    _map_column(nl, e1, e2, e3, e4, f_bio, f_hum, 2, st[A2 + 2], st[A2 + 2], st[A2 + 2],
+                st[A3 + 2])
+    _map_column(nl, e1, e2, e3, e4, f_bio, f_hum, 2, st[A2 + 3], st[A2 + 3], st[A2 + 3],
+                st[A3 + 3])
+    _map_input(nl, e1, e2, e3, e4, f_bio, f_hum, st[BU], st[BU + 1], st[BU + 2], st[BU + 3], fd,
+               fr, p)
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def _map_fixed(nl, e, f_bio, f_hum, st, fd, fr, cin, fy):
+    """One month of every lane's ``b_fixed`` (rows ``BF``): decay, then the fixed inputs.
+
+    ``cin`` plant and ``fy`` manure C (t C/ha); ``e`` the month's decay factors (:func:`map_month`).
+    """
+    for d in range(nl):
+        f0, f1, f2, f3 = _month4(e[0, d], e[1, d], e[2, d], e[3, d], f_bio[d], f_hum[d],
+                                 st[BF, d], st[BF + 1, d], st[BF + 2, d], st[BF + 3, d])
+        st[BF, d] = f0 + (fd[d] * cin[d] + FYM_DPM * fy[d])
+        st[BF + 1, d] = f1 + (fr[d] * cin[d] + FYM_RPM * fy[d])
+        st[BF + 2, d] = f2
+        st[BF + 3, d] = f3 + FYM_HUM * fy[d]
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
@@ -542,104 +801,54 @@ def _annual_block(
 ):
     """Build the annual maps of pixels ``i0:i1`` (see :func:`annual`).
 
-    Months are the outer loop and the block's pixels the inner one (the rate, deficit and
-    decay-factor loops vectorise, as in :func:`_run_block`); the state is A's two full rows, its
-    two diagonal DPM/RPM entries and both right-hand sides, kept per pixel in ``st``.
+    Months are the outer loop and the block's pixels the inner one: the rate loop as in
+    :func:`_run_block`, then :func:`map_month` on the state rows ``st`` (:data:`N_STATE`).
     """
     nb = i1 - i0
     n = tmp.shape[0]
-    fb = np.empty(nb)
-    fh = np.empty(nb)
-    s_max = np.empty(nb)
-    s_1bar = np.empty(nb)
-    s_bare = np.empty(nb)
-    smd = np.empty(nb)
-    rate = np.empty(nb)
-    ehum = np.empty(nb)
-    st = np.zeros((_N_STATE, nb))
-    df = np.empty(n)
-    cv = np.empty(n)
+    sc = np.empty((9, nb))
+    fb, fh, s_max, b_slope, s_bare, smd, rate, ehum, fd = (sc[0], sc[1], sc[2], sc[3], sc[4],
+                                                           sc[5], sc[6], sc[7], sc[8])
+    fr = np.empty(nb)
+    e = np.empty((4, nb))
+    st = np.zeros((N_STATE, nb))
     for j in range(nb):
         i = i0 + j
-        _, fb[j], fh[j], s_max[j], s_1bar[j], s_bare[j] = soil_constants(clay[i], depth[i])
-        s = smd0[i]
-        if periodic:
-            for m in range(n):
-                df[m] = prec[m, i] - evap_factor * pet[m, i]
-                cv[m] = cover[m, i]
-            s = steady_smd_pixel(s, df, cv, s_max[j], s_bare[j])
-        smd_start[i] = s
-        smd[j] = s
-        st[_A2 + 2, j] = 1.0
-        st[_A3 + 3, j] = 1.0
-        st[_A00, j] = 1.0
-        st[_A11, j] = 1.0
+        _, fb[j], fh[j], s_max[j], b_slope[j], s_bare[j] = soil_constants(clay[i], depth[i])
+        smd[j] = smd0[i]
+    if periodic:
+        _steady_block(i0, smd0, prec, pet, cover, evap_factor, s_max, s_bare, smd,
+                      np.empty((n, nb)), np.empty((5, nb)))
+    for j in range(nb):
+        smd_start[i0 + j] = smd[j]
+        st[A2 + 2, j] = 1.0
+        st[A3 + 3, j] = 1.0
+        st[A00, j] = 1.0
+        st[A11, j] = 1.0
     for m in range(n):
-        md = m if dr_monthly else 0
-        far = 0
-        for j in range(nb):
-            i = i0 + j
-            smd[j], rate[j], ehum[j], f = _month_rate(
-                tmp[m, i], prec[m, i] - evap_factor * pet[m, i], cover[m, i], rmod[i], smd[j],
-                s_max[j], s_1bar[j], s_bare[j])
-            far += f
-        if far:  # rare: outside the polynomial's range
-            _exp_far(rate, ehum)
-        for j in range(nb):
-            i = i0 + j
-            e1, e2, e3, e4 = _powers(ehum[j])
-            b = fb[j]
-            h = fh[j]
-            # A's columns 0 and 1: (A00, 0, A20, A30) and (0, A11, A21, A31)
-            a00 = st[_A00, j]
-            a11 = st[_A11, j]
-            c0, _, c2, c3 = _month4(e1, e2, e3, e4, b, h, a00, 0.0, st[_A2, j], st[_A3, j])
-            st[_A00, j] = c0
-            st[_A2, j] = c2
-            st[_A3, j] = c3
-            _, c1, c2, c3 = _month4(e1, e2, e3, e4, b, h, 0.0, a11, st[_A2 + 1, j],
-                                    st[_A3 + 1, j])
-            st[_A11, j] = c1
-            st[_A2 + 1, j] = c2
-            st[_A3 + 1, j] = c3
-            for c in range(2, 4):  # columns 2, 3: (0, 0, A2c, A3c)
-                _, _, c2, c3 = _month4(e1, e2, e3, e4, b, h, 0.0, 0.0, st[_A2 + c, j],
-                                       st[_A3 + c, j])
-                st[_A2 + c, j] = c2
-                st[_A3 + c, j] = c3
-            dr = dpm_rpm[md, i]
-            fdpm = dr / (1.0 + dr)
-            frpm = 1.0 / (1.0 + dr)
-            u0, u1, u2, u3 = _month4(e1, e2, e3, e4, b, h, st[_BU, j], st[_BU + 1, j],
-                                     st[_BU + 2, j], st[_BU + 3, j])
-            p = pattern[m, i]
-            st[_BU, j] = u0 + fdpm * p
-            st[_BU + 1, j] = u1 + frpm * p
-            st[_BU + 2, j] = u2
-            st[_BU + 3, j] = u3
-            if not fixed:
-                continue
-            f0, f1, f2, f3 = _month4(e1, e2, e3, e4, b, h, st[_BF, j], st[_BF + 1, j],
-                                     st[_BF + 2, j], st[_BF + 3, j])
-            cin = c_inp[m, i]
-            fy = fym[m, i]
-            st[_BF, j] = f0 + (fdpm * cin + FYM_DPM * fy)
-            st[_BF + 1, j] = f1 + (frpm * cin + FYM_RPM * fy)
-            st[_BF + 2, j] = f2
-            st[_BF + 3, j] = f3 + FYM_HUM * fy
+        if m == 0 or dr_monthly:
+            for j in range(nb):
+                dr = dpm_rpm[m if dr_monthly else 0, i0 + j]
+                fd[j] = dr / (1.0 + dr)
+                fr[j] = 1.0 / (1.0 + dr)
+        _block_rates(m, i0, tmp, prec, pet, cover, evap_factor, rmod, smd, s_max, b_slope, s_bare,
+                     rate, ehum)
+        map_month(nb, ehum, fb, fh, st, fd, fr, pattern[m, i0:i1], e)
+        if fixed:
+            _map_fixed(nb, e, fb, fh, st, fd, fr, c_inp[m, i0:i1], fym[m, i0:i1])
     for j in range(nb):
         i = i0 + j
         smd_end[i] = smd[j]
         for c in range(4):
             a_out[i, 0, c] = 0.0
             a_out[i, 1, c] = 0.0
-            a_out[i, 2, c] = st[_A2 + c, j]
-            a_out[i, 3, c] = st[_A3 + c, j]
-            b_unit[i, c] = st[_BU + c, j]
+            a_out[i, 2, c] = st[A2 + c, j]
+            a_out[i, 3, c] = st[A3 + c, j]
+            b_unit[i, c] = st[BU + c, j]
             # without fixed inputs: 0, NaN where the rates are (as the stepped zeros would be)
-            b_fixed[i, c] = st[_BF + c, j] if fixed else 0.0 * st[_A00, j]
-        a_out[i, 0, 0] = st[_A00, j]
-        a_out[i, 1, 1] = st[_A11, j]
+            b_fixed[i, c] = st[BF + c, j] if fixed else 0.0 * st[A00, j]
+        a_out[i, 0, 0] = st[A00, j]
+        a_out[i, 1, 1] = st[A11, j]
 
 
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
@@ -714,26 +923,35 @@ def steady_pools(a, b_unit, b_fixed, p_unit, p_fixed):
         solve_steady(a[i], b_unit[i], b_fixed[i], p_unit[i], p_fixed[i])
 
 
+@njit(inline="always", error_model="numpy", fastmath={"contract"})
+def _map_of(a, b, i):
+    """Return pixel ``i``'s year map as a tuple: A's 16 entries row by row, then b's 4."""
+    return (a[i, 0, 0], a[i, 0, 1], a[i, 0, 2], a[i, 0, 3], a[i, 1, 0], a[i, 1, 1], a[i, 1, 2],
+            a[i, 1, 3], a[i, 2, 0], a[i, 2, 1], a[i, 2, 2], a[i, 2, 3], a[i, 3, 0], a[i, 3, 1],
+            a[i, 3, 2], a[i, 3, 3], b[i, 0], b[i, 1], b[i, 2], b[i, 3])
+
+
+@njit(inline="always", error_model="numpy", fastmath={"contract"})
+def _map_year(t, p0, p1, p2, p3):
+    """Return ``A p + b`` for the map tuple ``t`` (:func:`_map_of`): each row ``b[r] + A[r, 0]·p0 + …``."""
+    return (t[16] + t[0] * p0 + t[1] * p1 + t[2] * p2 + t[3] * p3,
+            t[17] + t[4] * p0 + t[5] * p1 + t[6] * p2 + t[7] * p3,
+            t[18] + t[8] * p0 + t[9] * p1 + t[10] * p2 + t[11] * p3,
+            t[19] + t[12] * p0 + t[13] * p1 + t[14] * p2 + t[15] * p3)
+
+
 @njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
 def years_affine(pools, a, b, n_years, yearly, out_years):
     """Iterate ``p <- a p + b`` ``n_years`` times for the four active pools, in place.
 
     A pixel's map and pools stay in registers for all its years; each row sums
-    ``b[r] + a[r, 0]·p[0] + … + a[r, 3]·p[3]`` in that order.
+    ``b[r] + a[r, 0]·p[0] + … + a[r, 3]·p[3]`` in that order (:func:`_map_year`).
     """
     for i in range(pools.shape[0]):
-        a00, a01, a02, a03 = a[i, 0, 0], a[i, 0, 1], a[i, 0, 2], a[i, 0, 3]
-        a10, a11, a12, a13 = a[i, 1, 0], a[i, 1, 1], a[i, 1, 2], a[i, 1, 3]
-        a20, a21, a22, a23 = a[i, 2, 0], a[i, 2, 1], a[i, 2, 2], a[i, 2, 3]
-        a30, a31, a32, a33 = a[i, 3, 0], a[i, 3, 1], a[i, 3, 2], a[i, 3, 3]
-        b0, b1, b2, b3 = b[i, 0], b[i, 1], b[i, 2], b[i, 3]
+        t = _map_of(a, b, i)
         p0, p1, p2, p3 = pools[i, 0], pools[i, 1], pools[i, 2], pools[i, 3]
         for y in range(n_years):
-            v0 = b0 + a00 * p0 + a01 * p1 + a02 * p2 + a03 * p3
-            v1 = b1 + a10 * p0 + a11 * p1 + a12 * p2 + a13 * p3
-            v2 = b2 + a20 * p0 + a21 * p1 + a22 * p2 + a23 * p3
-            v3 = b3 + a30 * p0 + a31 * p1 + a32 * p2 + a33 * p3
-            p0, p1, p2, p3 = v0, v1, v2, v3
+            p0, p1, p2, p3 = _map_year(t, p0, p1, p2, p3)
             if yearly:
                 out_years[y, i, 0] = p0
                 out_years[y, i, 1] = p1
@@ -744,6 +962,24 @@ def years_affine(pools, a, b, n_years, yearly, out_years):
         pools[i, 1] = p1
         pools[i, 2] = p2
         pools[i, 3] = p3
+
+
+@njit(nogil=True, cache=True, error_model="numpy", fastmath={"contract"})
+def years_affine_pair(pools, unit, a, b, n_years):
+    """:func:`years_affine` of two pool sets on the same maps (no yearly output), in place.
+
+    The two chains of a pixel are independent: interleaved in one loop, each one's latency is
+    hidden by the other's (the numbers of two :func:`years_affine` calls).
+    """
+    for i in range(pools.shape[0]):
+        t = _map_of(a, b, i)
+        p0, p1, p2, p3 = pools[i, 0], pools[i, 1], pools[i, 2], pools[i, 3]
+        u0, u1, u2, u3 = unit[i, 0], unit[i, 1], unit[i, 2], unit[i, 3]
+        for _ in range(n_years):
+            p0, p1, p2, p3 = _map_year(t, p0, p1, p2, p3)
+            u0, u1, u2, u3 = _map_year(t, u0, u1, u2, u3)
+        pools[i, 0], pools[i, 1], pools[i, 2], pools[i, 3] = p0, p1, p2, p3
+        unit[i, 0], unit[i, 1], unit[i, 2], unit[i, 3] = u0, u1, u2, u3
 
 
 #: Values per chunk of :func:`first_bad`: a branch-free count per chunk, an exit check after it.

@@ -25,6 +25,7 @@ BLOCK_SIZE: int = 4096
 """Pixels processed together; bounds the (months × pixels) temporaries to a few hundred MB."""
 
 #: Scheme name → module with ``run(pixels, config)``, ``diagnostic_names(config)`` and optionally
+#: ``run_columns(pixels, idx, config)`` (``run`` on pixels ``idx``, without their block copy) and
 #: ``DIAGNOSE_MASKED`` (keep the diagnostics of pixels the scheme masked).
 SCHEMES: dict[str, ModuleType] = {"exact": exact, "fao": fao_phases}
 
@@ -99,7 +100,10 @@ def run_phases(
     todo = np.flatnonzero(reason == Reason.OK)
     for start in range(0, todo.size, BLOCK_SIZE):
         idx = todo[start : start + BLOCK_SIZE]
-        out = scheme.run(px.block(idx), config)
+        if hasattr(scheme, "run_columns"):  # reads the block's columns itself, in one pass
+            out = scheme.run_columns(px, idx, config)
+        else:
+            out = scheme.run(px.block(idx), config)
         layers = product_layers(out.stocks, config.forward_years)
         finite = np.all([np.isfinite(layers[name]) for name in needed], axis=0)
         block_reason = np.where(finite, Reason.OK, Reason.NON_FINITE_RESULT).astype(np.uint8)

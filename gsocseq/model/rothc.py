@@ -455,6 +455,7 @@ def simulate_annual_input(
     cin_years: np.ndarray,
     tmp_factor: float = 1.0,
     prec_factor: float = 1.0,
+    at: tuple[int, int] = (0, 0),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run RothC month by month over ``n_years`` of climate with one plant input per year.
 
@@ -465,22 +466,59 @@ def simulate_annual_input(
     precipitation multiplied by ``tmp_factor`` and ``prec_factor`` as they are read;
     ``cin_years`` ``(n_years, n)`` the annual plant input (t C/ha/yr), a twelfth of it entering
     each month, no manure. Same numbers as
-    :func:`simulate` on the expanded arrays. Returns the end pools (n, 5) t C/ha and deficit (n,) mm.
+    :func:`simulate` on the expanded arrays. With ``at = (m0, c0)`` the climate is the block
+    ``[m0 : m0 + 12·n_years, c0 : c0 + n]`` of larger C-contiguous arrays (read in place, no
+    copy). Returns the end pools (n, 5) t C/ha and deficit (n,) mm.
     """
     n = year.n_pixels
     if year.n_months != 12 or year.dpm_rpm.shape[0] != 1:
         raise InputValidationError("simulate_annual_input: year must be a 12-month site with a "
                                    "per-pixel dpm_rpm")
     n_years = np.shape(cin_years)[0]
-    months = {k: _array(k, v, (12 * n_years, n), keep_float32=True) for k, v in
-              (("tmp", tmp), ("prec", prec), ("pet", pet))}
+    m0, c0 = (int(x) for x in at)
+    months = {}
+    for k, v in (("tmp", tmp), ("prec", prec), ("pet", pet)):
+        shape = np.shape(v)
+        if m0 < 0 or c0 < 0 or len(shape) != 2 or shape[0] < m0 + 12 * n_years or (
+                shape[1] < c0 + n):
+            raise InputValidationError(
+                f"{k}: shape {shape} given, at least ({m0 + 12 * n_years}, {c0 + n}) expected "
+                f"for {n_years} years of {n} pixels at (month, column) {(m0, c0)}")
+        months[k] = _array(k, v, shape, keep_float32=True)
     out_pools = _pools(pools, n).copy()
     out_smd = _array("smd", smd, (n,)).copy()
     _k.run_years(out_pools, out_smd, months["tmp"], months["prec"], months["pet"], year.cover,
                  _array("cin_years", cin_years, (n_years, n)), year.dpm_rpm[0], year.clay,
                  year.depth, year.evap_factor, year.rate_modifier, float(tmp_factor),
-                 float(prec_factor))
+                 float(prec_factor), m0, c0)
     return out_pools, out_smd
+
+
+def simulate_pair(
+    pools: np.ndarray, smd: np.ndarray, year: Site, *, cin: np.ndarray, repeat: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run the 12-month ``year`` ``repeat`` times from ``pools`` and from empty pools at once.
+
+    Unchecked (the caller has checked every value; NaN in → NaN out), for the GSOCseq forward
+    runs: both runs take the annual plant input ``cin`` (n,) t C/ha/yr, a twelfth each month, no
+    manure, and share the deficit from ``smd`` (n,) mm, so each month's rates are computed once;
+    ``year`` needs a per-pixel ``dpm_rpm``. Same numbers as two :func:`simulate` calls with
+    ``c_inp = cin / 12``. Returns the end pools from ``pools`` and from empty pools (n, 5) t C/ha
+    and the end deficit (n,) mm.
+    """
+    n = year.n_pixels
+    if year.n_months != 12 or year.dpm_rpm.shape[0] != 1:
+        raise InputValidationError("simulate_pair: year must be a 12-month site with a per-pixel "
+                                   "dpm_rpm")
+    if int(repeat) != repeat or repeat < 1:
+        raise InputValidationError(f"repeat = {repeat!r} must be an integer ≥ 1")
+    out_pools = _pools(pools, n).copy()
+    unit = np.zeros((n, 5))
+    out_smd = _array("smd", smd, (n,)).copy()
+    _k.run_pair(out_pools, unit, out_smd, year.tmp, year.prec, year.pet, year.cover,
+                _array("cin", cin, (n,)), year.dpm_rpm[0], year.clay, year.depth,
+                year.evap_factor, year.rate_modifier, int(repeat))
+    return out_pools, unit, out_smd
 
 
 def simulate_years_affine(
@@ -511,6 +549,21 @@ def simulate_years_affine(
     return years if yearly else out
 
 
+def simulate_years_affine_pair(
+    pools: np.ndarray, unit: np.ndarray, a: np.ndarray, b: np.ndarray, n_years: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return :func:`simulate_years_affine` of ``pools`` and of ``unit`` (both (n_pixels, 5) t C/ha).
+
+    The two runs share ``a`` and ``b`` and are stepped together (the same numbers, faster).
+    """
+    out = _pools(pools).copy()
+    out_unit = _pools(unit, out.shape[0]).copy()
+    n = out.shape[0]
+    _k.years_affine_pair(out, out_unit, _array("a", a, (n, 4, 4)), _array("b", b, (n, 4)),
+                         _n_years(n_years))
+    return out, out_unit
+
+
 # ---------------------------------------------------------------------------------------------
 # one repeating year: affine map, steady deficit, equilibrium
 
@@ -537,18 +590,28 @@ def annual_affine_map(
     ``smd_start``, ``smd_end`` (n,) mm.
     """
     _one_year(site)
-    c = _monthly("c_inp", c_inp, site, default_zero=True)
-    f = _monthly("fym", fym, site, default_zero=True)
+    given = {k: _monthly(k, v, site) for k, v in (("c_inp", c_inp), ("fym", fym)) if v is not None}
     if validate:
-        _check({"c_inp": c, "fym": f})
+        _check(given)
+    c, f = given.get("c_inp"), given.get("fym")
     s0 = _start_deficit("smd0", smd0, site, validate)
     pattern = _pattern(input_pattern, site.n_pixels, validate)
     return _annual(site, c, f, pattern, s0, periodic)
 
 
-def _annual(s: Site, c_inp: np.ndarray, fym: np.ndarray, pattern: np.ndarray, s0: np.ndarray,
-            periodic: bool) -> AnnualMap:
+#: Stand-in for absent fixed inputs: the kernel reads ``c_inp`` and ``fym`` only with ``fixed``.
+_NO_INPUT = np.zeros((0, 0))
+
+
+def _annual(s: Site, c_inp: np.ndarray | None, fym: np.ndarray | None, pattern: np.ndarray,
+            s0: np.ndarray, periodic: bool) -> AnnualMap:
+    """Build the map of ``s``; ``c_inp``, ``fym`` (12, n) t C/ha or None (no such input)."""
     n = s.n_pixels
+    fixed = any(v is not None and bool(np.any(v != 0.0)) for v in (c_inp, fym))
+    if fixed:
+        c_inp, fym = (np.zeros((12, n)) if v is None else v for v in (c_inp, fym))
+    else:
+        c_inp = fym = _NO_INPUT
     a = np.empty((n, 4, 4))
     b_unit = np.empty((n, 4))
     b_fixed = np.empty((n, 4))
@@ -557,7 +620,7 @@ def _annual(s: Site, c_inp: np.ndarray, fym: np.ndarray, pattern: np.ndarray, s0
     _k.annual(
         s0, periodic, s.tmp, s.prec, s.pet, s.cover, c_inp, fym, pattern, s.dpm_rpm,
         s.dpm_rpm.shape[0] > 1, s.clay, s.depth, s.evap_factor, s.rate_modifier, a, b_unit,
-        b_fixed, s_start, s_end, bool(np.any(c_inp != 0.0) or np.any(fym != 0.0)),
+        b_fixed, s_start, s_end, fixed,
     )
     return AnnualMap(a, b_unit, b_fixed, s_start, s_end)
 

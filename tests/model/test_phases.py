@@ -8,7 +8,7 @@ import pytest
 from gsocseq.errors import InputValidationError
 from gsocseq.model import exact, phases, rothc
 from gsocseq.model.layers import SchemeOutput, Stocks
-from gsocseq.model.phases import PhaseConfig, run_phases
+from gsocseq.model.phases import PhaseConfig, classify_pixels, run_phases
 from gsocseq.vocabulary import LAYERS, SCENARIOS, Reason
 
 SPIN, WARM = 20, 20
@@ -257,6 +257,20 @@ def test_masked_pixels_get_reason_codes_and_nan(varying):
         assert np.isnan(out.layers[name][:7]).all(), name
         assert out.layers[name][7] == res.layers[name][7], name
     assert np.isnan(out.diagnostics["cin_eq"][:7]).all()
+
+
+def test_classification_missing_wins_over_out_of_range(varying):
+    inputs, _ = varying
+    bad = {k: v.copy() for k, v in inputs.items()}
+    bad["tmp"][10, 0] = np.inf                  # non-finite ...
+    bad["pet"][20, 0] = -60.0                   # ... and out of range in another month
+    bad["prec"][30, 1] = -np.inf
+    bad["cover"][4, 2] = np.nan
+    bad["pet"][5, 3] = 1e6                      # only out of range
+    bad["tmp"][479, 4] = 60.5                   # the last month counts
+    got = classify_pixels(**bad).tolist()
+    missing, out_of_range = int(Reason.MISSING_INPUT), int(Reason.INPUT_OUT_OF_RANGE)
+    assert got == [missing] * 3 + [out_of_range] * 2 + [int(Reason.OK)] * 3
 
 
 def test_cold_site_without_decomposition_fails_spinup():

@@ -211,6 +211,40 @@ def test_steady_smd_of_a_denormal_drift_reaches_the_bare_limit():
     assert np.isfinite(parts.p_unit).all() and parts.p_unit.sum() > 0
 
 
+def test_block_steady_smd_is_the_per_pixel_fixed_point():
+    """The block's steady deficit (a few years cycled for all pixels, then the per-pixel jumps)
+    is, to the byte, steady_smd_pixel's from the same start, on every kind of year.
+
+    Random climates (wet, dry, bare and covered months, some converging only after many years),
+    slow drifts of a few mm a year, starts anywhere in [SMDmax, 0] and a NaN pixel.
+    """
+    from gsocseq.model import _rothc_kernels as k
+
+    rng = np.random.default_rng(5)
+    n = 700
+    inp = _random_inputs(rng, 12, n)
+    inp["prec"][:, :200] *= 0.05  # dry years: deficits deep, bare months keep them
+    df_slow = np.tile(np.r_[-5.0, 5.0], 6)[:, None] - rng.uniform(0, 3, n)[None] / 12
+    inp["prec"][:, 200:300] = np.maximum(df_slow[:, 200:300], 0) + 50
+    inp["pet"][:, 200:300] = np.maximum(-df_slow[:, 200:300], 0) + 50
+    inp["prec"][3, 7] = np.nan
+    smd_max = rothc.smd_max(inp["clay"], inp["depth"])
+    smd0 = rng.uniform(0, 1, n) * smd_max
+    smd0[300:400] = 0.0
+    year = rothc.site(**{key: inp[key] for key in ("tmp", "prec", "pet", "cover", "clay",
+                                                     "depth")},
+                      dpm_rpm=inp["dpm_rpm"][0], evap_factor=1.0, validate=False)
+    got = rothc.steady_smd(year, smd0, validate=False)
+    soil = [k.soil_constants(inp["clay"][i], inp["depth"][i]) for i in range(n)]  # the kernel's
+    df = year.prec - year.pet  # evap_factor 1: prec - 1·pet is exact with or without an FMA
+    want = np.array([k.steady_smd_pixel(smd0[i], df[:, i].copy(), year.cover[:, i].copy(),
+                                        soil[i][3], soil[i][5]) for i in range(n)])
+    assert np.isnan(got[7]) and np.isnan(want[7])
+    assert np.array_equal(got, want, equal_nan=True)
+    slow = got[200:300] != smd0[200:300]
+    assert slow.all()  # the drifting pixels moved (the per-pixel path took them)
+
+
 def test_equilibrium_input_recovers_target_soc():
     site = _sites()
     soc = np.array([42.0, 80.0, 15.0, 60.0, 35.0])
@@ -269,6 +303,10 @@ def test_annual_affine_map_reproduces_simulate():
     first, _ = _call(rothc.simulate, start, m.smd_start, c_inp=np.broadcast_to(cin / 12, (12, 5)),
                               fym=fym, **site)
     np.testing.assert_allclose(years[0], first, rtol=1e-12)
+    unit = start * np.linspace(0.1, 0.9, 5)[:, None]  # a second, different start
+    got, got_unit = rothc.simulate_years_affine_pair(start, unit, m.a, b, 20)
+    np.testing.assert_array_equal(got, years[-1])  # the same bytes as two single runs
+    np.testing.assert_array_equal(got_unit, rothc.simulate_years_affine(unit, m.a, b, 20))
 
 
 # --------------------------------------------------------------------------------------------
@@ -386,6 +424,45 @@ def test_annual_input_run_equals_simulate_on_the_expanded_months():
     assert (tmp[:, 0] * ft > 20.0).any()
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
     np.testing.assert_allclose(smd, smd_want, rtol=1e-12, atol=0)
+    # the same climate as a block of larger arrays, read in place: the same bytes
+    m0, c0 = 7, 3
+    big = [rng.uniform(-1e3, 1e3, (m0 + tmp.shape[0] + 2, c0 + n + 4)).astype(np.float32)
+           for _ in range(3)]
+    for b, a in zip(big, (tmp, prec, pet), strict=True):
+        b[m0 : m0 + a.shape[0], c0 : c0 + n] = a
+    got_at, smd_at = rothc.simulate_annual_input(
+        pools0, smd0, year, tmp=big[0], prec=big[1], pet=big[2], cin_years=cin_years,
+        tmp_factor=ft, prec_factor=fp, at=(m0, c0))
+    np.testing.assert_array_equal(got_at, got)
+    np.testing.assert_array_equal(smd_at, smd)
+    with pytest.raises(InputValidationError, match="tmp: shape"):
+        rothc.simulate_annual_input(pools0, smd0, year, tmp=big[0][:-3], prec=big[1],
+                                    pet=big[2], cin_years=cin_years, at=(m0, c0))
+
+
+def test_pair_run_is_two_simulate_runs():
+    """Both pool sets of simulate_pair (shared deficit and rates) are simulate's, to the byte.
+
+    Pixel 0's rate modifier takes some months outside the exp polynomial's range (libm path).
+    """
+    rng = np.random.default_rng(23)
+    n = 300
+    inp = _random_inputs(rng, 12, n)
+    rmod = inp["rate_modifier"].copy()
+    rmod[0] = 400.0
+    soil = {"clay": inp["clay"], "depth": inp["depth"], "rate_modifier": rmod}
+    year = rothc.site(tmp=inp["tmp"], prec=inp["prec"], pet=inp["pet"], cover=inp["cover"],
+                      dpm_rpm=inp["dpm_rpm"][0], **soil)
+    pools0 = rng.uniform(0, 40, (n, 5))
+    smd0 = rng.uniform(0, 1, n) * rothc.smd_max(inp["clay"], inp["depth"])
+    cin = rng.uniform(0.5, 4.0, n)
+    got, unit, smd = rothc.simulate_pair(pools0, smd0, year, cin=cin, repeat=3)
+    c_inp = np.broadcast_to(cin / 12.0, (12, n))
+    want, smd_want = rothc.simulate(pools0, smd0, year, c_inp=c_inp, repeat=3)
+    unit_want, _ = rothc.simulate(np.zeros((n, 5)), smd0, year, c_inp=c_inp, repeat=3)
+    assert np.array_equal(got, want) and np.array_equal(unit, unit_want)
+    assert np.array_equal(smd, smd_want)
+    assert np.all(unit[:, 4] == 0.0) and np.all(got[:, 4] == pools0[:, 4])
 
 
 def test_repeat_equals_tiled_months():
