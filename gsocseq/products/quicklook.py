@@ -141,9 +141,10 @@ def render_png(values: np.ndarray, **kwargs: Any) -> bytes:
     cells = _colormap(style.cmap)(norm(data), bytes=True)  # NaN (bad) fully transparent
     rows = (np.arange(r1 - r0) + 0.5) * data.shape[0] // (r1 - r0)
     cols = (np.arange(c1 - c0) + 0.5) * data.shape[1] // (c1 - c0)
-    picture = np.zeros_like(frame)
-    picture[r0:r1, c0:c1] = cells[rows.astype(int)[:, None], cols.astype(int)[None, :]]
-    picture = _over(rgba, _over(frame, picture))
+    picture = frame.copy()  # the frame's lines over the cells, inside the map only
+    picture[r0:r1, c0:c1] = _over(frame[r0:r1, c0:c1],
+                                  cells[rows.astype(int)[:, None], cols.astype(int)[None, :]])
+    picture = _over(rgba, picture)
     buf = io.BytesIO()
     imsave(buf, picture, format="png", metadata={"Software": None},
            pil_kwargs={"compress_level": PNG_COMPRESSION})
