@@ -17,7 +17,7 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from gsocseq.cube.grid import TileKey, cell_latitudes, cell_longitudes
-from gsocseq.cube.tile_writer import write_tile_chunks, zarr_store
+from gsocseq.cube.tile_writer import RootCache, write_tile_chunks, zarr_store
 from gsocseq.errors import GridMismatchError
 from gsocseq.lease import commit_store
 from gsocseq.vocabulary import (
@@ -168,3 +168,23 @@ def open_product_cube(url: str, storage_options: dict[str, Any] | None = None) -
         zarr_store(url, storage_options, read_only=True), zarr_format=3, consolidated=False,
         mask_and_scale=False,
     )
+
+
+def _open_for_reading(url: str, storage_options: Any, _root: bytes) -> xr.Dataset:
+    return open_product_cube(url, storage_options)
+
+
+READ_CACHE_SIZE: int = 4
+"""Product cubes kept open for reading per process (0: opened on every call)."""
+_READERS: RootCache[xr.Dataset] = RootCache(_open_for_reading, READ_CACHE_SIZE, "product cube")
+
+
+def cached_product_cube(url: str, storage_options: dict[str, Any] | None = None) -> xr.Dataset:
+    """Return :func:`open_product_cube` of ``url``, opened once per process while unchanged.
+
+    Each call reads the root ``zarr.json`` (one small read) and reopens the cube when its bytes
+    changed (:class:`~gsocseq.cube.tile_writer.RootCache`); values are read lazily from storage
+    on every compute, never kept, so tiles written since are seen. Returns a shallow copy: a
+    caller's changes to attributes stay its own.
+    """
+    return _READERS.get(url, storage_options).copy()

@@ -1,9 +1,10 @@
 """Tile writes into a zarr v3 cube whose chunks are tiles: the group opened once per process.
 
 Owns :func:`write_tile_chunks`, used by the input cube's build and the product cube: the group's
-attributes and every array's metadata are read once per process and URL (reopened when the root
-``zarr.json`` changes), and one tile's chunks of all the given arrays are encoded and stored in one
-pass (at most zarr's ``async.concurrency`` in flight).
+attributes and every array's metadata are read once per process and URL, reopened when the root
+``zarr.json`` changes (:class:`RootCache`, also the product cube's cache for reading), and one
+tile's chunks of all the given arrays are encoded and stored in one pass (at most zarr's
+``async.concurrency`` in flight).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import zarr
@@ -21,6 +22,8 @@ from zarr.core.sync import sync
 from gsocseq.cube.grid import TileKey
 from gsocseq.errors import StorageError
 from gsocseq.storage import filesystem
+
+T = TypeVar("T")
 
 
 def zarr_store(url: str, storage_options: Mapping[str, Any] | None = None, *,
@@ -46,35 +49,64 @@ class TileWriter:
         self.arrays = dict(group.arrays())  # all array metadata fetched concurrently
 
 
+class RootCache(Generic[T]):
+    """Objects opened from zarr groups, kept per process, URL and storage options.
+
+    Each :meth:`get` reads the group's root ``zarr.json`` (one small read) and reopens when its
+    bytes changed: the root's attributes (region, grid, configuration) determine every array's
+    metadata, so a recreated group is never served from a stale open. At most ``size`` objects
+    are kept, the oldest dropped first (0: opened on every call).
+    """
+
+    def __init__(self, opener: Callable[[str, Mapping[str, Any] | None, bytes], T], size: int,
+                 what: str) -> None:
+        self.opener = opener
+        """``opener(url, storage_options, root_bytes)`` opens one group."""
+        self.size = size
+        """Objects kept (0: none)."""
+        self.what = what
+        """What is opened, for error messages (e.g. ``"cube for writing"``)."""
+        self._items: dict[tuple[str, str], tuple[bytes, T]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, url: str, storage_options: Mapping[str, Any] | None = None) -> T:
+        """Return the object opened from the group at ``url``, reused while its root is unchanged."""
+        fs, path = filesystem(url, storage_options)
+        try:
+            token = bytes(fs.cat_file(path.rstrip("/") + "/zarr.json"))
+        except (FileNotFoundError, OSError) as exc:
+            raise StorageError(f"{self.what} {url}: cannot open: no zarr.json ({exc})") from exc
+        key = (url, json.dumps(dict(storage_options or {}), sort_keys=True, default=str))
+        hit = self._items.get(key)
+        if hit is not None and hit[0] == token:
+            return hit[1]
+        opened = self.opener(url, storage_options, token)
+        if self.size > 0:
+            with self._lock:
+                self._items.pop(key, None)
+                self._items[key] = (token, opened)
+                while len(self._items) > self.size:  # oldest first
+                    del self._items[next(iter(self._items))]
+        return opened
+
+    def clear(self) -> None:
+        """Forget every object opened in this process."""
+        with self._lock:
+            self._items.clear()
+
+
 CACHE_SIZE: int = 8
 """Cubes kept open for writing per process (0: opened for every tile)."""
-_WRITERS: dict[tuple[str, str], TileWriter] = {}
-_LOCK = threading.Lock()
+_WRITERS: RootCache[TileWriter] = RootCache(TileWriter, CACHE_SIZE, "cube for writing")
 
 
 def tile_writer(url: str, storage_options: Mapping[str, Any] | None = None) -> TileWriter:
     """Return the cube at ``url`` opened for writing, once per process while its root is unchanged.
 
-    Each call reads the root ``zarr.json`` (one small read): the root's attributes (region, grid,
-    configuration) determine every array's metadata, so a recreated cube is reopened.
+    Each call reads the root ``zarr.json`` (one small read): a recreated cube is reopened
+    (:class:`RootCache`).
     """
-    fs, path = filesystem(url, storage_options)
-    try:
-        token = bytes(fs.cat_file(path.rstrip("/") + "/zarr.json"))
-    except (FileNotFoundError, OSError) as exc:
-        raise StorageError(f"cube {url}: cannot open for writing: no zarr.json ({exc})") from exc
-    key = (url, json.dumps(dict(storage_options or {}), sort_keys=True, default=str))
-    hit = _WRITERS.get(key)
-    if hit is not None and hit.token == token:
-        return hit
-    writer = TileWriter(url, storage_options, token)
-    if CACHE_SIZE > 0:
-        with _LOCK:
-            _WRITERS.pop(key, None)
-            _WRITERS[key] = writer
-            while len(_WRITERS) > CACHE_SIZE:  # oldest first
-                del _WRITERS[next(iter(_WRITERS))]
-    return writer
+    return _WRITERS.get(url, storage_options)
 
 
 def write_tile_chunks(

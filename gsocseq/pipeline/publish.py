@@ -152,7 +152,8 @@ def publish(
     """Write the COGs and the STAC catalog of a finished run (the catalog last); skip if current.
 
     With a dask ``client`` the COGs are written by tasks on its workers (one per layer, one per
-    country of a world run); without, in this process.
+    country of a world run), then the quick looks (one task per region); without, in this
+    process.
 
     ``changed_tiles`` (tile ids whose product-cube values changed since the last publication of
     this run, e.g. after an incremental rebuild or a country rerun merged into a world) makes the
@@ -232,13 +233,14 @@ def _publish(
     ]
     if partial:  # regions whose every COG kept its bytes keep their item and pictures
         parts = [p for p in parts if any(a.written for a in p[1])]
-    stac_items, looks = [], {}
-    for name, item_assets, bbox in parts:
-        it = build_item(name, item_assets, bbox=bbox, provenance=provenance)
-        looks[it.id] = write_quicklooks({a.layer: a.href for a in item_assets}, it.id,
-                                        plan.products_url, so)
+    stac_items = [build_item(name, item_assets, bbox=bbox, provenance=provenance)
+                  for name, item_assets, bbox in parts]
+    calls = [(({a.layer: a.href for a in item_assets}, it.id, plan.products_url, so), {})
+             for it, (_, item_assets, _) in zip(stac_items, parts, strict=True)]
+    looks = dict(zip([it.id for it in stac_items],  # one task per region, beside the COG tasks
+                     tasks.map_tasks(client, write_quicklooks, calls, "quicklook"), strict=True))
+    for it in stac_items:
         add_quicklook_assets(it, looks[it.id].overviews, looks[it.id].thumbnail)
-        stac_items.append(it)
     catalog = (write_catalog(stac_items, plan.stac_url, so, provenance=provenance) if stac_items
                else done["catalog"])
     cogs = {a.layer: a.href for a in assets}

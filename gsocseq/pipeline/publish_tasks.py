@@ -1,8 +1,9 @@
 """Publishing as cluster tasks: one task per layer (or per part of a global layer), one per country.
 
-Each task opens the product cube itself (arguments are the config, the plan and names, never
-arrays), streams its layer(s) in strips of whole tile rows (:mod:`gsocseq.products.blocks`: memory
-per task bounded by :data:`~gsocseq.products.blocks.STRIP_BYTES` plus GDAL's cache), writes the COGs
+Each task opens the product cube itself, once per process while it is unchanged (arguments are
+the config, the plan and names, never arrays), streams its layer(s) in strips of whole tile rows
+(:mod:`gsocseq.products.blocks`: memory per task bounded by
+:data:`~gsocseq.products.blocks.STRIP_BYTES` plus GDAL's cache), writes the COGs
 through :func:`~gsocseq.products.cog.write_region_cogs` and returns their descriptions. With a
 dask client the tasks run on its workers (publish time ∝ layers ÷ workers); without, one after
 another in this process — the same bytes either way. A world run's global layer taller than
@@ -24,7 +25,7 @@ import dask
 from gsocseq import storage
 from gsocseq.config import RunConfig
 from gsocseq.cube.grid import TileKey
-from gsocseq.cube.product_cube import open_product_cube
+from gsocseq.cube.product_cube import cached_product_cube
 from gsocseq.cube.region import WORLD
 from gsocseq.pipeline.plan import RunPlan, product_region_name, resolve
 from gsocseq.pipeline.summary import SCENARIO_LABELS
@@ -60,7 +61,7 @@ def layer_cog_task(
     bytes (a partial republication: :func:`~gsocseq.products.cog.write_cog`).
     """
     so = config.storage_options
-    ds = open_product_cube(plan.product_cube_url, so)[[layer]]
+    ds = cached_product_cube(plan.product_cube_url, so)[[layer]]
     rows = strip_rows_for(plan.n_cols, plan.tile_size)
     with dask.config.set(scheduler="synchronous"), task_env():  # one strip in memory, no nested pool
         (asset,) = write_region_cogs(ds, plan.region_name, plan.products_url, so,
@@ -88,7 +89,7 @@ def country_cogs_task(
     so = config.storage_options
     region = country_region(config, iso3)
     name = product_region_name(config.model_copy(update={"region": iso3}), region)
-    window = cut_window(open_product_cube(plan.product_cube_url, so)[list(layers)],
+    window = cut_window(cached_product_cube(plan.product_cube_url, so)[list(layers)],
                         origin_row=region.origin_row, origin_col=region.origin_col,
                         n_rows=region.n_rows, n_cols=region.n_cols)
     masked = mask_to_region(window, region)
@@ -227,7 +228,7 @@ def layer_part_task(config: RunConfig, plan: RunPlan, layer: str, layout: PartLa
                     index: int) -> str:
     """Task: encode rows ``layout.rows_of(index)`` of a global layer as a part; return its sha256."""
     so = config.storage_options
-    data = open_product_cube(plan.product_cube_url, so)[layer].rename(layer)
+    data = cached_product_cube(plan.product_cube_url, so)[layer].rename(layer)
     url = f"{parts_url(plan, layer, layout)}/part-{index:04d}.tif"
     with dask.config.set(scheduler="synchronous"), task_env():
         return write_part(data, layout, index, url, so, region=plan.region_name,
@@ -240,7 +241,7 @@ def assemble_layer_task(config: RunConfig, plan: RunPlan, layer: str, layout: Pa
     """Task: assemble a global layer's COG from its parts; record them for the next publication."""
     so = config.storage_options
     folder = parts_url(plan, layer, layout)
-    data = open_product_cube(plan.product_cube_url, so)[layer].rename(layer)
+    data = cached_product_cube(plan.product_cube_url, so)[layer].rename(layer)
     urls = [f"{folder}/part-{i:04d}.tif" for i in range(layout.n_parts)]
     with task_env():
         asset = write_cog_from_parts(data, layout, urls, plan.products_url, so,

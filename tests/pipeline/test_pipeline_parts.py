@@ -9,6 +9,7 @@ import pytest
 
 from gsocseq.cube.grid import TileKey, cell_area_ha
 from gsocseq.cube.product_cube import (
+    cached_product_cube,
     create_product_cube,
     open_product_cube,
     read_product_tile,
@@ -37,6 +38,35 @@ def _cube(tmp_path: Path) -> str:
 
 def _layers(value: float) -> dict[str, np.ndarray]:
     return {name: np.full((SIZE, SIZE), value + i, np.float32) for i, name in enumerate(LAYER_NAMES)}
+
+
+def test_product_cube_opened_once_for_reading_and_reopened_when_recreated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import shutil
+
+    from gsocseq.cube import product_cube
+
+    url = _cube(tmp_path)
+    opened = []
+    opener = product_cube._READERS.opener
+    monkeypatch.setattr(product_cube._READERS, "opener",
+                        lambda *a: opened.append(a[0]) or opener(*a))
+    try:
+        first = cached_product_cube(url)
+        first.attrs["region"] = "changed by a caller"  # a shallow copy: not seen by others
+        write_product_tile(url, TILES[1], _layers(1.0), np.zeros((SIZE, SIZE), np.uint8))
+        again = cached_product_cube(url)
+        assert opened == [url] and again.attrs["region"] == "test"
+        assert float(again["T0"].values[0, SIZE]) == 1.0  # values read on compute: new tile seen
+        shutil.rmtree(tmp_path / "product.zarr")  # recreated with another grid: reopened
+        create_product_cube(url, origin_row=0, origin_col=0, n_rows=SIZE, n_cols=SIZE,
+                            tile_size=SIZE, attrs={"region": "other"})
+        fresh = cached_product_cube(url)
+        assert opened == [url, url] and fresh.attrs["region"] == "other"
+        assert fresh.sizes["latitude"] == SIZE
+    finally:
+        product_cube._READERS.clear()
 
 
 def test_product_cube_template_then_tile_writes(tmp_path: Path) -> None:
