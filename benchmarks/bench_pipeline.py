@@ -208,7 +208,11 @@ def bench_store(store: str, base: str, so: dict[str, Any], scale: int, tile_size
     assert same, "products differ between the per-tile-open and the cached pass"
     n_kernel, k_cpu = kernel_cpu(config, plan)
     assert n_kernel == summary.modelled
-    input_chunk_bytes = _stored_bytes(plan.cube_url, so)
+    from gsocseq.cube.climate import climate_url
+
+    # the tile stage reads the input cube and the climate store beside it (native resolution)
+    climate_bytes = _stored_bytes(climate_url(plan.cube_url), so)
+    input_chunk_bytes = _stored_bytes(plan.cube_url, so) + climate_bytes
     stored = _stored_bytes(plan.product_cube_url, so)
     products = _stored_bytes(f"{plan.products_url}/{plan.region_name}", so)
     n_tiles = len(plan.tiles)
@@ -232,6 +236,7 @@ def bench_store(store: str, base: str, so: dict[str, Any], scale: int, tile_size
         "cached_vs_per_tile_cpu": round(cached["workers_cpu_s"] / per_tile["workers_cpu_s"], 3),
         "products_identical": same,
         "input_cube_bytes_per_tile": input_chunk_bytes // n_tiles,
+        "climate_store_bytes_per_tile": climate_bytes // n_tiles,
         "product_cube_bytes_per_tile": stored // n_tiles,
         "cog_bytes_per_tile": products // n_tiles,
         "publish_s": round(t_publish, 2),

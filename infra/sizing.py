@@ -76,10 +76,10 @@ class Measured:
 
 
 MEASURED = Measured(
-    px_per_cpu_s=5261.6, input_bytes_per_cell=1381.25, product_bytes_per_cell=103.72,
-    source="bench_pipeline.py 2026-11-30, s3 (moto), demo world 6 tiles of 120², cached pass",
+    px_per_cpu_s=21600.4, input_bytes_per_cell=62.94, product_bytes_per_cell=129.08,
+    source="bench_pipeline.py 2026-11-30, s3 (moto), demo world 6 tiles of 240², cached pass",
 )
-"""``measured_from_bench`` of that run's report (2-core VM, load average ≈ 20)."""
+"""``measured_from_bench`` of that run's report (2-core VM, load average ≈ 2–3)."""
 
 
 def measured_from_bench(path: Path, store: str = "s3") -> Measured:
