@@ -174,6 +174,42 @@ def _step_drifting(nd, n_years, smd_end, smd_start, start, tmp12, prec12, pet12,
 
 
 @njit(**_FLAGS)
+def _warm_up(nd, months, cover12, ef, rm, f_t, f_p, s_max, b_slope, s_bare, f_bio, f_hum, fd, fr,
+             cin_eq, npp_warm, npp_spin, cin_sum, cm, smd, rate, ehum, tt, pp, dpm, rpm, bio, hum):
+    """Warm-up of every draw month by month: pools (``dpm`` … ``hum``) and ``smd`` in place.
+
+    ``months`` (12·n_warm, 3) the pixel's tmp, prec, pet; ``cover12`` (12,) its cover; the
+    year's input ``cin_eq`` · ``npp_warm[y]`` / ``npp_spin`` (``cin_sum`` their sum, ``cm`` the
+    month's). One call for all months: the rows are views taken once, the month's three short
+    loops over the draws (scale, rates, decay) vectorise.
+    """
+    for y in range(months.shape[0] // 12):
+        for d in range(nd):
+            cy = cin_eq[d] * (npp_warm[y, d] / npp_spin[d])
+            cin_sum[d] = cy if y == 0 else cin_sum[d] + cy
+            cm[d] = cy / 12.0
+        for mm in range(12):
+            m = 12 * y + mm
+            t, p, e, c = months[m, 0], months[m, 1], months[m, 2], cover12[mm]
+            for d in range(nd):
+                tt[d] = t * f_t[d]
+                pp[d] = p * f_p[d]
+            far = 0
+            for d in range(nd):
+                smd[d], rate[d], ehum[d], f = _k._month_rate(
+                    tt[d], pp[d] - ef * e, c, rm, smd[d], s_max[d], b_slope[d], s_bare[d])
+                far += f
+            if far:  # rare: outside the polynomial's range
+                _k._exp_far(rate[:nd], ehum[:nd])
+            for d in range(nd):
+                dpm1, rpm1, bio1, hum1, tot = _k._decay(ehum[d], dpm[d], rpm[d], bio[d], hum[d])
+                dpm[d] = dpm1 + fd[d] * cm[d]
+                rpm[d] = rpm1 + fr[d] * cm[d]
+                bio[d] = bio1 + tot * f_bio[d]
+                hum[d] = hum1 + tot * f_hum[d]
+
+
+@njit(**_FLAGS)
 def run_draws(soc, clay, clay_max, dpm_rpm, rmod, depth, ef, spin, forward, cover, w_tmp, w_prec,
               w_pet, t_year, p_year, n_spin_years, forward_years, fs, fc, ft, fp, t0, bau_out,
               unit_out):
@@ -261,20 +297,9 @@ def run_draws(soc, clay, clay_max, dpm_rpm, rmod, depth, ef, spin, forward, cove
             for d in range(nd):
                 npp_spin[d] /= n_spin_years
             # warm-up: month by month, deficit carried from the spin-up's December
-            for y in range(n_warm):
-                for d in range(nd):
-                    cy = cin_eq[d] * (npp_warm[y, d] / npp_spin[d])
-                    cin_sum[d] = cy if y == 0 else cin_sum[d] + cy
-                    cm[d] = cy / 12.0
-                for mm in range(12):
-                    m = 12 * y + mm
-                    t, p, e = months[m, 0], months[m, 1], months[m, 2]
-                    for d in range(nd):
-                        tt[d] = t * f_t[d]
-                        pp[d] = p * f_p[d]
-                    _rates(nd, tt, pp, e, cover[mm, i], ef, rm, s_max, b_slope, s_bare, smd, rate,
-                           ehum)
-                    _k.decay_add(nd, ehum, bau[0], bau[1], bau[2], bau[3], f_bio, f_hum, fd, fr, cm)
+            _warm_up(nd, months, cover[:, i], ef, rm, f_t, f_p, s_max, b_slope, s_bare, f_bio,
+                     f_hum, fd, fr, cin_eq, npp_warm, npp_spin, cin_sum, cm, smd, rate, ehum, tt,
+                     pp, bau[0], bau[1], bau[2], bau[3])
             for d in range(nd):
                 t0[i, d0 + d] = (((bau[0, d] + bau[1, d]) + bau[2, d]) + bau[3, d]) + iom[d]
                 cin_sum[d] /= n_warm  # the BAU input: mean warm-up input
