@@ -100,12 +100,22 @@ def _annual_unit(nd, tmp12, prec12, pet12, cover12, ef, rmod, smd0, periodic, s_
         one = 1.0 if r in (_A2 + 2, _A3 + 3, _A00, _A11) else 0.0
         for d in range(nd):
             st[r, d] = one
+    e1, e2, e3, e4, p = e[0], e[1], e[2], e[3], e[4]
     for d in range(nd):
-        e[4, d] = 1.0 / 12.0
+        p[d] = 1.0 / 12.0
+    # _k.map_month's calls on the state's rows, bound once for the year
+    a00, a11, u0, u1, u2, u3 = st[_A00], st[_A11], st[_BU], st[_BU + 1], st[_BU + 2], st[_BU + 3]
+    a20, a21, a22, a23 = st[_A2], st[_A2 + 1], st[_A2 + 2], st[_A2 + 3]
+    a30, a31, a32, a33 = st[_A3], st[_A3 + 1], st[_A3 + 2], st[_A3 + 3]
     for m in range(12):
         _rates(nd, tmp12[m], prec12[m], pet12[m], cover12[m], ef, rmod, s_max, b_slope, s_bare,
                smd, rate, ehum)
-        _k.map_month(nd, ehum, f_bio, f_hum, st, fd, fr, e[4], e)
+        _k._map_powers(nd, ehum, e1, e2, e3, e4)
+        _k._map_column(nd, e1, e2, e3, e4, f_bio, f_hum, 0, a00, a00, a20, a30)
+        _k._map_column(nd, e1, e2, e3, e4, f_bio, f_hum, 1, a11, a11, a21, a31)
+        _k._map_column(nd, e1, e2, e3, e4, f_bio, f_hum, 2, a22, a22, a22, a32)
+        _k._map_column(nd, e1, e2, e3, e4, f_bio, f_hum, 2, a23, a23, a23, a33)
+        _k._map_input(nd, e1, e2, e3, e4, f_bio, f_hum, u0, u1, u2, u3, fd, fr, p)
 
 
 @njit(**_FLAGS)
@@ -128,12 +138,14 @@ def _step_months(nd, n_years, tmp12, prec12, pet12, cover12, ef, rmod, s_max, b_
     Both take the draw's monthly plant input ``cm`` (t C/ha) and share the deficit
     ``smd`` and the rates (as two ``_k.run`` calls from the same deficit would).
     """
+    b0, b1, b2, b3, u0, u1, u2, u3 = bau[0], bau[1], bau[2], bau[3], unit[0], unit[1], unit[2], \
+        unit[3]
     for _ in range(n_years):
         for m in range(12):
             _rates(nd, tmp12[m], prec12[m], pet12[m], cover12[m], ef, rmod, s_max, b_slope,
                    s_bare, smd, rate, ehum)
-            _k.decay_add(nd, ehum, bau[0], bau[1], bau[2], bau[3], f_bio, f_hum, fd, fr, cm)
-            _k.decay_add(nd, ehum, unit[0], unit[1], unit[2], unit[3], f_bio, f_hum, fd, fr, cm)
+            _k.decay_add(nd, ehum, b0, b1, b2, b3, f_bio, f_hum, fd, fr, cm)
+            _k.decay_add(nd, ehum, u0, u1, u2, u3, f_bio, f_hum, fd, fr, cm)
 
 
 #: Rows of the compacted draws of :func:`_step_drifting`.
