@@ -36,6 +36,61 @@ _A2, _A3, _A00, _A11, _BU = _k.A2, _k.A3, _k.A00, _k.A11, _k.BU
 _N_STATE = _k.BF
 
 
+@njit(inline="always", error_model="numpy", fastmath={"contract"})
+def _exp_rough(x):
+    """Return exp(x) for |x| <= 8 to 5e-5 relative: exp(x/16)^16, degree-6 Taylor (branch-free)."""
+    y = x * (1.0 / 16.0)
+    e = 1.0 + y * (1.0 + y * (1.0 / 2.0 + y * (1.0 / 6.0 + y * (1.0 / 24.0 + y * (
+        1.0 / 120.0 + y * (1.0 / 720.0))))))
+    e = e * e
+    e = e * e
+    e = e * e
+    return e * e
+
+
+#: g DM/m²/yr by which the rough MIAMI limits must differ to tell the smaller (each is within
+#: 0.15 of its value: 3000 · 5e-5, the precipitation one's exp being at most 1).
+_NPP_MARGIN = 1.0
+
+
+@njit(inline="always", error_model="numpy", fastmath={"contract"})
+def _npp_limit(tmp_mean, prec_total):
+    """Return 1.0 if MIAMI's temperature limit is the smaller, 2.0 the precipitation one, else 0.
+
+    From rough exponentials (:func:`_exp_rough`) with a margin far above their error, so the
+    answer is that of the exact limits; 0.0 (compute both) near a tie, out of the rough range
+    or for NaN. Branch-free: the loop over draws vectorises and saves one libm exp a draw-year.
+    """
+    xa = 1.315 - 0.119 * tmp_mean
+    xb = -0.000664 * prec_total
+    ok = (xa >= -8.0) & (xa <= 8.0) & (xb >= -8.0) & (xb <= 0.0)
+    nt = 3000.0 / (1.0 + _exp_rough(xa))
+    npr = 3000.0 * (1.0 - _exp_rough(xb))
+    w = 1.0 if nt + _NPP_MARGIN < npr else (2.0 if npr + _NPP_MARGIN < nt else 0.0)
+    return w if ok else 0.0
+
+
+@njit(**_FLAGS)
+def _npp_limits(nd, ty, py, f_t, f_p, which):
+    """Fill ``which`` (nd,) with each draw's :func:`_npp_limit` of the year (one vectorised loop)."""
+    for d in range(nd):
+        which[d] = _npp_limit(ty * f_t[d], py * f_p[d])
+
+
+@njit(inline="always")
+def _npp_min(which, tmp_mean, prec_total):
+    """Return :func:`miami_npp_point`, computing only the limit ``which`` (:func:`_npp_limit`).
+
+    The same expressions as :func:`miami_npp_point`: the same value, one exp fewer where
+    ``which`` is known.
+    """
+    if which == 1.0:
+        return 3000.0 / (1.0 + math.exp(1.315 - 0.119 * tmp_mean))
+    if which == 2.0:
+        return 3000.0 * (1.0 - math.exp(-0.000664 * prec_total))
+    return miami_npp_point(tmp_mean, prec_total)
+
+
 @njit(**_FLAGS)
 def _rates(nd, tmp, prec, pet, cover, ef, rmod, s_max, b_slope, s_bare, smd, rate, ehum):
     """One month of every draw: update ``smd`` and fill ``rate``, ``ehum`` (HUM's decay factor).
@@ -258,6 +313,7 @@ def run_draws(soc, clay, clay_max, dpm_rpm, rmod, depth, ef, spin, forward, cove
     x_zero = np.empty(4)
     zero4 = np.zeros(4)
     tt = np.empty(DRAWS_BLOCK)
+    which = np.empty(DRAWS_BLOCK)
     pp = np.empty(DRAWS_BLOCK)
     months = np.empty((12 * n_warm, 3))
     for i in range(n):
@@ -300,8 +356,12 @@ def run_draws(soc, clay, clay_max, dpm_rpm, rmod, depth, ef, spin, forward, cove
                     bau[r, d] = cin_eq[d] * x_unit[r]
             # warm-up inputs: Cin_eq · NPP_y / mean(NPP of the spin-up years), MIAMI NPP
             for y in range(n_spin_years + n_warm):
-                for d in range(nd):
-                    v = miami_npp_point(t_year[y, i] * f_t[d], p_year[y, i] * f_p[d]) * _NPP_C
+                ty, py = t_year[y, i], p_year[y, i]
+                _npp_limits(nd, ty, py, f_t, f_p, which)
+                for d in range(nd):  # one libm exp a draw where the smaller limit is known
+                    which[d] = _npp_min(which[d], ty * f_t[d], py * f_p[d])
+                for d in range(nd):  # a loop of its own: the bytes of the fused loop before
+                    v = which[d] * _NPP_C
                     if y < n_spin_years:
                         npp_spin[d] = v if y == 0 else npp_spin[d] + v
                     else:
