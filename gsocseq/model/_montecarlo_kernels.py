@@ -36,11 +36,67 @@ _A2, _A3, _A00, _A11, _BU = _k.A2, _k.A3, _k.A00, _k.A11, _k.BU
 _N_STATE = _k.BF
 
 
+@njit(inline="always", error_model="numpy", fastmath={"contract"})
+def _exp_rough(x):
+    """Return exp(x) for |x| <= 8 to 5e-5 relative: exp(x/16)^16, degree-6 Taylor (branch-free)."""
+    y = x * (1.0 / 16.0)
+    e = 1.0 + y * (1.0 + y * (1.0 / 2.0 + y * (1.0 / 6.0 + y * (1.0 / 24.0 + y * (
+        1.0 / 120.0 + y * (1.0 / 720.0))))))
+    e = e * e
+    e = e * e
+    e = e * e
+    return e * e
+
+
+#: g DM/m²/yr by which the rough MIAMI limits must differ to tell the smaller (each is within
+#: 0.15 of its value: 3000 · 5e-5, the precipitation one's exp being at most 1).
+_NPP_MARGIN = 1.0
+
+
+@njit(inline="always", error_model="numpy", fastmath={"contract"})
+def _npp_limit(tmp_mean, prec_total):
+    """Return 1.0 if MIAMI's temperature limit is the smaller, 2.0 the precipitation one, else 0.
+
+    From rough exponentials (:func:`_exp_rough`) with a margin far above their error, so the
+    answer is that of the exact limits; 0.0 (compute both) near a tie, out of the rough range
+    or for NaN. Branch-free: the loop over draws vectorises and saves one libm exp a draw-year.
+    """
+    xa = 1.315 - 0.119 * tmp_mean
+    xb = -0.000664 * prec_total
+    ok = (xa >= -8.0) & (xa <= 8.0) & (xb >= -8.0) & (xb <= 0.0)
+    nt = 3000.0 / (1.0 + _exp_rough(xa))
+    npr = 3000.0 * (1.0 - _exp_rough(xb))
+    w = 1.0 if nt + _NPP_MARGIN < npr else (2.0 if npr + _NPP_MARGIN < nt else 0.0)
+    return w if ok else 0.0
+
+
 @njit(**_FLAGS)
+def _npp_limits(nd, ty, py, f_t, f_p, which):
+    """Fill ``which`` (nd,) with each draw's :func:`_npp_limit` of the year (one vectorised loop)."""
+    for d in range(nd):
+        which[d] = _npp_limit(ty * f_t[d], py * f_p[d])
+
+
+@njit(inline="always")
+def _npp_min(which, tmp_mean, prec_total):
+    """Return :func:`miami_npp_point`, computing only the limit ``which`` (:func:`_npp_limit`).
+
+    The same expressions as :func:`miami_npp_point`: the same value, one exp fewer where
+    ``which`` is known.
+    """
+    if which == 1.0:
+        return 3000.0 / (1.0 + math.exp(1.315 - 0.119 * tmp_mean))
+    if which == 2.0:
+        return 3000.0 * (1.0 - math.exp(-0.000664 * prec_total))
+    return miami_npp_point(tmp_mean, prec_total)
+
+
+@njit(inline="always", error_model="numpy", fastmath={"contract"})
 def _rates(nd, tmp, prec, pet, cover, ef, rmod, s_max, b_slope, s_bare, smd, rate, ehum):
     """One month of every draw: update ``smd`` and fill ``rate``, ``ehum`` (HUM's decay factor).
 
     ``tmp``, ``prec`` (nd,) are the draws' scaled month, ``pet``, ``cover`` the pixel's scalars.
+    Inlined into its callers (a call a month cost the warm-up ~30 %, measured).
     """
     far = 0
     for d in range(nd):
@@ -100,12 +156,22 @@ def _annual_unit(nd, tmp12, prec12, pet12, cover12, ef, rmod, smd0, periodic, s_
         one = 1.0 if r in (_A2 + 2, _A3 + 3, _A00, _A11) else 0.0
         for d in range(nd):
             st[r, d] = one
+    e1, e2, e3, e4, p = e[0], e[1], e[2], e[3], e[4]
     for d in range(nd):
-        e[4, d] = 1.0 / 12.0
+        p[d] = 1.0 / 12.0
+    # _k.map_month's calls on the state's rows, bound once for the year
+    a00, a11, u0, u1, u2, u3 = st[_A00], st[_A11], st[_BU], st[_BU + 1], st[_BU + 2], st[_BU + 3]
+    a20, a21, a22, a23 = st[_A2], st[_A2 + 1], st[_A2 + 2], st[_A2 + 3]
+    a30, a31, a32, a33 = st[_A3], st[_A3 + 1], st[_A3 + 2], st[_A3 + 3]
     for m in range(12):
         _rates(nd, tmp12[m], prec12[m], pet12[m], cover12[m], ef, rmod, s_max, b_slope, s_bare,
                smd, rate, ehum)
-        _k.map_month(nd, ehum, f_bio, f_hum, st, fd, fr, e[4], e)
+        _k._map_powers(nd, ehum, e1, e2, e3, e4)
+        _k._map_column(nd, e1, e2, e3, e4, f_bio, f_hum, 0, a00, a00, a20, a30)
+        _k._map_column(nd, e1, e2, e3, e4, f_bio, f_hum, 1, a11, a11, a21, a31)
+        _k._map_column(nd, e1, e2, e3, e4, f_bio, f_hum, 2, a22, a22, a22, a32)
+        _k._map_column(nd, e1, e2, e3, e4, f_bio, f_hum, 2, a23, a23, a23, a33)
+        _k._map_input(nd, e1, e2, e3, e4, f_bio, f_hum, u0, u1, u2, u3, fd, fr, p)
 
 
 @njit(**_FLAGS)
@@ -128,12 +194,14 @@ def _step_months(nd, n_years, tmp12, prec12, pet12, cover12, ef, rmod, s_max, b_
     Both take the draw's monthly plant input ``cm`` (t C/ha) and share the deficit
     ``smd`` and the rates (as two ``_k.run`` calls from the same deficit would).
     """
+    b0, b1, b2, b3, u0, u1, u2, u3 = bau[0], bau[1], bau[2], bau[3], unit[0], unit[1], unit[2], \
+        unit[3]
     for _ in range(n_years):
         for m in range(12):
             _rates(nd, tmp12[m], prec12[m], pet12[m], cover12[m], ef, rmod, s_max, b_slope,
                    s_bare, smd, rate, ehum)
-            _k.decay_add(nd, ehum, bau[0], bau[1], bau[2], bau[3], f_bio, f_hum, fd, fr, cm)
-            _k.decay_add(nd, ehum, unit[0], unit[1], unit[2], unit[3], f_bio, f_hum, fd, fr, cm)
+            _k.decay_add(nd, ehum, b0, b1, b2, b3, f_bio, f_hum, fd, fr, cm)
+            _k.decay_add(nd, ehum, u0, u1, u2, u3, f_bio, f_hum, fd, fr, cm)
 
 
 #: Rows of the compacted draws of :func:`_step_drifting`.
@@ -174,6 +242,36 @@ def _step_drifting(nd, n_years, smd_end, smd_start, start, tmp12, prec12, pet12,
 
 
 @njit(**_FLAGS)
+def _warm_up(nd, months, cover12, ef, rm, f_t, f_p, s_max, b_slope, s_bare, f_bio, f_hum, fd, fr,
+             cin_eq, npp_warm, npp_spin, cin_sum, cm, smd, rate, ehum, tt, pp, dpm, rpm, bio, hum):
+    """Warm-up of every draw month by month: pools (``dpm`` … ``hum``) and ``smd`` in place.
+
+    ``months`` (12·n_warm, 3) the pixel's tmp, prec, pet; ``cover12`` (12,) its cover; the
+    year's input ``cin_eq`` · ``npp_warm[y]`` / ``npp_spin`` (``cin_sum`` their sum, ``cm`` the
+    month's). One call for all months: the rows are views taken once (no views made a month),
+    the month's three short loops over the draws (scale, rates, decay) vectorise.
+    """
+    for y in range(months.shape[0] // 12):
+        for d in range(nd):
+            cy = cin_eq[d] * (npp_warm[y, d] / npp_spin[d])
+            cin_sum[d] = cy if y == 0 else cin_sum[d] + cy
+            cm[d] = cy / 12.0
+        for mm in range(12):
+            m = 12 * y + mm
+            t, p, e, c = months[m, 0], months[m, 1], months[m, 2], cover12[mm]
+            for d in range(nd):
+                tt[d] = t * f_t[d]
+                pp[d] = p * f_p[d]
+            _rates(nd, tt, pp, e, c, ef, rm, s_max, b_slope, s_bare, smd, rate, ehum)
+            for d in range(nd):  # _k.decay_add, inline
+                dpm1, rpm1, bio1, hum1, tot = _k._decay(ehum[d], dpm[d], rpm[d], bio[d], hum[d])
+                dpm[d] = dpm1 + fd[d] * cm[d]
+                rpm[d] = rpm1 + fr[d] * cm[d]
+                bio[d] = bio1 + tot * f_bio[d]
+                hum[d] = hum1 + tot * f_hum[d]
+
+
+@njit(**_FLAGS)
 def run_draws(soc, clay, clay_max, dpm_rpm, rmod, depth, ef, spin, forward, cover, w_tmp, w_prec,
               w_pet, t_year, p_year, n_spin_years, forward_years, fs, fc, ft, fp, t0, bau_out,
               unit_out):
@@ -210,6 +308,7 @@ def run_draws(soc, clay, clay_max, dpm_rpm, rmod, depth, ef, spin, forward, cove
     x_zero = np.empty(4)
     zero4 = np.zeros(4)
     tt = np.empty(DRAWS_BLOCK)
+    which = np.empty(DRAWS_BLOCK)
     pp = np.empty(DRAWS_BLOCK)
     months = np.empty((12 * n_warm, 3))
     for i in range(n):
@@ -252,8 +351,12 @@ def run_draws(soc, clay, clay_max, dpm_rpm, rmod, depth, ef, spin, forward, cove
                     bau[r, d] = cin_eq[d] * x_unit[r]
             # warm-up inputs: Cin_eq · NPP_y / mean(NPP of the spin-up years), MIAMI NPP
             for y in range(n_spin_years + n_warm):
-                for d in range(nd):
-                    v = miami_npp_point(t_year[y, i] * f_t[d], p_year[y, i] * f_p[d]) * _NPP_C
+                ty, py = t_year[y, i], p_year[y, i]
+                _npp_limits(nd, ty, py, f_t, f_p, which)
+                for d in range(nd):  # one libm exp a draw where the smaller limit is known
+                    which[d] = _npp_min(which[d], ty * f_t[d], py * f_p[d])
+                for d in range(nd):  # a loop of its own: the bytes of the fused loop before
+                    v = which[d] * _NPP_C
                     if y < n_spin_years:
                         npp_spin[d] = v if y == 0 else npp_spin[d] + v
                     else:
@@ -261,20 +364,9 @@ def run_draws(soc, clay, clay_max, dpm_rpm, rmod, depth, ef, spin, forward, cove
             for d in range(nd):
                 npp_spin[d] /= n_spin_years
             # warm-up: month by month, deficit carried from the spin-up's December
-            for y in range(n_warm):
-                for d in range(nd):
-                    cy = cin_eq[d] * (npp_warm[y, d] / npp_spin[d])
-                    cin_sum[d] = cy if y == 0 else cin_sum[d] + cy
-                    cm[d] = cy / 12.0
-                for mm in range(12):
-                    m = 12 * y + mm
-                    t, p, e = months[m, 0], months[m, 1], months[m, 2]
-                    for d in range(nd):
-                        tt[d] = t * f_t[d]
-                        pp[d] = p * f_p[d]
-                    _rates(nd, tt, pp, e, cover[mm, i], ef, rm, s_max, b_slope, s_bare, smd, rate,
-                           ehum)
-                    _k.decay_add(nd, ehum, bau[0], bau[1], bau[2], bau[3], f_bio, f_hum, fd, fr, cm)
+            _warm_up(nd, months, cover[:, i], ef, rm, f_t, f_p, s_max, b_slope, s_bare, f_bio,
+                     f_hum, fd, fr, cin_eq, npp_warm, npp_spin, cin_sum, cm, smd, rate, ehum, tt,
+                     pp, bau[0], bau[1], bau[2], bau[3])
             for d in range(nd):
                 t0[i, d0 + d] = (((bau[0, d] + bau[1, d]) + bau[2, d]) + bau[3, d]) + iom[d]
                 cin_sum[d] /= n_warm  # the BAU input: mean warm-up input

@@ -201,3 +201,34 @@ def test_each_draw_is_the_exact_run_of_its_drawn_inputs():
             have = [got[k][i, d] for k in ("t0", *SCENARIOS)]
             np.testing.assert_allclose(have, [want.t0[0], *want.finals[:, 0]], rtol=1e-13,
                                        err_msg=f"pixel {i} draw {d}")
+
+
+def test_miami_limit_screen_picks_the_exact_minimum():
+    """The rough MIAMI screen of the Monte Carlo kernel: its pick is miami_npp_point's bytes."""
+    from numba import njit
+
+    from gsocseq.model._montecarlo_kernels import _npp_limit, _npp_min
+    from gsocseq.model.npp import miami_npp_point
+
+    @njit
+    def both(t, p, out):
+        n_known = 0
+        for j in range(t.shape[0]):
+            w = _npp_limit(t[j], p[j])
+            n_known += w != 0.0
+            out[0, j] = _npp_min(w, t[j], p[j])
+            out[1, j] = miami_npp_point(t[j], p[j])
+        return n_known
+
+    rng = np.random.default_rng(5)
+    t = np.concatenate([rng.uniform(-60, 70, 200_000), [np.nan, 1.0, np.inf, -np.inf, 20.0]])
+    p = np.concatenate([rng.uniform(-100, 12_000, 200_000), [500.0, np.nan, 800.0, 800.0, -5.0]])
+    # near ties: precipitation whose limit equals the temperature one
+    tt = rng.uniform(-5, 35, 20_000)
+    npp_t = 3000.0 / (1.0 + np.exp(1.315 - 0.119 * tt))
+    pt = -np.log1p(-npp_t / 3000.0) / 0.000664 * (1.0 + rng.uniform(-1e-3, 1e-3, tt.size))
+    t, p = np.concatenate([t, tt]), np.concatenate([p, pt])
+    out = np.empty((2, t.size))
+    n_known = both(t, p, out)
+    assert n_known > 0.8 * t.size
+    assert out[0].tobytes() == out[1].tobytes()
