@@ -17,7 +17,8 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from gsocseq.cube.grid import TileKey, cell_latitudes, cell_longitudes
-from gsocseq.cube.tile_writer import RootCache, write_tile_chunks, zarr_store
+from gsocseq.cube.root_cache import RootCache
+from gsocseq.cube.tile_writer import write_tile_chunks, zarr_store
 from gsocseq.errors import GridMismatchError
 from gsocseq.lease import commit_store
 from gsocseq.vocabulary import (
@@ -183,7 +184,7 @@ def cached_product_cube(url: str, storage_options: dict[str, Any] | None = None)
     """Return :func:`open_product_cube` of ``url``, opened once per process while unchanged.
 
     Each call reads the root ``zarr.json`` (one small read) and reopens the cube when its bytes
-    changed (:class:`~gsocseq.cube.tile_writer.RootCache`); values are read lazily from storage
+    changed (:class:`~gsocseq.cube.root_cache.RootCache`); values are read lazily from storage
     on every compute, never kept, so tiles written since are seen. Returns a shallow copy: a
     caller's changes to attributes stay its own.
     """

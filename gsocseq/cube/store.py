@@ -15,7 +15,6 @@ end with one cube; they may build the same tile twice, writing the same bytes (a
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
@@ -27,6 +26,7 @@ import zarr
 import gsocseq
 from gsocseq.cube.grid import CRS, N_COLS, N_ROWS, TileKey, cell_latitudes, cell_longitudes
 from gsocseq.cube.region import Region
+from gsocseq.cube.root_cache import RootCache
 from gsocseq.cube.schema import (
     CLIMATOLOGY_VARS,
     FIRST_YEAR,
@@ -282,43 +282,31 @@ def open_cube(
 
 CUBE_CACHE_SIZE: int = 4
 """Opened cubes kept per process by :func:`cached_cube` (0 disables the cache)."""
-_CUBE_CACHE: dict[str, tuple[bytes, xr.Dataset]] = {}
-_CUBE_CACHE_LOCK = threading.Lock()
+
+
+def _open_uncached(url: str, storage_options: Mapping[str, Any] | None, _root: bytes) -> xr.Dataset:
+    return open_cube(url, storage_options, cache=False)
+
+
+_CUBES: RootCache[xr.Dataset] = RootCache(_open_uncached, CUBE_CACHE_SIZE, "cube at", SourceError)
 
 
 def cached_cube(url: str, storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:
     """Return :func:`open_cube` of ``url``, opened once per process and reused while unchanged.
 
-    Keyed by URL and storage options. Each call reads the cube's root ``zarr.json`` (one small
-    read) and reopens when its bytes changed: the root metadata (region, tile size, sources,
-    version) determines every array's metadata, so a rebuilt or different cube is never served
-    from a stale open. The dataset is opened with ``cache=False``: chunks and ``tile_status`` are
-    read from storage on every access, never kept.
+    Keyed by URL and storage options (:class:`~gsocseq.cube.root_cache.RootCache`). Each call
+    reads the cube's root ``zarr.json`` (one small read) and reopens when its bytes changed: the
+    root metadata (region, tile size, sources, version) determines every array's metadata, so a
+    rebuilt or different cube is never served from a stale open. The dataset is opened with
+    ``cache=False``: chunks and ``tile_status`` are read from storage on every access, never kept.
     """
-    from dask.base import tokenize
-
-    fs, path = filesystem(url, storage_options)
-    try:
-        token = bytes(fs.cat_file(path.rstrip("/") + "/zarr.json"))
-    except (FileNotFoundError, OSError) as exc:
-        raise SourceError(f"cube at {url}: cannot open as zarr v3: no zarr.json ({exc})") from exc
-    key = tokenize(url, dict(storage_options or {}))
-    hit = _CUBE_CACHE.get(key)
-    if hit is not None and hit[0] == token:
-        return hit[1]
-    ds = open_cube(url, storage_options, cache=False)
-    if CUBE_CACHE_SIZE > 0:
-        with _CUBE_CACHE_LOCK:
-            _CUBE_CACHE[key] = (token, ds)
-            while len(_CUBE_CACHE) > CUBE_CACHE_SIZE:  # oldest first (dicts keep insertion order)
-                del _CUBE_CACHE[next(iter(_CUBE_CACHE))]
-    return ds
+    _CUBES.size = CUBE_CACHE_SIZE  # the module's setting at each call (benchmarks set it per worker)
+    return _CUBES.get(url, storage_options)
 
 
 def clear_cube_cache() -> None:
     """Forget every cube opened by :func:`cached_cube` in this process."""
-    with _CUBE_CACHE_LOCK:
-        _CUBE_CACHE.clear()
+    _CUBES.clear()
 
 
 def check_schema(ds: xr.Dataset, url: str = "") -> None:

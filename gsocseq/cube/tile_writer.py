@@ -2,7 +2,7 @@
 
 Owns :func:`write_tile_chunks`, used by the input cube's build and the product cube: the group's
 attributes and every array's metadata are read once per process and URL, reopened when the root
-``zarr.json`` changes (:class:`RootCache`, also the product cube's cache for reading), and one
+``zarr.json`` changes (:class:`gsocseq.cube.root_cache.RootCache`), and one
 tile's chunks of all the given arrays are encoded and stored in one pass (at most zarr's
 ``async.concurrency`` in flight).
 """
@@ -10,20 +10,16 @@ tile's chunks of all the given arrays are encoded and stored in one pass (at mos
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
-from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import zarr
 from zarr.core.sync import sync
 
 from gsocseq.cube.grid import TileKey
+from gsocseq.cube.root_cache import RootCache
 from gsocseq.errors import StorageError
-from gsocseq.storage import filesystem
-
-T = TypeVar("T")
 
 
 def zarr_store(url: str, storage_options: Mapping[str, Any] | None = None, *,
@@ -47,52 +43,6 @@ class TileWriter:
         self.origin = int(group.attrs["origin_row"]), int(group.attrs["origin_col"])
         """Global (row, col) of the cube's cell [0, 0]."""
         self.arrays = dict(group.arrays())  # all array metadata fetched concurrently
-
-
-class RootCache(Generic[T]):
-    """Objects opened from zarr groups, kept per process, URL and storage options.
-
-    Each :meth:`get` reads the group's root ``zarr.json`` (one small read) and reopens when its
-    bytes changed: the root's attributes (region, grid, configuration) determine every array's
-    metadata, so a recreated group is never served from a stale open. At most ``size`` objects
-    are kept, the oldest dropped first (0: opened on every call).
-    """
-
-    def __init__(self, opener: Callable[[str, Mapping[str, Any] | None, bytes], T], size: int,
-                 what: str) -> None:
-        self.opener = opener
-        """``opener(url, storage_options, root_bytes)`` opens one group."""
-        self.size = size
-        """Objects kept (0: none)."""
-        self.what = what
-        """What is opened, for error messages (e.g. ``"cube for writing"``)."""
-        self._items: dict[tuple[str, str], tuple[bytes, T]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, url: str, storage_options: Mapping[str, Any] | None = None) -> T:
-        """Return the object opened from the group at ``url``, reused while its root is unchanged."""
-        fs, path = filesystem(url, storage_options)
-        try:
-            token = bytes(fs.cat_file(path.rstrip("/") + "/zarr.json"))
-        except (FileNotFoundError, OSError) as exc:
-            raise StorageError(f"{self.what} {url}: cannot open: no zarr.json ({exc})") from exc
-        key = (url, json.dumps(dict(storage_options or {}), sort_keys=True, default=str))
-        hit = self._items.get(key)
-        if hit is not None and hit[0] == token:
-            return hit[1]
-        opened = self.opener(url, storage_options, token)
-        if self.size > 0:
-            with self._lock:
-                self._items.pop(key, None)
-                self._items[key] = (token, opened)
-                while len(self._items) > self.size:  # oldest first
-                    del self._items[next(iter(self._items))]
-        return opened
-
-    def clear(self) -> None:
-        """Forget every object opened in this process."""
-        with self._lock:
-            self._items.clear()
 
 
 CACHE_SIZE: int = 8
