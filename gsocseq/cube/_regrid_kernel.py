@@ -72,3 +72,78 @@ def _update_extremes(
                 lo[j] = x
             if x > hi[j] or x != x:
                 hi[j] = x
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def bilinear_cells(
+    v: np.ndarray, y0: np.ndarray, y1: np.ndarray, wy0: np.ndarray, wy1: np.ndarray,
+    in_y: np.ndarray, x0: np.ndarray, x1: np.ndarray, wx0: np.ndarray, wx1: np.ndarray,
+    in_x: np.ndarray, rows: np.ndarray, cols: np.ndarray, out: np.ndarray, lo: np.ndarray,
+    hi: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Fill ``out`` (steps, k) with the values of target cells (``rows[p]``, ``cols[p]``).
+
+    The arithmetic of :func:`bilinear_2tap` operation for operation (the same longitude pass per
+    source row, the same latitude combination), so each value has the same bytes as that cell of
+    the whole-tile output; ``lo``/``hi`` (k,) receive each cell's min/max over the steps of the
+    stored values (NaN sticks). Only the source rows and target columns the cells use are
+    interpolated; the output is in the model's (months × pixels) layout, so no gather follows.
+    """
+    steps = v.shape[0]
+    k = rows.shape[0]
+    if k == 0:
+        return
+    r_lo, r_hi = v.shape[1], -1
+    c_lo, c_hi = x0.shape[0], -1
+    for p in range(k):
+        i, j = rows[p], cols[p]
+        r_lo = min(r_lo, y0[i], y1[i])
+        r_hi = max(r_hi, y0[i], y1[i])
+        c_lo = min(c_lo, j)
+        c_hi = max(c_hi, j)
+    nr, nc = r_hi - r_lo + 1, c_hi - c_lo + 1
+    # the cells are sorted row-major: runs of consecutive columns in one row, [start, stop)
+    starts = np.empty(k + 1, np.intp)
+    n_runs = 0
+    for p in range(k):
+        if p == 0 or rows[p] != rows[p - 1] or cols[p] != cols[p - 1] + 1:
+            starts[n_runs] = p
+            n_runs += 1
+    starts[n_runs] = k
+    num = np.empty((nr, nc))
+    den = np.empty((nr, nc))
+    for t in range(steps):
+        for r in range(nr):
+            src = v[t, r_lo + r]
+            for c in range(nc):
+                j = c_lo + c
+                va, vb = src[x0[j]], src[x1[j]]
+                oka, okb = np.isfinite(va), np.isfinite(vb)
+                num[r, c] = (va if oka else 0.0) * wx0[j] + (vb if okb else 0.0) * wx1[j]
+                den[r, c] = (1.0 if oka else 0.0) * wx0[j] + (1.0 if okb else 0.0) * wx1[j]
+        row = out[t]
+        for g in range(n_runs):
+            p0, p1 = starts[g], starts[g + 1]
+            i = rows[p0]
+            if not in_y[i]:
+                row[p0:p1] = np.nan
+                continue
+            pw, qw = wy0[i], wy1[i]
+            a, b = y0[i] - r_lo, y1[i] - r_lo
+            c0, c1 = cols[p0] - c_lo, cols[p1 - 1] - c_lo + 1
+            # slices, indexed from 0: no negative-index handling, so the loop vectorises
+            na, nb, da, db = num[a, c0:c1], num[b, c0:c1], den[a, c0:c1], den[b, c0:c1]
+            ok_x, dst = in_x[c_lo + c0 : c_lo + c1], row[p0:p1]
+            for c in range(c1 - c0):
+                w = pw * da[c] + qw * db[c]
+                value = (pw * na[c] + qw * nb[c]) / w
+                # no weight left or beyond the source's extent: NaN
+                dst[c] = value if (ok_x[c] & (w > 1e-12)) else np.nan
+        if t == 0:
+            lo[:] = row
+            hi[:] = row
+            continue
+        for p in range(k):
+            x = row[p]
+            lo[p] = x if (x < lo[p]) | (x != x) else lo[p]
+            hi[p] = x if (x > hi[p]) | (x != x) else hi[p]

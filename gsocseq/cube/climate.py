@@ -25,7 +25,7 @@ import zarr
 from gsocseq.cube.grid import RES_DEG, TileKey
 from gsocseq.cube.mask import reason_codes
 from gsocseq.cube.region import Region
-from gsocseq.cube.regrid import regrid_to_cells
+from gsocseq.cube.regrid import bilinear_cells, regrid_to_cells
 from gsocseq.cube.schema import FIRST_YEAR, LAST_YEAR
 from gsocseq.errors import GridMismatchError, InputValidationError, SourceError
 from gsocseq.lease import commit_store
@@ -408,17 +408,34 @@ class ClimateStore:
         The extremes (NaN where any month is NaN; degC, mm/month) come from the regridding pass;
         cells where ``wanted`` ((ny, nx) bool) is False are NaN, not interpolated.
         """
+        fields, lat, lon = self.fields(tile)
+        out, extremes = {}, {}
+        for name in CLIMATE_FIELDS:
+            extremes[name] = np.empty((tile.size, tile.size, 2), np.float32)
+            out[name] = regrid_to_cells(self.spec.resampling, fields[name], lat, lon, tile,
+                                        extremes=extremes[name], where=wanted)
+        return out, extremes
+
+    def fields(self, tile: TileKey) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """Return the tile window's climate on the source grid, and the window's coordinates.
+
+        ``tmp`` degC, ``prec``/``pet`` mm/month (months, lat, lon) float64: the adapter's
+        combination of the stored variables.
+        """
         raw, lat, lon = self.native(tile)
         units = {k: p.units for k, p in self.packing.items()}
         adapter = ADAPTERS[self.spec.kind]
         where = f"source {self.spec.name!r} ({self.spec.kind}) at {self.spec.url}"
         fields = adapter.combine(raw, units, where, YEARS)  # type: ignore[attr-defined]
-        out, extremes = {}, {}
-        for name in ("tmp", "prec", "pet"):
-            extremes[name] = np.empty((tile.size, tile.size, 2), np.float32)
-            out[name] = regrid_to_cells(self.spec.resampling, fields[name], lat, lon, tile,
-                                        extremes=extremes[name], where=wanted)
-        return out, extremes
+        return fields, lat, lon
+
+    def cells(self, tile: TileKey) -> CellClimate:
+        """Return the tile's climate, decoded once, to be regridded at chosen cells.
+
+        See :meth:`CellClimate.at`.
+        """
+        fields, lat, lon = self.fields(tile)
+        return CellClimate(tile, self.spec.resampling, fields, lat, lon)
 
     def add_climate(self, arrays: dict[str, np.ndarray], tile: TileKey) -> dict[str, np.ndarray]:
         """Add the tile's regridded climate to its static arrays and complete the reason codes.
@@ -432,20 +449,79 @@ class ClimateStore:
         inside = stored != Reason.OUTSIDE_REGION
         climate, extremes = self.regrid_tile(tile, wanted=inside)  # NaN outside the region
         out.update(climate)
-        fields = {k: out[k] for k in ("soc", "clay", "cover")}
-        # (min, max) per cell: reason_codes gives the same codes for these two values as for the
-        # whole series (a NaN or ±inf makes the cell missing, else the extremes decide the range)
-        fields.update(extremes)
-        full = reason_codes(inside, out["land_use"], fields)
-        # codes the cube build refines (e.g. NO_VALID_NDVI for missing cover) are kept as stored
-        keep = ~np.isin(stored, np.array(_MASK_CODES, dtype=stored.dtype))
-        out["reason"] = np.where(keep, stored, full).astype(stored.dtype)
+        out["reason"] = complete_reasons(stored, inside, out, extremes)
         return out
 
 
 #: Codes :func:`gsocseq.cube.mask.reason_codes` assigns (recomputed here with the climate).
 _MASK_CODES: tuple[int, ...] = (Reason.OK, Reason.OUTSIDE_REGION, Reason.NOT_AGRICULTURAL,
                                 Reason.MISSING_INPUT, Reason.INPUT_OUT_OF_RANGE)
+#: Stored (static) codes the climate can still change: only these cells need their climate.
+CLIMATE_DECIDES: tuple[int, ...] = (Reason.OK, Reason.INPUT_OUT_OF_RANGE)
+#: The climate fields of a tile read, in cube units (degC, mm/month, mm/month).
+CLIMATE_FIELDS: tuple[str, ...] = ("tmp", "prec", "pet")
+#: Static cube variables the reason codes are recomputed with (each where the cube has it).
+_STATIC_FIELDS: tuple[str, ...] = ("soc", "clay", "cover", "soc_uncertainty")
+
+
+def complete_reasons(
+    stored: np.ndarray, inside: np.ndarray, static: dict[str, np.ndarray],
+    extremes: dict[str, np.ndarray],
+) -> np.ndarray:
+    """Return the reason codes of cells with their climate, from the stored (static) codes.
+
+    ``stored``, ``inside`` (…) per cell; ``static`` the cube variables per cell (``land_use`` and
+    :data:`_STATIC_FIELDS`, months last for ``cover``); ``extremes`` each climate field's
+    (min, max) per cell, (…, 2): :func:`gsocseq.cube.mask.reason_codes` gives the same codes for
+    these two values as for the whole series (a NaN or ±inf makes the cell missing, else the
+    extremes decide the range). Codes the cube build refines (e.g. NO_VALID_NDVI for missing
+    cover) are kept as stored; cells stored as neither OK nor out of range keep their code
+    (:data:`CLIMATE_DECIDES`: the climate cannot change a code of higher precedence).
+    """
+    fields = {k: static[k] for k in _STATIC_FIELDS if k in static}
+    fields.update(extremes)
+    full = reason_codes(inside, static["land_use"], fields)
+    keep = ~np.isin(stored, np.array(_MASK_CODES, dtype=stored.dtype))
+    return np.where(keep, stored, full).astype(stored.dtype)
+
+
+class CellClimate:
+    """One tile's climate on the source grid, regridded at the cells a caller asks for.
+
+    Bilinear sources go through :func:`gsocseq.cube.regrid.bilinear_cells` (the values of
+    :meth:`ClimateStore.read_tile`'s cells, byte for byte, in months × pixels layout); other
+    resamplings through the whole-tile regridding and a gather.
+    """
+
+    def __init__(self, tile: TileKey, resampling: str, fields: dict[str, np.ndarray],
+                 lat: np.ndarray, lon: np.ndarray) -> None:
+        self.tile, self.resampling = tile, resampling
+        self.fields, self.lat, self.lon = fields, lat, lon
+        self._whole: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def at(self, cells: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Return the climate at flat tile cells ``cells`` (sorted) and its extremes.
+
+        ``tmp``/``prec``/``pet`` (months, k) float32 (degC, mm/month) and each one's (min, max)
+        over the months, (k, 2).
+        """
+        lat, lon = self.tile.latitudes(), self.tile.longitudes()
+        series, extremes = {}, {}
+        for name in CLIMATE_FIELDS:
+            extremes[name] = np.empty((cells.size, 2), np.float32)
+            if self.resampling == "bilinear":
+                series[name] = bilinear_cells(self.fields[name], (self.lat, self.lon),
+                                              (lat, lon), cells, extremes=extremes[name])
+                continue
+            if name not in self._whole:
+                ext = np.empty((lat.size, lon.size, 2), np.float32)
+                whole = regrid_to_cells(self.resampling, self.fields[name], self.lat, self.lon,
+                                        self.tile, extremes=ext)
+                self._whole[name] = (whole.reshape(lat.size * lon.size, -1), ext.reshape(-1, 2))
+            whole, ext = self._whole[name]
+            series[name] = np.ascontiguousarray(whole[cells].T)
+            extremes[name][...] = ext[cells]
+        return series, extremes
 
 
 def read_climate_tile(

@@ -104,6 +104,42 @@ def bilinear(
     return np.moveaxis(out, 0, -1).reshape(ny, nx, *lead)
 
 
+def bilinear_cells(
+    values: np.ndarray, src: tuple[np.ndarray, np.ndarray], dst: tuple[np.ndarray, np.ndarray],
+    cells: np.ndarray, extremes: np.ndarray | None = None, dtype: type = np.float32,
+) -> np.ndarray:
+    """Interpolate ``values[steps, lat, lon]`` at some target cells → ``(steps, k)`` of ``dtype``.
+
+    ``src`` and ``dst`` are the (latitude, longitude) axes of the source and the targets;
+    ``cells`` (k,) are flat indices ``row · nx + col`` into (dst_lat × dst_lon), sorted. Each value
+    has the bytes of that cell in :func:`bilinear`'s output (same taps, same operations), laid out
+    months × pixels as the model reads them. ``extremes`` ((k, 2) of ``dtype``), if given,
+    receives each cell's min and max over the steps (NaN if any step is NaN).
+    """
+    (src_lat, src_lon), (dst_lat, dst_lon) = src, dst
+    cells = np.asarray(cells, np.intp)
+    nx = dst_lon.size
+    stack = np.asarray(values).reshape(-1, *values.shape[-2:])
+    out = np.empty((stack.shape[0], cells.size), dtype)
+    lo = np.empty(cells.size, dtype)
+    hi = np.empty(cells.size, dtype)
+    if stack.shape[0] < COMPILED_MIN_STEPS or 0 in values.shape[-2:]:
+        whole = bilinear(values, src_lat, src_lon, dst_lat, dst_lon, dtype=dtype)
+        picked = whole.reshape(-1, stack.shape[0])[cells]  # (k, steps)
+        out[...] = picked.T
+        lo[...], hi[...] = picked.min(axis=-1), picked.max(axis=-1)
+    else:
+        from gsocseq.cube._regrid_kernel import bilinear_cells as kernel
+
+        y0, y1, wy0, wy1, in_y = _taps(np.asarray(src_lat), np.asarray(dst_lat))
+        x0, x1, wx0, wx1, in_x = _taps(np.asarray(src_lon), np.asarray(dst_lon))
+        kernel(np.ascontiguousarray(stack, dtype=np.float64), y0, y1, wy0, wy1, in_y, x0, x1,
+               wx0, wx1, in_x, cells // nx, cells % nx, out, lo, hi)
+    if extremes is not None:
+        extremes[:, 0], extremes[:, 1] = lo, hi
+    return out
+
+
 def _bilinear_numpy(
     v: np.ndarray, y0: np.ndarray, y1: np.ndarray, wy0: np.ndarray, wy1: np.ndarray,
     in_y: np.ndarray, x0: np.ndarray, x1: np.ndarray, wx0: np.ndarray, wx1: np.ndarray,

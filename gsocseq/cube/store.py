@@ -391,6 +391,15 @@ def read_tile(ds: xr.Dataset, tile: TileKey) -> dict[str, np.ndarray]:
     count that disagrees with the marker) raises :class:`SourceError` naming the cube URL,
     variable and chunk key.
     """
+    return climate_store(ds).add_climate(read_static(ds, tile), tile)
+
+
+def read_static(ds: xr.Dataset, tile: TileKey) -> dict[str, np.ndarray]:
+    """Read one built tile's stored variables (no climate), checked as :func:`read_tile` says.
+
+    ``reason`` is the stored (static) code; :mod:`gsocseq.cube.climate` completes it with the
+    climate.
+    """
     url = ds.attrs.get("cube_url", "<dataset>")
     i, j = _tile_index(ds, tile)
     status = int(ds["tile_status"].variable[i, j].values)  # this tile's marker chunk only
@@ -410,10 +419,10 @@ def read_tile(ds: xr.Dataset, tile: TileKey) -> dict[str, np.ndarray]:
                 f"(chunk key {key!r}): {type(exc).__name__}: {exc}"
             ) from exc
     _check_consistent(out, status, keys, url, tile)
-    return _climate(ds).add_climate(out, tile)
+    return out
 
 
-def _climate(ds: xr.Dataset) -> Any:
+def climate_store(ds: xr.Dataset) -> Any:
     """Return the cube's climate store (:mod:`gsocseq.cube.climate`), opened once per opened cube."""
     from gsocseq.cube.climate import ClimateStore
 

@@ -20,6 +20,7 @@ from gsocseq import __version__, storage
 from gsocseq.config import RunConfig
 from gsocseq.cube.grid import TileKey, cell_area_ha
 from gsocseq.cube.product_cube import REASON_VAR, write_product_tile
+from gsocseq.cube.tile_inputs import TileInputs, read_tile_inputs
 from gsocseq.errors import PipelineError
 from gsocseq.model.montecarlo import montecarlo_layers
 from gsocseq.model.phases import PhaseConfig, run_phases
@@ -38,7 +39,8 @@ from gsocseq.vocabulary import (
 )
 
 PIXEL_BATCH: int = 16384
-"""Pixels passed to ``run_phases`` at once: bounds the (months × pixels) copies to ~190 MB."""
+"""Cells whose climate is regridded and passed to ``run_phases`` at once: bounds the batch's
+(months × pixels) float32 climate to 3 × 480 × 16 384 × 4 B ≈ 94 MB, whatever the tile size."""
 
 #: Layers summed over area in the totals (stocks t C/ha → t C, rates t C/ha/yr → t C/yr).
 TOTAL_LAYERS: tuple[str, ...] = tuple(n for n, u in LAYERS.items() if u.startswith("t C/ha"))
@@ -77,80 +79,78 @@ def phase_config(config: RunConfig) -> PhaseConfig:
 
 
 def compute_tile(
-    arrays: dict[str, np.ndarray], config: PhaseConfig, *, batch: int = PIXEL_BATCH,
-    montecarlo: tuple[int, int] | None = None, origin: tuple[int, int] = (0, 0),
+    inputs: TileInputs | dict[str, np.ndarray], config: PhaseConfig, *,
+    batch: int = PIXEL_BATCH, montecarlo: tuple[int, int] | None = None,
+    origin: tuple[int, int] = (0, 0),
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Run the phases on one tile's input arrays (as from ``read_tile``); return layers and reasons.
+    """Run the phases on one tile's inputs; return layers and reasons.
 
-    Only pixels whose input ``reason`` is 0 are modelled; the others keep their input reason and NaN.
+    ``inputs`` as read by :func:`gsocseq.cube.tile_inputs.read_tile_inputs` (the climate
+    regridded per batch, only where it decides a code) or ``read_tile``'s arrays. Only pixels
+    whose input reason is 0 are modelled; the others keep their input reason and NaN.
     Returns float32 ``(ny, nx)`` layers (t C/ha, t C/ha/yr, %), the scheme's uint8 quality layers
     (``vocabulary.SCHEME_QUALITY_LAYERS``) and uint8 ``(ny, nx)`` reasons. With ``montecarlo`` =
     (draws, seed) also the Monte Carlo layers (``vocabulary.MONTECARLO_LAYERS``) of the modelled
     pixels, their draws keyed by global cell: ``origin`` is the (row, col) of cell [0, 0].
     """
-    shape = arrays["soc"].shape
-    n = int(np.prod(shape))
-    reason = np.asarray(arrays[REASON_VAR], dtype=np.uint8).reshape(n).copy()
+    if not isinstance(inputs, TileInputs):
+        inputs = TileInputs.from_arrays(inputs)
+    shape, n = inputs.shape, inputs.reason.size
+    reason = inputs.reason.copy()
     layers = {name: np.full(n, np.nan, dtype=np.float32) for name in LAYER_NAMES}
+    mc_layers = {name: np.full(n, np.nan, dtype=np.float32)
+                 for name in (MONTECARLO_LAYERS if montecarlo is not None else ())}
     quality = {name: np.full(n, QUALITY_NODATA, dtype=np.uint8)
                for name in SCHEME_QUALITY_LAYERS[config.scheme]}
-    flat = {k: np.asarray(arrays[k]).reshape(n)
-            for k in ("soc", "clay", "land_use", "soc_uncertainty") if k in arrays}
-    series = {k: np.asarray(arrays[k]).reshape(n, -1) for k in ("tmp", "prec", "pet", "cover")}
-    todo = np.flatnonzero(reason == Reason.OK)
-    for start in range(0, todo.size, batch):
-        idx = todo[start : start + batch]
-        result = run_phases(
-            soc=flat["soc"][idx], clay=flat["clay"][idx], land_use=flat["land_use"][idx],
-            **{k: _months_by_pixels(v, idx) for k, v in series.items()},
-            config=config,
-        )
-        reason[idx] = result.reason
+    flat = inputs.flat
+    cand = inputs.candidates
+    for start in range(0, cand.size, batch):
+        cells = cand[start : start + batch]
+        series, codes = inputs.climate(cells)
+        reason[cells] = codes
+        ok = codes == Reason.OK
+        if not ok.all():  # the climate masked some: keep the modelled columns only
+            cells = cells[ok]
+            series = {k: np.ascontiguousarray(v[:, ok]) for k, v in series.items()}
+        if cells.size == 0:
+            continue
+        pixels = {"soc": flat["soc"][cells], "clay": flat["clay"][cells],
+                  "land_use": flat["land_use"][cells], **series,
+                  "cover": np.ascontiguousarray(inputs.cover[cells].T)}
+        result = run_phases(**pixels, config=config)
+        reason[cells] = result.reason
         for name in LAYER_NAMES:
-            layers[name][idx] = result.layers[name]
+            layers[name][cells] = result.layers[name]
         for name in quality:
-            quality[name][idx] = result.quality[name]
+            quality[name][cells] = result.quality[name]
+        if montecarlo is not None:
+            _montecarlo(pixels, flat, cells, result.reason, shape, config, montecarlo, origin,
+                        mc_layers)
     layers.update(quality)  # uint8 quality layers of the scheme (fao), after the 29
-    if montecarlo is not None:
-        layers.update(_montecarlo(flat, series, reason, shape, config, montecarlo, origin, batch))
+    layers.update(mc_layers)
     return {k: v.reshape(shape) for k, v in layers.items()}, reason.reshape(shape)
 
 
-def _months_by_pixels(series: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Return ``series[idx].T`` (steps, pixels) C-contiguous, gathered in the cheaper layout.
-
-    The regridded climate is stored step-major ((ny, nx, steps) views of (steps, ny, nx) arrays,
-    :func:`gsocseq.cube.regrid.bilinear`): ``np.take`` of columns of the transposed view then
-    gathers within contiguous rows (5× faster than transposing pixel by pixel). The values are the
-    same either way.
-    """
-    t = series.T
-    if t.flags.c_contiguous:
-        return np.take(t, idx, axis=1)
-    return np.ascontiguousarray(series[idx].T)
-
-
 def _montecarlo(
-    flat: dict[str, np.ndarray], series: dict[str, np.ndarray], reason: np.ndarray,
-    shape: tuple[int, ...], config: PhaseConfig, settings: tuple[int, int],
-    origin: tuple[int, int], batch: int,
-) -> dict[str, np.ndarray]:
-    """Return the Monte Carlo layers (float32, flat) of the modelled pixels (reason 0)."""
+    pixels: dict[str, np.ndarray], flat: dict[str, np.ndarray], cells: np.ndarray,
+    reason: np.ndarray, shape: tuple[int, int], config: PhaseConfig,
+    settings: tuple[int, int], origin: tuple[int, int], out: dict[str, np.ndarray],
+) -> None:
+    """Fill the Monte Carlo layers (float32, flat ``out``) of the batch's modelled pixels."""
     draws, seed = settings
-    out = {name: np.full(reason.size, np.nan, dtype=np.float32) for name in MONTECARLO_LAYERS}
-    todo = np.flatnonzero(reason == Reason.OK)
-    for start in range(0, todo.size, batch):
-        idx = todo[start : start + batch]
-        result = montecarlo_layers(
-            soc=flat["soc"][idx], clay=flat["clay"][idx], land_use=flat["land_use"][idx],
-            **{k: _months_by_pixels(v, idx) for k, v in series.items()},
-            rows=origin[0] + idx // shape[-1], cols=origin[1] + idx % shape[-1],
-            draws=draws, seed=seed, config=config,
-            soc_uncertainty=flat["soc_uncertainty"][idx] if "soc_uncertainty" in flat else None,
-        )
-        for name, arr in result.items():
-            out[name][idx] = arr
-    return out
+    ok = np.flatnonzero(reason == Reason.OK)
+    if ok.size == 0:
+        return
+    idx = cells[ok]
+    every = ok.size == cells.size
+    columns = {k: v if every else np.ascontiguousarray(v[..., ok]) for k, v in pixels.items()}
+    result = montecarlo_layers(
+        **columns, rows=origin[0] + idx // shape[-1], cols=origin[1] + idx % shape[-1],
+        draws=draws, seed=seed, config=config,
+        soc_uncertainty=flat["soc_uncertainty"][idx] if "soc_uncertainty" in flat else None,
+    )
+    for name, arr in result.items():
+        out[name][idx] = arr
 
 
 def tile_statistics(
@@ -265,12 +265,12 @@ def finished_tiles(config: RunConfig, plan: RunPlan) -> dict[str, TileOutcome]:
     return out
 
 
-def _read_inputs(cube_url: str, so: dict[str, Any], tile: TileKey) -> dict[str, np.ndarray]:
-    """Read one tile of the input cube as numpy arrays (``read_tile`` layout).
+def _read_inputs(cube_url: str, so: dict[str, Any], tile: TileKey) -> TileInputs:
+    """Read one tile of the input cube (:func:`~gsocseq.cube.tile_inputs.read_tile_inputs`).
 
     The cube is opened once per worker process (:func:`~gsocseq.cube.store.cached_cube`); only the
     tile's chunks are read.
     """
-    from gsocseq.cube.store import cached_cube, read_tile
+    from gsocseq.cube.store import cached_cube
 
-    return read_tile(cached_cube(cube_url, so), tile)
+    return read_tile_inputs(cached_cube(cube_url, so), tile)

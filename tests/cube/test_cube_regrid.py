@@ -128,7 +128,7 @@ def test_nodata_pattern_changing_between_steps_matches_each_step_alone() -> None
 
 
 def test_series_gather_is_the_same_for_both_layouts() -> None:
-    from gsocseq.pipeline.tile import _months_by_pixels
+    from gsocseq.cube.tile_inputs import months_by_pixels as _months_by_pixels
 
     rng = np.random.default_rng(4)
     step_major = rng.normal(size=(48, 20, 30)).astype(np.float32)
