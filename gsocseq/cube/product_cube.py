@@ -32,7 +32,9 @@ from gsocseq.vocabulary import (
 
 DIMS: tuple[str, str] = ("latitude", "longitude")
 REASON_VAR: str = "reason"
-_COMPRESSOR = ZstdCodec(level=3)
+#: zstd level 1: a demo tile's 31 chunks encode in 0.018 CPU-s against 0.041 at level 3, for
+#: 4.58 MB against 4.57 MB (the layers are float32 model output; every tile task pays this).
+_COMPRESSOR = ZstdCodec(level=1)
 
 
 def create_product_cube(
