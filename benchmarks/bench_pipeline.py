@@ -1,6 +1,8 @@
 """The tile stage against the bare procedure on the same pixels, in CPU-seconds, file:// and S3.
 
-For the demo world on each store (``file://`` and a real local ``moto_server`` S3 process):
+For the demo world on each store (``file://``, a real local ``moto_server`` S3 process, and the
+same moto S3 under uvicorn with HTTP keep-alive, ``s3-keepalive``: werkzeug's ``moto_server`` closes
+the connection after every request, which real S3 does not):
 
 1. inputs: the demo world is written and its input cube built (reported, not part of the ratios);
 2. tile stage, twice on the same warmed process cluster (model imported, kernels loaded, one
@@ -21,7 +23,8 @@ For the demo world on each store (``file://`` and a real local ``moto_server`` S
 CPU-seconds, not wall time, carry the comparison: the machine is shared; the load average is printed.
 Usage::
 
-    python benchmarks/bench_pipeline.py [--tile-size 120] [--workers 2] [--stores file,s3]
+    python benchmarks/bench_pipeline.py [--tile-size 120] [--workers 2]
+        [--stores file,s3,s3-keepalive]
         [--scales 1] [--json out.json]
 """
 
@@ -43,17 +46,25 @@ import numpy as np
 from _local_s3 import free_port, wait_until_up
 
 
-def start_moto() -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    """Start a moto S3 server process; return it and fsspec storage options."""
+def start_moto(keepalive: bool = False) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """Start a moto S3 server process; return it and fsspec storage options.
+
+    ``keepalive``: moto's application under uvicorn (``_keepalive_s3.py``), which keeps HTTP
+    connections open as real S3 does, instead of ``moto_server`` (werkzeug: a new connection per
+    request).
+    """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
            "AWS_DEFAULT_REGION": "us-east-1"}
     os.environ.update({k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                                            "AWS_DEFAULT_REGION")})
-    exe = Path(sys.executable).with_name("moto_server")
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if keepalive:
+        cmd = [sys.executable, str(Path(__file__).with_name("_keepalive_s3.py")), str(port)]
+    else:
+        cmd = [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p",
+               str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_until_up(url)
     so = {"key": "bench", "secret": "bench", "client_kwargs": {"endpoint_url": url}}
     return proc, so
@@ -265,7 +276,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tile-size", type=int, default=120)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--stores", default="file,s3")
+    parser.add_argument("--stores", default="file,s3",
+                        help="comma-separated: file, s3 (moto_server), s3-keepalive (moto under "
+                             "uvicorn: HTTP keep-alive as real S3)")
     parser.add_argument("--scales", default="1")
     parser.add_argument("--json", default=None, help="also write the report to this file")
     args = parser.parse_args()
@@ -274,13 +287,14 @@ def main() -> None:
     load_start = os.getloadavg()
     results = []
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-    proc = None
+    procs = []
     try:
         for store in stores:
-            if store == "s3":
+            if store in ("s3", "s3-keepalive"):
                 import s3fs
 
-                proc, so = start_moto()
+                proc, so = start_moto(keepalive=store == "s3-keepalive")
+                procs.append(proc)
                 s3fs.S3FileSystem(**so).mkdir("gsocseq-bench")
                 base = "s3://gsocseq-bench"
             else:
@@ -288,7 +302,7 @@ def main() -> None:
             results += [bench_store(store, base, so, s, args.tile_size, args.workers)
                         for s in scales]
     finally:
-        if proc is not None:
+        for proc in procs:
             proc.terminate()
             proc.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)
