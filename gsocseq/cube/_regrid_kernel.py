@@ -88,6 +88,11 @@ def bilinear_cells(
     the whole-tile output; ``lo``/``hi`` (k,) receive each cell's min/max over the steps of the
     stored values (NaN sticks). Only the source rows and target columns the cells use are
     interpolated; the output is in the model's (months × pixels) layout, so no gather follows.
+
+    Two exact shortcuts: a source row without nodata in the window has every weight sum
+    ``1·wx0 + 1·wx1`` as computed once (checked to be exactly 1.0, then ``w = wy0·1 + wy1·1`` is
+    checked to be 1.0 per target row), and ``x / 1.0`` is ``x``: those cells skip the weight sums
+    and the division. Offsets are unsigned so that no negative-index test stays in the loops.
     """
     steps = v.shape[0]
     k = rows.shape[0]
@@ -102,7 +107,15 @@ def bilinear_cells(
         c_lo = min(c_lo, j)
         c_hi = max(c_hi, j)
     nr, nc = r_hi - r_lo + 1, c_hi - c_lo + 1
-    # the cells are sorted row-major: runs of consecutive columns in one row, [start, stop)
+    s_lo, s_hi = v.shape[2], -1  # source columns the target columns read
+    for c in range(nc):
+        s_lo = min(s_lo, x0[c_lo + c], x1[c_lo + c])
+        s_hi = max(s_hi, x0[c_lo + c], x1[c_lo + c])
+    unit_x = True  # the weight sum of two valid taps is exactly 1.0 for every column
+    for c in range(nc):
+        unit_x &= 1.0 * wx0[c_lo + c] + 1.0 * wx1[c_lo + c] == 1.0
+    # runs of consecutive cells in one target row (the cells are sorted row-major): where each
+    # starts in the output and in the flat (source row, target column) arrays, its length
     starts = np.empty(k + 1, np.intp)
     n_runs = 0
     for p in range(k):
@@ -110,35 +123,66 @@ def bilinear_cells(
             starts[n_runs] = p
             n_runs += 1
     starts[n_runs] = k
-    num = np.empty((nr, nc))
-    den = np.empty((nr, nc))
+    run_out = np.empty(n_runs, np.uint64)
+    run_a = np.empty(n_runs, np.uint64)
+    run_b = np.empty(n_runs, np.uint64)
+    run_x = np.empty(n_runs, np.uint64)
+    run_n = np.empty(n_runs, np.uint64)
+    run_row = np.empty(n_runs, np.intp)
+    for g in range(n_runs):
+        p0 = starts[g]
+        i = rows[p0]
+        run_out[g] = p0
+        run_a[g] = (y0[i] - r_lo) * nc + cols[p0] - c_lo
+        run_b[g] = (y1[i] - r_lo) * nc + cols[p0] - c_lo
+        run_x[g] = cols[p0]
+        run_n[g] = starts[g + 1] - p0
+        run_row[g] = i
+    unit_y = np.empty(y0.shape[0], np.bool_)
+    for i in range(y0.shape[0]):
+        unit_y[i] = wy0[i] * 1.0 + wy1[i] * 1.0 == 1.0
+    num = np.empty(nr * nc)
+    den = np.empty(nr * nc)
+    whole = np.empty(nr, np.bool_)  # per source row: every weight sum is exactly 1.0
     for t in range(steps):
         for r in range(nr):
             src = v[t, r_lo + r]
+            finite = True
+            for s in range(s_lo, s_hi + 1):
+                finite &= np.isfinite(src[s])
+            base = r * nc
+            if finite and unit_x:
+                for c in range(nc):
+                    j = c_lo + c
+                    num[base + c] = src[x0[j]] * wx0[j] + src[x1[j]] * wx1[j]
+                whole[r] = True
+                continue
+            ones = 0
             for c in range(nc):
                 j = c_lo + c
                 va, vb = src[x0[j]], src[x1[j]]
                 oka, okb = np.isfinite(va), np.isfinite(vb)
-                num[r, c] = (va if oka else 0.0) * wx0[j] + (vb if okb else 0.0) * wx1[j]
-                den[r, c] = (1.0 if oka else 0.0) * wx0[j] + (1.0 if okb else 0.0) * wx1[j]
+                num[base + c] = (va if oka else 0.0) * wx0[j] + (vb if okb else 0.0) * wx1[j]
+                den[base + c] = (1.0 if oka else 0.0) * wx0[j] + (1.0 if okb else 0.0) * wx1[j]
+                ones += den[base + c] == 1.0
+            whole[r] = ones == nc
+            if whole[r]:  # the fast path reads no weight sums: none is stored for this row
+                continue
         row = out[t]
         for g in range(n_runs):
-            p0, p1 = starts[g], starts[g + 1]
-            i = rows[p0]
+            i = run_row[g]
+            o, a, b, x, n = run_out[g], run_a[g], run_b[g], run_x[g], run_n[g]
             if not in_y[i]:
-                row[p0:p1] = np.nan
+                for q in range(n):
+                    row[o + q] = np.nan
                 continue
             pw, qw = wy0[i], wy1[i]
-            a, b = y0[i] - r_lo, y1[i] - r_lo
-            c0, c1 = cols[p0] - c_lo, cols[p1 - 1] - c_lo + 1
-            # slices, indexed from 0: no negative-index handling, so the loop vectorises
-            na, nb, da, db = num[a, c0:c1], num[b, c0:c1], den[a, c0:c1], den[b, c0:c1]
-            ok_x, dst = in_x[c_lo + c0 : c_lo + c1], row[p0:p1]
-            for c in range(c1 - c0):
-                w = pw * da[c] + qw * db[c]
-                value = (pw * na[c] + qw * nb[c]) / w
-                # no weight left or beyond the source's extent: NaN
-                dst[c] = value if (ok_x[c] & (w > 1e-12)) else np.nan
+            if whole[a // nc] and whole[b // nc] and unit_y[i]:
+                for q in range(n):
+                    value = pw * num[a + q] + qw * num[b + q]
+                    row[o + q] = value if in_x[x + q] else np.nan
+                continue
+            _fill_weighted(row, num, den, whole, nc, o, a, b, x, n, pw, qw, in_x)
         if t == 0:
             lo[:] = row
             hi[:] = row
@@ -147,3 +191,19 @@ def bilinear_cells(
             x = row[p]
             lo[p] = x if (x < lo[p]) | (x != x) else lo[p]
             hi[p] = x if (x > hi[p]) | (x != x) else hi[p]
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _fill_weighted(row, num, den, whole, nc, o, a, b, x, n, pw, qw, in_x):  # pragma: no cover
+    """One run of cells with nodata among its taps: ``Σ w·v / Σ w`` as in :func:`bilinear_2tap`.
+
+    A source row without nodata has no stored weight sums: each of its sums is exactly 1.0.
+    """
+    whole_a, whole_b = whole[a // nc], whole[b // nc]
+    for q in range(n):
+        da = 1.0 if whole_a else den[a + q]
+        db = 1.0 if whole_b else den[b + q]
+        w = pw * da + qw * db
+        value = (pw * num[a + q] + qw * num[b + q]) / w
+        # no weight left or beyond the source's extent: NaN
+        row[o + q] = value if (in_x[x + q] & (w > 1e-12)) else np.nan
