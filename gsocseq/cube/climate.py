@@ -38,7 +38,7 @@ from gsocseq.sources.readers import (
     open_netcdf,
 )
 from gsocseq.sources.spec import SourceSpec, options_for
-from gsocseq.storage import call_with_retries, filesystem
+from gsocseq.storage import call_with_retries, filesystem, small_object_options
 from gsocseq.vocabulary import Reason
 
 CLIMATE_SCHEMA_VERSION: str = "2"
@@ -88,9 +88,11 @@ def climate_files(spec: SourceSpec) -> list[ClimateFile]:
 
 
 def _open_group(url: str, so: Mapping[str, Any] | None, mode: str) -> Any:
+    """Open the climate store's group (on S3 one GET per object, no HEAD: ``small_object_options``)."""
     if url.startswith("file://"):
         return zarr.open_group(url[len("file://"):], mode=mode, zarr_format=3)
-    return zarr.open_group(url, mode=mode, zarr_format=3, storage_options=dict(so or {}) or None)
+    return zarr.open_group(url, mode=mode, zarr_format=3,
+                           storage_options=small_object_options(url, so) or None)
 
 
 def _exists(url: str, so: Mapping[str, Any] | None) -> bool:
