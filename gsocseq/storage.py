@@ -25,8 +25,8 @@ __all__ = [
     "RETRY_BACKOFF_ENV", "S3_MAX_ATTEMPTS", "TILE_ATTEMPTS", "TILE_BACKOFF_S", "StorageError",
     "call_with_retries", "retry_backoff_s",
     "dumps", "ensure_parent", "exists", "filesystem", "is_transient", "list_names", "put_bytes",
-    "put_file", "read_bytes", "read_json", "remove_temporaries", "with_s3_retries", "write_json",
-    "write_json_if_changed",
+    "put_file", "read_bytes", "read_json", "remove_temporaries", "small_object_options",
+    "with_s3_retries", "write_json", "write_json_if_changed",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,24 @@ _PERMANENT: tuple[type[BaseException], ...] = (
 def filesystem(url: str, storage_options: Mapping[str, Any] | None = None) -> tuple[Any, str]:
     """Return ``(fs, path)`` for a URL and fsspec storage options."""
     return url_to_fs(str(url), **dict(storage_options or {}))
+
+
+def small_object_options(
+    url: str, storage_options: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Return the storage options for reading small whole objects at ``url`` (JSON, zarr objects).
+
+    On ``s3://`` they set s3fs's ``max_concurrency`` to 1: s3fs then GETs a whole object at once,
+    where with more it first HEADs the object to decide whether to split the download into
+    concurrent ranged GETs (only worth it above its block size, ≈ 50 MiB; zarr chunks and JSON
+    documents are far smaller). A missing object then costs one GET (404) instead of HEAD + LIST.
+    Only for these stores: large uploads (COGs) keep the caller's concurrency. Other stores: the
+    options unchanged. The input is not modified.
+    """
+    out = dict(storage_options or {})
+    if str(url).startswith(("s3://", "s3a://")):
+        out["max_concurrency"] = 1
+    return out
 
 
 def ensure_parent(fs: Any, path: str) -> None:
@@ -112,8 +130,11 @@ def remove_temporaries(url: str, storage_options: Mapping[str, Any] | None = Non
 
 
 def read_bytes(url: str, storage_options: Mapping[str, Any] | None = None) -> bytes | None:
-    """Return the bytes at ``url``, or ``None`` if there is no such object."""
-    fs, path = filesystem(url, storage_options)
+    """Return the bytes at ``url``, or ``None`` if there is no such object.
+
+    One GET on S3 (:func:`small_object_options`), a 404 for a missing object.
+    """
+    fs, path = filesystem(url, small_object_options(url, storage_options))
     fs.invalidate_cache(path)  # other processes write markers: never trust a cached listing
     try:
         return bytes(fs.cat_file(path))

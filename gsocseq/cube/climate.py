@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import zarr
+from zarr.core.sync import sync
 
 from gsocseq.cube.grid import RES_DEG, TileKey
 from gsocseq.cube.mask import reason_codes
@@ -38,7 +39,7 @@ from gsocseq.sources.readers import (
     open_netcdf,
 )
 from gsocseq.sources.spec import SourceSpec, options_for
-from gsocseq.storage import call_with_retries, filesystem
+from gsocseq.storage import call_with_retries, filesystem, small_object_options
 from gsocseq.vocabulary import Reason
 
 CLIMATE_SCHEMA_VERSION: str = "2"
@@ -88,9 +89,47 @@ def climate_files(spec: SourceSpec) -> list[ClimateFile]:
 
 
 def _open_group(url: str, so: Mapping[str, Any] | None, mode: str) -> Any:
+    """Open the climate store's group (on S3 one GET per object, no HEAD: ``small_object_options``)."""
     if url.startswith("file://"):
         return zarr.open_group(url[len("file://"):], mode=mode, zarr_format=3)
-    return zarr.open_group(url, mode=mode, zarr_format=3, storage_options=dict(so or {}) or None)
+    return zarr.open_group(url, mode=mode, zarr_format=3,
+                           storage_options=small_object_options(url, so) or None)
+
+
+def status_array(group: Any) -> zarr.Array:
+    """Return the store's ``file_status`` array (int8 per file: 1 stored, 0 = fill value: not).
+
+    Configured so that a chunk equal to the fill value is never stored (zarr's
+    ``write_empty_chunks=False``, whatever the global zarr configuration): setting a file's status
+    to 0 deletes its chunk, so a listed chunk always holds a value written as 1 (:func:`not_stored`).
+    """
+    return group["file_status"].with_config({"write_empty_chunks": False})
+
+
+async def _listed(store: Any, prefix: str) -> set[str]:
+    return {key async for key in store.list_prefix(prefix)}
+
+
+def not_stored(group: Any) -> np.ndarray:
+    """Return per file of the store (order of ``attrs['files']``) whether it is NOT stored (status ≤ 0).
+
+    One listing of ``file_status``'s chunk keys (one LIST request on S3) instead of one read per
+    file: each file has its own chunk, and only stored files have one (:func:`status_array`). When
+    every chunk is listed no value is read; otherwise the listed chunks are read (a missing chunk
+    holds the fill value 0), so the files reported not stored are exactly those with status ≤ 0.
+    """
+    arr = status_array(group)
+    n = int(arr.shape[0])
+    keys = sync(_listed(arr.store_path.store, f"{arr.path}/"))
+    present = np.array([f"{arr.path}/{arr.metadata.encode_chunk_key((i,))}" in keys
+                        for i in range(n)], dtype=bool)
+    if present.all():
+        return np.zeros(n, dtype=bool)
+    values = np.full(n, arr.fill_value, dtype=arr.dtype)
+    if present.any():
+        idx = np.flatnonzero(present)
+        values[idx] = arr.get_coordinate_selection(idx)
+    return values <= 0
 
 
 def _exists(url: str, so: Mapping[str, Any] | None) -> bool:
@@ -115,15 +154,13 @@ def ensure_climate(
     """
     url = climate_url(cube_url)
     if _exists(url, so):  # a finished store is not checked against the sources again
-        status = np.asarray(_open_group(url, so, "r")["file_status"][...])
-        if (status > 0).all():
+        if not not_stored(_open_group(url, so, "r")).any():
             return []
     files = climate_files(spec)
     if not _exists(url, so):
         _create(region, spec, url, so, source_so, files)
-    group = _open_group(url, so, "r")
-    done = np.asarray(group["file_status"][...])
-    return [f for i, f in enumerate(files) if done[i] <= 0]
+    pending = not_stored(_open_group(url, so, "r"))
+    return [f for i, f in enumerate(files) if pending[i]]
 
 
 def _create(
@@ -202,7 +239,7 @@ class _Writer:
         self.lon = np.asarray(self.group["longitude"][...])
         self.lon_offset = int(attrs["lon_offset"])
         self.arrays = {k: self.group[k] for k in self.packing}
-        self.status = self.group["file_status"]
+        self.status = status_array(self.group)
 
     def mark_stored(self, index: Sequence[int]) -> None:
         """Set the status of files ``index`` to stored (their chunks written concurrently)."""
@@ -373,10 +410,10 @@ class ClimateStore:
         self.latitude = np.asarray(self.group["latitude"][...])
         self.longitude = np.asarray(self.group["longitude"][...])
         self.arrays = {k: self.group[k] for k in self.packing}  # metadata read once
-        status = np.asarray(self.group["file_status"][...])
-        if (status <= 0).any():
+        missing = not_stored(self.group)  # one listing, no value read when all are stored
+        if missing.any():
             raise SourceError(
-                f"climate store at {self.url}: {int((status <= 0).sum())} source file(s) not stored"
+                f"climate store at {self.url}: {int(missing.sum())} source file(s) not stored"
             )
 
     def window(self, tile: TileKey) -> tuple[slice, slice]:

@@ -17,7 +17,14 @@ from typing import Any, Literal
 import numpy as np
 
 from gsocseq.cube.build import build_cube_tile, tile_arrays
-from gsocseq.cube.climate import _exists, _open_group, climate_files, climate_url
+from gsocseq.cube.climate import (
+    _exists,
+    _open_group,
+    climate_files,
+    climate_url,
+    not_stored,
+    status_array,
+)
 from gsocseq.cube.fingerprint import (
     content_hash,
     data_window_hash,
@@ -132,7 +139,7 @@ def refresh_climate(
     if changed:
         group = _open_group(url, so, "r+")
         files = [f["url"] if isinstance(f, dict) else f for f in _stored_files(group)]
-        status = group["file_status"]
+        status = status_array(group)  # a reset status's chunk is deleted (fill value 0)
         for i, f in enumerate(files):
             if f in changed:
                 status[i] = np.int8(0)
@@ -154,7 +161,7 @@ def write_climate_record(cube_url: str, key: Mapping[str, Any],
     Nothing is recorded while a file of the store is not stored (a climate read failed).
     """
     url = climate_url(cube_url)
-    if not _exists(url, so) or (np.asarray(_open_group(url, so, "r")["file_status"][...]) <= 0).any():
+    if not _exists(url, so) or not_stored(_open_group(url, so, "r")).any():
         return
     if read_json(climate_record_url(cube_url), so) != dict(key):
         write_json(climate_record_url(cube_url), dict(key), so)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 from gsocseq.errors import StorageError
-from gsocseq.storage import filesystem
+from gsocseq.storage import filesystem, small_object_options
 
 T = TypeVar("T")
 
@@ -42,7 +42,7 @@ class RootCache(Generic[T]):
 
     def get(self, url: str, storage_options: Mapping[str, Any] | None = None) -> T:
         """Return the object opened from the group at ``url``, reused while its root is unchanged."""
-        fs, path = filesystem(url, storage_options)
+        fs, path = filesystem(url, small_object_options(url, storage_options))  # one GET on S3
         try:
             token = bytes(fs.cat_file(path.rstrip("/") + "/zarr.json"))
         except (FileNotFoundError, OSError) as exc:

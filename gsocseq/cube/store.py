@@ -37,7 +37,7 @@ from gsocseq.cube.schema import (
 )
 from gsocseq.errors import GridMismatchError, SourceError
 from gsocseq.lease import commit_store
-from gsocseq.storage import filesystem, list_names, write_json
+from gsocseq.storage import filesystem, list_names, small_object_options, write_json
 from gsocseq.vocabulary import Reason
 
 SCHEMA_VERSION: str = "1"
@@ -217,10 +217,14 @@ def encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
 def zarr_target(
     url: str, storage_options: Mapping[str, Any] | None = None
 ) -> tuple[str, dict[str, Any] | None]:
-    """Return ``(store, storage_options)`` for xarray: ``file://`` URLs become local paths."""
+    """Return ``(store, storage_options)`` for xarray: ``file://`` URLs become local paths.
+
+    The options are those for small whole objects (:func:`~gsocseq.storage.small_object_options`:
+    on S3 one GET per chunk, no HEAD before it).
+    """
     if url.startswith("file://"):
         return url[len("file://") :], None
-    return url, dict(storage_options or {}) or None
+    return url, small_object_options(url, storage_options) or None
 
 
 def cube_exists(url: str, storage_options: Mapping[str, Any] | None = None) -> bool:

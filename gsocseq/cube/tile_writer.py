@@ -20,15 +20,19 @@ from zarr.core.sync import sync
 from gsocseq.cube.grid import TileKey
 from gsocseq.cube.root_cache import RootCache
 from gsocseq.errors import StorageError
+from gsocseq.storage import small_object_options
 
 
 def zarr_store(url: str, storage_options: Mapping[str, Any] | None = None, *,
                read_only: bool = False) -> zarr.abc.store.Store:
-    """Return a zarr store for a URL: a ``LocalStore`` for ``file://``, else an ``FsspecStore``."""
+    """Return a zarr store for a URL: a ``LocalStore`` for ``file://``, else an ``FsspecStore``.
+
+    Opened with :func:`~gsocseq.storage.small_object_options` (on S3 one GET per object, no HEAD).
+    """
     if url.startswith("file://"):
         return zarr.storage.LocalStore(url.removeprefix("file://"), read_only=read_only)
     return zarr.storage.FsspecStore.from_url(
-        url, storage_options=dict(storage_options or {}), read_only=read_only
+        url, storage_options=small_object_options(url, storage_options), read_only=read_only
     )
 
 

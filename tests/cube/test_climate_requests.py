@@ -1,0 +1,154 @@
+"""The climate store's status check and small-object reads: one listing, no HEAD before a GET.
+
+A climate store built from the demo world's netCDF files on ``file://``, ``memory://`` and a real
+moto server (``s3://``, root conftest ``s3_server``). ``file_status`` is checked by one listing of
+its chunk keys; a store with files not stored fails with the same message on every store. On S3
+the requests are counted (``S3FileSystem._call_s3``): opening the store costs one LIST and no read
+per file, reading a tile one GET per chunk, a missing marker one GET.
+"""
+
+from __future__ import annotations
+
+import collections
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import s3fs
+import zarr
+
+from gsocseq.cube import resolve_region
+from gsocseq.cube.climate import (
+    ClimateStore,
+    _open_group,
+    build_climate,
+    climate_files,
+    climate_url,
+    ensure_climate,
+    not_stored,
+    status_array,
+)
+from gsocseq.errors import SourceError
+from gsocseq.sources import load_sources
+from gsocseq.storage import read_bytes
+
+pytestmark = [pytest.mark.s3]
+
+
+@pytest.fixture(scope="module", params=["file", "memory", "s3"])
+def climate(request, demo_world, tmp_path_factory) -> tuple[str, dict[str, Any], Any, Any]:
+    """``(cube_url, storage_options, region, climate spec)``: a built climate store on one store."""
+    world = demo_world("file")
+    sources = load_sources(world.sources_url)
+    region = resolve_region("demo", sources, tile_size=world.tile_size)
+    so: dict[str, Any] = {}
+    if request.param == "file":
+        cube = (tmp_path_factory.mktemp("climate") / "c.zarr").as_uri()
+    elif request.param == "memory":
+        cube = f"memory://climate-{uuid.uuid4().hex[:8]}/c.zarr"
+    else:
+        server = request.getfixturevalue("s3_server")
+        bucket = f"climate-{uuid.uuid4().hex[:8]}"
+        server.fs().mkdir(bucket)
+        so = dict(server.storage_options)
+        cube = f"s3://{bucket}/c.zarr"
+    build_climate(region, sources["climate"], cube, so)
+    return cube, so, region, sources["climate"]
+
+
+def _reset(cube: str, so: dict[str, Any], index: list[int]) -> None:
+    """Mark files ``index`` not stored, as ``refresh_climate`` does (status 0: chunk deleted)."""
+    status = status_array(_open_group(climate_url(cube), so, "r+"))
+    for i in index:
+        status[i] = np.int8(0)
+
+
+def _restore(cube: str, so: dict[str, Any], index: list[int]) -> None:
+    status = status_array(_open_group(climate_url(cube), so, "r+"))
+    status.set_coordinate_selection(np.asarray(index), np.ones(len(index), dtype="int8"))
+
+
+def test_store_with_files_not_stored_fails_with_the_exact_count(climate) -> None:
+    cube, so, region, spec = climate
+    group = _open_group(climate_url(cube), so, "r")
+    n = len(climate_files(spec))
+    assert not not_stored(group).any() and not_stored(group).size == n
+    ClimateStore(cube, so)  # every file stored: opens
+    assert ensure_climate(region, spec, cube, so) == []
+    gone = [1, n - 1]
+    # a global write_empty_chunks=True must not leave a chunk holding 0 behind
+    with zarr.config.set({"array.write_empty_chunks": True}):
+        _reset(cube, so, gone)
+    try:
+        assert np.flatnonzero(not_stored(_open_group(climate_url(cube), so, "r"))).tolist() == gone
+        with pytest.raises(SourceError) as err:
+            ClimateStore(cube, so)
+        assert str(err.value) == f"climate store at {climate_url(cube)}: 2 source file(s) not stored"
+        files = climate_files(spec)
+        assert ensure_climate(region, spec, cube, so) == [files[i] for i in gone]
+    finally:
+        _restore(cube, so, gone)
+    assert not not_stored(_open_group(climate_url(cube), so, "r")).any()
+    ClimateStore(cube, so)
+
+
+def test_store_with_no_file_stored_names_them_all(climate) -> None:
+    cube, so, _, spec = climate
+    n = len(climate_files(spec))
+    _reset(cube, so, list(range(n)))
+    try:
+        with pytest.raises(SourceError, match=rf"^climate store at .*: {n} source file\(s\) not stored$"):
+            ClimateStore(cube, so)
+    finally:
+        _restore(cube, so, list(range(n)))
+    ClimateStore(cube, so)
+
+
+@pytest.fixture
+def s3_requests(monkeypatch) -> Iterator[list[tuple[str, str]]]:
+    """Every S3 request made while the test runs: ``(method, key)``."""
+    seen: list[tuple[str, str]] = []
+    original = s3fs.S3FileSystem._call_s3
+
+    async def counted(self, method, *args, **kwargs):
+        seen.append((method, str(kwargs.get("Key") or kwargs.get("Prefix") or "")))
+        return await original(self, method, *args, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_call_s3", counted)
+    yield seen
+
+
+@pytest.mark.parametrize("climate", ["s3"], indirect=True)
+def test_s3_open_lists_once_and_reads_a_tile_without_heads(climate, s3_requests) -> None:
+    cube, so, region, spec = climate
+    n_files = len(climate_files(spec))
+    s3_requests.clear()
+    store = ClimateStore(cube, so)
+    kinds = collections.Counter(m for m, _ in s3_requests)
+    # root + latitude/longitude (metadata and one chunk each) + variables' and file_status'
+    # metadata + ONE listing of file_status: no read per file, no HEAD
+    assert kinds["list_objects_v2"] == 1 and "head_object" not in kinds, s3_requests
+    assert set(kinds) == {"get_object", "list_objects_v2"}, s3_requests
+    assert kinds["get_object"] == 6 + len(store.packing) < n_files, s3_requests
+    s3_requests.clear()
+    tile = region.tiles[0]
+    raw, _, _ = store.native(tile)
+    assert set(raw) == set(store.packing)
+    rows, cols = store.window(tile)
+    chunks = 0  # chunks of the tile's window, all months
+    for k in store.packing:
+        ct, cy, cx = store.arrays[k].chunks
+        nt = -(-store.arrays[k].shape[0] // ct)
+        chunks += nt * len(range(rows.start // cy, (rows.stop - 1) // cy + 1)) * len(
+            range(cols.start // cx, (cols.stop - 1) // cx + 1))
+    assert s3_requests and all(m == "get_object" for m, _ in s3_requests), s3_requests
+    assert len(s3_requests) == chunks
+
+
+def test_s3_missing_object_is_one_get(s3_server, s3_bucket, s3_requests) -> None:
+    so = dict(s3_server.storage_options)
+    s3_requests.clear()
+    assert read_bytes(f"{s3_bucket}/x/_done/t.json", so) is None
+    assert [m for m, _ in s3_requests] == ["get_object"]
