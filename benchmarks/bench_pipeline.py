@@ -9,10 +9,8 @@ the connection after every request, which real S3 does not):
    untimed pass over every tile), each pass computing every tile from scratch (markers removed):
    first with the input cube opened for every tile (``CUBE_CACHE_SIZE = 0`` on the workers: the
    code before issue 14 §3), then opened once per worker (:func:`gsocseq.cube.store.cached_cube`).
-   The workers have the product's dask settings (:func:`gsocseq.pipeline.run.worker_dask_config`:
-   no statistical profiler); a third cached pass on workers with dask's profiler on (dask's
-   default) measures what that setting saves. CPU-seconds of the workers (all their threads,
-   ``getrusage``) and of this process (client + scheduler) are measured per pass; wall time too;
+   CPU-seconds of the workers (all their threads, ``getrusage``) and of this process (client +
+   scheduler) are measured per pass; wall time too;
 3. bare procedure: ``run_phases`` on the same modelled pixels in this process (one core), CPU-s;
 4. ratios, from the same run: tile-stage worker CPU-s ÷ bare CPU-s per pass (aim ≤ 2), and the
    cached pass against the per-tile-open pass; the per-tile layer sha256 of both passes must agree;
@@ -187,7 +185,6 @@ def bench_store(store: str, base: str, so: dict[str, Any], scale: int, tile_size
     from gsocseq.config import RunConfig
     from gsocseq.demo import write_demo_world
     from gsocseq.pipeline import finish_region, plan_run, prepare_inputs, prepare_outputs
-    from gsocseq.pipeline.run import worker_dask_config
 
     ty, tx = (2, 3) if scale == 1 else (4, 6)
     t = time.perf_counter()
@@ -198,7 +195,6 @@ def bench_store(store: str, base: str, so: dict[str, Any], scale: int, tile_size
                        tile_size=tile_size, storage_options=so)
     plan = plan_run(config)
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      config=worker_dask_config(),
                       dashboard_address=None) as cluster, Client(cluster) as client:
         t = time.perf_counter()
         prepare_inputs(config, plan, client)
@@ -206,7 +202,6 @@ def bench_store(store: str, base: str, so: dict[str, Any], scale: int, tile_size
     prepare_outputs(config, plan)
     # a fresh cluster, so the workers' peak memory is that of the tile runs alone
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      config=worker_dask_config(),
                       dashboard_address=None) as cluster, Client(cluster) as client:
         client.run(_warm_up)
         idle = client.run(_worker_peak_mib)
@@ -216,19 +211,11 @@ def bench_store(store: str, base: str, so: dict[str, Any], scale: int, tile_size
         per_tile = tile_pass(client, config, plan, cache_size=0)
         cached = tile_pass(client, config, plan, cache_size=4)
         peaks = client.run(_worker_peak_mib)
-    # the same cached pass on workers with dask's statistical profiler on (dask's default; the
-    # product's clusters turn it off: gsocseq.pipeline.run.worker_dask_config)
-    on = {"distributed.worker.profile.enabled": True}
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, config=on,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        client.run(_warm_up)
-        tile_pass(client, config, plan, cache_size=4)
-        profiled = tile_pass(client, config, plan, cache_size=4)
     t = time.perf_counter()
     summary, published = finish_region(config, plan, cached["outcomes"], started=time.time())
     t_publish = time.perf_counter() - t
     assert summary.ok and published is not None, summary.tiles_failed
-    same = per_tile["checksums"] == cached["checksums"] == profiled["checksums"]
+    same = per_tile["checksums"] == cached["checksums"]
     assert same, "products differ between the per-tile-open and the cached pass"
     n_kernel, k_cpu = kernel_cpu(config, plan)
     assert n_kernel == summary.modelled
@@ -258,8 +245,6 @@ def bench_store(store: str, base: str, so: dict[str, Any], scale: int, tile_size
         "bare_cpu_s": round(k_cpu, 3), "bare_px_per_cpu_s": round(n_kernel / k_cpu, 1),
         "open_per_tile": figures(per_tile), "cached_open": figures(cached),
         "cached_vs_per_tile_cpu": round(cached["workers_cpu_s"] / per_tile["workers_cpu_s"], 3),
-        "cached_open_dask_profiler_on": figures(profiled),
-        "profiler_off_vs_on_cpu": round(cached["workers_cpu_s"] / profiled["workers_cpu_s"], 3),
         "products_identical": same,
         "input_cube_bytes_per_tile": input_chunk_bytes // n_tiles,
         "climate_store_bytes_per_tile": climate_bytes // n_tiles,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from prefect.variables import Variable
 from prefect_dask import DaskTaskRunner
 
-from gsocseq.pipeline.run import ClusterUnavailableError, connect, worker_dask_config
+from gsocseq.pipeline.run import ClusterUnavailableError, connect
 
 __all__ = ["ADDRESS_VARIABLE", "ClusterUnavailableError", "DaskRuntime", "check_cluster",
            "resolve_address", "resolve_runtime"]
@@ -52,7 +52,6 @@ class DaskRuntime:
                 "threads_per_worker": 1,
                 "processes": True,
                 "dashboard_address": ":0",
-                "config": worker_dask_config(),  # no statistical profiler on tile workers
             },
         )
 

@@ -120,28 +120,6 @@ def connect(address: str, *, wait_s: float = WORKER_WAIT_S, connect_s: float = C
     return client
 
 
-PROFILE_ENV: str = "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"
-"""Environment variable that turns dask's statistical worker profiler back on (``True``)."""
-
-
-def worker_dask_config() -> dict[str, Any]:
-    """Return the dask settings of the worker processes a run starts (LocalCluster, prefect-dask).
-
-    Dask's statistical profiler (the dashboard's Profile page) samples every worker thread's
-    stack every 10 ms; on tile tasks it cost ≈ 25 % of the workers' CPU-seconds
-    (``benchmarks/bench_pipeline.py``: 4.78 → 3.58 CPU-s for the demo world's 6 tiles). It is off
-    unless :data:`PROFILE_ENV` is set (then that value is kept). Kubernetes workers get the same
-    setting from ``infra/k8s/runtime-configmap.yaml``.
-    """
-    import dask.config
-
-    value = os.environ.get(PROFILE_ENV)
-    parsed = dask.config.collect_env({PROFILE_ENV: value}) if value is not None else {}
-    enabled = parsed.get("distributed", {}).get("worker", {}).get("profile", {}).get("enabled")
-    # a dotted key: the nanny merges this dict shallowly into the whole dask configuration
-    return {"distributed.worker.profile.enabled": bool(enabled)}
-
-
 class ClusterUnavailableError(PipelineError):
     """The dask scheduler cannot be reached or has no workers."""
 
@@ -165,8 +143,7 @@ def open_client(config: RunConfig, client: Any = None) -> Iterator[Any]:
     if config.cluster == "threads":
         kwargs: dict[str, Any] = {"n_workers": 1, "threads_per_worker": n, "processes": False}
     else:
-        kwargs = {"n_workers": n, "threads_per_worker": 1, "processes": True,
-                  "config": worker_dask_config()}
+        kwargs = {"n_workers": n, "threads_per_worker": 1, "processes": True}
     with LocalCluster(dashboard_address=None, **kwargs) as cluster, Client(cluster) as c:
         yield c
 
