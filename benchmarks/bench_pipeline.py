@@ -155,9 +155,14 @@ def tile_pass(client: Any, config: Any, plan: Any, cache_size: int) -> dict[str,
     from gsocseq.pipeline import run_tiles
     from gsocseq.storage import filesystem
 
+    from gsocseq.storage import list_names
+
     fs, done = filesystem(plan.done_url, config.storage_options)
+    fs.invalidate_cache(done)  # markers were written by the workers: never a cached listing
     if fs.exists(done):
         fs.rm(done, recursive=True)
+    left = list_names(plan.done_url, config.storage_options)
+    assert not left, f"completion markers left after removal: {left}"
     client.run(_set_cube_cache, cache_size)
     before = client.run(_worker_usage)
     own = time.process_time()
