@@ -153,9 +153,7 @@ def _stored_bytes(url: str, so: dict[str, Any]) -> int:
 def tile_pass(client: Any, config: Any, plan: Any, cache_size: int) -> dict[str, Any]:
     """Compute every tile from scratch once with the given cube cache size; return CPU, wall, bytes."""
     from gsocseq.pipeline import run_tiles
-    from gsocseq.storage import filesystem
-
-    from gsocseq.storage import list_names
+    from gsocseq.storage import filesystem, list_names
 
     fs, done = filesystem(plan.done_url, config.storage_options)
     fs.invalidate_cache(done)  # markers were written by the workers: never a cached listing
