@@ -21,7 +21,7 @@ the connection after every request, which real S3 does not):
 CPU-seconds, not wall time, carry the comparison: the machine is shared; the load average is printed.
 Usage::
 
-    python benchmarks/bench_pipeline.py [--tile-size 120] [--workers 2]
+    python benchmarks/bench_pipeline.py [--tile-size 240] [--workers 2]
         [--stores file,s3,s3-keepalive]
         [--scales 1] [--json out.json]
 """
@@ -262,7 +262,7 @@ def bench_store(store: str, base: str, so: dict[str, Any], scale: int, tile_size
 def main() -> None:
     """Run the benchmark on each store and region size and print a JSON report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tile-size", type=int, default=120)
+    parser.add_argument("--tile-size", type=int, default=240)  # the demo world's own
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--stores", default="file,s3",
                         help="comma-separated: file, s3 (moto_server), s3-keepalive (moto under "
