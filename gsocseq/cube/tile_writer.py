@@ -1,6 +1,7 @@
 """Tile writes into a zarr v3 cube whose chunks are tiles: the group opened once per process.
 
-Owns :func:`write_tile_chunks`, used by the input cube's build and the product cube: the group's
+Owns :func:`write_tile_chunks`, used by the input cube's build and the product cube (and the
+cleanup of a killed write's temporary files, :func:`remove_partial_writes`): the group's
 attributes and every array's metadata are read once per process and URL, reopened when the root
 ``zarr.json`` changes (:class:`gsocseq.cube.root_cache.RootCache`), and one
 tile's chunks of all the given arrays are encoded and stored in one pass (at most zarr's
@@ -10,7 +11,10 @@ tile's chunks of all the given arrays are encoded and stored in one pass (at mos
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -90,3 +94,28 @@ def write_tile_chunks(
 
     sync(put_all())
     return writer
+
+
+#: The temporary file of a chunk write in zarr's ``LocalStore``: ``<key>.<32 hex>.partial``.
+_PARTIAL = re.compile(r"\.[0-9a-f]{32}\.partial$")
+
+
+def remove_partial_writes(url: str) -> list[str]:
+    """Delete the temporary files of chunk writes that a killed process left in a local store.
+
+    zarr's ``LocalStore`` writes each chunk to ``<key>.<32 hex>.partial`` and renames it into place
+    when complete, so a SIGKILL between the two leaves the temporary file behind (never read: the
+    chunk keeps its previous bytes or stays missing). Only ``file://`` stores have them (an object
+    store's PUT is atomic). Call it only where no other process writes the store (the product
+    cube at publication, under the run's lease). Returns the removed paths.
+    """
+    if not url.startswith("file://"):
+        return []
+    removed = []
+    for folder, _, names in os.walk(url.removeprefix("file://")):
+        for name in names:
+            if _PARTIAL.search(name):
+                path = Path(folder) / name
+                path.unlink(missing_ok=True)
+                removed.append(str(path))
+    return removed

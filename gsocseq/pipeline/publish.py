@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gsocseq import __version__, storage
 from gsocseq.config import RunConfig
+from gsocseq.cube.tile_writer import remove_partial_writes
 from gsocseq.errors import PipelineError
 from gsocseq.pipeline.incremental import tile_digests_of
 from gsocseq.pipeline.plan import RunPlan, resolve
@@ -31,6 +33,8 @@ from gsocseq.vocabulary import (
     SCHEME_QUALITY_LAYERS,
     montecarlo_layer,
 )
+
+log = logging.getLogger(__name__)
 
 PUBLICATION_FORMAT: int = 2
 """What a publication holds; part of the digest (2: COGs, quick-look PNGs, STAC with their assets)."""
@@ -192,6 +196,8 @@ def _publish(
         [outcome_from_marker(m, "done") for m in markers], region=plan.region,
         config_hash=plan.config_hash, scenarios=config.scenarios, wall_seconds=0.0, urls={},
     ))
+    for path in remove_partial_writes(plan.product_cube_url):  # under the lease: no writer now
+        log.info("removed %s (a chunk write that a killed process left unfinished)", path)
     done = storage.read_json(plan.published_url, so)
     if done is not None and done.get("digest") == digest:
         return PublishResult(dict(done["cogs"]), done["catalog"], tuple(done["items"]), totals,

@@ -142,3 +142,4 @@ def test_bilinear_cells_has_the_bytes_of_the_whole_tile(descending: bool) -> Non
         assert np.array_equal(got_ext.view(np.uint32),
                               extremes.reshape(-1, 2)[cells].view(np.uint32))
     assert np.isnan(flat).all(axis=1).any() and np.isfinite(flat).all(axis=1).any()
+

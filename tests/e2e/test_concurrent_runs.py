@@ -230,3 +230,6 @@ def test_a_killed_run_does_not_block_the_next_one(target: Target, tmp_path: Path
     assert time.monotonic() - t0 < 300
     assert summary["tiles"]["skipped"] == finished and summary["tiles"]["done"] == 6 - finished
     assert _digest(t, version) == _reference(t)
+    # a chunk write the kill cut left no temporary file behind (publication removes them)
+    fs, root = fsspec.core.url_to_fs(plan.product_cube_url, **t.storage_options)
+    assert [k for k in fs.find(root) if k.endswith(".partial")] == []
