@@ -32,7 +32,7 @@ from gsocseq.cube.climate import (
 )
 from gsocseq.errors import SourceError
 from gsocseq.sources import load_sources
-from gsocseq.storage import read_bytes
+from gsocseq.storage import filesystem, read_bytes, read_json, write_json
 
 pytestmark = [pytest.mark.s3]
 
@@ -152,3 +152,14 @@ def test_s3_missing_object_is_one_get(s3_server, s3_bucket, s3_requests) -> None
     s3_requests.clear()
     assert read_bytes(f"{s3_bucket}/x/_done/t.json", so) is None
     assert [m for m, _ in s3_requests] == ["get_object"]
+
+
+def test_s3_marker_write_is_one_put_and_reads_back(s3_server, s3_bucket, s3_requests) -> None:
+    so = dict(s3_server.storage_options)
+    url = f"{s3_bucket}/x/_done/t.json"
+    s3_requests.clear()
+    write_json(url, {"tile": "t", "modelled": 3}, so)
+    assert [m for m, _ in s3_requests] == ["put_object"], s3_requests  # atomic on S3: no tmp
+    assert read_json(url, so) == {"tile": "t", "modelled": 3}
+    fs, path = filesystem(url, so)
+    assert [k for k in fs.find(path.rsplit("/", 1)[0]) if ".tmp-" in k] == []
