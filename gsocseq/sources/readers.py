@@ -437,8 +437,9 @@ class Packing:
         values = np.asarray(raw).astype(np.float64)
         for fill in self.fills:
             values[raw == fill] = np.nan
-        if (self.scale, self.offset) != (1.0, 0.0):
-            values = values * self.scale + self.offset
+        if (self.scale, self.offset) != (1.0, 0.0):  # in place: the same two operations
+            np.multiply(values, self.scale, out=values)
+            np.add(values, self.offset, out=values)
         return values
 
 
