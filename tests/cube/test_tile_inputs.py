@@ -143,3 +143,27 @@ def test_bilinear_cells_has_the_bytes_of_the_whole_tile(descending: bool) -> Non
                               extremes.reshape(-1, 2)[cells].view(np.uint32))
     assert np.isnan(flat).all(axis=1).any() and np.isfinite(flat).all(axis=1).any()
 
+
+
+def test_cell_climate_of_a_nearest_source_is_the_whole_tile_gathered() -> None:
+    # a climate source resampled by nearest neighbour: regridded whole once, then gathered
+    from gsocseq.cube.climate import CellClimate
+    from gsocseq.cube.grid import TileKey
+    from gsocseq.cube.regrid import regrid_to_cells
+
+    tile = TileKey(row=60, col=50, size=24)
+    lat, lon = tile.latitudes(), tile.longitudes()
+    src_lat = np.linspace(lat[0] + 0.05, lat[-1] - 0.05, 5)
+    src_lon = np.linspace(lon[0] - 0.05, lon[-1] + 0.05, 6)
+    rng = np.random.default_rng(5)
+    fields = {k: rng.uniform(1, 30, (480, 5, 6)) for k in ("tmp", "prec", "pet")}
+    fields["prec"][3, 2, 2] = np.nan
+    climate = CellClimate(tile, "nearest", fields, src_lat, src_lon)
+    cells = np.sort(rng.choice(24 * 24, 100, replace=False))
+    series, extremes = climate.at(cells)
+    for name in ("tmp", "prec", "pet"):
+        ext = np.empty((24, 24, 2), np.float32)
+        whole = regrid_to_cells("nearest", fields[name], src_lat, src_lon, tile, extremes=ext)
+        np.testing.assert_array_equal(series[name], whole.reshape(576, 480)[cells].T)
+        np.testing.assert_array_equal(extremes[name], ext.reshape(576, 2)[cells])
+    assert np.isnan(extremes["prec"]).any() and not np.isnan(extremes["tmp"]).any()
