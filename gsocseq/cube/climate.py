@@ -184,7 +184,10 @@ def _create(
             )
     rows, cols = _region_window(ref, region)
     ny, nx = rows.stop - rows.start, cols.stop - cols.start
-    per_tile = max(1, math.ceil(region.tile_size * RES_DEG / min(ref.dlat, ref.dlon)))
+    # source cells per tile (48 for a 2° tile of TerraClimate's 1/24°): a file's 1/24 is not
+    # exact (0.0416666666666643), so the ratio is 48.0000000000003 and its ceiling was 49 — chunks
+    # drifting against the tiles, so that a tile window (tile + margin) met 2 × 3 chunks
+    per_tile = max(1, math.ceil(region.tile_size * RES_DEG / min(ref.dlat, ref.dlon) - 1e-6))
     itemsize = max(np.dtype(g.packing.dtype).itemsize for g in grids.values())
     months = time_chunk(files, ny * nx * itemsize)
     _writer.cache_clear()

@@ -104,3 +104,23 @@ def test_refresh_of_one_file_rewrites_its_months_and_keeps_the_chunk_s_others(st
     rest[t_other : t_other + 12] = False
     assert np.array_equal(after[rest], before[rest])
     assert (np.asarray(_open_group(climate_url(cube), None, "r")["file_status"][...]) == 1).all()
+
+
+def test_spatial_chunks_follow_the_tiles_so_a_window_meets_two_by_two(store) -> None:
+    # a tile's share of source cells (12 at tile 60 on 1/24°) despite the file's inexact 1/24
+    # (0.0416666666666643: the ratio is 12.0000000000001, whose ceiling gave 13 and chunks that
+    # drifted across the tiles); a window (tile + margin) then meets 2 × 2 chunks per variable
+    from gsocseq.cube.climate import ClimateStore
+
+    _, region, cube = store
+    climate = ClimateStore(cube)
+    per_tile = round(region.tile_size / 120 * 24)
+    for key, arr in climate.arrays.items():
+        assert arr.chunks[1:] == (per_tile, per_tile), key
+    _, cy, cx = climate.arrays["tmax"].chunks if "tmax" in climate.arrays else next(
+        iter(climate.arrays.values())).chunks
+    for tile in region.tiles:
+        rows, cols = climate.window(tile)
+        n = len(range(rows.start // cy, (rows.stop - 1) // cy + 1)) * len(
+            range(cols.start // cx, (cols.stop - 1) // cx + 1))
+        assert n <= 4, (tile.id, rows, cols)
