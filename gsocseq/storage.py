@@ -75,11 +75,16 @@ def small_object_options(
     return out
 
 
+def _is_object_store(fs: Any) -> bool:
+    """Whether ``fs`` is an object store (no folders; a PUT replaces an object atomically)."""
+    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    return bool(protocols & _FLAT_STORES)
+
+
 def ensure_parent(fs: Any, path: str) -> None:
     """Create the parent folder of ``path`` on stores that have folders (not on object stores)."""
-    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
     parent = fs._parent(path)
-    if parent and not protocols & _FLAT_STORES:
+    if parent and not _is_object_store(fs):
         fs.makedirs(parent, exist_ok=True)
 
 
@@ -103,8 +108,7 @@ def put_bytes(url: str, data: bytes, storage_options: Mapping[str, Any] | None =
     instead of 6 (PUT, HEAD, LIST ×2, COPY, DELETE) for every completion marker.
     """
     fs, path = filesystem(url, storage_options)
-    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
-    if protocols & _FLAT_STORES:
+    if _is_object_store(fs):
         fs.pipe_file(path, data)
         return
     ensure_parent(fs, path)

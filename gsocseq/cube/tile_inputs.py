@@ -38,7 +38,7 @@ class TileInputs:
     cover: np.ndarray
     """(ny·nx, 12) float32 vegetated share per calendar month."""
     reason: np.ndarray
-    """(ny·nx,) uint8 reason codes: final for cells not in :attr:`candidates`."""
+    """(ny·nx,) uint8 reason codes: final for cells not in :attr:`candidates` (read only)."""
     candidates: np.ndarray
     """Sorted flat indices of the cells whose code the climate decides (the others' climate is
     never computed)."""
@@ -55,7 +55,7 @@ class TileInputs:
         """Wrap :func:`gsocseq.cube.store.read_tile`'s arrays (codes already final)."""
         shape = arrays["soc"].shape
         n = int(np.prod(shape))
-        reason = np.asarray(arrays["reason"], dtype=np.uint8).reshape(n).copy()
+        reason = np.asarray(arrays["reason"], dtype=np.uint8).reshape(n)  # compute_tile copies
         series = {k: np.asarray(arrays[k]).reshape(n, -1) for k in CLIMATE_FIELDS}
 
         def climate_at(cells: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -83,20 +83,19 @@ def read_tile_inputs(ds: xr.Dataset, tile: TileKey) -> TileInputs:
     stored = static["reason"].reshape(n)
     candidates = np.flatnonzero(np.isin(stored, np.array(CLIMATE_DECIDES, dtype=stored.dtype)))
     flat = {k: static[k].reshape(n) for k in FLAT_VARS if k in static}
-    flat["cover"] = static["cover"].reshape(n, -1)
+    cover = static["cover"].reshape(n, -1)
     climate = climate_store(ds).cells(tile)
 
     def climate_at(cells: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         series, extremes = climate.at(cells)
-        picked = {k: v[cells][None] for k, v in flat.items()}  # (1, k[, 12]): an image row
+        # the cells as one image row, (1, k[, 12]), for the per-cell mask rules
+        picked = {k: v[cells][None] for k, v in (*flat.items(), ("cover", cover))}
         codes = complete_reasons(stored[cells][None], np.ones((1, cells.size), bool), picked,
                                  {k: e[None] for k, e in extremes.items()})
         return series, codes[0]
 
-    return TileInputs(
-        shape=(int(shape[0]), int(shape[1])), flat={k: flat[k] for k in FLAT_VARS if k in flat},
-        cover=flat["cover"], reason=stored.copy(), candidates=candidates, climate_at=climate_at,
-    )
+    return TileInputs(shape=(int(shape[0]), int(shape[1])), flat=flat, cover=cover,
+                      reason=stored, candidates=candidates, climate_at=climate_at)
 
 
 def months_by_pixels(series: np.ndarray, idx: np.ndarray) -> np.ndarray:
