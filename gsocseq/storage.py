@@ -11,6 +11,7 @@ import copy
 import json
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -24,7 +25,7 @@ from gsocseq.errors import StorageError
 __all__ = [
     "RETRY_BACKOFF_ENV", "S3_MAX_ATTEMPTS", "TILE_ATTEMPTS", "TILE_BACKOFF_S", "StorageError",
     "call_with_retries", "retry_backoff_s",
-    "dumps", "ensure_parent", "exists", "filesystem", "is_transient", "list_names", "put_bytes",
+    "dumps", "ensure_parent", "error_text", "exists", "filesystem", "is_transient", "list_names", "put_bytes",
     "put_file", "read_bytes", "read_json", "remove_temporaries", "small_object_options",
     "with_s3_retries", "write_json", "write_json_if_changed",
 ]
@@ -45,6 +46,8 @@ RETRY_BACKOFF_ENV: str = "GSOCSEQ_RETRY_BACKOFF_S"
 """Environment variable: the back-off of every retry, s (the first wait; :func:`retry_backoff_s`)."""
 
 _FLAT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}
+#: An HTTP 4xx answer but 408 (timeout) and 429 (slow down) in obstore's error text.
+_CLIENT_STATUS = re.compile(r"status code: 4(?!08|29)\d\d")
 _PERMANENT: tuple[type[BaseException], ...] = (
     FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError,
 )
@@ -225,8 +228,9 @@ def is_transient(exc: BaseException) -> bool:
     """Return whether ``exc`` (or an exception it was raised from) is a transient I/O error.
 
     Transient: an ``OSError`` such as a 5xx answer after the client's retries, a dropped connection
-    or a timeout, an HTTP 408/429/5xx answer of an ``http(s)://`` source, anywhere in the exception
-    chain; not missing objects, denied access or bad data.
+    or a timeout, an HTTP 408/429/5xx answer of an ``http(s)://`` source, obstore's ``GenericError``
+    (its retries given up on a 5xx answer, a dropped connection or a timeout; not a 4xx answer but
+    408/429), anywhere in the exception chain; not missing objects, denied access or bad data.
     """
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -239,11 +243,19 @@ def is_transient(exc: BaseException) -> bool:
         if type(current).__name__ in ("ClientError", "EndpointConnectionError",
                                       "ConnectionClosedError", "ReadTimeoutError"):
             return True
+        if type(current).__module__.startswith("obstore"):  # its other errors: 403, 404, bad path …
+            return type(current).__name__ == "GenericError" and not _CLIENT_STATUS.search(
+                str(current))
         status = getattr(current, "status", None)  # HTTP sources: aiohttp's ClientResponseError
         if isinstance(status, int) and (status in (408, 429) or 500 <= status < 600):
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+def error_text(exc: BaseException) -> str:
+    """Return ``"<type>: <message>"`` for an error message, without obstore's debug dump."""
+    return f"{type(exc).__name__}: {str(exc).split(chr(10) + chr(10) + 'Debug source:')[0].strip()}"
 
 
 def retry_backoff_s() -> float:

@@ -14,7 +14,9 @@
   data survived (moto keeps its state in memory, so the upstream itself is never restarted).
 
 ``counts`` records how many requests were forwarded, failed and dropped, and ``bytes_out`` the
-response bytes forwarded.
+response bytes forwarded; ``requests`` every request received, ``(operation, key)`` with the S3
+operation named as botocore does (``get_object``, ``put_object``, ``list_objects_v2`` …), whatever
+client sent it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, unquote
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade"}
 
@@ -33,6 +36,23 @@ _HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te
 def _error_body(code: str, message: str) -> bytes:
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
             f"<Message>{message}</Message></Error>").encode()
+
+
+def s3_operation(method: str, target: str) -> tuple[str, str]:
+    """Return ``(operation, key)`` of a path-style S3 request (``/bucket/key?query``)."""
+    path, _, query = target.partition("?")
+    bucket, _, key = unquote(path).lstrip("/").partition("/")
+    params = parse_qs(query, keep_blank_values=True)
+    if method == "GET" and not key:
+        return "list_objects_v2" if "list-type" in params else "list_objects", params.get(
+            "prefix", [""])[0]
+    if "uploads" in params or "uploadId" in params:
+        return "multipart_upload", key
+    if method == "PUT" and not key:
+        return "create_bucket", bucket
+    ops = {"GET": "get_object", "PUT": "put_object", "HEAD": "head_object",
+           "DELETE": "delete_object", "POST": "post"}
+    return ops.get(method, method.lower()), key
 
 
 class FaultProxy:
@@ -47,6 +67,7 @@ class FaultProxy:
         self.fail_paths = fail_paths
         self.error_status = error_status
         self.counts: Counter[str] = Counter()
+        self.requests: list[tuple[str, str]] = []
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -124,6 +145,7 @@ class FaultProxy:
                 action = proxy._decide(self.path)
                 with proxy._lock:
                     proxy.counts[action] += 1
+                    proxy.requests.append(s3_operation(self.command, self.path))
                 if action == "drop":
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)

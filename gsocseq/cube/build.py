@@ -46,6 +46,7 @@ from gsocseq.errors import GridMismatchError, InputValidationError, StorageError
 from gsocseq.sources.adapters import read_source
 from gsocseq.sources.cover import mark_no_valid_ndvi
 from gsocseq.sources.spec import SourcesConfig, SourceSpec
+from gsocseq.storage import error_text
 from gsocseq.vocabulary import MODELLED_LAND_USE, Reason
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ def build_cube_tile(
         writer.arrays["tile_status"][ti, tj] = n_ok
     except Exception as exc:  # zarr/codec errors have no common base class
         raise StorageError(f"input cube {url}: cannot write tile_status/c/{ti}/{tj} of tile "
-                           f"{tile.id}: {type(exc).__name__}: {exc}") from exc
+                           f"{tile.id}: {error_text(exc)}") from exc
     write_tile_record(url, {
         "tile": tile.id, "modelled": n_ok, "content": content_hash(stored),
         "sources": {k: {"digest": source_digests[k], "window": windows[k]} for k in windows},
@@ -272,4 +273,4 @@ def build_cube(
 
 def describe_failure(exc: BaseException) -> str:
     """Return the failed-tile message of an input error: ``inputs: <type>: <message>``."""
-    return f"inputs: {type(exc).__name__}: {exc}"
+    return f"inputs: {error_text(exc)}"

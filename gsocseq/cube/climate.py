@@ -28,6 +28,7 @@ from gsocseq.cube.mask import reason_codes
 from gsocseq.cube.region import Region
 from gsocseq.cube.regrid import bilinear_cells, regrid_to_cells
 from gsocseq.cube.schema import FIRST_YEAR, LAST_YEAR
+from gsocseq.cube.tile_writer import zarr_store
 from gsocseq.errors import GridMismatchError, InputValidationError, SourceError
 from gsocseq.lease import commit_store
 from gsocseq.sources.adapters import ADAPTERS, SOURCE_ATTEMPTS, climate_variables
@@ -39,7 +40,7 @@ from gsocseq.sources.readers import (
     open_netcdf,
 )
 from gsocseq.sources.spec import SourceSpec, options_for
-from gsocseq.storage import call_with_retries, filesystem, small_object_options
+from gsocseq.storage import call_with_retries, filesystem
 from gsocseq.vocabulary import Reason
 
 CLIMATE_SCHEMA_VERSION: str = "2"
@@ -89,11 +90,8 @@ def climate_files(spec: SourceSpec) -> list[ClimateFile]:
 
 
 def _open_group(url: str, so: Mapping[str, Any] | None, mode: str) -> Any:
-    """Open the climate store's group (on S3 one GET per object, no HEAD: ``small_object_options``)."""
-    if url.startswith("file://"):
-        return zarr.open_group(url[len("file://"):], mode=mode, zarr_format=3)
-    return zarr.open_group(url, mode=mode, zarr_format=3,
-                           storage_options=small_object_options(url, so) or None)
+    """Open the climate store's group (:func:`~gsocseq.cube.tile_writer.zarr_store`: obstore on S3)."""
+    return zarr.open_group(zarr_store(url, so, read_only=mode == "r"), mode=mode, zarr_format=3)
 
 
 def status_array(group: Any) -> zarr.Array:

@@ -35,9 +35,10 @@ from gsocseq.cube.schema import (
     OPTIONAL_VARS,
     STATIC_VARS,
 )
+from gsocseq.cube.tile_writer import zarr_store
 from gsocseq.errors import GridMismatchError, SourceError
 from gsocseq.lease import commit_store
-from gsocseq.storage import filesystem, list_names, small_object_options, write_json
+from gsocseq.storage import error_text, filesystem, list_names, write_json
 from gsocseq.vocabulary import Reason
 
 SCHEMA_VERSION: str = "1"
@@ -216,15 +217,13 @@ def encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
 
 def zarr_target(
     url: str, storage_options: Mapping[str, Any] | None = None
-) -> tuple[str, dict[str, Any] | None]:
-    """Return ``(store, storage_options)`` for xarray: ``file://`` URLs become local paths.
+) -> tuple[zarr.abc.store.Store, None]:
+    """Return ``(store, None)`` for xarray: the cube's zarr store, storage options inside it.
 
-    The options are those for small whole objects (:func:`~gsocseq.storage.small_object_options`:
-    on S3 one GET per chunk, no HEAD before it).
+    :func:`~gsocseq.cube.tile_writer.zarr_store`: local files, obstore on S3, else fsspec with
+    one GET per chunk (no HEAD before it).
     """
-    if url.startswith("file://"):
-        return url[len("file://") :], None
-    return url, small_object_options(url, storage_options) or None
+    return zarr_store(url, storage_options), None
 
 
 def cube_exists(url: str, storage_options: Mapping[str, Any] | None = None) -> bool:
@@ -420,7 +419,7 @@ def read_static(ds: xr.Dataset, tile: TileKey) -> dict[str, np.ndarray]:
         except Exception as exc:  # zarr/codec errors have no common base class
             raise SourceError(
                 f"cube at {url}: cannot read variable {name!r} of tile {tile.id} "
-                f"(chunk key {key!r}): {type(exc).__name__}: {exc}"
+                f"(chunk key {key!r}): {error_text(exc)}"
             ) from exc
     _check_consistent(out, status, keys, url, tile)
     return out

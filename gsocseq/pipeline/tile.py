@@ -27,7 +27,7 @@ from gsocseq.model.phases import PhaseConfig, run_phases
 from gsocseq.pipeline.incremental import input_key, input_keys
 from gsocseq.pipeline.malloc import reuse_large_allocations
 from gsocseq.pipeline.plan import RunPlan
-from gsocseq.storage import TILE_ATTEMPTS, call_with_retries
+from gsocseq.storage import TILE_ATTEMPTS, call_with_retries, error_text
 from gsocseq.vocabulary import (
     LAND_USE_GROUPS,
     LAYER_NAMES,
@@ -193,8 +193,8 @@ def run_tile(
                                  what=f"tile {tile_id}", attempts=attempts)
     except Exception as exc:
         if raise_errors:
-            raise PipelineError(f"tile {tile_id} failed: {type(exc).__name__}: {exc}") from exc
-        return TileOutcome(tile_id, "failed", error=f"{type(exc).__name__}: {exc}")
+            raise PipelineError(f"tile {tile_id} failed: {error_text(exc)}") from exc
+        return TileOutcome(tile_id, "failed", error=f"{error_text(exc)}")
 
 
 def _run_tile_once(config: RunConfig, plan: RunPlan, tile_id: str) -> TileOutcome:

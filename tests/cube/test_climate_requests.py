@@ -3,8 +3,9 @@
 A climate store built from the demo world's netCDF files on ``file://``, ``memory://`` and a real
 moto server (``s3://``, root conftest ``s3_server``). ``file_status`` is checked by one listing of
 its chunk keys; a store with files not stored fails with the same message on every store. On S3
-the requests are counted (``S3FileSystem._call_s3``): opening the store costs one LIST and no read
-per file, reading a tile one GET per chunk, a missing marker one GET.
+the HTTP requests are counted by a proxy before moto (whichever client sends them: s3fs for JSON
+and listings, obstore for zarr chunks): opening the store costs one LIST and no read per file,
+reading a tile one GET per chunk, a missing marker one GET.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-import s3fs
 import zarr
+from faultproxy import FaultProxy
 
 from gsocseq.cube import resolve_region
 from gsocseq.cube.climate import (
@@ -107,25 +108,25 @@ def test_store_with_no_file_stored_names_them_all(climate) -> None:
 
 
 @pytest.fixture
-def s3_requests(monkeypatch) -> Iterator[list[tuple[str, str]]]:
-    """Every S3 request made while the test runs: ``(method, key)``."""
-    seen: list[tuple[str, str]] = []
-    original = s3fs.S3FileSystem._call_s3
+def s3_proxy(s3_server) -> Iterator[FaultProxy]:
+    """A proxy (no faults) before moto that logs every HTTP request reaching S3, from any client."""
+    proxy = FaultProxy(s3_server.endpoint_url).start()
+    yield proxy
+    proxy.stop()
 
-    async def counted(self, method, *args, **kwargs):
-        seen.append((method, str(kwargs.get("Key") or kwargs.get("Prefix") or "")))
-        return await original(self, method, *args, **kwargs)
 
-    monkeypatch.setattr(s3fs.S3FileSystem, "_call_s3", counted)
-    yield seen
+def _via(proxy: FaultProxy, so: dict[str, Any]) -> dict[str, Any]:
+    """Storage options that reach moto through ``proxy``."""
+    return {**so, "client_kwargs": {"endpoint_url": proxy.endpoint_url}}
 
 
 @pytest.mark.parametrize("climate", ["s3"], indirect=True)
-def test_s3_open_lists_once_and_reads_a_tile_without_heads(climate, s3_requests) -> None:
+def test_s3_open_lists_once_and_reads_a_tile_without_heads(climate, s3_proxy) -> None:
     cube, so, region, spec = climate
     n_files = len(climate_files(spec))
+    s3_requests = s3_proxy.requests
     s3_requests.clear()
-    store = ClimateStore(cube, so)
+    store = ClimateStore(cube, _via(s3_proxy, so))
     kinds = collections.Counter(m for m, _ in s3_requests)
     # root + latitude/longitude (metadata and one chunk each) + variables' and file_status'
     # metadata + ONE listing of file_status: no read per file, no HEAD
@@ -147,16 +148,18 @@ def test_s3_open_lists_once_and_reads_a_tile_without_heads(climate, s3_requests)
     assert len(s3_requests) == chunks
 
 
-def test_s3_missing_object_is_one_get(s3_server, s3_bucket, s3_requests) -> None:
-    so = dict(s3_server.storage_options)
+def test_s3_missing_object_is_one_get(s3_server, s3_bucket, s3_proxy) -> None:
+    so = _via(s3_proxy, s3_server.storage_options)
+    s3_requests = s3_proxy.requests
     s3_requests.clear()
     assert read_bytes(f"{s3_bucket}/x/_done/t.json", so) is None
     assert [m for m, _ in s3_requests] == ["get_object"]
 
 
-def test_s3_marker_write_is_one_put_and_reads_back(s3_server, s3_bucket, s3_requests) -> None:
-    so = dict(s3_server.storage_options)
+def test_s3_marker_write_is_one_put_and_reads_back(s3_server, s3_bucket, s3_proxy) -> None:
+    so = _via(s3_proxy, s3_server.storage_options)
     url = f"{s3_bucket}/x/_done/t.json"
+    s3_requests = s3_proxy.requests
     s3_requests.clear()
     write_json(url, {"tile": "t", "modelled": 3}, so)
     assert [m for m, _ in s3_requests] == ["put_object"], s3_requests  # atomic on S3: no tmp
