@@ -1,20 +1,21 @@
 """zarr's S3 client: fsspec storage options translated for obstore (Rust's ``object_store``).
 
 Owns :func:`obstore_s3`: the client that :func:`gsocseq.cube.tile_writer.zarr_store` gives zarr's
-``ObjectStore`` for ``s3://`` cubes, built from the same fsspec storage options as every other read
-and with the run's retry policy, or ``None`` where the options cannot be carried over exactly (the
-caller then keeps s3fs). Why: a chunk request costs s3fs/aiobotocore ≈ 2–5 ms of CPU (request
-signing and event hooks in Python), obstore ≈ 1 ms, and a tile task makes ≈ 60 of them.
+``ObjectStore`` for ``s3://`` cubes (and :mod:`gsocseq.storage` uses for small objects), built
+from the same fsspec storage options as every other read and with the run's retry policy, or
+``None`` where the options cannot be carried over exactly (the caller then keeps s3fs). Why: a
+chunk request costs s3fs/aiobotocore ≈ 2–5 ms of CPU (request signing and event hooks in Python),
+obstore ≈ 1 ms, and a tile task makes ≈ 60 of them.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
-
-from gsocseq.storage import S3_MAX_ATTEMPTS, retry_backoff_s
 
 __all__ = ["FSSPEC_ONLY", "obstore_s3", "s3_config"]
 
@@ -74,28 +75,45 @@ def s3_config(storage_options: Mapping[str, Any] | None) -> dict[str, Any] | Non
     return cfg
 
 
-def obstore_s3(url: str, storage_options: Mapping[str, Any] | None = None) -> Any | None:
+def obstore_s3(url: str, storage_options: Mapping[str, Any] | None = None, *, attempts: int,
+               backoff_s: float) -> Any | None:
     """Return an ``obstore`` ``S3Store`` rooted at the ``s3://bucket/prefix`` URL, or ``None``.
 
     ``None`` where :func:`s3_config` cannot carry the options over or :data:`FSSPEC_ONLY` is set.
-    Retries: 5xx answers, dropped connections and timeouts, ``S3_MAX_ATTEMPTS`` attempts in all (or
-    ``config_kwargs["retries"]["max_attempts"]`` when given) with exponential back-off from
-    :func:`gsocseq.storage.retry_backoff_s` (s), as the s3fs requests have.
+    Retries: 5xx and 429 answers, dropped connections and timeouts, ``attempts`` in all (or
+    ``config_kwargs["retries"]["max_attempts"]`` when the options give it), exponential back-off
+    from ``backoff_s`` (s; ×2 per retry, at most 16×). One client per process and arguments: its
+    connections are reused.
     """
     if os.environ.get(FSSPEC_ONLY, "") not in ("", "0"):
         return None
+    key = json.dumps(dict(storage_options or {}), sort_keys=True, default=str)
+    bucket, _, prefix = url.split("://", 1)[1].partition("/")
+    return _client(bucket, prefix.strip("/"), key, attempts, backoff_s, _environment())
+
+
+def _environment() -> tuple[str | None, ...]:
+    """Return the environment variables :func:`s3_config` reads (part of the client cache's key)."""
+    return tuple(os.environ.get(v) for v in (*_ENV_CREDENTIALS, "AWS_ENDPOINT_URL_S3",
+                                              "AWS_ENDPOINT_URL", "AWS_REGION",
+                                              "AWS_DEFAULT_REGION"))
+
+
+@functools.lru_cache(maxsize=32)
+def _client(bucket: str, prefix: str, options: str, attempts: int, backoff_s: float,
+            _env: tuple[str | None, ...]) -> Any | None:
+    storage_options = json.loads(options)
     cfg = s3_config(storage_options)
     if cfg is None:
         return None
     from obstore.store import S3Store
 
-    bucket, _, prefix = url.split("://", 1)[1].partition("/")
-    retries = ((storage_options or {}).get("config_kwargs") or {}).get("retries") or {}
-    attempts = int(retries.get("max_attempts", S3_MAX_ATTEMPTS))
-    backoff = max(retry_backoff_s(), 1e-3)
+    retries = (storage_options.get("config_kwargs") or {}).get("retries") or {}
+    attempts = int(retries.get("max_attempts", attempts))
+    backoff = max(backoff_s, 1e-3)
     retry = {"max_retries": max(attempts - 1, 0), "retry_timeout": timedelta(minutes=3),
              "backoff": {"init_backoff": timedelta(seconds=backoff),
                          "max_backoff": timedelta(seconds=16 * backoff), "base": 2}}
     client = {"allow_http": str(cfg.get("endpoint", "")).startswith("http://")}
-    return S3Store(bucket, prefix=prefix.strip("/") or None, config=cfg, client_options=client,
+    return S3Store(bucket, prefix=prefix or None, config=cfg, client_options=client,
                    retry_config=retry)

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from fsspec.core import url_to_fs
 
 from gsocseq.errors import StorageError
+from gsocseq.object_store import obstore_s3
 
 __all__ = [
     "RETRY_BACKOFF_ENV", "S3_MAX_ATTEMPTS", "TILE_ATTEMPTS", "TILE_BACKOFF_S", "StorageError",
@@ -78,6 +79,22 @@ def small_object_options(
     return out
 
 
+def _small_object_client(
+    url: str, storage_options: Mapping[str, Any] | None
+) -> tuple[Any | None, str]:
+    """Return ``(obstore client of the bucket, key)`` for an ``s3://`` URL, ``(None, "")`` else.
+
+    The client of :func:`gsocseq.object_store.obstore_s3` (≈ a third of s3fs's CPU per request);
+    ``None`` where the options do not carry over (s3fs then).
+    """
+    if not str(url).startswith(("s3://", "s3a://")):
+        return None, ""
+    bucket, _, key = str(url).split("://", 1)[1].partition("/")
+    client = obstore_s3(f"s3://{bucket}", storage_options, attempts=S3_MAX_ATTEMPTS,
+                        backoff_s=retry_backoff_s())
+    return client, key
+
+
 def _is_object_store(fs: Any) -> bool:
     """Whether ``fs`` is an object store (no folders; a PUT replaces an object atomically)."""
     protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
@@ -110,6 +127,12 @@ def put_bytes(url: str, data: bytes, storage_options: Mapping[str, Any] | None =
     writer leaves nothing); elsewhere via a temporary key and a move. On S3 that is 1 request
     instead of 6 (PUT, HEAD, LIST ×2, COPY, DELETE) for every completion marker.
     """
+    client, key = _small_object_client(url, storage_options)
+    if client is not None:
+        import obstore
+
+        obstore.put(client, key, data)
+        return
     fs, path = filesystem(url, storage_options)
     if _is_object_store(fs):
         fs.pipe_file(path, data)
@@ -148,8 +171,16 @@ def remove_temporaries(url: str, storage_options: Mapping[str, Any] | None = Non
 def read_bytes(url: str, storage_options: Mapping[str, Any] | None = None) -> bytes | None:
     """Return the bytes at ``url``, or ``None`` if there is no such object.
 
-    One GET on S3 (:func:`small_object_options`), a 404 for a missing object.
+    One GET on S3 (obstore, or s3fs with :func:`small_object_options`), a 404 for a missing object.
     """
+    client, key = _small_object_client(url, storage_options)
+    if client is not None:
+        import obstore
+
+        try:
+            return bytes(obstore.get(client, key).bytes())
+        except FileNotFoundError:
+            return None
     fs, path = filesystem(url, small_object_options(url, storage_options))
     fs.invalidate_cache(path)  # other processes write markers: never trust a cached listing
     try:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 from gsocseq.errors import StorageError
-from gsocseq.storage import filesystem, small_object_options
+from gsocseq.storage import error_text, read_bytes
 
 T = TypeVar("T")
 
@@ -42,11 +42,13 @@ class RootCache(Generic[T]):
 
     def get(self, url: str, storage_options: Mapping[str, Any] | None = None) -> T:
         """Return the object opened from the group at ``url``, reused while its root is unchanged."""
-        fs, path = filesystem(url, small_object_options(url, storage_options))  # one GET on S3
+        root = url.rstrip("/") + "/zarr.json"
         try:
-            token = bytes(fs.cat_file(path.rstrip("/") + "/zarr.json"))
-        except (FileNotFoundError, OSError) as exc:
-            raise self.error(f"{self.what} {url}: cannot open: no zarr.json ({exc})") from exc
+            token = read_bytes(root, storage_options)  # one GET on S3
+        except OSError as exc:
+            raise self.error(f"{self.what} {url}: cannot open: {error_text(exc)}") from exc
+        if token is None:
+            raise self.error(f"{self.what} {url}: cannot open: no zarr.json at {root}")
         key = (url, json.dumps(dict(storage_options or {}), sort_keys=True, default=str))
         hit = self._items.get(key)
         if hit is not None and hit[0] == token:

@@ -25,7 +25,7 @@ from gsocseq.cube.grid import TileKey
 from gsocseq.cube.root_cache import RootCache
 from gsocseq.errors import StorageError
 from gsocseq.object_store import obstore_s3
-from gsocseq.storage import error_text, small_object_options
+from gsocseq.storage import S3_MAX_ATTEMPTS, error_text, retry_backoff_s, small_object_options
 
 
 def zarr_store(url: str, storage_options: Mapping[str, Any] | None = None, *,
@@ -39,7 +39,8 @@ def zarr_store(url: str, storage_options: Mapping[str, Any] | None = None, *,
     if url.startswith("file://"):
         return zarr.storage.LocalStore(url.removeprefix("file://"), read_only=read_only)
     if url.startswith(("s3://", "s3a://")):
-        client = obstore_s3(url, storage_options)
+        client = obstore_s3(url, storage_options, attempts=S3_MAX_ATTEMPTS,
+                            backoff_s=retry_backoff_s())
         if client is not None:
             return zarr.storage.ObjectStore(client, read_only=read_only)
     return zarr.storage.FsspecStore.from_url(

@@ -7,6 +7,7 @@ and moto. The options translation is checked as data (no request needed).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,8 @@ from faultproxy import FaultProxy
 from gsocseq.cube.tile_writer import zarr_store
 from gsocseq.object_store import FSSPEC_ONLY, obstore_s3, s3_config
 from gsocseq.storage import error_text, is_transient
+
+pytestmark = [pytest.mark.s3]
 
 _CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_WEB_IDENTITY_TOKEN_FILE",
                    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
@@ -54,7 +57,7 @@ def test_options_carry_over(bare_env) -> None:
 ])
 def test_options_that_do_not_carry_over_keep_s3fs(bare_env, so: dict[str, Any]) -> None:
     assert s3_config(so) is None
-    assert obstore_s3("s3://b/c.zarr", so) is None
+    assert obstore_s3("s3://b/c.zarr", so, attempts=2, backoff_s=0.1) is None
     assert type(zarr_store("s3://b/c.zarr", so)).__name__ == "FsspecStore"
 
 
@@ -134,3 +137,20 @@ def test_an_endpoint_that_went_away_is_transient(s3_server, s3_bucket, proxy, mo
     with pytest.raises(Exception) as err:
         arr[:]
     assert is_transient(err.value), err.value
+
+
+def test_small_objects_through_obstore_as_through_s3fs(s3_server, s3_bucket, monkeypatch) -> None:
+    from gsocseq.storage import _small_object_client, put_bytes, read_bytes, read_json, write_json
+
+    so = s3_server.storage_options
+    url = f"{s3_bucket}/run/_done/t1.json"
+    assert _small_object_client(url, so)[0] is not None
+    write_json(url, {"tile": "t1"}, so)
+    assert json.loads(s3_server.fs().cat_file(url.removeprefix("s3://"))) == {"tile": "t1"}
+    assert read_json(url, so) == {"tile": "t1"}
+    assert read_bytes(f"{url}.missing", so) is None
+    put_bytes(f"{s3_bucket}/a b/ü.bin", b"\x00\x01", so)  # keys that need quoting
+    monkeypatch.setenv(FSSPEC_ONLY, "1")
+    assert _small_object_client(url, so)[0] is None
+    assert read_json(url, so) == {"tile": "t1"}
+    assert read_bytes(f"{s3_bucket}/a b/ü.bin", so) == b"\x00\x01"
