@@ -35,6 +35,7 @@ import numpy as np
 
 from gsocseq.sources.adapters import SOURCE_ATTEMPTS
 from gsocseq.sources.spec import SourcesConfig, SourceSpec, options_for
+from gsocseq.sources.vrt import parse_vrt
 from gsocseq.storage import call_with_retries, filesystem
 
 log = logging.getLogger(__name__)
@@ -119,32 +120,18 @@ def vrt_members(url: str, storage_options: Mapping[str, Any] | None = None) -> l
     """
     if not url.lower().endswith(".vrt"):
         return []
-    import posixpath
-    import xml.etree.ElementTree as ET
-
     fs, path = filesystem(url, storage_options)
     try:
         text = call_with_retries(lambda: fs.cat_file(path), what=f"source file {url}",
                                  attempts=SOURCE_ATTEMPTS)
-        root = ET.fromstring(text)
+        members = parse_vrt(text, url)
     except Exception as exc:  # noqa: BLE001 — reported by the read; its own key is 'unavailable'
         log.warning("VRT %s: members not keyed (%s: %s)", url, type(exc).__name__, exc)
         return []
-    base = url.rsplit("/", 1)[0]
-    members: set[str] = set()
-    for node in root.iter("SourceFilename"):
-        name = (node.text or "").strip()
-        if not name:
-            continue
-        if node.get("relativeToVRT") == "1":
-            members.add(f"{base}/{posixpath.normpath(name)}")
-        elif name.startswith("/vsicurl/") and "://" in name:
-            members.add(name.removeprefix("/vsicurl/"))
-        elif "://" in name and not name.startswith("/vsi"):
-            members.add(name)
-        else:  # /vsizip/…, absolute local paths: not a URL this store can key
-            log.warning("VRT %s: member %s not keyed (not a URL)", url, name)
-    return sorted(members)
+    for m in members:
+        if m.url is None:  # /vsizip/…, absolute local paths: not a URL this store can key
+            log.warning("VRT %s: member %s not keyed (not a URL)", url, m.name)
+    return sorted({m.url for m in members if m.url is not None})
 
 
 def source_key(spec: SourceSpec, storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:

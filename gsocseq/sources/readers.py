@@ -34,6 +34,7 @@ from rasterio.windows import Window, from_bounds
 
 from gsocseq.errors import GridMismatchError, SourceError
 from gsocseq.gdal_paths import clear_http_cache, gdal_env, gdal_source, open_raster
+from gsocseq.sources.vrt import failing_members
 from gsocseq.storage import filesystem
 
 T = TypeVar("T")
@@ -243,7 +244,32 @@ def _read_raster(
         raise
     except (rasterio.errors.RasterioIOError, FileNotFoundError, OSError) as exc:
         cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
-        raise SourceError(f"{where}: cannot open or read raster: {exc}{cause}") from exc
+        bad = _failing_vrt_members(url, bounds, storage_options)
+        named = f"; member(s) that cannot be read: {'; '.join(bad)}" if bad else ""
+        raise SourceError(f"{where}: cannot open or read raster: {exc}{cause}{named}") from exc
+
+
+def _failing_vrt_members(url: str, bounds: Bounds, storage_options: Mapping[str, Any] | None
+                         ) -> list[str]:
+    """After a failed read of a VRT: its members under ``bounds`` (degrees) that cannot be read.
+
+    GDAL's error names the VRT only; this opens the VRT again for its grid (a VRT that cannot be
+    opened: none), and :func:`~gsocseq.sources.vrt.failing_members` tries the members whose
+    placement meets the window. Other files: none.
+    """
+    if not url.lower().endswith(".vrt"):
+        return []
+    from rasterio.warp import transform_bounds
+
+    source = gdal_source(url, storage_options)
+    try:
+        with gdal_env(source), open_raster(source) as vrt:
+            w, s, e, n = transform_bounds("EPSG:4326", vrt.crs, *bounds) if vrt.crs else bounds
+            win = from_bounds(w, s, e, n, vrt.transform)
+    except Exception:  # noqa: BLE001 — the VRT itself cannot be opened: GDAL's error says so
+        return []
+    return failing_members(url, (win.col_off, win.row_off, win.width, win.height),
+                           storage_options)
 
 
 def _set_gdal_cache() -> None:

@@ -28,6 +28,7 @@ from gsocseq.gdal_paths import (
     s3_session_options,
 )
 from gsocseq.sources.readers import RASTERS, read_raster_window
+from gsocseq.sources.vrt import failing_members
 
 N = 120  # cells per member, 0.01°
 BOX = (0.2, -1.0, 2.2, -0.2)  # across both members
@@ -112,8 +113,14 @@ def test_vrt_on_s3_is_read_through_faults_and_a_persistent_one_names_source_and_
         proxy.fail_paths = ("v/m1.tif",)
         with pytest.raises(SourceError) as err:
             read_raster_window(url, BOX, so, source="soc")
-        # the VRT is named, with GDAL's reason (the S3 error message of the member's answer)
+        # the VRT is named, with GDAL's reason (the S3 error message of the member's answer), and
+        # the member that cannot be read (only it: the other member under the window reads)
         assert re.search(rf"source 'soc' at {re.escape(url)}: cannot .*injected fault", str(err.value))
+        named = str(err.value).split("member(s) that cannot be read: ", 1)[1]
+        assert named.startswith(f"{s3_bucket}/v/m1.tif: ") and "m0.tif" not in named, named
+        # only members placed under the window are tried (m0 holds VRT columns 0..N-1)
+        assert failing_members(url, (0, 0, N // 2, N), so) == []
+        assert [b.split(": ")[0] for b in failing_members(url, None, so)] == [f"{s3_bucket}/v/m1.tif"]
         assert proxy.counts["fail"] > 1  # GDAL asked again before giving up
 
         proxy.fail_paths = ()  # back: the failed answer is not remembered
