@@ -76,11 +76,11 @@ class Measured:
 
 
 MEASURED = Measured(
-    px_per_cpu_s=43744.1, input_bytes_per_cell=62.94, product_bytes_per_cell=129.17,
-    source="bench_pipeline.py 2026-11-30 (evening), s3 (moto), demo world 6 tiles of 240², "
+    px_per_cpu_s=59597.0, input_bytes_per_cell=63.05, product_bytes_per_cell=129.17,
+    source="bench_pipeline.py 2026-11-30 (night, obstore), s3 (moto), demo world 6 tiles of 240², "
            "cached pass",
 )
-"""``measured_from_bench`` of that run's report (2-core VM, load average ≈ 0.2–1.6)."""
+"""``measured_from_bench`` of that run's report (2-core VM, load average ≈ 0.3–1.6)."""
 
 
 def measured_from_bench(path: Path, store: str = "s3") -> Measured:
