@@ -26,8 +26,9 @@ from gsocseq.object_store import obstore_s3
 __all__ = [
     "RETRY_BACKOFF_ENV", "S3_MAX_ATTEMPTS", "TILE_ATTEMPTS", "TILE_BACKOFF_S", "StorageError",
     "call_with_retries", "retry_backoff_s",
-    "dumps", "ensure_parent", "error_text", "exists", "filesystem", "is_transient", "list_names", "put_bytes",
-    "put_file", "read_bytes", "read_json", "remove_temporaries", "small_object_options",
+    "dumps", "ensure_parent", "error_text", "exists", "filesystem", "is_transient", "list_names",
+    "put_bytes", "put_file", "read_bytes", "read_json", "remove_temporaries", "s3_client",
+    "small_object_options",
     "with_s3_retries", "write_json", "write_json_if_changed",
 ]
 
@@ -49,6 +50,8 @@ RETRY_BACKOFF_ENV: str = "GSOCSEQ_RETRY_BACKOFF_S"
 _FLAT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}
 #: An HTTP 4xx answer but 408 (timeout) and 429 (slow down) in obstore's error text.
 _CLIENT_STATUS = re.compile(r"status code: 4(?!08|29)\d\d")
+#: Where obstore's error text turns into its multi-line debug dump.
+_OBSTORE_DEBUG = "\n\nDebug source:"
 _PERMANENT: tuple[type[BaseException], ...] = (
     FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError,
 )
@@ -79,20 +82,24 @@ def small_object_options(
     return out
 
 
-def _small_object_client(
-    url: str, storage_options: Mapping[str, Any] | None
-) -> tuple[Any | None, str]:
-    """Return ``(obstore client of the bucket, key)`` for an ``s3://`` URL, ``(None, "")`` else.
+def s3_client(url: str, storage_options: Mapping[str, Any] | None = None) -> Any | None:
+    """Return the obstore client rooted at an ``s3://bucket/prefix`` URL, ``None`` elsewhere.
 
-    The client of :func:`gsocseq.object_store.obstore_s3` (≈ a third of s3fs's CPU per request);
-    ``None`` where the options do not carry over (s3fs then).
+    :func:`gsocseq.object_store.obstore_s3` with this module's retry policy (≈ a third of s3fs's
+    CPU per request); ``None`` for other stores and where the options do not carry over (s3fs
+    then). Used for the zarr cubes and the small objects here.
     """
     if not str(url).startswith(("s3://", "s3a://")):
-        return None, ""
-    bucket, _, key = str(url).split("://", 1)[1].partition("/")
-    client = obstore_s3(f"s3://{bucket}", storage_options, attempts=S3_MAX_ATTEMPTS,
-                        backoff_s=retry_backoff_s())
-    return client, key
+        return None
+    return obstore_s3(str(url), storage_options, attempts=S3_MAX_ATTEMPTS,
+                      backoff_s=retry_backoff_s())
+
+
+def _bucket_client(url: str, storage_options: Mapping[str, Any] | None) -> tuple[Any | None, str]:
+    """Return ``(s3_client of the URL's bucket, key in it)``; ``(None, key)`` off obstore."""
+    scheme, _, rest = str(url).partition("://")
+    bucket, _, key = rest.partition("/")
+    return s3_client(f"{scheme}://{bucket}", storage_options), key
 
 
 def _is_object_store(fs: Any) -> bool:
@@ -127,7 +134,7 @@ def put_bytes(url: str, data: bytes, storage_options: Mapping[str, Any] | None =
     writer leaves nothing); elsewhere via a temporary key and a move. On S3 that is 1 request
     instead of 6 (PUT, HEAD, LIST ×2, COPY, DELETE) for every completion marker.
     """
-    client, key = _small_object_client(url, storage_options)
+    client, key = _bucket_client(url, storage_options)
     if client is not None:
         import obstore
 
@@ -173,7 +180,7 @@ def read_bytes(url: str, storage_options: Mapping[str, Any] | None = None) -> by
 
     One GET on S3 (obstore, or s3fs with :func:`small_object_options`), a 404 for a missing object.
     """
-    client, key = _small_object_client(url, storage_options)
+    client, key = _bucket_client(url, storage_options)
     if client is not None:
         import obstore
 
@@ -286,7 +293,7 @@ def is_transient(exc: BaseException) -> bool:
 
 def error_text(exc: BaseException) -> str:
     """Return ``"<type>: <message>"`` for an error message, without obstore's debug dump."""
-    return f"{type(exc).__name__}: {str(exc).split(chr(10) + chr(10) + 'Debug source:')[0].strip()}"
+    return f"{type(exc).__name__}: {str(exc).split(_OBSTORE_DEBUG)[0].strip()}"
 
 
 def retry_backoff_s() -> float:

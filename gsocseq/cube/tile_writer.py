@@ -24,23 +24,21 @@ from zarr.core.sync import sync
 from gsocseq.cube.grid import TileKey
 from gsocseq.cube.root_cache import RootCache
 from gsocseq.errors import StorageError
-from gsocseq.object_store import obstore_s3
-from gsocseq.storage import S3_MAX_ATTEMPTS, error_text, retry_backoff_s, small_object_options
+from gsocseq.storage import error_text, s3_client, small_object_options
 
 
 def zarr_store(url: str, storage_options: Mapping[str, Any] | None = None, *,
                read_only: bool = False) -> zarr.abc.store.Store:
     """Return a zarr store for a URL: ``LocalStore`` (``file://``), ``ObjectStore`` or ``FsspecStore``.
 
-    ``s3://`` through obstore where the options carry over (:func:`gsocseq.object_store.obstore_s3`:
+    ``s3://`` through obstore where the options carry over (:func:`gsocseq.storage.s3_client`:
     a third to a half of s3fs's CPU per chunk), else fsspec with
     :func:`~gsocseq.storage.small_object_options` (on S3 one GET per object, no HEAD).
     """
     if url.startswith("file://"):
         return zarr.storage.LocalStore(url.removeprefix("file://"), read_only=read_only)
     if url.startswith(("s3://", "s3a://")):
-        client = obstore_s3(url, storage_options, attempts=S3_MAX_ATTEMPTS,
-                            backoff_s=retry_backoff_s())
+        client = s3_client(url, storage_options)
         if client is not None:
             return zarr.storage.ObjectStore(client, read_only=read_only)
     return zarr.storage.FsspecStore.from_url(

@@ -194,7 +194,7 @@ def run_tile(
     except Exception as exc:
         if raise_errors:
             raise PipelineError(f"tile {tile_id} failed: {error_text(exc)}") from exc
-        return TileOutcome(tile_id, "failed", error=f"{error_text(exc)}")
+        return TileOutcome(tile_id, "failed", error=error_text(exc))
 
 
 def _run_tile_once(config: RunConfig, plan: RunPlan, tile_id: str) -> TileOutcome:

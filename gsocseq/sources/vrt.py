@@ -65,10 +65,10 @@ def failing_members(
     """Return ``"<member URL>: <error>"`` for members of the VRT at ``url`` that cannot be read.
 
     Only members whose ``DstRect`` meets ``window`` (column offset, row offset, width, height in
-    the VRT's pixels; ``None``: every member) are tried, at most ``limit`` of them: the first byte
-    read through fsspec (GDAL may answer a member it read before from its cache, even after
-    :func:`~gsocseq.gdal_paths.clear_http_cache`), then opened and one pixel read through GDAL. Called after a
-    VRT read failed, to name the sub-tile; an unreadable VRT document gives none.
+    the VRT's pixels; ``None``: every member) are tried, at most ``limit`` of them: the first
+    byte read through fsspec (GDAL may answer a member it read before from its cache, even after
+    :func:`~gsocseq.gdal_paths.clear_http_cache`), then opened and one pixel read through GDAL.
+    Called after a VRT read failed, to name the sub-tile; an unreadable VRT document gives none.
     """
     from rasterio.windows import Window
 

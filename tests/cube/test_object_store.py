@@ -140,17 +140,17 @@ def test_an_endpoint_that_went_away_is_transient(s3_server, s3_bucket, proxy, mo
 
 
 def test_small_objects_through_obstore_as_through_s3fs(s3_server, s3_bucket, monkeypatch) -> None:
-    from gsocseq.storage import _small_object_client, put_bytes, read_bytes, read_json, write_json
+    from gsocseq.storage import put_bytes, read_bytes, read_json, s3_client, write_json
 
     so = s3_server.storage_options
     url = f"{s3_bucket}/run/_done/t1.json"
-    assert _small_object_client(url, so)[0] is not None
+    assert s3_client(url, so) is not None
     write_json(url, {"tile": "t1"}, so)
     assert json.loads(s3_server.fs().cat_file(url.removeprefix("s3://"))) == {"tile": "t1"}
     assert read_json(url, so) == {"tile": "t1"}
     assert read_bytes(f"{url}.missing", so) is None
     put_bytes(f"{s3_bucket}/a b/ü.bin", b"\x00\x01", so)  # keys that need quoting
     monkeypatch.setenv(FSSPEC_ONLY, "1")
-    assert _small_object_client(url, so)[0] is None
+    assert s3_client(url, so) is None
     assert read_json(url, so) == {"tile": "t1"}
     assert read_bytes(f"{s3_bucket}/a b/ü.bin", so) == b"\x00\x01"
