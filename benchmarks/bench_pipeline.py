@@ -183,11 +183,12 @@ def tile_pass(client: Any, config: Any, plan: Any, cache_size: int) -> dict[str,
 def bench_store(store: str, base: str, so: dict[str, Any], scale: int, tile_size: int,
                 workers: int) -> dict[str, Any]:
     """Benchmark one store and region size (scale 1: 2 × 3 tiles; scale 4: 4 × 6 tiles)."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     from gsocseq.config import RunConfig
     from gsocseq.demo import write_demo_world
     from gsocseq.pipeline import finish_region, plan_run, prepare_inputs, prepare_outputs
+    from gsocseq.pipeline.run import local_cluster
 
     ty, tx = (2, 3) if scale == 1 else (4, 6)
     t = time.perf_counter()
@@ -197,15 +198,13 @@ def bench_store(store: str, base: str, so: dict[str, Any], scale: int, tile_size
     config = RunConfig(region="demo", out=f"{base}/out-x{scale}", sources=sources,
                        tile_size=tile_size, storage_options=so)
     plan = plan_run(config)
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with local_cluster(workers, 1, True) as cluster, Client(cluster) as client:
         t = time.perf_counter()
         prepare_inputs(config, plan, client)
         t_inputs = time.perf_counter() - t
     prepare_outputs(config, plan)
     # a fresh cluster, so the workers' peak memory is that of the tile runs alone
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with local_cluster(workers, 1, True) as cluster, Client(cluster) as client:
         client.run(_warm_up)
         idle = client.run(_worker_peak_mib)
         # an untimed pass first: lazy imports, codecs and every kernel signature loaded, so the

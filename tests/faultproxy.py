@@ -80,6 +80,13 @@ class FaultProxy:
         """``http://127.0.0.1:PORT`` of the proxy."""
         return f"http://127.0.0.1:{self.port}"
 
+    def storage_options(self, so: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        """fsspec options ``so`` (of the upstream S3 server) that reach it through this proxy.
+
+        ``extra`` top-level options are added (e.g. ``config_kwargs`` with retries).
+        """
+        return {**so, "client_kwargs": {"endpoint_url": self.endpoint_url}, **extra}
+
     def _decide(self, path: str) -> str:
         """Return ``forward``, ``error``, ``drop`` or ``fail`` for a request path."""
         if any(p in path for p in self.fail_paths):

@@ -2,18 +2,19 @@
 
 Owns ``{cube}.climate.zarr`` (beside the cube): each (variable, file) of the climate source is read
 ONCE per run for the whole region, and its stored values — packed integers as published — are kept
-on the source grid, chunked by about a tile × as many months as a bounded write allows (all 480 for
-regions up to a large country). One writer per (variable, time chunk) (:func:`write_climate_files`)
-reads that chunk's files and writes the chunk once, so writers never share a chunk and a tile
-reads one chunk per variable and spatial chunk. :func:`read_climate_tile` decodes one tile's
-window and regrids it to the tile's 30″ cells, giving exactly the numbers the cube held when it
-stored climate at 30″ (25× fewer cells stored).
+on the source grid as one window per tile (the tile's bounds + the regridding margin: neighbouring
+windows share their margins), a chunk holding one tile's window × as many months as a bounded write
+allows (all 480 for regions up to a large country), so a tile reads ONE chunk per variable and time
+chunk, nothing outside its window. One writer per (variable, time chunk)
+(:func:`write_climate_files`) reads that chunk's files and writes every tile's chunk once, so
+writers never share a chunk. :func:`read_climate_tile` decodes one tile's window and regrids it to
+the tile's 30″ cells, giving exactly the numbers the cube held when it stored climate at 30″.
 """
 
 from __future__ import annotations
 
 import json
-import math
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -23,7 +24,7 @@ import numpy as np
 import zarr
 from zarr.core.sync import sync
 
-from gsocseq.cube.grid import RES_DEG, TileKey
+from gsocseq.cube.grid import TileKey
 from gsocseq.cube.mask import reason_codes
 from gsocseq.cube.region import Region
 from gsocseq.cube.regrid import bilinear_cells, regrid_to_cells
@@ -43,8 +44,11 @@ from gsocseq.sources.spec import SourceSpec, options_for
 from gsocseq.storage import call_with_retries, filesystem
 from gsocseq.vocabulary import Reason
 
-CLIMATE_SCHEMA_VERSION: str = "2"
-"""2: time chunks of up to all months, one writer per (variable, time chunk); 1: yearly chunks."""
+log = logging.getLogger(__name__)
+
+CLIMATE_SCHEMA_VERSION: str = "3"
+"""3: one chunk per tile window (tile + margin) and time chunk; 2: chunks of the region's source grid
+(a tile's window met 2 × 2 of them); 1: yearly chunks. A store of another version is rebuilt."""
 YEARS: range = range(FIRST_YEAR, LAST_YEAR + 1)
 N_MONTHS: int = len(YEARS) * 12
 WRITE_BYTES: int = 256 * 2**20
@@ -135,6 +139,84 @@ def _exists(url: str, so: Mapping[str, Any] | None) -> bool:
     return bool(fs.exists(path.rstrip("/") + "/zarr.json"))
 
 
+def _schema_version(url: str, so: Mapping[str, Any] | None) -> str:
+    return str(_open_group(url, so, "r").attrs.get("climate_schema_version", ""))
+
+
+def tile_window(
+    latitude: np.ndarray, longitude: np.ndarray, dlat: float, dlon: float, tile: TileKey
+) -> tuple[slice, slice]:
+    """Return the positions in (``latitude``, ``longitude``) a tile's regridding reads.
+
+    The source cells (centres, degrees) within the tile's bounds widened by ``MARGIN_CELLS``
+    cells of ``dlat``/``dlon`` degrees; empty slices when none is.
+    """
+    w, s, e, n = tile.bounds
+    m = MARGIN_CELLS
+    ilat = np.flatnonzero((latitude >= s - m * dlat) & (latitude <= n + m * dlat))
+    ilon = np.flatnonzero((longitude >= w - m * dlon) & (longitude <= e + m * dlon))
+    if ilat.size == 0 or ilon.size == 0:
+        return slice(0, 0), slice(0, 0)
+    return slice(ilat[0], ilat[-1] + 1), slice(ilon[0], ilon[-1] + 1)
+
+
+class TileWindows:
+    """The store's tiles (the region's tile rectangle) and each one's window on its source grid.
+
+    ``latitude``/``longitude``: the store's source cells (the region's window), degrees; a tile's
+    window is :func:`tile_window` of them, stored from the start of its chunk; ``shape`` (cells)
+    is the largest window, the rest of a smaller window's chunk holds the fill value.
+    """
+
+    def __init__(self, latitude: np.ndarray, longitude: np.ndarray, dlat: float, dlon: float,
+                 tile_size: int, tile_row0: int, tile_col0: int, n_rows: int, n_cols: int,
+                 shape: tuple[int, int] | None = None) -> None:
+        self.latitude, self.longitude, self.dlat, self.dlon = latitude, longitude, dlat, dlon
+        self.tile_size, self.tile_row0, self.tile_col0 = tile_size, tile_row0, tile_col0
+        self.n_rows, self.n_cols = n_rows, n_cols
+        self._windows: dict[tuple[int, int], tuple[slice, slice]] = {}
+        if shape is None:
+            every = [self.window(i, j) for i in range(n_rows) for j in range(n_cols)]
+            shape = (max([1] + [r.stop - r.start for r, _ in every]),
+                     max([1] + [c.stop - c.start for _, c in every]))
+        self.shape = shape
+
+    @classmethod
+    def of_region(cls, region: Region, latitude: np.ndarray, longitude: np.ndarray,
+                  dlat: float, dlon: float) -> TileWindows:
+        """Return the windows of every tile of ``region``'s rectangle."""
+        ts = region.tile_size
+        return cls(latitude, longitude, dlat, dlon, ts, region.origin_row // ts,
+                   region.origin_col // ts, region.n_rows // ts, region.n_cols // ts)
+
+    @classmethod
+    def of_store(cls, attrs: Mapping[str, Any], latitude: np.ndarray, longitude: np.ndarray,
+                 shape: Sequence[int]) -> TileWindows:
+        """Return the windows of an opened store: its attributes, coordinates and arrays' shape."""
+        return cls(latitude, longitude, float(attrs["dlat"]), float(attrs["dlon"]),
+                   int(attrs["tile_size"]), int(attrs["tile_row0"]), int(attrs["tile_col0"]),
+                   int(shape[0]), int(shape[1]), (int(shape[3]), int(shape[4])))
+
+    def window(self, i: int, j: int) -> tuple[slice, slice]:
+        """Return the window (positions in ``latitude``, ``longitude``) of the store's tile (i, j)."""
+        if (i, j) not in self._windows:
+            tile = TileKey(self.tile_row0 + i, self.tile_col0 + j, self.tile_size)
+            self._windows[(i, j)] = tile_window(self.latitude, self.longitude, self.dlat,
+                                                self.dlon, tile)
+        return self._windows[(i, j)]
+
+    def index(self, tile: TileKey, where: str) -> tuple[int, int]:
+        """Return the tile's (row, col) in the store's arrays; ``where`` names the store in errors."""
+        i, j = tile.row - self.tile_row0, tile.col - self.tile_col0
+        if tile.size != self.tile_size or not (0 <= i < self.n_rows and 0 <= j < self.n_cols):
+            raise SourceError(
+                f"{where}: tile {tile.id} is not one of its tiles (size {self.tile_size}, rows "
+                f"{self.tile_row0}-{self.tile_row0 + self.n_rows - 1}, cols "
+                f"{self.tile_col0}-{self.tile_col0 + self.n_cols - 1})"
+            )
+        return i, j
+
+
 def _region_window(grid: NcGrid, region: Region) -> tuple[slice, slice]:
     # One native cell more than a tile read uses, so every tile's window lies inside it.
     # (empty when the region lies outside the source: its cells then read as missing climate)
@@ -151,6 +233,12 @@ def ensure_climate(
     units); every file is then checked against them when it is read.
     """
     url = climate_url(cube_url)
+    if _exists(url, so) and (found := _schema_version(url, so)) != CLIMATE_SCHEMA_VERSION:
+        log.warning("climate store %s: schema version %r, this gsocseq writes %r: rebuilt from "
+                    "the sources", url, found, CLIMATE_SCHEMA_VERSION)
+        fs, path = filesystem(url, so)
+        fs.rm(path.rstrip("/"), recursive=True)
+        fs.invalidate_cache()
     if _exists(url, so):  # a finished store is not checked against the sources again
         if not not_stored(_open_group(url, so, "r")).any():
             return []
@@ -181,13 +269,11 @@ def _create(
                 f"than {ref.variable!r}"
             )
     rows, cols = _region_window(ref, region)
-    ny, nx = rows.stop - rows.start, cols.stop - cols.start
-    # source cells per tile (48 for a 2° tile of TerraClimate's 1/24°): a file's 1/24 is not
-    # exact (0.0416666666666643), so the ratio is 48.0000000000003 and its ceiling was 49 — chunks
-    # drifting against the tiles, so that a tile window (tile + margin) met 2 × 3 chunks
-    per_tile = max(1, math.ceil(region.tile_size * RES_DEG / min(ref.dlat, ref.dlon) - 1e-6))
+    tiles = TileWindows.of_region(region, ref.latitude[rows], ref.longitude[cols],
+                                  ref.dlat, ref.dlon)
+    wy, wx = tiles.shape
     itemsize = max(np.dtype(g.packing.dtype).itemsize for g in grids.values())
-    months = time_chunk(files, ny * nx * itemsize)
+    months = time_chunk(files, tiles.n_rows * tiles.n_cols * wy * wx * itemsize)
     _writer.cache_clear()
     items: dict[str, Any] = {}  # built in memory, then committed root-last and exclusively
     group = zarr.open_group(zarr.storage.MemoryStore(items), mode="w", zarr_format=3)
@@ -199,6 +285,7 @@ def _create(
         "first_year": FIRST_YEAR, "last_year": LAST_YEAR,
         "dlat": ref.dlat, "dlon": ref.dlon,
         "lon_offset": int(cols.start),
+        "tile_size": tiles.tile_size, "tile_row0": tiles.tile_row0, "tile_col0": tiles.tile_col0,
         "files": json.dumps([asdict(f) for f in files]),
         "packing": json.dumps({k: asdict(g.packing) for k, g in grids.items()}),
         "variables": json.dumps({k: first[k].variable for k in grids}),
@@ -212,12 +299,15 @@ def _create(
         arr[...] = values
     for key, g in grids.items():
         fill = g.packing.fills[0] if g.packing.fills else 0
-        group.create_array(
-            key, shape=(N_MONTHS, ny, nx), dtype=g.packing.dtype,
-            chunks=(months, max(1, min(ny, per_tile)), max(1, min(nx, per_tile))),
+        arr = group.create_array(
+            key, shape=(tiles.n_rows, tiles.n_cols, N_MONTHS, wy, wx), dtype=g.packing.dtype,
+            chunks=(1, 1, months, wy, wx),
             fill_value=np.array(fill).astype(g.packing.dtype), compressors=comp,
-            dimension_names=("time", "clim_latitude", "clim_longitude"),
+            dimension_names=("tile_row", "tile_col", "time", "window_latitude",
+                             "window_longitude"),
         )
+        arr.attrs["long_name"] = (f"{first[key].variable} as stored in the source, per tile: the "
+                                  "tile's window of latitude/longitude (tile_window) from [0, 0]")
     status = group.create_array("file_status", shape=(len(files),), dtype="int8", chunks=(1,),
                                 fill_value=0, dimension_names=("file",))
     status.attrs["long_name"] = "1 once the file's months are stored (order of attrs['files'])"
@@ -240,6 +330,8 @@ class _Writer:
         self.lon = np.asarray(self.group["longitude"][...])
         self.lon_offset = int(attrs["lon_offset"])
         self.arrays = {k: self.group[k] for k in self.packing}
+        self.tiles = TileWindows.of_store(attrs, self.lat, self.lon,
+                                          next(iter(self.arrays.values())).shape)
         self.status = status_array(self.group)
 
     def mark_stored(self, index: Sequence[int]) -> None:
@@ -277,7 +369,7 @@ def writer_groups(cube_url: str, index: Sequence[int], so: Mapping[str, Any] | N
     group = _open_group(climate_url(cube_url), so, "r")
     files = [ClimateFile(d["key"], d["variable"], d["url"], tuple(d["years"]))
              for d in json.loads(group.attrs["files"])]
-    months = {k: int(group[k].chunks[0]) for k in json.loads(group.attrs["packing"])}
+    months = {k: int(group[k].chunks[2]) for k in json.loads(group.attrs["packing"])}
     out: dict[tuple[str, int], list[int]] = {}
     for i in index:
         out.setdefault(_chunk_of(files[i], months[files[i].key]), []).append(i)
@@ -335,16 +427,19 @@ def write_climate_files(
         w.mark_stored(index)
         return 0
     arr = w.arrays[files[0].key]
-    months = int(arr.chunks[0])
+    months = int(arr.chunks[2])
     unit = _chunk_of(files[0], months)
     if any(_chunk_of(f, months) != unit for f in files):
         raise ValueError(f"climate files {index} are not one writer group ({unit})")
     t0 = unit[1] * months
     members = [i for i, f in enumerate(w.files) if _chunk_of(f, months) == unit]
     if sorted(members) == sorted(index):  # every month of the chunk is written now
-        buf = np.full((months, *arr.shape[1:]), arr.fill_value, dtype=arr.dtype)
+        buf = np.full((*arr.shape[:2], months, *arr.shape[3:]), arr.fill_value, dtype=arr.dtype)
     else:  # refresh of some files: keep the others' stored months
-        buf = np.asarray(arr[t0 : t0 + months])
+        buf = np.asarray(arr[:, :, t0 : t0 + months])
+    windows = [(i, j, *w.tiles.window(i, j)) for i in range(w.tiles.n_rows)
+               for j in range(w.tiles.n_cols)]
+    windows = [(i, j, r, c) for i, j, r, c in windows if r.stop > r.start]
     for f in files:
         years_in, raw = _read_file(w, f, source_so)
         for year in f.years:
@@ -355,8 +450,11 @@ def write_climate_files(
                     f"months for {year}, expected 12"
                 )
             m0 = (year - FIRST_YEAR) * 12 - t0
-            buf[m0 : m0 + 12] = raw[sel]
-    arr[t0 : t0 + months] = buf  # every spatial chunk of the time chunk, written concurrently
+            months_of_year = raw[sel]
+            for i, j, r, c in windows:
+                buf[i, j, m0 : m0 + 12, : r.stop - r.start, : c.stop - c.start] = (
+                    months_of_year[:, r, c])
+    arr[:, :, t0 : t0 + months] = buf  # every tile's chunk of the time chunk, concurrently
     w.mark_stored(index)
     return 12 * sum(len(f.years) for f in files)
 
@@ -402,6 +500,12 @@ class ClimateStore:
         except (FileNotFoundError, OSError, KeyError, ValueError) as exc:
             raise SourceError(f"climate store at {self.url}: cannot open: {exc}") from exc
         attrs = self.group.attrs
+        found = str(attrs.get("climate_schema_version", ""))
+        if found != CLIMATE_SCHEMA_VERSION:
+            raise SourceError(
+                f"climate store at {self.url}: schema version {found!r}, this gsocseq reads "
+                f"{CLIMATE_SCHEMA_VERSION!r} (building the inputs again rebuilds it)"
+            )
         self.spec = SourceSpec(**{
             k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(attrs["source"]).items()
         })
@@ -411,6 +515,8 @@ class ClimateStore:
         self.latitude = np.asarray(self.group["latitude"][...])
         self.longitude = np.asarray(self.group["longitude"][...])
         self.arrays = {k: self.group[k] for k in self.packing}  # metadata read once
+        self.tiles = TileWindows.of_store(attrs, self.latitude, self.longitude,
+                                          next(iter(self.arrays.values())).shape)
         missing = not_stored(self.group)  # one listing, no value read when all are stored
         if missing.any():
             raise SourceError(
@@ -418,20 +524,20 @@ class ClimateStore:
             )
 
     def window(self, tile: TileKey) -> tuple[slice, slice]:
-        """Return the native cells a tile's bilinear regridding reads (tile bounds + margin)."""
-        w, s, e, n = tile.bounds
-        lat, lon = self.latitude, self.longitude
-        m = MARGIN_CELLS
-        ilat = np.flatnonzero((lat >= s - m * self.dlat) & (lat <= n + m * self.dlat))
-        ilon = np.flatnonzero((lon >= w - m * self.dlon) & (lon <= e + m * self.dlon))
-        if ilat.size == 0 or ilon.size == 0:
-            return slice(0, 0), slice(0, 0)
-        return slice(ilat[0], ilat[-1] + 1), slice(ilon[0], ilon[-1] + 1)
+        """Return the native cells (of ``latitude``/``longitude``) a tile's regridding reads."""
+        return self.tiles.window(*self.tiles.index(tile, f"climate store at {self.url}"))
 
     def native(self, tile: TileKey) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-        """Return decoded native values (months, lat, lon) float64 per variable, and their coordinates."""
-        rows, cols = self.window(tile)
-        raw = {k: p.decode(self.arrays[k][:, rows, cols]) for k, p in self.packing.items()}
+        """Return decoded native values (months, lat, lon) float64 per variable, and their coordinates.
+
+        One chunk per variable and time chunk: the tile's own window.
+        """
+        i, j = self.tiles.index(tile, f"climate store at {self.url}")
+        rows, cols = self.tiles.window(i, j)
+        ny, nx = rows.stop - rows.start, cols.stop - cols.start
+        raw = {k: p.decode(self.arrays[k][i, j, :, :ny, :nx] if ny and nx else
+                           np.empty((N_MONTHS, ny, nx), self.arrays[k].dtype))
+               for k, p in self.packing.items()}
         return raw, self.latitude[rows], self.longitude[cols]
 
     def read_tile(self, tile: TileKey) -> dict[str, np.ndarray]:

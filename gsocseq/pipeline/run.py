@@ -36,6 +36,11 @@ from gsocseq.pipeline.versions import check_versions
 
 log = logging.getLogger(__name__)
 
+LOCAL_WORKER_CONFIG: dict[str, Any] = {"distributed.worker.profile.enabled": False}
+"""dask settings of the workers of a LocalCluster built here (:func:`local_cluster`): no statistical
+profiler (it samples every thread every 10 ms, ≈ 1 % of a core per worker, for a dashboard such a
+cluster does not serve). Remote clusters keep their own settings."""
+
 WORKER_WAIT_S: float = 120.0
 """How long to wait for a remote scheduler to have at least one worker, s."""
 CONNECT_S: float = 10.0
@@ -124,6 +129,19 @@ class ClusterUnavailableError(PipelineError):
     """The dask scheduler cannot be reached or has no workers."""
 
 
+def local_cluster(n_workers: int, threads_per_worker: int, processes: bool) -> Any:
+    """Return a ``distributed.LocalCluster`` (no dashboard) with :data:`LOCAL_WORKER_CONFIG`.
+
+    Use it as a context manager; its workers (nanny processes) take the settings at creation.
+    """
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set(LOCAL_WORKER_CONFIG):
+        return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                            processes=processes, dashboard_address=None)
+
+
 @contextlib.contextmanager
 def open_client(config: RunConfig, client: Any = None) -> Iterator[Any]:
     """Yield a dask client for the run (``None`` for the synchronous scheduler).
@@ -133,7 +151,7 @@ def open_client(config: RunConfig, client: Any = None) -> Iterator[Any]:
     if client is not None or config.cluster == "synchronous":
         yield client
         return
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if config.cluster is not None and "://" in config.cluster:
         with connect(config.cluster) as c:
@@ -144,7 +162,7 @@ def open_client(config: RunConfig, client: Any = None) -> Iterator[Any]:
         kwargs: dict[str, Any] = {"n_workers": 1, "threads_per_worker": n, "processes": False}
     else:
         kwargs = {"n_workers": n, "threads_per_worker": 1, "processes": True}
-    with LocalCluster(dashboard_address=None, **kwargs) as cluster, Client(cluster) as c:
+    with local_cluster(**kwargs) as cluster, Client(cluster) as c:
         yield c
 
 

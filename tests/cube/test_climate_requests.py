@@ -5,7 +5,7 @@ moto server (``s3://``, root conftest ``s3_server``). ``file_status`` is checked
 its chunk keys; a store with files not stored fails with the same message on every store. On S3
 the HTTP requests are counted by a proxy before moto (whichever client sends them: s3fs for JSON
 and listings, obstore for zarr chunks): opening the store costs one LIST and no read per file,
-reading a tile one GET per chunk, a missing marker one GET.
+reading a tile one GET per variable (its window's chunk), a missing marker one GET.
 """
 
 from __future__ import annotations
@@ -115,18 +115,13 @@ def s3_proxy(s3_server) -> Iterator[FaultProxy]:
     proxy.stop()
 
 
-def _via(proxy: FaultProxy, so: dict[str, Any]) -> dict[str, Any]:
-    """Storage options that reach moto through ``proxy``."""
-    return {**so, "client_kwargs": {"endpoint_url": proxy.endpoint_url}}
-
-
 @pytest.mark.parametrize("climate", ["s3"], indirect=True)
 def test_s3_open_lists_once_and_reads_a_tile_without_heads(climate, s3_proxy) -> None:
     cube, so, region, spec = climate
     n_files = len(climate_files(spec))
     s3_requests = s3_proxy.requests
     s3_requests.clear()
-    store = ClimateStore(cube, _via(s3_proxy, so))
+    store = ClimateStore(cube, s3_proxy.storage_options(so))
     kinds = collections.Counter(m for m, _ in s3_requests)
     # root + latitude/longitude (metadata and one chunk each) + variables' and file_status'
     # metadata + ONE listing of file_status: no read per file, no HEAD
@@ -137,19 +132,18 @@ def test_s3_open_lists_once_and_reads_a_tile_without_heads(climate, s3_proxy) ->
     tile = region.tiles[0]
     raw, _, _ = store.native(tile)
     assert set(raw) == set(store.packing)
-    rows, cols = store.window(tile)
-    chunks = 0  # chunks of the tile's window, all months
-    for k in store.packing:
-        ct, cy, cx = store.arrays[k].chunks
-        nt = -(-store.arrays[k].shape[0] // ct)
-        chunks += nt * len(range(rows.start // cy, (rows.stop - 1) // cy + 1)) * len(
-            range(cols.start // cx, (cols.stop - 1) // cx + 1))
+    # the tile's window is one chunk per variable and time chunk (all 480 months on the demo)
+    chunks = sum(-(-arr.shape[2] // arr.chunks[2]) for arr in store.arrays.values())
+    assert chunks == len(store.packing)
     assert s3_requests and all(m == "get_object" for m, _ in s3_requests), s3_requests
     assert len(s3_requests) == chunks
+    i, j = store.tiles.index(tile, "test")
+    assert sorted(key for _, key in s3_requests) == sorted(
+        f"{climate_url(cube).split('/', 3)[3]}/{k}/c/{i}/{j}/0/0/0" for k in store.packing)
 
 
 def test_s3_missing_object_is_one_get(s3_server, s3_bucket, s3_proxy) -> None:
-    so = _via(s3_proxy, s3_server.storage_options)
+    so = s3_proxy.storage_options(s3_server.storage_options)
     s3_requests = s3_proxy.requests
     s3_requests.clear()
     assert read_bytes(f"{s3_bucket}/x/_done/t.json", so) is None
@@ -157,7 +151,7 @@ def test_s3_missing_object_is_one_get(s3_server, s3_bucket, s3_proxy) -> None:
 
 
 def test_s3_marker_write_is_one_put_and_reads_back(s3_server, s3_bucket, s3_proxy) -> None:
-    so = _via(s3_proxy, s3_server.storage_options)
+    so = s3_proxy.storage_options(s3_server.storage_options)
     url = f"{s3_bucket}/x/_done/t.json"
     s3_requests = s3_proxy.requests
     s3_requests.clear()

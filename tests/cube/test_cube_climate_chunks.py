@@ -1,7 +1,8 @@
-"""The climate store's layout: months per chunk, one writer per (variable, time chunk), refreshes.
+"""The climate store's layout: one chunk per tile window, months per chunk, writers, refreshes.
 
-A store built from the demo world (file store), read back against the source files; a refresh of
-one file rewrites that file's months only, keeping the other months of its chunk as stored.
+A store built from the demo world (file store), read back against the source files tile window by
+tile window; a refresh of one file rewrites that file's months only, keeping the other months of
+its chunk as stored; a store of an older layout is refused by the reader and rebuilt by the build.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import pytest
 
 from gsocseq.cube import resolve_region
 from gsocseq.cube.climate import (
+    CLIMATE_SCHEMA_VERSION,
     N_MONTHS,
     WRITE_BYTES,
     ClimateFile,
+    ClimateStore,
     _open_group,
     build_climate,
     climate_files,
@@ -23,9 +26,11 @@ from gsocseq.cube.climate import (
     time_chunk,
     writer_groups,
 )
+from gsocseq.cube.grid import RES_DEG, TileKey
 from gsocseq.cube.schema import FIRST_YEAR, LAST_YEAR
+from gsocseq.errors import SourceError
 from gsocseq.sources import load_sources
-from gsocseq.sources.readers import netcdf_grid, open_netcdf
+from gsocseq.sources.readers import MARGIN_CELLS, netcdf_grid, open_netcdf
 
 
 def _files(span: int) -> list[ClimateFile]:
@@ -65,21 +70,33 @@ def _source_months(f: ClimateFile, lat: np.ndarray, lon: np.ndarray) -> np.ndarr
         return grid.read(ds, slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
 
 
-def test_demo_store_holds_all_months_per_chunk_and_the_files_values(store) -> None:
-    sources, _, cube = store
+def test_demo_store_holds_each_tile_window_in_one_chunk_with_the_files_values(store) -> None:
+    sources, region, cube = store
     group = _open_group(climate_url(cube), None, "r")
     files = climate_files(sources["climate"])
     lat, lon = group["latitude"][...], group["longitude"][...]
+    tiles = ClimateStore(cube).tiles
     for key in json.loads(group.attrs["packing"]):
-        assert group[key].chunks[0] == N_MONTHS  # a tile reads one chunk per spatial chunk
-    assert group.attrs["climate_schema_version"] == "2"
+        # one chunk per tile and variable, all months: the tile's window and nothing else
+        assert group[key].chunks == (1, 1, N_MONTHS, *tiles.shape)
+        assert group[key].shape[:2] == (region.n_rows // region.tile_size,
+                                        region.n_cols // region.tile_size)
+    assert group.attrs["climate_schema_version"] == CLIMATE_SCHEMA_VERSION == "3"
     # one writer per variable: every file of a variable in one group
     groups = writer_groups(cube, range(len(files)))
     assert sorted(len(g) for g in groups) == [40] * len(groups)
     assert {files[g[0]].key for g in groups} == {f.key for f in files}
     for f in (files[0], files[-1]):
         t0 = (f.years[0] - FIRST_YEAR) * 12
-        assert np.array_equal(group[f.key][t0 : t0 + 12], _source_months(f, lat, lon))
+        months = _source_months(f, lat, lon)
+        arr = group[f.key]
+        for tile in region.tiles:
+            i, j = tiles.index(tile, "test")
+            rows, cols = tiles.window(i, j)
+            ny, nx = rows.stop - rows.start, cols.stop - cols.start
+            chunk = arr[i, j, t0 : t0 + 12]
+            assert np.array_equal(chunk[:, :ny, :nx], months[:, rows, cols]), (f.url, tile.id)
+            assert (chunk[:, ny:] == arr.fill_value).all() and (chunk[:, :, nx:] == arr.fill_value).all()
 
 
 def test_refresh_of_one_file_rewrites_its_months_and_keeps_the_chunk_s_others(store) -> None:
@@ -89,38 +106,65 @@ def test_refresh_of_one_file_rewrites_its_months_and_keeps_the_chunk_s_others(st
     changed, other = files[3], files[5]  # same variable, same chunk
     assert changed.key == other.key
     arr = group[changed.key]
-    before = np.asarray(arr[...])
+    before = np.asarray(arr[...])  # (tile row, tile col, month, window lat, window lon)
     t_changed = (changed.years[0] - FIRST_YEAR) * 12
     t_other = (other.years[0] - FIRST_YEAR) * 12
-    marker = np.full((12, *arr.shape[1:]), 7, dtype=arr.dtype)
-    arr[t_changed : t_changed + 12] = marker  # stale months of the changed file …
-    arr[t_other : t_other + 12] = marker  # … and of a file that is not read again
+    marker = np.full((*arr.shape[:2], 12, *arr.shape[3:]), 7, dtype=arr.dtype)
+    arr[:, :, t_changed : t_changed + 12] = marker  # stale months of the changed file …
+    arr[:, :, t_other : t_other + 12] = marker  # … and of a file that is not read again
     group["file_status"][files.index(changed)] = 0  # what refresh_climate does for a changed key
     build_climate(region, sources["climate"], cube)
     after = np.asarray(_open_group(climate_url(cube), None, "r")[changed.key][...])
-    assert np.array_equal(after[t_changed : t_changed + 12], before[t_changed : t_changed + 12])
-    assert np.array_equal(after[t_other : t_other + 12], marker)  # only the changed file re-read
+    changed_months = slice(t_changed, t_changed + 12)
+    assert np.array_equal(after[:, :, changed_months], before[:, :, changed_months])
+    assert np.array_equal(after[:, :, t_other : t_other + 12], marker)  # only the changed file
     rest = np.ones(N_MONTHS, bool)
     rest[t_other : t_other + 12] = False
-    assert np.array_equal(after[rest], before[rest])
+    assert np.array_equal(after[:, :, rest], before[:, :, rest])
     assert (np.asarray(_open_group(climate_url(cube), None, "r")["file_status"][...]) == 1).all()
 
 
-def test_spatial_chunks_follow_the_tiles_so_a_window_meets_two_by_two(store) -> None:
-    # a tile's share of source cells (12 at tile 60 on 1/24°) despite the file's inexact 1/24
-    # (0.0416666666666643: the ratio is 12.0000000000001, whose ceiling gave 13 and chunks that
-    # drifted across the tiles); a window (tile + margin) then meets 2 × 2 chunks per variable
-    from gsocseq.cube.climate import ClimateStore
-
+def test_a_tile_window_is_the_tile_and_its_margin_whatever_the_file_s_inexact_step(store) -> None:
+    # the demo files' 1/24 is not exact (0.0416666666666643): a window is still the tile's share
+    # of source cells (12 at tile 60) and MARGIN_CELLS on each side, and its coordinates cover the
+    # tile, so the whole-tile regridding reads nothing outside the one chunk
     _, region, cube = store
     climate = ClimateStore(cube)
-    per_tile = round(region.tile_size / 120 * 24)
-    for key, arr in climate.arrays.items():
-        assert arr.chunks[1:] == (per_tile, per_tile), key
-    _, cy, cx = climate.arrays["tmax"].chunks if "tmax" in climate.arrays else next(
-        iter(climate.arrays.values())).chunks
+    per_tile = round(region.tile_size * RES_DEG * 24)
+    side = per_tile + 2 * MARGIN_CELLS
+    assert climate.tiles.shape == (side, side)
     for tile in region.tiles:
         rows, cols = climate.window(tile)
-        n = len(range(rows.start // cy, (rows.stop - 1) // cy + 1)) * len(
-            range(cols.start // cx, (cols.stop - 1) // cx + 1))
-        assert n <= 4, (tile.id, rows, cols)
+        lat, lon = climate.latitude[rows], climate.longitude[cols]
+        assert (rows.stop - rows.start, cols.stop - cols.start) == (side, side), tile.id
+        w, s, e, n = tile.bounds
+        assert lat[MARGIN_CELLS] < n and lat[-MARGIN_CELLS - 1] > s, tile.id
+        assert lat[MARGIN_CELLS - 1] > n and lat[-MARGIN_CELLS] < s, tile.id
+        assert lon[MARGIN_CELLS] > w and lon[MARGIN_CELLS - 1] < w, tile.id
+
+
+def test_tile_outside_the_store_is_named(store) -> None:
+    _, region, cube = store
+    climate = ClimateStore(cube)
+    last = region.all_tiles()[-1]
+    outside = TileKey(last.row + 1, last.col, last.size)
+    with pytest.raises(SourceError, match=rf"climate store at .*: tile {outside.id} is not one of"):
+        climate.native(outside)
+
+
+def test_store_of_an_older_layout_is_refused_by_the_reader_and_rebuilt(demo_world, tmp_path) -> None:
+    world = demo_world("file")
+    sources = load_sources(world.sources_url)
+    region = resolve_region("demo", sources, tile_size=world.tile_size)
+    cube = (tmp_path / "c.zarr").as_uri()
+    build_climate(region, sources["climate"], cube)
+    want = ClimateStore(cube).native(region.tiles[0])[0]
+    group = _open_group(climate_url(cube), None, "r+")
+    group.attrs["climate_schema_version"] = "2"  # as written before the per-tile windows
+    with pytest.raises(SourceError, match=r"climate store at .*: schema version '2', this gsocseq "
+                                          r"reads '3' \(building the inputs again rebuilds it\)"):
+        ClimateStore(cube)
+    build_climate(region, sources["climate"], cube)
+    got = ClimateStore(cube).native(region.tiles[0])[0]
+    assert set(got) == set(want) and all(np.array_equal(got[k], want[k], equal_nan=True)
+                                         for k in want)

@@ -102,7 +102,7 @@ def proxy(s3_server) -> Iterator[FaultProxy]:
 def _array_via(proxy: FaultProxy, so: dict[str, Any], url: str, **extra: Any) -> zarr.Array:
     group = zarr.open_group(zarr_store(url, so), mode="w", zarr_format=3)
     group.create_array("v", shape=(4,), chunks=(4,), dtype="float32")[:] = 1.0
-    via = {**so, "client_kwargs": {"endpoint_url": proxy.endpoint_url}, **extra}
+    via = proxy.storage_options(so, **extra)
     return zarr.open_group(zarr_store(url, via), mode="r+", zarr_format=3)["v"]
 
 

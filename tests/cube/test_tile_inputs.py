@@ -37,13 +37,13 @@ def altered(demo_world: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     url = f"file://{tmp_path_factory.mktemp('tile-inputs')}/cube.zarr"
     build_cube(region, sources, url, tiles=[tile])
     store = ClimateStore(url)
-    rows, cols = store.window(tile)
-    r0, c0 = rows.start + 4, cols.start + 4
+    i, j = store.tiles.index(tile, url)  # the tile's window, from its 5th source cell on
+    r0 = c0 = 4
     group = zarr.open_group(store.url.removeprefix("file://"), mode="r+")
     fill = int(store.packing["tmax"].fills[0])
     for name in ("tmax", "tmin"):  # one month of temperature missing in a 3 × 3 block
-        group[name][100, r0 : r0 + 3, c0 : c0 + 3] = fill
-    group["prec"][7, r0 + 6 : r0 + 9, c0 : c0 + 3] = -500  # −50 mm/month (scale 0.1)
+        group[name][i, j, 100, r0 : r0 + 3, c0 : c0 + 3] = fill
+    group["prec"][i, j, 7, r0 + 6 : r0 + 9, c0 : c0 + 3] = -500  # −50 mm/month (scale 0.1)
     return open_cube(url), tile
 
 

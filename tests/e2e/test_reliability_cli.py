@@ -126,8 +126,7 @@ def test_credentials_never_leave_the_process(
                        fail_paths=(f"product.zarr/T0/c/{rows.start // TILE}/{cols.start // TILE}",))
     proxy.start()
     try:  # a failing run (threads scheduler: dask logs failed tasks), logs at INFO + traceback
-        faulty = {**so, "client_kwargs": {"endpoint_url": proxy.endpoint_url},
-                  "config_kwargs": {"retries": {"max_attempts": 1}}}
+        faulty = proxy.storage_options(so, config_kwargs={"retries": {"max_attempts": 1}})
         cmd = _args(demo_world_s3.sources_url, "rel-secret", "--cluster", "threads")
         failed = subprocess.run(
             [cmd[0], "-v", *cmd[1:]],

@@ -47,11 +47,6 @@ def proxy(s3_server: Any) -> Iterator[FaultProxy]:
     p.stop()
 
 
-def _via(proxy: FaultProxy, so: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """Storage options that reach moto through the proxy."""
-    return {**so, "client_kwargs": {"endpoint_url": proxy.endpoint_url}, **extra}
-
-
 def test_sigkill_of_a_busy_dask_worker_is_rescheduled_and_changes_no_byte(
     s3_server: Any, demo_world_s3: Any, reference: dict[str, str]
 ) -> None:
@@ -93,7 +88,7 @@ def test_flaky_and_restarting_endpoint_is_retried_and_changes_no_byte(
     # the endpoint's outage lasts twice the back-off (the product's defaults: 2 s and 1 s), so the
     # requests caught in it ride it out on their retries exactly as they would at full scale
     outage_s = 2 * retry_backoff_s()
-    config = make_config(_via(proxy, so), demo_world_s3.sources_url, "rel-flaky")
+    config = make_config(proxy.storage_options(so), demo_world_s3.sources_url, "rel-flaky")
     remove_run(config, so)
     restarts: list[threading.Timer] = []
 
@@ -125,7 +120,7 @@ def test_persistent_error_fails_only_its_tile_names_the_key_and_a_rerun_complete
     proxy.fail_paths = (f"product.zarr/{chunk}",)
     # 2 attempts per request instead of the default 6: the same code path, a shorter test
     retries = {"config_kwargs": {"retries": {"max_attempts": 2, "mode": "adaptive"}}}
-    faulty = make_config(_via(proxy, so, **retries), demo_world_s3.sources_url, "rel-persist")
+    faulty = make_config(proxy.storage_options(so, **retries), demo_world_s3.sources_url, "rel-persist")
     summary = run(faulty, progress=False)
     assert not summary.ok and not summary.published
     assert list(summary.tiles_failed) == [tile.id]

@@ -102,7 +102,7 @@ def test_vrt_on_s3_is_read_through_faults_and_a_persistent_one_names_source_and_
 
     proxy = FaultProxy(s3_server.endpoint_url, error_rate=0.2, drop_rate=0.15, seed=3).start()
     try:
-        so = {**s3_server.storage_options, "client_kwargs": {"endpoint_url": proxy.endpoint_url}}
+        so = proxy.storage_options(s3_server.storage_options)
         RASTERS.clear()
         flaky = read_raster_window(url, BOX, so, source="soc")
         assert proxy.counts["error"] >= 1 and proxy.counts["drop"] >= 1, proxy.counts

@@ -158,7 +158,7 @@ def test_climate_store_equals_direct_regridding(terraclimate: str, tmp_path: Pat
             np.testing.assert_array_equal(got[name], want)
     # stored at the source's resolution: 1/24° cells, not 30″ cells
     g = xr.open_zarr(climate_url(cube), consolidated=False, zarr_format=3)
-    assert g["tmax"].dtype == np.int16 and g["tmax"].shape[1] < 60
+    assert g["tmax"].dtype == np.int16 and g["tmax"].shape[3] < 60
 
 
 def test_older_terraclimate_day_dimension(tmp_path: Path) -> None:
