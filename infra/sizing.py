@@ -76,11 +76,11 @@ class Measured:
 
 
 MEASURED = Measured(
-    px_per_cpu_s=59597.0, input_bytes_per_cell=63.05, product_bytes_per_cell=129.17,
-    source="bench_pipeline.py 2026-11-30 (night, obstore), s3 (moto), demo world 6 tiles of 240², "
-           "cached pass",
+    px_per_cpu_s=65766.2, input_bytes_per_cell=65.06, product_bytes_per_cell=129.17,
+    source="bench_pipeline.py 2026-11-30 (late night, climate per tile window), s3 (moto), demo "
+           "world 6 tiles of 240², cached pass",
 )
-"""``measured_from_bench`` of that run's report (2-core VM, load average ≈ 0.3–1.6)."""
+"""``measured_from_bench`` of that run's report (2-core VM, load average ≈ 0.5–1.5)."""
 
 
 def measured_from_bench(path: Path, store: str = "s3") -> Measured:
