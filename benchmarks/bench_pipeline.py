@@ -221,10 +221,14 @@ def bench_store(store: str, base: str, so: dict[str, Any], scale: int, tile_size
     assert same, "products differ between the per-tile-open and the cached pass"
     n_kernel, k_cpu = kernel_cpu(config, plan)
     assert n_kernel == summary.modelled
-    from gsocseq.cube.climate import climate_url
+    from gsocseq.cube.climate import ClimateStore, climate_url
 
-    # the tile stage reads the input cube and the climate store beside it (native resolution)
-    climate_bytes = _stored_bytes(climate_url(plan.cube_url), so)
+    # the tile stage reads the input cube and the climate store's tile windows beside it (native
+    # resolution; the store's region grid, from which the windows are written, is not read)
+    climate_all = _stored_bytes(climate_url(plan.cube_url), so)
+    climate_grid = sum(_stored_bytes(f"{climate_url(plan.cube_url)}/{k}_grid", so)
+                       for k in ClimateStore(plan.cube_url, so).packing)
+    climate_bytes = climate_all - climate_grid
     input_chunk_bytes = _stored_bytes(plan.cube_url, so) + climate_bytes
     stored = _stored_bytes(plan.product_cube_url, so)
     products = _stored_bytes(f"{plan.products_url}/{plan.region_name}", so)
@@ -250,6 +254,7 @@ def bench_store(store: str, base: str, so: dict[str, Any], scale: int, tile_size
         "products_identical": same,
         "input_cube_bytes_per_tile": input_chunk_bytes // n_tiles,
         "climate_store_bytes_per_tile": climate_bytes // n_tiles,
+        "climate_grid_bytes_per_tile": climate_grid // n_tiles,
         "product_cube_bytes_per_tile": stored // n_tiles,
         "cog_bytes_per_tile": products // n_tiles,
         "publish_s": round(t_publish, 2),

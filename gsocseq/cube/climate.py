@@ -2,19 +2,26 @@
 
 Owns ``{cube}.climate.zarr`` (beside the cube): each (variable, file) of the climate source is read
 ONCE per run for the whole region, and its stored values — packed integers as published — are kept
-on the source grid as one window per tile (the tile's bounds + the regridding margin: neighbouring
-windows share their margins), a chunk holding one tile's window × as many months as a bounded write
-allows (all 480 for regions up to a large country), so a tile reads ONE chunk per variable and time
-chunk, nothing outside its window. One writer per (variable, time chunk)
-(:func:`write_climate_files`) reads that chunk's files and writes every tile's chunk once, so
-writers never share a chunk. :func:`read_climate_tile` decodes one tile's window and regrids it to
-the tile's 30″ cells, giving exactly the numbers the cube held when it stored climate at 30″.
+on the source grid, in two steps so that the source is read once while every chunk a tile reads
+holds all 480 months:
+
+1. ``{key}_grid`` (months, lat, lon) of the region's window: one writer per (variable, time chunk)
+   (:func:`write_climate_files`) reads that chunk's files and writes the chunk once (time chunks
+   as long as a bounded write allows: 12 months for the world, all 480 up to a large country);
+2. ``{key}`` (tile row, tile col, months, window lat, window lon): each tile's window (its bounds +
+   the regridding margin; neighbours share their margins) as ONE chunk of all 480 months, written
+   by one writer per (variable, block of tiles) (:func:`write_climate_windows`) from ``{key}_grid``.
+
+A tile reads one chunk per variable (:class:`ClimateStore`), decodes nothing outside its window and
+regrids it to the tile's 30″ cells, giving exactly the numbers the cube held when it stored climate
+at 30″.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -24,7 +31,7 @@ import numpy as np
 import zarr
 from zarr.core.sync import sync
 
-from gsocseq.cube.grid import TileKey
+from gsocseq.cube.grid import RES_DEG, TileKey
 from gsocseq.cube.mask import reason_codes
 from gsocseq.cube.region import Region
 from gsocseq.cube.regrid import bilinear_cells, regrid_to_cells
@@ -47,12 +54,15 @@ from gsocseq.vocabulary import Reason
 log = logging.getLogger(__name__)
 
 CLIMATE_SCHEMA_VERSION: str = "3"
-"""3: one chunk per tile window (tile + margin) and time chunk; 2: chunks of the region's source grid
-(a tile's window met 2 × 2 of them); 1: yearly chunks. A store of another version is rebuilt."""
+"""3: the region's grid (as 2) and one 480-month chunk per tile window read by the tiles; 2: chunks
+of the region's source grid only (a tile's window met 2 × 2 of them × its time chunks); 1: yearly
+chunks. A store of another version is rebuilt."""
 YEARS: range = range(FIRST_YEAR, LAST_YEAR + 1)
 N_MONTHS: int = len(YEARS) * 12
 WRITE_BYTES: int = 256 * 2**20
-"""Bound on one writer's stored values, bytes: (months per chunk) × region window × item size."""
+"""Bound on one writer's stored values, bytes: months per chunk × region window × item size
+(:func:`write_climate_files`), 480 months × a block of tile windows (:func:`write_climate_windows`:
+a block is at least one tile)."""
 
 
 def climate_url(cube_url: str) -> str:
@@ -98,29 +108,32 @@ def _open_group(url: str, so: Mapping[str, Any] | None, mode: str) -> Any:
     return zarr.open_group(zarr_store(url, so, read_only=mode == "r"), mode=mode, zarr_format=3)
 
 
-def status_array(group: Any) -> zarr.Array:
-    """Return the store's ``file_status`` array (int8 per file: 1 stored, 0 = fill value: not).
+def status_array(group: Any, name: str = "file_status") -> zarr.Array:
+    """Return a status array of the store (int8 per entry: 1 done, 0 = fill value: not).
 
-    Configured so that a chunk equal to the fill value is never stored (zarr's
-    ``write_empty_chunks=False``, whatever the global zarr configuration): setting a file's status
-    to 0 deletes its chunk, so a listed chunk always holds a value written as 1 (:func:`not_stored`).
+    ``file_status`` (per file: its months stored in the grid arrays) or ``block_status`` (per
+    variable × block of tiles: its windows written). Configured so that a chunk equal to the fill
+    value is never stored (zarr's ``write_empty_chunks=False``, whatever the global zarr
+    configuration): setting a status to 0 deletes its chunk, so a listed chunk always holds a value
+    written as 1 (:func:`not_stored`).
     """
-    return group["file_status"].with_config({"write_empty_chunks": False})
+    return group[name].with_config({"write_empty_chunks": False})
 
 
 async def _listed(store: Any, prefix: str) -> set[str]:
     return {key async for key in store.list_prefix(prefix)}
 
 
-def not_stored(group: Any) -> np.ndarray:
+def not_stored(group: Any, name: str = "file_status") -> np.ndarray:
     """Return per file of the store (order of ``attrs['files']``) whether it is NOT stored (status ≤ 0).
 
     One listing of ``file_status``'s chunk keys (one LIST request on S3) instead of one read per
     file: each file has its own chunk, and only stored files have one (:func:`status_array`). When
     every chunk is listed no value is read; otherwise the listed chunks are read (a missing chunk
     holds the fill value 0), so the files reported not stored are exactly those with status ≤ 0.
+    ``name="block_status"``: the same per (variable, block of tiles), flat, variables outer.
     """
-    arr = status_array(group)
+    arr = status_array(group, name)
     n = int(arr.shape[0])
     keys = sync(_listed(arr.store_path.store, f"{arr.path}/"))
     present = np.array([f"{arr.path}/{arr.metadata.encode_chunk_key((i,))}" in keys
@@ -205,6 +218,11 @@ class TileWindows:
                                                 self.dlon, tile)
         return self._windows[(i, j)]
 
+    def blocks(self, rows: int, cols: int) -> list[tuple[range, range]]:
+        """Return the blocks of ``rows`` × ``cols`` tiles (positions), row-major: one writer each."""
+        return [(range(i, min(i + rows, self.n_rows)), range(j, min(j + cols, self.n_cols)))
+                for i in range(0, self.n_rows, rows) for j in range(0, self.n_cols, cols)]
+
     def index(self, tile: TileKey, where: str) -> tuple[int, int]:
         """Return the tile's (row, col) in the store's arrays; ``where`` names the store in errors."""
         i, j = tile.row - self.tile_row0, tile.col - self.tile_col0
@@ -269,11 +287,20 @@ def _create(
                 f"than {ref.variable!r}"
             )
     rows, cols = _region_window(ref, region)
+    ny, nx = rows.stop - rows.start, cols.stop - cols.start
+    # source cells per tile (48 for a 2° tile of TerraClimate's 1/24°): a file's 1/24 is not
+    # exact (0.0416666666666643), so the ratio is 48.0000000000003 and its ceiling was 49 — chunks
+    # drifting against the tiles
+    per_tile = max(1, math.ceil(region.tile_size * RES_DEG / min(ref.dlat, ref.dlon) - 1e-6))
     tiles = TileWindows.of_region(region, ref.latitude[rows], ref.longitude[cols],
                                   ref.dlat, ref.dlon)
     wy, wx = tiles.shape
     itemsize = max(np.dtype(g.packing.dtype).itemsize for g in grids.values())
-    months = time_chunk(files, tiles.n_rows * tiles.n_cols * wy * wx * itemsize)
+    months = time_chunk(files, ny * nx * itemsize)
+    per_block = max(1, WRITE_BYTES // (N_MONTHS * wy * wx * itemsize))  # tiles per block
+    block = ((max(1, min(tiles.n_rows, per_block // tiles.n_cols)), tiles.n_cols)
+             if per_block >= tiles.n_cols else (1, per_block))
+    n_blocks = len(tiles.blocks(*block))
     _writer.cache_clear()
     items: dict[str, Any] = {}  # built in memory, then committed root-last and exclusively
     group = zarr.open_group(zarr.storage.MemoryStore(items), mode="w", zarr_format=3)
@@ -286,6 +313,7 @@ def _create(
         "dlat": ref.dlat, "dlon": ref.dlon,
         "lon_offset": int(cols.start),
         "tile_size": tiles.tile_size, "tile_row0": tiles.tile_row0, "tile_col0": tiles.tile_col0,
+        "block_tiles": list(block),
         "files": json.dumps([asdict(f) for f in files]),
         "packing": json.dumps({k: asdict(g.packing) for k, g in grids.items()}),
         "variables": json.dumps({k: first[k].variable for k in grids}),
@@ -300,8 +328,15 @@ def _create(
     for key, g in grids.items():
         fill = g.packing.fills[0] if g.packing.fills else 0
         arr = group.create_array(
+            f"{key}_grid", shape=(N_MONTHS, ny, nx), dtype=g.packing.dtype,
+            chunks=(months, max(1, min(ny, per_tile)), max(1, min(nx, per_tile))),
+            fill_value=np.array(fill).astype(g.packing.dtype), compressors=comp,
+            dimension_names=("time", "clim_latitude", "clim_longitude"),
+        )
+        arr.attrs["long_name"] = f"{first[key].variable} as stored in the source, region window"
+        arr = group.create_array(
             key, shape=(tiles.n_rows, tiles.n_cols, N_MONTHS, wy, wx), dtype=g.packing.dtype,
-            chunks=(1, 1, months, wy, wx),
+            chunks=(1, 1, N_MONTHS, wy, wx),
             fill_value=np.array(fill).astype(g.packing.dtype), compressors=comp,
             dimension_names=("tile_row", "tile_col", "time", "window_latitude",
                              "window_longitude"),
@@ -311,6 +346,10 @@ def _create(
     status = group.create_array("file_status", shape=(len(files),), dtype="int8", chunks=(1,),
                                 fill_value=0, dimension_names=("file",))
     status.attrs["long_name"] = "1 once the file's months are stored (order of attrs['files'])"
+    status = group.create_array("block_status", shape=(len(grids) * n_blocks,), dtype="int8",
+                                chunks=(1,), fill_value=0, dimension_names=("variable_block",))
+    status.attrs["long_name"] = ("1 once the block's windows are written from the grid "
+                                 "(variables of attrs['packing'] outer, blocks inner)")
     # a concurrent run never sees a half-created store, and never overwrites a finished one
     commit_store({k: v.to_bytes() for k, v in items.items()}, url, so)
 
@@ -330,9 +369,21 @@ class _Writer:
         self.lon = np.asarray(self.group["longitude"][...])
         self.lon_offset = int(attrs["lon_offset"])
         self.arrays = {k: self.group[k] for k in self.packing}
+        self.grids = {k: self.group[f"{k}_grid"] for k in self.packing}
         self.tiles = TileWindows.of_store(attrs, self.lat, self.lon,
                                           next(iter(self.arrays.values())).shape)
+        self.blocks = self.tiles.blocks(*attrs["block_tiles"])
         self.status = status_array(self.group)
+        self.block_status = status_array(self.group, "block_status")
+
+    def block_index(self, key: str, block: int) -> int:
+        """Return the position of (variable ``key``, ``block``) in ``block_status``."""
+        return list(self.packing).index(key) * len(self.blocks) + block
+
+    def set_blocks(self, key: str, value: int) -> None:
+        """Set every block status of variable ``key`` (0: its windows must be written again)."""
+        idx = np.asarray([self.block_index(key, b) for b in range(len(self.blocks))], np.intp)
+        self.block_status.set_coordinate_selection(idx, np.full(idx.size, value, dtype="int8"))
 
     def mark_stored(self, index: Sequence[int]) -> None:
         """Set the status of files ``index`` to stored (their chunks written concurrently)."""
@@ -369,7 +420,7 @@ def writer_groups(cube_url: str, index: Sequence[int], so: Mapping[str, Any] | N
     group = _open_group(climate_url(cube_url), so, "r")
     files = [ClimateFile(d["key"], d["variable"], d["url"], tuple(d["years"]))
              for d in json.loads(group.attrs["files"])]
-    months = {k: int(group[k].chunks[2]) for k in json.loads(group.attrs["packing"])}
+    months = {k: int(group[f"{k}_grid"].chunks[0]) for k in json.loads(group.attrs["packing"])}
     out: dict[tuple[str, int], list[int]] = {}
     for i in index:
         out.setdefault(_chunk_of(files[i], months[files[i].key]), []).append(i)
@@ -416,9 +467,10 @@ def write_climate_files(
 ) -> int:
     """Read the files ``index`` of one writer group (:func:`writer_groups`) and store their months.
 
-    The group's time chunk is assembled in memory (from the store where the group's other files
-    are already stored) and written once; then the files are marked stored. Returns the number of
-    months stored.
+    The group's time chunk of ``{key}_grid`` is assembled in memory (from the store where the
+    group's other files are already stored) and written once; then the files are marked stored.
+    The variable's tile windows are marked to be written again first (:func:`write_climate_windows`
+    writes them from the grid). Returns the number of months stored.
     """
     w = _writer(climate_url(cube_url), json.dumps(dict(so or {}), sort_keys=True, default=str))
     index = list(index)
@@ -426,20 +478,18 @@ def write_climate_files(
     if w.lat.size == 0 or w.lon.size == 0:  # the region lies outside the source's grid
         w.mark_stored(index)
         return 0
-    arr = w.arrays[files[0].key]
-    months = int(arr.chunks[2])
+    w.set_blocks(files[0].key, 0)  # before the grid changes: its windows are written again
+    arr = w.grids[files[0].key]
+    months = int(arr.chunks[0])
     unit = _chunk_of(files[0], months)
     if any(_chunk_of(f, months) != unit for f in files):
         raise ValueError(f"climate files {index} are not one writer group ({unit})")
     t0 = unit[1] * months
     members = [i for i, f in enumerate(w.files) if _chunk_of(f, months) == unit]
     if sorted(members) == sorted(index):  # every month of the chunk is written now
-        buf = np.full((*arr.shape[:2], months, *arr.shape[3:]), arr.fill_value, dtype=arr.dtype)
+        buf = np.full((months, *arr.shape[1:]), arr.fill_value, dtype=arr.dtype)
     else:  # refresh of some files: keep the others' stored months
-        buf = np.asarray(arr[:, :, t0 : t0 + months])
-    windows = [(i, j, *w.tiles.window(i, j)) for i in range(w.tiles.n_rows)
-               for j in range(w.tiles.n_cols)]
-    windows = [(i, j, r, c) for i, j, r, c in windows if r.stop > r.start]
+        buf = np.asarray(arr[t0 : t0 + months])
     for f in files:
         years_in, raw = _read_file(w, f, source_so)
         for year in f.years:
@@ -450,13 +500,46 @@ def write_climate_files(
                     f"months for {year}, expected 12"
                 )
             m0 = (year - FIRST_YEAR) * 12 - t0
-            months_of_year = raw[sel]
-            for i, j, r, c in windows:
-                buf[i, j, m0 : m0 + 12, : r.stop - r.start, : c.stop - c.start] = (
-                    months_of_year[:, r, c])
-    arr[:, :, t0 : t0 + months] = buf  # every tile's chunk of the time chunk, concurrently
+            buf[m0 : m0 + 12] = raw[sel]
+    arr[t0 : t0 + months] = buf  # every spatial chunk of the time chunk, written concurrently
     w.mark_stored(index)
     return 12 * sum(len(f.years) for f in files)
+
+
+def pending_blocks(cube_url: str, so: Mapping[str, Any] | None = None) -> list[tuple[str, int]]:
+    """Return the (variable, block) whose tile windows are still to be written, in store order."""
+    w = _writer(climate_url(cube_url), json.dumps(dict(so or {}), sort_keys=True, default=str))
+    todo = not_stored(w.group, "block_status")
+    return [(k, b) for k in w.packing for b in range(len(w.blocks)) if todo[w.block_index(k, b)]]
+
+
+def write_climate_windows(cube_url: str, key: str, block: int,
+                          so: Mapping[str, Any] | None = None) -> int:
+    """Write the tile windows of one block of tiles for variable ``key`` from ``{key}_grid``.
+
+    Reads the block's rows and columns of the grid (all 480 months), cuts each tile's window and
+    writes each tile's chunk once; then marks the block written. Returns the number of tiles
+    written. Call once every file of ``key`` is stored.
+    """
+    w = _writer(climate_url(cube_url), json.dumps(dict(so or {}), sort_keys=True, default=str))
+    rows_of, cols_of = w.blocks[block]
+    windows = [(i - rows_of.start, j - cols_of.start, *w.tiles.window(i, j))
+               for i in rows_of for j in cols_of]
+    windows = [(i, j, r, c) for i, j, r, c in windows if r.stop > r.start and c.stop > c.start]
+    arr = w.arrays[key]
+    if windows:
+        part_r = slice(min(r.start for *_, r, _ in windows), max(r.stop for *_, r, _ in windows))
+        part_c = slice(min(c.start for *_, c in windows), max(c.stop for *_, c in windows))
+        grid = np.asarray(w.grids[key][:, part_r, part_c])
+        buf = np.full((len(rows_of), len(cols_of), *arr.shape[2:]), arr.fill_value,
+                      dtype=arr.dtype)
+        for i, j, r, c in windows:
+            ny, nx = r.stop - r.start, c.stop - c.start
+            r0, c0 = r.start - part_r.start, c.start - part_c.start
+            buf[i, j, :, :ny, :nx] = grid[:, r0 : r0 + ny, c0 : c0 + nx]
+        arr[rows_of.start : rows_of.stop, cols_of.start : cols_of.stop] = buf
+    w.block_status[w.block_index(key, block)] = np.int8(1)
+    return len(windows)
 
 
 def build_climate(
@@ -465,8 +548,10 @@ def build_climate(
 ) -> str:
     """Create and fill the region's climate store (each file read once); return its URL.
 
-    With a dask ``client`` every writer group (variable × time chunk) with pending files is one
-    task on the cluster.
+    First the files not stored (:func:`write_climate_files`, one writer per group), then the tile
+    windows not written (:func:`write_climate_windows`, one writer per variable and block; a block
+    of a variable whose files are not all stored is left for the next build). With a dask
+    ``client`` every writer is one task on the cluster.
     """
     source_so = options_for(spec, source_so)
     pending = ensure_climate(region, spec, cube_url, so, source_so)
@@ -479,15 +564,38 @@ def build_climate(
                                  what=f"climate files {[files[i].url for i in group]}",
                                  attempts=SOURCE_ATTEMPTS)
 
+    errors: list[BaseException] = []
     if client is not None and groups:
         futures = client.map(write_climate_files, [cube_url] * len(groups), groups,
                              [so] * len(groups), [source_so] * len(groups), pure=False,
                              retries=SOURCE_ATTEMPTS - 1)
-        client.gather(futures)
+        errors = [e for e in (f.exception() for f in futures) if e is not None]
     else:
         for group in groups:
-            one(group)
+            try:
+                one(group)
+            except Exception as exc:  # the other groups are stored; raised below
+                errors.append(exc)
+    _write_windows(cube_url, so, client)
+    if errors:
+        raise errors[0]
     return climate_url(cube_url)
+
+
+def _write_windows(cube_url: str, so: Mapping[str, Any] | None, client: Any) -> None:
+    """Write the pending blocks of tile windows of every variable whose files are all stored."""
+    w = _writer(climate_url(cube_url), json.dumps(dict(so or {}), sort_keys=True, default=str))
+    missing = not_stored(w.group)
+    incomplete = {f.key for f, m in zip(w.files, missing, strict=True) if m}
+    todo = [(k, b) for k, b in pending_blocks(cube_url, so) if k not in incomplete]
+    if client is not None and todo:
+        futures = client.map(write_climate_windows, [cube_url] * len(todo),
+                             [k for k, _ in todo], [b for _, b in todo], [so] * len(todo),
+                             pure=False, retries=SOURCE_ATTEMPTS - 1)
+        client.gather(futures)
+    else:
+        for key, block in todo:
+            write_climate_windows(cube_url, key, block, so)
 
 
 class ClimateStore:
@@ -521,6 +629,12 @@ class ClimateStore:
         if missing.any():
             raise SourceError(
                 f"climate store at {self.url}: {int(missing.sum())} source file(s) not stored"
+            )
+        blocks = not_stored(self.group, "block_status")
+        if blocks.any():
+            raise SourceError(
+                f"climate store at {self.url}: {int(blocks.sum())} block(s) of tile windows not "
+                "written (building the inputs again writes them)"
             )
 
     def window(self, tile: TileKey) -> tuple[slice, slice]:

@@ -158,10 +158,14 @@ def write_climate_record(cube_url: str, key: Mapping[str, Any],
                          so: Mapping[str, Any] | None = None) -> None:
     """Record the climate source key the store now holds (after :func:`build_climate`).
 
-    Nothing is recorded while a file of the store is not stored (a climate read failed).
+    Nothing is recorded while a file of the store is not stored (a climate read failed) or a block
+    of its tile windows is not written.
     """
     url = climate_url(cube_url)
-    if not _exists(url, so) or not_stored(_open_group(url, so, "r")).any():
+    if not _exists(url, so):
+        return
+    group = _open_group(url, so, "r")
+    if not_stored(group).any() or not_stored(group, "block_status").any():
         return
     if read_json(climate_record_url(cube_url), so) != dict(key):
         write_json(climate_record_url(cube_url), dict(key), so)

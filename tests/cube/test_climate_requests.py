@@ -2,9 +2,10 @@
 
 A climate store built from the demo world's netCDF files on ``file://``, ``memory://`` and a real
 moto server (``s3://``, root conftest ``s3_server``). ``file_status`` is checked by one listing of
-its chunk keys; a store with files not stored fails with the same message on every store. On S3
-the HTTP requests are counted by a proxy before moto (whichever client sends them: s3fs for JSON
-and listings, obstore for zarr chunks): opening the store costs one LIST and no read per file,
+its chunk keys (``block_status`` likewise); a store with files not stored fails with the same
+message on every store. On S3 the HTTP requests are counted by a proxy before moto (whichever
+client sends them: s3fs for JSON and listings, obstore for zarr chunks): opening the store costs
+one LIST per status array and no read per file,
 reading a tile one GET per variable (its window's chunk), a missing marker one GET.
 """
 
@@ -123,11 +124,13 @@ def test_s3_open_lists_once_and_reads_a_tile_without_heads(climate, s3_proxy) ->
     s3_requests.clear()
     store = ClimateStore(cube, s3_proxy.storage_options(so))
     kinds = collections.Counter(m for m, _ in s3_requests)
-    # root + latitude/longitude (metadata and one chunk each) + variables' and file_status'
-    # metadata + ONE listing of file_status: no read per file, no HEAD
-    assert kinds["list_objects_v2"] == 1 and "head_object" not in kinds, s3_requests
+    # root + latitude/longitude (metadata and one chunk each) + variables' (tile windows only),
+    # file_status' and block_status' metadata + ONE listing of each status: no read per file or
+    # block, no HEAD
+    assert kinds["list_objects_v2"] == 2 and "head_object" not in kinds, s3_requests
     assert set(kinds) == {"get_object", "list_objects_v2"}, s3_requests
-    assert kinds["get_object"] == 6 + len(store.packing) < n_files, s3_requests
+    assert kinds["get_object"] == 7 + len(store.packing) < n_files, s3_requests
+    assert not any(key.split("/")[1].endswith("_grid") for _, key in s3_requests)
     s3_requests.clear()
     tile = region.tiles[0]
     raw, _, _ = store.native(tile)
