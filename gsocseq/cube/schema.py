@@ -24,9 +24,9 @@ range in percent of the pixel's SOC value (a 20 % value means the Monte Carlo dr
 
 ``tmp``/``prec``/``pet`` are not stored at 30″: the region's climate store beside the cube
 (``….climate.zarr``, :mod:`gsocseq.cube.climate`) keeps the source's variables at its own
-resolution (TerraClimate 1/24°: 25× fewer cells) as published (packed integers), chunked by year ×
-about a tile, and reading a tile regrids them (bilinear) and completes ``reason`` with them; the
-stored ``reason`` covers the static inputs.
+resolution (TerraClimate 1/24°: 25× fewer cells) as published (packed integers), each tile's
+window (the tile + the regridding margin, all 480 months) one chunk, and reading a tile regrids them
+(bilinear) and completes ``reason`` with them; the stored ``reason`` covers the static inputs.
 
 ``time`` is monthly, January 1981 … December 2020 (480 months) by default; ``month`` is 1…12.
 Coordinates are cell centres (latitude descending). Global attributes record the grid (``tile_size``,
