@@ -44,6 +44,7 @@ from gsocseq.sources.readers import (
     MARGIN_CELLS,
     NcGrid,
     Packing,
+    cells_window,
     netcdf_grid,
     open_netcdf,
 )
@@ -156,28 +157,12 @@ def _schema_version(url: str, so: Mapping[str, Any] | None) -> str:
     return str(_open_group(url, so, "r").attrs.get("climate_schema_version", ""))
 
 
-def tile_window(
-    latitude: np.ndarray, longitude: np.ndarray, dlat: float, dlon: float, tile: TileKey
-) -> tuple[slice, slice]:
-    """Return the positions in (``latitude``, ``longitude``) a tile's regridding reads.
-
-    The source cells (centres, degrees) within the tile's bounds widened by ``MARGIN_CELLS``
-    cells of ``dlat``/``dlon`` degrees; empty slices when none is.
-    """
-    w, s, e, n = tile.bounds
-    m = MARGIN_CELLS
-    ilat = np.flatnonzero((latitude >= s - m * dlat) & (latitude <= n + m * dlat))
-    ilon = np.flatnonzero((longitude >= w - m * dlon) & (longitude <= e + m * dlon))
-    if ilat.size == 0 or ilon.size == 0:
-        return slice(0, 0), slice(0, 0)
-    return slice(ilat[0], ilat[-1] + 1), slice(ilon[0], ilon[-1] + 1)
-
-
 class TileWindows:
     """The store's tiles (the region's tile rectangle) and each one's window on its source grid.
 
     ``latitude``/``longitude``: the store's source cells (the region's window), degrees; a tile's
-    window is :func:`tile_window` of them, stored from the start of its chunk; ``shape`` (cells)
+    window is the cells its regridding reads (:func:`~gsocseq.sources.readers.cells_window` of the
+    tile's bounds and ``MARGIN_CELLS``), stored from the start of its chunk; ``shape`` (cells)
     is the largest window, the rest of a smaller window's chunk holds the fill value.
     """
 
@@ -214,8 +199,8 @@ class TileWindows:
         """Return the window (positions in ``latitude``, ``longitude``) of the store's tile (i, j)."""
         if (i, j) not in self._windows:
             tile = TileKey(self.tile_row0 + i, self.tile_col0 + j, self.tile_size)
-            self._windows[(i, j)] = tile_window(self.latitude, self.longitude, self.dlat,
-                                                self.dlon, tile)
+            self._windows[(i, j)] = cells_window(self.latitude, self.longitude, self.dlat,
+                                                 self.dlon, tile.bounds, MARGIN_CELLS)
         return self._windows[(i, j)]
 
     def blocks(self, rows: int, cols: int) -> list[tuple[range, range]]:
@@ -301,7 +286,7 @@ def _create(
     block = ((max(1, min(tiles.n_rows, per_block // tiles.n_cols)), tiles.n_cols)
              if per_block >= tiles.n_cols else (1, per_block))
     n_blocks = len(tiles.blocks(*block))
-    _writer.cache_clear()
+    _cached_writer.cache_clear()
     items: dict[str, Any] = {}  # built in memory, then committed root-last and exclusively
     group = zarr.open_group(zarr.storage.MemoryStore(items), mode="w", zarr_format=3)
     group.attrs.update({
@@ -342,7 +327,7 @@ def _create(
                              "window_longitude"),
         )
         arr.attrs["long_name"] = (f"{first[key].variable} as stored in the source, per tile: the "
-                                  "tile's window of latitude/longitude (tile_window) from [0, 0]")
+                                  "tile's window of latitude/longitude (TileWindows) from [0, 0]")
     status = group.create_array("file_status", shape=(len(files),), dtype="int8", chunks=(1,),
                                 fill_value=0, dimension_names=("file",))
     status.attrs["long_name"] = "1 once the file's months are stored (order of attrs['files'])"
@@ -380,10 +365,10 @@ class _Writer:
         """Return the position of (variable ``key``, ``block``) in ``block_status``."""
         return list(self.packing).index(key) * len(self.blocks) + block
 
-    def set_blocks(self, key: str, value: int) -> None:
-        """Set every block status of variable ``key`` (0: its windows must be written again)."""
+    def unmark_blocks(self, key: str) -> None:
+        """Set every block status of variable ``key`` to 0: its windows are to be written again."""
         idx = np.asarray([self.block_index(key, b) for b in range(len(self.blocks))], np.intp)
-        self.block_status.set_coordinate_selection(idx, np.full(idx.size, value, dtype="int8"))
+        self.block_status.set_coordinate_selection(idx, np.zeros(idx.size, dtype="int8"))
 
     def mark_stored(self, index: Sequence[int]) -> None:
         """Set the status of files ``index`` to stored (their chunks written concurrently)."""
@@ -392,8 +377,14 @@ class _Writer:
 
 
 @lru_cache(maxsize=4)
-def _writer(url: str, so_json: str) -> _Writer:
+def _cached_writer(url: str, so_json: str) -> _Writer:
     return _Writer(url, json.loads(so_json) or None)
+
+
+def _writer(cube_url: str, so: Mapping[str, Any] | None) -> _Writer:
+    """Return the climate store of the cube at ``cube_url`` opened for writing, once per process."""
+    return _cached_writer(climate_url(cube_url), json.dumps(dict(so or {}), sort_keys=True,
+                                                           default=str))
 
 
 def time_chunk(files: Sequence[ClimateFile], month_bytes: int) -> int:
@@ -472,13 +463,13 @@ def write_climate_files(
     The variable's tile windows are marked to be written again first (:func:`write_climate_windows`
     writes them from the grid). Returns the number of months stored.
     """
-    w = _writer(climate_url(cube_url), json.dumps(dict(so or {}), sort_keys=True, default=str))
+    w = _writer(cube_url, so)
     index = list(index)
     files = [w.files[i] for i in index]
     if w.lat.size == 0 or w.lon.size == 0:  # the region lies outside the source's grid
         w.mark_stored(index)
         return 0
-    w.set_blocks(files[0].key, 0)  # before the grid changes: its windows are written again
+    w.unmark_blocks(files[0].key)  # before the grid changes: its windows are written again
     arr = w.grids[files[0].key]
     months = int(arr.chunks[0])
     unit = _chunk_of(files[0], months)
@@ -508,7 +499,7 @@ def write_climate_files(
 
 def pending_blocks(cube_url: str, so: Mapping[str, Any] | None = None) -> list[tuple[str, int]]:
     """Return the (variable, block) whose tile windows are still to be written, in store order."""
-    w = _writer(climate_url(cube_url), json.dumps(dict(so or {}), sort_keys=True, default=str))
+    w = _writer(cube_url, so)
     todo = not_stored(w.group, "block_status")
     return [(k, b) for k in w.packing for b in range(len(w.blocks)) if todo[w.block_index(k, b)]]
 
@@ -521,7 +512,7 @@ def write_climate_windows(cube_url: str, key: str, block: int,
     writes each tile's chunk once; then marks the block written. Returns the number of tiles
     written. Call once every file of ``key`` is stored.
     """
-    w = _writer(climate_url(cube_url), json.dumps(dict(so or {}), sort_keys=True, default=str))
+    w = _writer(cube_url, so)
     rows_of, cols_of = w.blocks[block]
     windows = [(i - rows_of.start, j - cols_of.start, *w.tiles.window(i, j))
                for i in rows_of for j in cols_of]
@@ -584,7 +575,7 @@ def build_climate(
 
 def _write_windows(cube_url: str, so: Mapping[str, Any] | None, client: Any) -> None:
     """Write the pending blocks of tile windows of every variable whose files are all stored."""
-    w = _writer(climate_url(cube_url), json.dumps(dict(so or {}), sort_keys=True, default=str))
+    w = _writer(cube_url, so)
     missing = not_stored(w.group)
     incomplete = {f.key for f, m in zip(w.files, missing, strict=True) if m}
     todo = [(k, b) for k, b in pending_blocks(cube_url, so) if k not in incomplete]

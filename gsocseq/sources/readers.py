@@ -469,6 +469,23 @@ class Packing:
         return values
 
 
+def cells_window(
+    latitude: np.ndarray, longitude: np.ndarray, dlat: float, dlon: float, bounds: Bounds,
+    margin: int = MARGIN_CELLS,
+) -> tuple[slice, slice]:
+    """Return the positions in (``latitude``, ``longitude``) of the cells covering ``bounds``.
+
+    Cell centres (degrees) within (west, south, east, north) widened by ``margin`` cells of
+    ``dlat``/``dlon`` degrees; empty slices when none is.
+    """
+    w, s, e, n = bounds
+    ilat = np.flatnonzero((latitude >= s - margin * dlat) & (latitude <= n + margin * dlat))
+    ilon = np.flatnonzero((longitude >= w - margin * dlon) & (longitude <= e + margin * dlon))
+    if ilat.size == 0 or ilon.size == 0:
+        return slice(0, 0), slice(0, 0)
+    return slice(ilat[0], ilat[-1] + 1), slice(ilon[0], ilon[-1] + 1)
+
+
 @dataclass(frozen=True)
 class NcGrid:
     """The (time, lat, lon) grid of one netCDF variable, longitudes normalised to −180…180.
@@ -493,13 +510,7 @@ class NcGrid:
 
     def window(self, bounds: Bounds, margin: int = MARGIN_CELLS) -> tuple[slice, slice]:
         """Latitude and (normalised) longitude positions covering ``bounds`` + ``margin`` cells."""
-        w, s, e, n = bounds
-        lat, lon = self.latitude, self.longitude
-        ilat = np.flatnonzero((lat >= s - margin * self.dlat) & (lat <= n + margin * self.dlat))
-        ilon = np.flatnonzero((lon >= w - margin * self.dlon) & (lon <= e + margin * self.dlon))
-        if ilat.size == 0 or ilon.size == 0:
-            return slice(0, 0), slice(0, 0)
-        return slice(ilat[0], ilat[-1] + 1), slice(ilon[0], ilon[-1] + 1)
+        return cells_window(self.latitude, self.longitude, self.dlat, self.dlon, bounds, margin)
 
     def read(self, ds: xr.Dataset, rows: slice, cols: slice) -> np.ndarray:
         """Read the stored (undecoded) values of a window as ``(time, rows, cols)``."""
